@@ -1,0 +1,98 @@
+// swift-tools-version: 6.2
+import PackageDescription
+
+/// Applied to every target: Swift 6 mode plus the upcoming features the project is written against.
+let settings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+    .enableUpcomingFeature("NonisolatedNonsendingByDefault"),
+]
+
+let package = Package(
+    name: "troupe",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "Troupe", targets: ["Troupe"]),
+        .library(name: "TroupeTestKit", targets: ["TroupeTestKit"]),
+        .library(name: "TroupeCLI", targets: ["TroupeCLI"]),
+        .library(name: "TroupeAgents", targets: ["TroupeAgents"]),
+        .executable(name: "troupe", targets: ["TroupeExecutable"]),
+        .executable(name: "troupe-bench", targets: ["TroupeBench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // The engine: agents, mailboxes, supervision. Imports no C module.
+        .target(
+            name: "Troupe",
+            dependencies: [
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: settings
+        ),
+        // Public helpers for testing agents: a manual clock, an agent probe, event recording.
+        .target(
+            name: "TroupeTestKit",
+            dependencies: ["Troupe"],
+            swiftSettings: settings
+        ),
+        // Example agents: the tutorial's patterns, written against the public API only.
+        .target(
+            name: "TroupeAgents",
+            dependencies: [
+                "Troupe",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "agents",
+            swiftSettings: settings
+        ),
+        // The operator CLI as a library, so other packages can build their own `troupe`.
+        .target(
+            name: "TroupeCLI",
+            dependencies: [
+                "Troupe",
+                "TroupeAgents",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: settings
+        ),
+        .executableTarget(
+            name: "TroupeExecutable",
+            dependencies: ["TroupeCLI"],
+            swiftSettings: settings
+        ),
+        // Release-build benchmarks: one `name value unit` line per figure.
+        .executableTarget(
+            name: "TroupeBench",
+            dependencies: [
+                "Troupe",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: settings
+        ),
+        .testTarget(
+            name: "TroupeTests",
+            dependencies: ["Troupe", "TroupeTestKit"],
+            swiftSettings: settings
+        ),
+        .testTarget(
+            name: "TroupeAgentsTests",
+            dependencies: ["TroupeAgents", "TroupeTestKit", "Troupe"],
+            swiftSettings: settings
+        ),
+        .testTarget(
+            name: "TroupeCLITests",
+            dependencies: ["TroupeCLI"],
+            swiftSettings: settings
+        ),
+    ]
+)

@@ -1,0 +1,159 @@
+/// A long-running unit of work with typed state and a typed mailbox, run and restarted by a ``Supervisor``.
+///
+/// An agent value is its configuration: immutable, shared by every incarnation. Everything that changes lives in
+/// ``State``, which the engine hands to the agent `inout` and checkpoints, so that a restarted agent resumes where
+/// its last incarnation left off instead of starting over.
+///
+/// Two styles are first class:
+///
+/// - **Handler** style: implement ``handle(_:state:context:)``. The engine owns the loop: it takes messages from
+///   the mailbox, calls the handler for each, and keeps the state from the last message handled successfully. A
+///   handler that throws leaves the state as it was before that message; the message is retried on the next
+///   incarnation, and set aside as a dead letter if it keeps crashing the agent.
+/// - **Loop** style: implement ``run(state:context:)``. The agent owns its loop (a poller, a ticker, a stream
+///   consumer) and calls ``AgentContext/checkpoint(_:)`` when it chooses. It reads its mailbox, if it wants to,
+///   through ``AgentContext/messages``.
+///
+/// ```swift
+/// struct Counter: Agent {
+///     struct State: AgentState { var total = 0 }
+///     enum Message: Codable, Sendable { case add(Int), report(Reply<Int>) }
+///
+///     func handle(_ message: Message, state: inout State, context: AgentContext<Self>) async throws {
+///         switch message {
+///         case .add(let n): state.total += n
+///         case .report(let reply): reply(state.total)
+///         }
+///     }
+/// }
+/// ```
+///
+/// Resources that an incarnation must release on every exit path (a connection, a file, a subscription) are
+/// acquired in ``setUp(context:)`` and released in ``tearDown(_:reason:context:)``, which the engine calls whether
+/// the incarnation returned, threw, was cancelled or was stopped.
+///
+/// ## Topics
+/// ### Handling messages
+/// - ``handle(_:state:context:)``
+/// - ``run(state:context:)``
+/// ### State
+/// - ``initialState()``
+/// - ``stateVersion``
+/// ### Resources
+/// - ``setUp(context:)``
+/// - ``tearDown(_:reason:context:)``
+public protocol Agent: Sendable {
+    /// What the agent remembers between messages and across restarts. Checkpoints store it.
+    associatedtype State: Codable & Sendable = Stateless
+    /// What other agents send it.
+    associatedtype Message: Codable & Sendable = Never
+    /// What ``setUp(context:)`` acquires for one incarnation; available as ``AgentContext/resources``.
+    associatedtype Resources: Sendable = Void
+
+    /// The state of a brand-new agent, used when there is no checkpoint to resume from.
+    func initialState() -> State
+
+    /// The version of ``State``'s encoding, stored with every checkpoint. Bump it when `State` changes shape.
+    static var stateVersion: Int { get }
+
+    /// Handles one message (handler style).
+    ///
+    /// - Parameters:
+    ///   - message: The message, delivered in the order its sender sent it.
+    ///   - state: The agent's state; changes are kept only if the handler returns normally.
+    ///   - context: The agent's view of the run.
+    /// - Throws: Any error crashes this incarnation. The state stays as it was before the message; the message is
+    ///   delivered again to the next incarnation (see ``AgentContext/deliveryAttempt``) and becomes a dead letter
+    ///   after ``ChildSpec/maxDeliveryFailures`` crashes.
+    func handle(_ message: Message, state: inout State, context: AgentContext<Self>) async throws
+
+    /// Runs one incarnation of the agent (loop style).
+    ///
+    /// The default implementation is the engine's handler loop, which calls ``handle(_:state:context:)`` for each
+    /// message until the agent is asked to stop.
+    ///
+    /// - Parameters:
+    ///   - state: The state to resume from: the last checkpoint, or ``initialState()``. When `run` returns, the
+    ///     engine checkpoints the final value.
+    ///   - context: The agent's view of the run.
+    /// - Throws: Any error crashes this incarnation; its supervisor decides whether to restart it.
+    /// - Important: Return promptly when ``AgentContext/isStopping`` becomes true or the task is cancelled.
+    ///   ``AgentContext/sleep(for:)`` and ``AgentContext/messages`` do this for you.
+    func run(state: inout State, context: AgentContext<Self>) async throws
+
+    /// Acquires what this incarnation needs before it handles anything. Called at every start and restart.
+    ///
+    /// Also the place to subscribe to topics. If it throws, the incarnation crashes and
+    /// ``tearDown(_:reason:context:)`` is not called (there is nothing to release).
+    func setUp(context: AgentContext<Self>) async throws -> Resources
+
+    /// Releases what ``setUp(context:)`` acquired. Called exactly once per incarnation that set up, on every
+    /// exit path: normal return, thrown error, cancellation and shutdown.
+    ///
+    /// - Important: When `reason` is ``ExitReason/cancelled`` the task is already cancelled, so awaiting
+    ///   cancellable work here returns early; release with non-cancellable calls.
+    func tearDown(_ resources: Resources, reason: ExitReason, context: AgentContext<Self>) async
+}
+
+extension Agent {
+    public static var stateVersion: Int { 1 }
+
+    public func run(state: inout State, context: AgentContext<Self>) async throws {
+        try await context.handleMessages(state: &state)
+    }
+
+    public func handle(_ message: Message, state: inout State, context: AgentContext<Self>) async throws {
+        preconditionFailure(
+            "\(Self.self) received a message but implements neither handle(_:state:context:) nor run(state:context:)"
+        )
+    }
+
+    public func tearDown(_ resources: Resources, reason: ExitReason, context: AgentContext<Self>) async {}
+}
+
+extension Agent where Resources == Void {
+    public func setUp(context: AgentContext<Self>) async throws {}
+}
+
+extension Agent where State: AgentState {
+    public func initialState() -> State { State() }
+}
+
+/// A state type with a natural starting value, so its agent needs no ``Agent/initialState()``.
+public protocol AgentState: Codable, Sendable {
+    /// The state of a brand-new agent.
+    init()
+}
+
+/// The state of an agent that keeps none.
+public struct Stateless: AgentState, Hashable {
+    /// Creates the (only) empty state.
+    public init() {}
+}
+
+/// How an incarnation of an agent or supervisor ended.
+public enum ExitReason: Sendable, CustomStringConvertible {
+    /// It returned on its own, without being asked to stop.
+    case normal
+    /// It stopped because it was asked to (graceful shutdown, or terminated by its supervisor or an operator).
+    case stopped
+    /// Its task was cancelled (the second rung of the shutdown ladder) and it ended.
+    case cancelled
+    /// It threw an error.
+    case failed(any Error)
+
+    /// Whether the exit is abnormal: `failed`. A transient child is restarted only after an abnormal exit.
+    public var isFailure: Bool {
+        if case .failed = self { return true }
+        return false
+    }
+
+    public var description: String {
+        switch self {
+        case .normal: "normal"
+        case .stopped: "stopped"
+        case .cancelled: "cancelled"
+        case .failed(let error): "failed: \(error)"
+        }
+    }
+}

@@ -1,0 +1,185 @@
+import FoundationEssentials
+import Logging
+import Synchronization
+
+/// One agent child: its mailbox, its in-memory checkpoint and its checkpoint sequence, all of which outlive the
+/// incarnations that run it.
+final class AgentCell<A: Agent>: ChildRuntime {
+    let name: String
+    let id: AgentID
+    let agent: A
+    let options: AgentOptions
+    let durability: Durability
+    let mailbox: Mailbox<A.Message>
+    let environment: RunEnvironment
+    /// The ephemeral checkpoint: the state to resume from when nothing is persisted.
+    private let memory = Mutex<A.State?>(nil)
+    /// The sequence number of the last checkpoint written.
+    private let sequence = Atomic<UInt64>(0)
+
+    init(name: String, agent: A, options: AgentOptions, context: ChildFactoryContext) throws {
+        let environment = context.environment
+        self.name = name
+        self.id = AgentID(run: environment.run, name: name)
+        self.agent = agent
+        self.options = options
+        self.durability = options.durability ?? context.durability ?? environment.durability
+        self.mailbox = Mailbox(name: name, capacity: options.mailboxCapacity)
+        self.environment = environment
+        try environment.registry.register(mailbox)
+    }
+
+    var typeName: String { String(describing: A.self) }
+    var supervisor: Supervisor? { nil }
+    var mailboxDepth: Int { mailbox.depth }
+
+    func setAccepting(_ accepting: Bool) { mailbox.setAccepting(accepting) }
+
+    func requestStop(_ incarnation: Incarnation) {
+        incarnation.requestStop()
+        mailbox.interrupt()
+    }
+
+    func remove() async {
+        environment.registry.unregister(name)
+        for envelope in mailbox.close() {
+            await deadLetter(envelope, error: "agent '\(name)' was deleted before handling it", failures: 0)
+        }
+    }
+
+    // MARK: Running an incarnation
+
+    func run(_ incarnation: Incarnation) async -> ExitReason {
+        var state: A.State
+        do {
+            state = try await loadState(incarnation)
+        } catch {
+            return .failed(error)
+        }
+        let setUpContext = AgentContext(cell: self, incarnation: incarnation, resources: nil)
+        let resources: A.Resources
+        do {
+            resources = try await agent.setUp(context: setUpContext)
+        } catch {
+            return exitReason(for: error, incarnation)
+        }
+        let context = AgentContext(cell: self, incarnation: incarnation, resources: resources)
+        environment.events.emit(name, incarnation: incarnation.number, .started)
+        var reason: ExitReason
+        do {
+            try await agent.run(state: &state, context: context)
+            reason = incarnation.isStopping ? .stopped : .normal
+            try await checkpoint(state, incarnation, announce: durability == .checkpointed)
+        } catch {
+            reason = exitReason(for: error, incarnation)
+        }
+        await agent.tearDown(resources, reason: reason, context: context)
+        return reason
+    }
+
+    private func exitReason(for error: any Error, _ incarnation: Incarnation) -> ExitReason {
+        if error is CancellationError {
+            if incarnation.isStopping { return .stopped }
+            if Task.isCancelled { return .cancelled }
+        }
+        return .failed(error)
+    }
+
+    private func loadState(_ incarnation: Incarnation) async throws -> A.State {
+        switch durability {
+        case .checkpointed:
+            let latest = try await environment.store.claim(id, epoch: incarnation.number)
+            sequence.store(latest?.sequence ?? 0, ordering: .relaxed)
+            guard let latest, options.restartFrom == .lastCheckpoint else { return agent.initialState() }
+            return try decode(latest)
+        default:
+            guard options.restartFrom == .lastCheckpoint else { return agent.initialState() }
+            return memory.withLock { $0 } ?? agent.initialState()
+        }
+    }
+
+    private func decode(_ checkpoint: Checkpoint) throws -> A.State {
+        guard checkpoint.stateVersion == A.stateVersion else {
+            throw TroupeError(
+                .corruptCheckpoint,
+                "checkpoint #\(checkpoint.sequence) of '\(id)' has state version \(checkpoint.stateVersion), but "
+                    + "\(A.self) reads version \(A.stateVersion). The checkpoint is kept; deploy the matching "
+                    + "agent version, or restart the agent with `restartFrom: .initialState`."
+            )
+        }
+        do {
+            return try JSONDecoder().decode(A.State.self, from: Data(checkpoint.state))
+        } catch {
+            throw TroupeError(
+                .corruptCheckpoint,
+                "checkpoint #\(checkpoint.sequence) of '\(id)' does not decode as \(A.State.self). The checkpoint "
+                    + "is kept; check that the State type still matches what was saved.",
+                underlying: error
+            )
+        }
+    }
+
+    /// Saves `state` as the point to resume from.
+    func checkpoint(_ state: A.State, _ incarnation: Incarnation, announce: Bool) async throws {
+        switch durability {
+        case .checkpointed:
+            let encoded = try JSONEncoder().encode(state)
+            let next = sequence.add(1, ordering: .relaxed).newValue
+            try await environment.store.save(
+                Checkpoint(
+                    agent: id,
+                    epoch: incarnation.number,
+                    sequence: next,
+                    stateVersion: A.stateVersion,
+                    state: Array(encoded)
+                )
+            )
+            if announce { environment.events.emit(name, incarnation: incarnation.number, .checkpointed(sequence: next)) }
+        default:
+            memory.withLock { $0 = state }
+            if announce {
+                let next = sequence.add(1, ordering: .relaxed).newValue
+                environment.events.emit(name, incarnation: incarnation.number, .checkpointed(sequence: next))
+            }
+        }
+    }
+
+    /// Puts a crashed batch back: the failing message first (unless it has failed too often), then the rest.
+    func requeueAfterCrash(
+        _ batch: [Envelope<A.Message>],
+        failedAt index: Int,
+        error: any Error,
+        countsAsFailure: Bool,
+        lastGood state: A.State
+    ) async {
+        var failed = batch[index]
+        let rest = batch[(index + 1)...]
+        if durability != .checkpointed { memory.withLock { $0 = state } }
+        guard countsAsFailure else {
+            mailbox.requeueFront([failed] + rest)
+            return
+        }
+        failed.failures += 1
+        if Int(failed.failures) >= options.maxDeliveryFailures {
+            mailbox.requeueFront(rest)
+            await deadLetter(failed, error: "\(error)", failures: Int(failed.failures))
+        } else {
+            mailbox.requeueFront([failed] + rest)
+        }
+    }
+
+    private func deadLetter(_ envelope: Envelope<A.Message>, error: String, failures: Int) async {
+        let encoded = (try? JSONEncoder().encode(envelope.message)).map(Array.init) ?? []
+        do {
+            try await environment.store.deadLetter(
+                DeadLetter(agent: id, message: encoded, error: error, failures: failures)
+            )
+        } catch {
+            environment.logger.error(
+                "could not record a dead letter for '\(name)': \(error)",
+                metadata: ["troupe.agent.name": .string(name)]
+            )
+        }
+        environment.events.emit(name, incarnation: 0, .deadLettered(error: error, failures: failures))
+    }
+}

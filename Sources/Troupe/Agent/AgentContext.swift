@@ -1,0 +1,312 @@
+import Dispatch
+public import Logging
+import Synchronization
+
+/// An agent's view of its run: who it is, how to reach other agents, its clock, its logger and its checkpoints.
+///
+/// Each incarnation gets a fresh context. It is `Sendable`, so an agent may hand it to child tasks it starts (to
+/// fan out work that sends results back, for instance), but it belongs to one incarnation: once that incarnation
+/// has ended, ``isStopping`` is true and the agent should not keep using it.
+///
+/// ## Topics
+/// ### Identity
+/// - ``name``
+/// - ``id``
+/// - ``incarnation``
+/// - ``address``
+/// ### Messaging
+/// - ``send(_:to:)``
+/// - ``trySend(_:to:)``
+/// - ``address(of:as:)``
+/// - ``call(_:timeout:_:)``
+/// - ``publish(_:to:)``
+/// - ``subscribe(to:_:)``
+/// - ``messages``
+/// ### Time, state and stopping
+/// - ``sleep(for:)``
+/// - ``checkpoint(_:)``
+/// - ``isStopping``
+/// - ``deliveryAttempt``
+/// ### Work off the agents' threads
+/// - ``offload(_:)``
+public final class AgentContext<A: Agent>: Sendable {
+    let cell: AgentCell<A>
+    let incarnationControl: Incarnation
+    private let _resources: A.Resources?
+    private let attempt = Atomic<Int>(1)
+
+    /// The agent's logger, carrying `troupe.run.id`, `troupe.agent.name` and `troupe.agent.incarnation` metadata.
+    public let logger: Logger
+
+    init(cell: AgentCell<A>, incarnation: Incarnation, resources: A.Resources?) {
+        self.cell = cell
+        self.incarnationControl = incarnation
+        self._resources = resources
+        var logger = cell.environment.logger
+        logger[metadataKey: "troupe.agent.name"] = .string(cell.name)
+        logger[metadataKey: "troupe.agent.incarnation"] = .stringConvertible(incarnation.number)
+        self.logger = logger
+    }
+
+    // MARK: Identity
+
+    /// The agent's name, unique within its run.
+    public var name: String { cell.name }
+
+    /// The agent's identity: run and name.
+    public var id: AgentID { cell.id }
+
+    /// This incarnation's number: 1 for the first start, one more for every restart.
+    public var incarnation: UInt64 { incarnationControl.number }
+
+    /// The agent's own address, which stays the same across its restarts.
+    public var address: Address<A.Message> { Address(cell.mailbox) }
+
+    /// What ``Agent/setUp(context:)`` acquired for this incarnation.
+    ///
+    /// - Important: Not available inside ``Agent/setUp(context:)`` itself, which is what produces it.
+    public var resources: A.Resources {
+        guard let resources = _resources else {
+            preconditionFailure("\(A.self).resources was read inside setUp(context:), before it returned them")
+        }
+        return resources
+    }
+
+    /// How many times the message being handled has been delivered: 1 the first time, more after it crashed an
+    /// earlier incarnation. Meaningful inside ``Agent/handle(_:state:context:)``.
+    public var deliveryAttempt: Int { attempt.load(ordering: .relaxed) }
+
+    /// Whether this incarnation has been asked to stop (graceful shutdown, termination, or a restart of its
+    /// siblings). A loop-style agent should return soon after this becomes true.
+    public var isStopping: Bool { incarnationControl.isStopping }
+
+    // MARK: Messaging
+
+    /// Sends a message to the agent (or pool) registered as `name`, suspending while its mailbox is full.
+    ///
+    /// - Parameters:
+    ///   - message: A message of the recipient's own type.
+    ///   - name: The recipient's name in this run.
+    /// - Throws: ``TroupeError/Code/unknownAddress`` if nobody has that name, ``TroupeError/Code/wrongMessageType``
+    ///   if the recipient takes another type, ``TroupeError/Code/addressStopped`` if it is stopped, and
+    ///   `CancellationError` if this task is cancelled while waiting for room.
+    public func send<Message: Sendable>(_ message: Message, to name: String) async throws {
+        try await cell.environment.registry.send(message, to: name)
+    }
+
+    /// Sends a message only if the recipient's mailbox has room.
+    ///
+    /// - Returns: `false` if the mailbox is full; the message was not delivered.
+    /// - Throws: As ``send(_:to:)``, except that it never waits.
+    @discardableResult
+    public func trySend<Message: Sendable>(_ message: Message, to name: String) throws -> Bool {
+        try cell.environment.registry.trySend(message, to: name)
+    }
+
+    /// Resolves a name to a typed ``Address`` once, for sending many messages without a lookup each.
+    ///
+    /// - Throws: ``TroupeError/Code/unknownAddress`` or ``TroupeError/Code/wrongMessageType``.
+    public func address<Message: Sendable>(of name: String, as type: Message.Type = Message.self) throws
+        -> Address<Message>
+    {
+        Address(try cell.environment.registry.mailbox(name, as: type))
+    }
+
+    /// Sends a request and waits for its reply, like `gen_server:call`.
+    ///
+    /// ```swift
+    /// let total = try await context.call("counter", timeout: .seconds(1)) { reply in .report(reply) }
+    /// ```
+    ///
+    /// - Parameters:
+    ///   - name: The recipient's name.
+    ///   - timeout: How long to wait, including any wait for room in the recipient's mailbox.
+    ///   - makeMessage: Builds the request around the ``Reply`` the recipient must answer.
+    /// - Returns: The recipient's answer.
+    /// - Throws: ``TroupeError/Code/timeout`` if no answer came in time, ``TroupeError/Code/noReply`` if the
+    ///   recipient answered with ``Reply/fail(_:)``, and the errors of ``send(_:to:)``.
+    public func call<Message: Sendable, Value: Sendable>(
+        _ name: String,
+        timeout: Duration,
+        _ makeMessage: (Reply<Value>) -> Message
+    ) async throws -> Value {
+        try await cell.environment.call(name, timeout: timeout, makeMessage)
+    }
+
+    /// Delivers `value` to every subscriber of `topic`, with backpressure.
+    ///
+    /// - Returns: How many subscribers received it (stopped subscribers are skipped).
+    @discardableResult
+    public func publish<Payload: Sendable>(_ value: Payload, to topic: Topic<Payload>) async throws -> Int {
+        try await cell.environment.registry.publish(value, to: topic)
+    }
+
+    /// Subscribes this agent to `topic`: each published value is turned into a message by `transform` and put in
+    /// this agent's mailbox.
+    ///
+    /// The subscription belongs to the agent's name and survives its restarts; subscribing again replaces it.
+    public func subscribe<Payload: Sendable>(
+        to topic: Topic<Payload>,
+        _ transform: @escaping @Sendable (Payload) -> A.Message
+    ) {
+        let mailbox = cell.mailbox
+        cell.environment.registry.subscribe(name, to: topic) { payload in
+            try await mailbox.send(transform(payload))
+        }
+    }
+
+    /// Ends this agent's subscription to `topic`.
+    public func unsubscribe<Payload: Sendable>(from topic: Topic<Payload>) {
+        cell.environment.registry.unsubscribe(name, from: topic)
+    }
+
+    /// This agent's mailbox as an asynchronous sequence, for loop-style agents.
+    ///
+    /// The sequence ends when the agent is asked to stop or its task is cancelled. Messages taken from the mailbox
+    /// but not yet consumed when the iteration ends go back to the front of the mailbox.
+    public var messages: Messages { Messages(context: self) }
+
+    /// The messages of a loop-style agent; see ``AgentContext/messages``.
+    public struct Messages: AsyncSequence, Sendable {
+        public typealias Element = A.Message
+        let context: AgentContext
+
+        public func makeAsyncIterator() -> Iterator { Iterator(cursor: MessageCursor(context: context)) }
+
+        /// Iterates over the mailbox.
+        public struct Iterator: AsyncIteratorProtocol {
+            let cursor: MessageCursor<A>
+
+            public mutating func next() async -> A.Message? { await cursor.next() }
+
+            public mutating func next(isolation actor: isolated (any Actor)?) async -> A.Message? {
+                await cursor.next()
+            }
+        }
+    }
+
+    // MARK: Time and state
+
+    /// Sleeps on the run's clock.
+    ///
+    /// - Throws: `CancellationError` as soon as the agent is asked to stop or its task is cancelled, so that a
+    ///   polling loop ends promptly. The engine counts that as a clean stop.
+    public func sleep(for duration: Duration) async throws {
+        guard await incarnationControl.sleep(for: duration, clock: cell.environment.clock) else {
+            throw CancellationError()
+        }
+    }
+
+    /// Saves `state` as the point a restarted incarnation resumes from.
+    ///
+    /// Ephemeral agents keep it in memory; checkpointed agents write it to the run's ``CheckpointStore``.
+    /// Handler-style agents need not call this: the engine saves their state after every message.
+    ///
+    /// - Throws: ``TroupeError/Code/fenced`` if this incarnation has been replaced, and the store's errors.
+    public func checkpoint(_ state: A.State) async throws {
+        try await cell.checkpoint(state, incarnationControl, announce: true)
+    }
+
+    // MARK: Work off the agents' threads
+
+    /// Runs CPU-bound or blocking work on a thread outside Swift's cooperative pool, and waits for its result.
+    ///
+    /// Agents share the cooperative pool, which has one thread per core; a long computation on it stalls every
+    /// other agent's message handling. Work offloaded here runs on separate threads, so the agents keep running.
+    ///
+    /// - Parameter work: The work. Check ``isStopping`` in long loops to end early.
+    /// - Returns: What `work` returned.
+    /// - Throws: What `work` threw.
+    public func offload<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+        let queue = cell.environment.offloadQueue
+        return try await withCheckedThrowingContinuation { continuation in
+            queue.async { continuation.resume(with: Result { try work() }) }
+        }
+    }
+
+    // MARK: The engine's handler loop
+
+    /// Runs the engine's handler loop: hands each message to ``Agent/handle(_:state:context:)`` until the agent is
+    /// asked to stop. This is what ``Agent/run(state:context:)`` does by default.
+    ///
+    /// Messages are taken from the mailbox a whole batch at a time. A handler that throws ends the incarnation:
+    /// the state stays at its value after the last message handled successfully, the failing message and the rest
+    /// of the batch go back to the front of the mailbox, and the failing message becomes a dead letter once it has
+    /// crashed the agent ``AgentOptions/maxDeliveryFailures`` times.
+    ///
+    /// - Throws: The handler's error, or `CancellationError` when the task is cancelled.
+    public func handleMessages(state: inout A.State) async throws {
+        let cell = self.cell
+        let control = incarnationControl
+        let persistEach = cell.durability == .checkpointed
+        var batch: [Envelope<A.Message>] = []
+        while !control.isStopping {
+            switch await cell.mailbox.receive(into: &batch) {
+            case .messages: break
+            case .interrupted: continue
+            case .cancelled: throw CancellationError()
+            }
+            var index = 0
+            while index < batch.count {
+                if control.isStopping {
+                    cell.mailbox.requeueFront(batch[index...])
+                    return
+                }
+                attempt.store(Int(batch[index].failures) + 1, ordering: .relaxed)
+                do {
+                    if persistEach {
+                        // The store holds the last good state; a crash restores it from there.
+                        try await cell.agent.handle(batch[index].message, state: &state, context: self)
+                        try await cell.checkpoint(state, control, announce: false)
+                    } else {
+                        // Keep the last good state in hand: a handler's changes count only if it returns.
+                        var working = state
+                        try await cell.agent.handle(batch[index].message, state: &working, context: self)
+                        state = working
+                    }
+                } catch {
+                    let cancelled = Task.isCancelled && error is CancellationError
+                    await cell.requeueAfterCrash(
+                        batch,
+                        failedAt: index,
+                        error: error,
+                        countsAsFailure: !cancelled,
+                        lastGood: state
+                    )
+                    throw error
+                }
+                index += 1
+            }
+            batch.removeAll(keepingCapacity: true)
+        }
+    }
+}
+
+/// The iteration state behind ``AgentContext/messages``: a batch taken from the mailbox and how far it has been
+/// consumed. Unconsumed messages go back to the mailbox when the iteration is dropped.
+public final class MessageCursor<A: Agent> {
+    private let context: AgentContext<A>
+    private var batch: [Envelope<A.Message>] = []
+    private var index = 0
+
+    init(context: AgentContext<A>) { self.context = context }
+
+    func next() async -> A.Message? {
+        while index == batch.count {
+            batch.removeAll(keepingCapacity: true)
+            index = 0
+            if context.isStopping { return nil }
+            switch await context.cell.mailbox.receive(into: &batch) {
+            case .messages: break
+            case .interrupted: continue
+            case .cancelled: return nil
+            }
+        }
+        defer { index += 1 }
+        return batch[index].message
+    }
+
+    deinit {
+        if index < batch.count { context.cell.mailbox.requeueFront(batch[index...]) }
+    }
+}

@@ -1,0 +1,52 @@
+/// A typed handle to one agent's mailbox, resolved once and used for many sends.
+///
+/// Sending by name (``AgentContext/send(_:to:)``) looks the name up on every call; an `Address` skips that, which
+/// matters on hot paths. An address stays valid across restarts of its agent, because the mailbox belongs to the
+/// agent's name, not to one incarnation. If the agent is deleted, sends throw
+/// ``TroupeError/Code/addressStopped``.
+///
+/// ```swift
+/// let sink = try context.address(of: "sink", as: Sink.Message.self)
+/// for item in items { try await sink.send(.item(item)) }
+/// ```
+public struct Address<Message: Sendable>: Sendable, Hashable, CustomStringConvertible {
+    let mailbox: Mailbox<Message>
+
+    init(_ mailbox: Mailbox<Message>) { self.mailbox = mailbox }
+
+    /// The agent's name within its run.
+    public var name: String { mailbox.name }
+
+    /// How many messages are waiting (queued, plus senders parked on a full mailbox).
+    public var depth: Int { mailbox.depth }
+
+    public var description: String { "Address(\(name))" }
+
+    /// Sends `message`, suspending while the mailbox is full.
+    ///
+    /// - Throws: ``TroupeError/Code/addressStopped`` if the agent is stopped, or `CancellationError` if the
+    ///   sending task is cancelled while waiting for room (the message is then not delivered).
+    public func send(_ message: Message) async throws {
+        try await mailbox.send(message)
+    }
+
+    /// Sends every message in order, taking the mailbox's lock once per run of messages that fit.
+    ///
+    /// The fastest way to hand over many messages; backpressure applies as with ``send(_:)``.
+    /// - Throws: As ``send(_:)``. Messages before the failing one have been delivered.
+    public func send(contentsOf messages: some Sequence<Message>) async throws {
+        try await mailbox.send(contentsOf: messages)
+    }
+
+    /// Sends `message` only if the mailbox has room.
+    ///
+    /// - Returns: `false` if the mailbox is full (the message is not delivered).
+    /// - Throws: ``TroupeError/Code/addressStopped`` if the agent is stopped.
+    @discardableResult
+    public func trySend(_ message: Message) throws -> Bool {
+        try mailbox.trySend(message)
+    }
+
+    public static func == (lhs: Address, rhs: Address) -> Bool { lhs.mailbox === rhs.mailbox }
+    public func hash(into hasher: inout Hasher) { hasher.combine(ObjectIdentifier(mailbox)) }
+}

@@ -1,0 +1,142 @@
+public import FoundationEssentials
+import Logging
+import Synchronization
+
+/// Something that happened to an agent or supervisor in a run.
+///
+/// Every event is logged through swift-log and delivered to every ``Run/events(bufferingNewest:)`` sequence and
+/// event sink.
+public struct Event: Sendable, CustomStringConvertible {
+    /// What happened.
+    public enum Kind: Sendable, CustomStringConvertible {
+        /// An incarnation started and is about to handle messages.
+        case started
+        /// An incarnation ended.
+        case exited(ExitReason)
+        /// The supervisor will start a new incarnation after `delay`; `restarts` counts this child's restarts.
+        case restarting(after: Duration, restarts: Int)
+        /// A supervisor exceeded its restart intensity, stopped its children and failed to its parent.
+        case escalated(restarts: Int, within: Duration)
+        /// A message that crashed the agent `failures` times was set aside.
+        case deadLettered(error: String, failures: Int)
+        /// A child was stopped on request and will not be restarted (terminated, deleted, or shut down).
+        case stopped
+        /// A child ignored cancellation past its deadline and was left behind; it may still be running.
+        case abandoned
+        /// A checkpoint was written.
+        case checkpointed(sequence: UInt64)
+
+        public var description: String {
+            switch self {
+            case .started: "started"
+            case .exited(let reason): "exited (\(reason))"
+            case .restarting(let delay, let restarts): "restarting after \(delay) (restart \(restarts))"
+            case .escalated(let restarts, let period): "escalated after \(restarts) restarts within \(period)"
+            case .deadLettered(let error, let failures): "dead-lettered a message after \(failures) crashes: \(error)"
+            case .stopped: "stopped"
+            case .abandoned: "abandoned (ignored cancellation past its deadline)"
+            case .checkpointed(let sequence): "checkpointed #\(sequence)"
+            }
+        }
+    }
+
+    /// The run.
+    public var run: RunID
+    /// The agent's or supervisor's name.
+    public var name: String
+    /// The incarnation the event concerns (0 for a supervisor's own events).
+    public var incarnation: UInt64
+    /// What happened.
+    public var kind: Kind
+    /// When, by the wall clock.
+    public var time: Date
+
+    /// Creates an event.
+    public init(run: RunID, name: String, incarnation: UInt64, kind: Kind, time: Date = Date()) {
+        self.run = run
+        self.name = name
+        self.incarnation = incarnation
+        self.kind = kind
+        self.time = time
+    }
+
+    public var description: String { "\(name)#\(incarnation) \(kind)" }
+}
+
+/// Fans events out to the logger, to synchronous sinks and to async subscribers.
+final class EventBus: Sendable {
+    private struct State {
+        var subscribers: [UInt64: AsyncStream<Event>.Continuation] = [:]
+        var sinks: [@Sendable (Event) -> Void] = []
+        var nextID: UInt64 = 0
+    }
+
+    private let state = Mutex(State())
+    /// Subscribers plus sinks, read without the lock on the hot path.
+    private let listeners = Atomic<Int>(0)
+    private let logger: Logger
+    let run: RunID
+
+    init(run: RunID, logger: Logger) {
+        self.run = run
+        self.logger = logger
+    }
+
+    func emit(_ name: String, incarnation: UInt64, _ kind: Event.Kind) {
+        let level = Self.level(of: kind)
+        let logged = logger.logLevel <= level
+        let listened = listeners.load(ordering: .relaxed) > 0
+        guard logged || listened else { return }
+        let event = Event(run: run, name: name, incarnation: incarnation, kind: kind)
+        if logged {
+            logger.log(
+                level: level,
+                "\(kind)",
+                metadata: [
+                    "troupe.agent.name": .string(name),
+                    "troupe.agent.incarnation": .stringConvertible(incarnation),
+                ]
+            )
+        }
+        guard listened else { return }
+        let (subscribers, sinks) = state.withLock { (Array($0.subscribers.values), $0.sinks) }
+        for sink in sinks { sink(event) }
+        for subscriber in subscribers { subscriber.yield(event) }
+    }
+
+    func subscribe(bufferingNewest limit: Int) -> AsyncStream<Event> {
+        let (stream, continuation) = AsyncStream<Event>.makeStream(bufferingPolicy: .bufferingNewest(limit))
+        let id = state.withLock { state in
+            state.nextID += 1
+            state.subscribers[state.nextID] = continuation
+            return state.nextID
+        }
+        listeners.add(1, ordering: .relaxed)
+        continuation.onTermination = { [weak self] _ in
+            guard let self else { return }
+            let removed = self.state.withLock { $0.subscribers.removeValue(forKey: id) }
+            if removed != nil { self.listeners.subtract(1, ordering: .relaxed) }
+        }
+        return stream
+    }
+
+    func addSink(_ sink: @escaping @Sendable (Event) -> Void) {
+        state.withLock { $0.sinks.append(sink) }
+        listeners.add(1, ordering: .relaxed)
+    }
+
+    func finish() {
+        let subscribers = state.withLock { Array($0.subscribers.values) }
+        for subscriber in subscribers { subscriber.finish() }
+    }
+
+    private static func level(of kind: Event.Kind) -> Logger.Level {
+        switch kind {
+        case .started, .stopped: .debug
+        case .checkpointed: .trace
+        case .exited(let reason): reason.isFailure ? .warning : .debug
+        case .restarting: .info
+        case .escalated, .deadLettered, .abandoned: .error
+        }
+    }
+}

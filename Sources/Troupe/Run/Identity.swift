@@ -1,0 +1,68 @@
+/// The identity of one run of a blueprint.
+public struct RunID: Hashable, Sendable, Codable, CustomStringConvertible, ExpressibleByStringLiteral {
+    /// The identifier's text, as shown by the CLI.
+    public let rawValue: String
+
+    /// Wraps an existing identifier.
+    public init(_ rawValue: String) { self.rawValue = rawValue }
+
+    public init(stringLiteral value: String) { self.rawValue = value }
+
+    /// A new random identifier, such as `run-3f9c02ab`.
+    public static func random() -> RunID {
+        var generator = SystemRandomNumberGenerator()
+        let bits = UInt32.random(in: .min ... .max, using: &generator)
+        let hex = String(bits, radix: 16)
+        return RunID("run-" + String(repeating: "0", count: 8 - hex.count) + hex)
+    }
+
+    public var description: String { rawValue }
+}
+
+/// The identity of an agent: its run and its name, which is unique within the run.
+///
+/// An agent keeps its identity across restarts; each restart is a new *incarnation* (see
+/// ``AgentContext/incarnation``), which checkpoint stores use as an epoch to fence out stale writers.
+public struct AgentID: Hashable, Sendable, Codable, CustomStringConvertible {
+    /// The run the agent belongs to.
+    public var run: RunID
+    /// The agent's name within its run.
+    public var name: String
+
+    /// Creates an identity.
+    public init(run: RunID, name: String) {
+        self.run = run
+        self.name = name
+    }
+
+    public var description: String { "\(run)/\(name)" }
+}
+
+/// How much of an agent's progress survives a restart or a crash of the process.
+///
+/// Stores that persist (the SQLite store) make ``checkpointed`` survive the process too. Chosen per blueprint, and
+/// per child where a child overrides its blueprint.
+public struct Durability: Hashable, Sendable, CustomStringConvertible {
+    private enum Value: Hashable, Sendable {
+        case ephemeral, checkpointed
+    }
+
+    private let value: Value
+    private init(_ value: Value) { self.value = value }
+
+    /// State is kept in memory only. A restarted incarnation resumes from the state after the last message its
+    /// predecessor handled (handler style) or the last ``AgentContext/checkpoint(_:)`` (loop style); nothing
+    /// survives the process. The fastest mode.
+    public static let ephemeral = Durability(.ephemeral)
+
+    /// State snapshots go to the run's ``CheckpointStore``: after every handled message (handler style), at every
+    /// ``AgentContext/checkpoint(_:)`` (loop style), and when an incarnation stops. Messages stay in memory.
+    public static let checkpointed = Durability(.checkpointed)
+
+    public var description: String {
+        switch value {
+        case .ephemeral: "ephemeral"
+        case .checkpointed: "checkpointed"
+        }
+    }
+}

@@ -1,0 +1,194 @@
+public import Logging
+public import ServiceLifecycle
+
+/// One running instance of a ``Blueprint``: its supervision tree, its names and its event stream.
+///
+/// A run is a swift-service-lifecycle `Service`, so it shuts down gracefully with the process:
+///
+/// ```swift
+/// let run = try Run(blueprint)
+/// let group = ServiceGroup(
+///     services: [run],
+///     gracefulShutdownSignals: [.sigterm, .sigint],
+///     logger: logger
+/// )
+/// try await group.run()
+/// ```
+///
+/// or directly, with `try await run.run()` in a task and ``shutdown()`` to end it.
+///
+/// ## Topics
+/// ### Creating and running
+/// - ``init(_:id:configuration:)``
+/// - ``Configuration``
+/// - ``run()``
+/// - ``shutdown()``
+/// ### Talking to agents from outside
+/// - ``send(_:to:)``
+/// - ``trySend(_:to:)``
+/// - ``address(of:as:)``
+/// - ``call(_:timeout:_:)``
+/// - ``publish(_:to:)``
+/// ### Watching
+/// - ``events(bufferingNewest:)``
+/// - ``addEventSink(_:)``
+/// - ``supervisor``
+public final class Run: Service {
+    /// How a run is wired to the world: where checkpoints go, which clock and randomness it uses, how it logs.
+    public struct Configuration: Sendable {
+        /// Where checkpoints and dead letters go. Defaults to a fresh ``InMemoryCheckpointStore``.
+        public var store: any CheckpointStore
+        /// The clock for backoff, deadlines, timeouts and ``AgentContext/sleep(for:)``.
+        public var clock: any Clock<Duration>
+        /// Randomness for backoff jitter.
+        public var random: any RandomNumberGenerator & Sendable
+        /// The run's logger; events are logged through it with `troupe.*` metadata.
+        public var logger: Logger
+        /// The durability of agents whose blueprint and child spec choose none.
+        public var durability: Durability
+
+        /// Creates a configuration.
+        public init(
+            store: any CheckpointStore = InMemoryCheckpointStore(),
+            clock: any Clock<Duration> = ContinuousClock(),
+            random: any RandomNumberGenerator & Sendable = SystemRandomNumberGenerator(),
+            logger: Logger = Logger(label: "troupe"),
+            durability: Durability = .ephemeral
+        ) {
+            self.store = store
+            self.clock = clock
+            self.random = random
+            self.logger = logger
+            self.durability = durability
+        }
+    }
+
+    /// The run's identity.
+    public let id: RunID
+    /// The blueprint it runs.
+    public let blueprint: Blueprint
+    /// The root of the supervision tree.
+    public let supervisor: Supervisor
+    let environment: RunEnvironment
+
+    /// Builds a run: its supervision tree, mailboxes and names. Nothing starts until ``run()``.
+    ///
+    /// Mailboxes exist from here on, so messages can be sent to agents before the run starts; they wait in the
+    /// mailboxes.
+    ///
+    /// - Parameters:
+    ///   - blueprint: The supervision tree to run.
+    ///   - id: The run's identity; random by default.
+    ///   - configuration: Store, clock, randomness, logger and default durability.
+    /// - Throws: ``TroupeError/Code/duplicateName`` if two children in the tree share a name.
+    public init(_ blueprint: Blueprint, id: RunID = .random(), configuration: Configuration = Configuration()) throws {
+        self.id = id
+        self.blueprint = blueprint
+        let environment = RunEnvironment(
+            run: id,
+            store: configuration.store,
+            clock: EngineClock(configuration.clock),
+            logger: configuration.logger,
+            random: RandomSource(configuration.random),
+            durability: configuration.durability
+        )
+        self.environment = environment
+        self.supervisor = try Supervisor(
+            blueprint,
+            context: ChildFactoryContext(environment: environment, durability: nil)
+        )
+    }
+
+    /// Runs the tree until graceful shutdown or cancellation; see ``Supervisor/run()``.
+    ///
+    /// - Throws: ``TroupeError/Code/escalated`` if the root supervisor gave up.
+    public func run() async throws {
+        try await supervisor.run()
+    }
+
+    /// Asks the run to shut down gracefully: every agent finishes its message in hand and is stopped, in reverse
+    /// start order, through its shutdown ladder.
+    public func shutdown() {
+        supervisor.requestShutdown()
+    }
+
+    /// The run's events as they happen.
+    ///
+    /// - Parameter limit: How many unread events to keep if the reader falls behind; older ones are dropped.
+    public func events(bufferingNewest limit: Int = 100_000) -> AsyncStream<Event> {
+        environment.events.subscribe(bufferingNewest: limit)
+    }
+
+    /// Calls `sink` synchronously with every event, on the thread that produced it. Keep it fast.
+    public func addEventSink(_ sink: @escaping @Sendable (Event) -> Void) {
+        environment.events.addSink(sink)
+    }
+
+    /// Sends a message to an agent or pool by name, suspending while its mailbox is full.
+    ///
+    /// - Throws: As ``AgentContext/send(_:to:)``.
+    public func send<Message: Sendable>(_ message: Message, to name: String) async throws {
+        try await environment.registry.send(message, to: name)
+    }
+
+    /// Sends a message only if the recipient has room; returns `false` if not.
+    @discardableResult
+    public func trySend<Message: Sendable>(_ message: Message, to name: String) throws -> Bool {
+        try environment.registry.trySend(message, to: name)
+    }
+
+    /// Resolves an agent's name to a typed ``Address``.
+    public func address<Message: Sendable>(of name: String, as type: Message.Type = Message.self) throws
+        -> Address<Message>
+    {
+        Address(try environment.registry.mailbox(name, as: type))
+    }
+
+    /// Sends a request and waits for its reply; see ``AgentContext/call(_:timeout:_:)``.
+    public func call<Message: Sendable, Value: Sendable>(
+        _ name: String,
+        timeout: Duration,
+        _ makeMessage: (Reply<Value>) -> Message
+    ) async throws -> Value {
+        try await environment.call(name, timeout: timeout, makeMessage)
+    }
+
+    /// Publishes a value to a topic's subscribers; returns how many received it.
+    @discardableResult
+    public func publish<Payload: Sendable>(_ value: Payload, to topic: Topic<Payload>) async throws -> Int {
+        try await environment.registry.publish(value, to: topic)
+    }
+}
+
+extension RunEnvironment {
+    func call<Message: Sendable, Value: Sendable>(
+        _ name: String,
+        timeout: Duration,
+        _ makeMessage: (Reply<Value>) -> Message
+    ) async throws -> Value {
+        let slot = OneShot<Result<Value, TroupeError>>()
+        let message = makeMessage(Reply(slot))
+        let registry = self.registry
+        let clock = self.clock
+        let outcome = try await withThrowingTaskGroup(of: Result<Value, TroupeError>?.self) { group in
+            group.addTask {
+                try await registry.send(message, to: name)
+                return await slot.wait()
+            }
+            group.addTask {
+                try await clock.sleep(for: timeout)
+                return nil
+            }
+            defer { group.cancelAll() }
+            return try await group.next() ?? nil
+        }
+        guard let outcome else {
+            throw TroupeError(
+                .timeout,
+                "'\(name)' did not answer within \(timeout). It may be busy, crashed before replying, or never "
+                    + "answer this request; raise the timeout or check its events."
+            )
+        }
+        return try outcome.get()
+    }
+}

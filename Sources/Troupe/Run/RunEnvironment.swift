@@ -1,0 +1,48 @@
+import Dispatch
+import Logging
+import Synchronization
+
+/// What every supervisor and agent of one run shares.
+final class RunEnvironment: Sendable {
+    let run: RunID
+    let registry = Registry()
+    let events: EventBus
+    let store: any CheckpointStore
+    let clock: EngineClock
+    let logger: Logger
+    let random: RandomSource
+    let durability: Durability
+    /// Where ``AgentContext/offload(_:)`` runs CPU-bound work: threads outside Swift's cooperative pool.
+    let offloadQueue = DispatchQueue(label: "troupe.offload", attributes: .concurrent)
+
+    init(
+        run: RunID,
+        store: any CheckpointStore,
+        clock: EngineClock,
+        logger: Logger,
+        random: RandomSource,
+        durability: Durability
+    ) {
+        self.run = run
+        var logger = logger
+        logger[metadataKey: "troupe.run.id"] = .string(run.rawValue)
+        self.logger = logger
+        self.events = EventBus(run: run, logger: logger)
+        self.store = store
+        self.clock = clock
+        self.random = random
+        self.durability = durability
+    }
+}
+
+/// Draws numbers in `0..<1` for backoff jitter, from an injectable generator.
+final class RandomSource: Sendable {
+    private let draw: @Sendable () -> Double
+
+    init(_ generator: some RandomNumberGenerator & Sendable) {
+        let state = Mutex(generator)
+        self.draw = { state.withLock { Double.random(in: 0..<1, using: &$0) } }
+    }
+
+    func next() -> Double { draw() }
+}

@@ -1,0 +1,260 @@
+// troupe-bench: the engine's speed and memory figures, one `name value unit` line each.
+// Build and run in release mode: `swift run -c release troupe-bench [filter]`.
+import Dispatch
+import Logging
+import Synchronization
+import Troupe
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// MARK: Harness
+
+let quiet: Logger = {
+    var logger = Logger(label: "troupe.bench", factory: { _ in SwiftLogNoOpLogHandler() })
+    logger.logLevel = .critical
+    return logger
+}()
+
+let configuration = Run.Configuration(logger: quiet)
+let filter = CommandLine.arguments.dropFirst().first
+
+func report(_ name: String, _ value: Double, _ unit: String) {
+    let rounded = value >= 100 ? String(Int(value.rounded())) : String(Double(Int(value * 100)) / 100)
+    print("\(name) \(rounded) \(unit)")
+}
+
+func seconds(_ duration: Duration) -> Double {
+    Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+}
+
+/// Resident memory of this process, in bytes.
+func residentBytes() -> Int {
+    #if canImport(Glibc)
+    guard let file = fopen("/proc/self/statm", "r") else { return 0 }
+    defer { fclose(file) }
+    var size = 0
+    var resident = 0
+    _ = withUnsafeMutablePointer(to: &size) { sizePointer in
+        withUnsafeMutablePointer(to: &resident) { residentPointer in
+            withVaList([sizePointer, residentPointer]) { vfscanf(file, "%d %d", $0) }
+        }
+    }
+    return resident * Int(sysconf(Int32(_SC_PAGESIZE)))
+    #else
+    return 0
+    #endif
+}
+
+/// Counts to a target and wakes one waiter when it gets there.
+final class Countdown: Sendable {
+    private let remaining: Atomic<Int>
+    private let done = Mutex<CheckedContinuation<Void, Never>?>(nil)
+    private let finished = Atomic<Bool>(false)
+
+    init(_ count: Int) { remaining = Atomic(count) }
+
+    func tick(_ n: Int = 1) {
+        if remaining.subtract(n, ordering: .relaxed).newValue == 0 {
+            finished.store(true, ordering: .sequentiallyConsistent)
+            done.withLock { $0 }?.resume()
+        }
+    }
+
+    /// Takes one from the count; `false` once it is used up.
+    func take() -> Bool { remaining.subtract(1, ordering: .relaxed).newValue > 0 }
+
+    func wait() async {
+        await withCheckedContinuation { continuation in
+            let already = done.withLock { state -> Bool in
+                if finished.load(ordering: .sequentiallyConsistent) { return true }
+                state = continuation
+                return false
+            }
+            if already { continuation.resume() }
+        }
+    }
+}
+
+/// Runs `body` against a started run, then shuts the run down.
+func withRun(_ blueprint: Blueprint, _ body: (Run) async throws -> Void) async throws {
+    let run = try Run(blueprint, configuration: configuration)
+    let task = Task { try await run.run() }
+    try await body(run)
+    run.shutdown()
+    try await task.value
+}
+
+// MARK: Agents
+
+struct Sink: Agent {
+    typealias Message = Int
+    let countdown: Countdown
+    func handle(_ message: Int, state: inout Stateless, context: AgentContext<Self>) async throws {
+        countdown.tick()
+    }
+}
+
+struct Stage: Agent {
+    typealias Message = Int
+    typealias Resources = Address<Int>
+    let next: String
+    func setUp(context: AgentContext<Self>) async throws -> Address<Int> {
+        try context.address(of: next)
+    }
+    func handle(_ message: Int, state: inout Stateless, context: AgentContext<Self>) async throws {
+        try await context.resources.send(message &+ 1)
+    }
+}
+
+struct Producer: Agent {
+    typealias Message = Int
+    let target: String
+    let count: Int
+    let batched: Bool
+    func run(state: inout Stateless, context: AgentContext<Self>) async throws {
+        let target = try context.address(of: self.target, as: Int.self)
+        if batched {
+            var next = 0
+            while next < count {
+                let end = min(count, next + 256)
+                try await target.send(contentsOf: next..<end)
+                next = end
+            }
+        } else {
+            for n in 0..<count { try await target.send(n) }
+        }
+        for await _ in context.messages {}
+    }
+}
+
+struct IdleAgent: Agent {
+    typealias Message = Int
+    let started: Countdown
+    func setUp(context: AgentContext<Self>) async throws {
+        started.tick()
+    }
+}
+
+/// Crashes at every start until it has crashed `restarts` times, then idles.
+struct Crasher: Agent {
+    typealias Message = Int
+    struct Crash: Error {}
+    let restarts: Countdown
+    let remaining: Countdown
+    init(restarts: Int) {
+        self.restarts = Countdown(restarts)
+        self.remaining = Countdown(restarts + 1)
+    }
+    func run(state: inout Stateless, context: AgentContext<Self>) async throws {
+        if remaining.take() {
+            restarts.tick()
+            throw Crash()
+        }
+        for await _ in context.messages {}
+    }
+}
+
+/// Crash → next incarnation handling the redelivered message, timed.
+final class LatencyLog: Sendable {
+    let samples = Mutex<[Duration]>([])
+    let crashedAt = Mutex<ContinuousClock.Instant?>(nil)
+}
+
+struct LatencyProbe: Agent {
+    enum Message: Codable, Sendable { case crashOnce }
+    struct Crash: Error {}
+    let log = LatencyLog()
+    let next: Countdown
+    func handle(_ message: Message, state: inout Stateless, context: AgentContext<Self>) async throws {
+        if context.deliveryAttempt == 1 {
+            log.crashedAt.withLock { $0 = .now }
+            throw Crash()
+        }
+        let now = ContinuousClock.now
+        if let crashed = log.crashedAt.withLock({ $0 }) { log.samples.withLock { $0.append(crashed.duration(to: now)) } }
+        next.tick()
+    }
+}
+
+// MARK: Benchmarks
+
+func messaging(_ name: String, count: Int, batched: Bool, stages: Int) async throws {
+    let done = Countdown(count)
+    let blueprint = Blueprint("bench") {
+        Child("sink", Sink(countdown: done))
+        for stage in (1..<stages).reversed() {
+            Child("stage-\(stage)", Stage(next: stage == stages - 1 ? "sink" : "stage-\(stage + 1)"))
+        }
+        Child("producer", Producer(target: stages > 1 ? "stage-1" : "sink", count: count, batched: batched))
+    }
+    let start = ContinuousClock.now
+    try await withRun(blueprint) { _ in await done.wait() }
+    report(name, Double(count) / seconds(start.duration(to: .now)), "msgs/s")
+}
+
+func spawn(count: Int) async throws {
+    let started = Countdown(count)
+    let blueprint = Blueprint("spawn") {
+        for index in 0..<count { Child("idle-\(index)", IdleAgent(started: started)) }
+    }
+    let before = residentBytes()
+    let run = try Run(blueprint, configuration: configuration)
+    let start = ContinuousClock.now
+    let task = Task { try await run.run() }
+    await started.wait()
+    let elapsed = seconds(start.duration(to: .now))
+    let after = residentBytes()
+    report("spawn_rate", Double(count) / elapsed, "agents/s")
+    report("spawn_memory_per_agent", Double(after - before) / Double(count), "bytes")
+    run.shutdown()
+    try await task.value
+}
+
+func restartLatency(samples count: Int) async throws {
+    let probe = LatencyProbe(next: Countdown(count))
+    let blueprint = Blueprint(
+        "latency",
+        intensity: RestartIntensity(maxRestarts: Int.max / 2, within: .seconds(1)),
+        backoff: .none
+    ) {
+        Child("probe", probe, options: AgentOptions(maxDeliveryFailures: 1_000))
+    }
+    try await withRun(blueprint) { run in
+        for _ in 0..<count { try await run.send(LatencyProbe.Message.crashOnce, to: "probe") }
+        await probe.next.wait()
+    }
+    let sorted = probe.log.samples.withLock { $0 }.sorted()
+    func percentile(_ p: Double) -> Double { seconds(sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))]) * 1e6 }
+    report("restart_latency_p50", percentile(0.50), "us")
+    report("restart_latency_p99", percentile(0.99), "us")
+}
+
+func restartThroughput(restarts count: Int) async throws {
+    let crasher = Crasher(restarts: count)
+    let blueprint = Blueprint(
+        "crashloop",
+        intensity: RestartIntensity(maxRestarts: Int.max / 2, within: .seconds(1)),
+        backoff: .none
+    ) {
+        Child("crasher", crasher)
+    }
+    let start = ContinuousClock.now
+    try await withRun(blueprint) { _ in await crasher.restarts.wait() }
+    report("restart_throughput", Double(count) / seconds(start.duration(to: .now)), "restarts/s")
+}
+
+let benchmarks: [(String, () async throws -> Void)] = [
+    ("messages_1to1", { try await messaging("messages_1to1", count: 1_000_000, batched: false, stages: 1) }),
+    ("messages_1to1_batched", { try await messaging("messages_1to1_batched", count: 1_000_000, batched: true, stages: 1) }),
+    ("messages_pipeline4", { try await messaging("messages_pipeline4", count: 1_000_000, batched: false, stages: 4) }),
+    ("messages_pipeline4_batched", { try await messaging("messages_pipeline4_batched", count: 1_000_000, batched: true, stages: 4) }),
+    ("restart_latency", { try await restartLatency(samples: 20_000) }),
+    ("restart_throughput", { try await restartThroughput(restarts: 1_000_000) }),
+    ("spawn", { try await spawn(count: 100_000) }),
+]
+
+for (name, benchmark) in benchmarks where filter == nil || name.hasPrefix(filter!) {
+    try await benchmark()
+}
