@@ -98,6 +98,7 @@ public protocol Agent: Sendable {
 extension Agent {
     public static var stateVersion: Int { 1 }
 
+    @inlinable
     public func run(state: inout State, context: AgentContext<Self>) async throws {
         try await context.handleMessages(state: &state)
     }

@@ -1,6 +1,6 @@
 import Dispatch
 public import Logging
-import Synchronization
+public import Synchronization
 
 /// An agent's view of its run: who it is, how to reach other agents, its clock, its logger and its checkpoints.
 ///
@@ -30,14 +30,15 @@ import Synchronization
 /// ### Work off the agents' threads
 /// - ``offload(_:)``
 public final class AgentContext<A: Agent>: Sendable {
-    let cell: AgentCell<A>
-    let incarnationControl: Incarnation
-    private let _resources: A.Resources?
-    private let attempt = Atomic<Int>(1)
+    @usableFromInline let cell: AgentCell<A>
+    @usableFromInline let incarnationControl: Incarnation
+    @usableFromInline let _resources: A.Resources?
+    @usableFromInline let attempt = Atomic<Int>(1)
 
     /// The agent's logger, carrying `troupe.run.id`, `troupe.agent.name` and `troupe.agent.incarnation` metadata.
     public let logger: Logger
 
+    @usableFromInline
     init(cell: AgentCell<A>, incarnation: Incarnation, resources: A.Resources?) {
         self.cell = cell
         self.incarnationControl = incarnation
@@ -65,6 +66,7 @@ public final class AgentContext<A: Agent>: Sendable {
     /// What ``Agent/setUp(context:)`` acquired for this incarnation.
     ///
     /// - Important: Not available inside ``Agent/setUp(context:)`` itself, which is what produces it.
+    @inlinable
     public var resources: A.Resources {
         guard let resources = _resources else {
             preconditionFailure("\(A.self).resources was read inside setUp(context:), before it returned them")
@@ -78,6 +80,7 @@ public final class AgentContext<A: Agent>: Sendable {
 
     /// Whether this incarnation has been asked to stop (graceful shutdown, termination, or a restart of its
     /// siblings). A loop-style agent should return soon after this becomes true.
+    @inlinable
     public var isStopping: Bool { incarnationControl.isStopping }
 
     // MARK: Messaging
@@ -235,6 +238,7 @@ public final class AgentContext<A: Agent>: Sendable {
     /// crashed the agent ``AgentOptions/maxDeliveryFailures`` times.
     ///
     /// - Throws: The handler's error, or `CancellationError` when the task is cancelled.
+    @inlinable
     public func handleMessages(state: inout A.State) async throws {
         let cell = self.cell
         let control = incarnationControl
@@ -284,7 +288,7 @@ public final class AgentContext<A: Agent>: Sendable {
 
 /// The iteration state behind ``AgentContext/messages``: a batch taken from the mailbox and how far it has been
 /// consumed. Unconsumed messages go back to the mailbox when the iteration is dropped.
-public final class MessageCursor<A: Agent> {
+final class MessageCursor<A: Agent> {
     private let context: AgentContext<A>
     private var batch: [Envelope<A.Message>] = []
     private var index = 0

@@ -10,7 +10,7 @@
 /// for item in items { try await sink.send(.item(item)) }
 /// ```
 public struct Address<Message: Sendable>: Sendable, Hashable, CustomStringConvertible {
-    let mailbox: Mailbox<Message>
+    @usableFromInline let mailbox: Mailbox<Message>
 
     init(_ mailbox: Mailbox<Message>) { self.mailbox = mailbox }
 
@@ -26,6 +26,7 @@ public struct Address<Message: Sendable>: Sendable, Hashable, CustomStringConver
     ///
     /// - Throws: ``TroupeError/Code/addressStopped`` if the agent is stopped, or `CancellationError` if the
     ///   sending task is cancelled while waiting for room (the message is then not delivered).
+    @inlinable
     public func send(_ message: Message) async throws {
         try await mailbox.send(message)
     }
@@ -34,6 +35,7 @@ public struct Address<Message: Sendable>: Sendable, Hashable, CustomStringConver
     ///
     /// The fastest way to hand over many messages; backpressure applies as with ``send(_:)``.
     /// - Throws: As ``send(_:)``. Messages before the failing one have been delivered.
+    @inlinable
     public func send(contentsOf messages: some Sequence<Message>) async throws {
         try await mailbox.send(contentsOf: messages)
     }
@@ -43,6 +45,7 @@ public struct Address<Message: Sendable>: Sendable, Hashable, CustomStringConver
     /// - Returns: `false` if the mailbox is full (the message is not delivered).
     /// - Throws: ``TroupeError/Code/addressStopped`` if the agent is stopped.
     @discardableResult
+    @inlinable
     public func trySend(_ message: Message) throws -> Bool {
         try mailbox.trySend(message)
     }

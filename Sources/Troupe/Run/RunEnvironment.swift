@@ -3,6 +3,7 @@ import Logging
 import Synchronization
 
 /// What every supervisor and agent of one run shares.
+@usableFromInline
 final class RunEnvironment: Sendable {
     let run: RunID
     let registry = Registry()

@@ -1,7 +1,8 @@
-import Synchronization
+public import Synchronization
 
 /// A supervisor's view of one child, whatever it is: an agent, or a nested supervisor (which is also how pools
 /// run). The runtime outlives incarnations: it owns the agent's mailbox and in-memory checkpoint.
+@usableFromInline
 protocol ChildRuntime: AnyObject, Sendable {
     var name: String { get }
     /// What the child runs, for listings: the agent's type name, or "supervisor".
@@ -22,9 +23,10 @@ protocol ChildRuntime: AnyObject, Sendable {
 }
 
 /// One incarnation of a child: its number (the epoch), the graceful-stop request, and its exit.
+@usableFromInline
 final class Incarnation: Sendable {
-    let number: UInt64
-    private let stopping = Atomic<Bool>(false)
+    @usableFromInline let number: UInt64
+    @usableFromInline let stopping = Atomic<Bool>(false)
     private let began = Atomic<Bool>(false)
     /// Fulfilled when a graceful stop is requested, so that sleepers wake.
     let stopRequested = OneShot<Void>()
@@ -33,6 +35,7 @@ final class Incarnation: Sendable {
 
     init(number: UInt64) { self.number = number }
 
+    @inlinable
     var isStopping: Bool { stopping.load(ordering: .relaxed) }
 
     /// Whether the incarnation got past its restart delay.

@@ -80,8 +80,9 @@ public struct ChildSpec: Sendable {
     /// How it is stopped.
     public var shutdown: Shutdown
 
-    let make: @Sendable (ChildFactoryContext) throws -> any ChildRuntime
+    @usableFromInline let make: @Sendable (ChildFactoryContext) throws -> any ChildRuntime
 
+    @usableFromInline
     init(
         name: String,
         restart: Restart,
@@ -96,8 +97,9 @@ public struct ChildSpec: Sendable {
 }
 
 /// What a child spec needs from its parent supervisor to build the child.
+@usableFromInline
 struct ChildFactoryContext: Sendable {
-    let environment: RunEnvironment
+    @usableFromInline let environment: RunEnvironment
     /// The durability inherited from the enclosing blueprints, if any set one.
     let durability: Durability?
 }
@@ -152,6 +154,7 @@ public struct Child: BlueprintComponent {
     ///   - restart: Whether it is restarted when it exits.
     ///   - shutdown: The deadlines of its shutdown ladder.
     ///   - options: Mailbox capacity, durability, restart point and poison-message limit.
+    @inlinable
     public init<A: Agent>(
         _ name: String,
         _ agent: A,
@@ -160,7 +163,10 @@ public struct Child: BlueprintComponent {
         options: AgentOptions = AgentOptions()
     ) {
         self.spec = ChildSpec(name: name, restart: restart, shutdown: shutdown) { context in
-            try AgentCell(name: name, agent: agent, options: options, context: context)
+            // The runner closure is made here, where A is concrete, so the message loop is specialised for it.
+            try AgentCell(name: name, agent: agent, options: options, context: context) {
+                await $0.runIncarnation($1)
+            }
         }
     }
 }
@@ -189,6 +195,7 @@ public struct Pool: BlueprintComponent {
     ///   - shutdown: Each member's shutdown deadlines.
     ///   - options: Each member's agent options.
     ///   - agent: Makes the agent for member `index`.
+    @inlinable
     public init<A: Agent>(
         _ name: String,
         count: Int,
@@ -202,30 +209,49 @@ public struct Pool: BlueprintComponent {
         precondition(count > 0, "pool '\(name)' needs at least one member (got count \(count))")
         self.spec = ChildSpec(name: name, restart: .permanent, shutdown: .infinity) { context in
             let members = try (0..<count).map { index in
-                try AgentCell(
-                    name: "\(name)-\(index)",
-                    agent: agent(index),
-                    options: options,
-                    context: context
-                )
+                try AgentCell(name: "\(name)-\(index)", agent: agent(index), options: options, context: context) {
+                    await $0.runIncarnation($1)
+                }
             }
-            let specs = members.map { member in
-                ChildSpec(name: member.name, restart: restart, shutdown: shutdown) { _ in member }
-            }
-            let supervisor = try Supervisor(
-                name: name,
-                strategy: .oneForOne,
+            return try Pool.supervise(
+                name,
+                members: members,
+                restart: restart,
                 intensity: intensity,
                 backoff: backoff,
-                children: specs,
+                shutdown: shutdown,
                 context: context
             )
-            try context.environment.registry.registerPool(name, members: members.map(\.mailbox))
-            return SupervisorChild(supervisor)
         }
     }
 
+    @usableFromInline
+    static func supervise<A: Agent>(
+        _ name: String,
+        members: [AgentCell<A>],
+        restart: ChildSpec.Restart,
+        intensity: RestartIntensity,
+        backoff: Backoff,
+        shutdown: ChildSpec.Shutdown,
+        context: ChildFactoryContext
+    ) throws -> any ChildRuntime {
+        let specs = members.map { member in
+            ChildSpec(name: member.name, restart: restart, shutdown: shutdown) { _ in member }
+        }
+        let supervisor = try Supervisor(
+            name: name,
+            strategy: .oneForOne,
+            intensity: intensity,
+            backoff: backoff,
+            children: specs,
+            context: context
+        )
+        try context.environment.registry.registerPool(name, members: members.map(\.mailbox))
+        return SupervisorChild(supervisor)
+    }
+
     /// Creates a pool of copies of one agent.
+    @inlinable
     public init<A: Agent>(
         _ name: String,
         _ agent: A,

@@ -486,16 +486,22 @@ public struct ChildCount: Sendable, Hashable {
 }
 
 /// A nested supervisor (or a pool's supervisor) as a child of another supervisor.
+@usableFromInline
 final class SupervisorChild: ChildRuntime {
     let nested: Supervisor
 
     init(_ supervisor: Supervisor) { self.nested = supervisor }
 
+    @usableFromInline
     var name: String { nested.name }
+    @usableFromInline
     var typeName: String { "Supervisor" }
+    @usableFromInline
     var supervisor: Supervisor? { nested }
+    @usableFromInline
     var mailboxDepth: Int { 0 }
 
+    @usableFromInline
     func run(_ incarnation: Incarnation) async -> ExitReason {
         do {
             try await nested.run(incarnation: incarnation)
@@ -506,13 +512,16 @@ final class SupervisorChild: ChildRuntime {
         }
     }
 
+    @usableFromInline
     func requestStop(_ incarnation: Incarnation) {
         incarnation.requestStop()
         nested.requestShutdown()
     }
 
+    @usableFromInline
     func setAccepting(_ accepting: Bool) {}
 
+    @usableFromInline
     func remove() async {
         nested.environment.registry.unregister(nested.name)
         await nested.removeAll()
