@@ -1,6 +1,7 @@
 import Troupe
 import TroupeTestKit
 import Logging
+import Dispatch
 
 /// Agents shared by the engine's tests.
 
@@ -49,7 +50,7 @@ struct Echo: Agent {
 
 /// A loop agent that runs until stopped (or exits/fails when told to at start).
 struct Idler: Agent {
-    enum Mode: Sendable { case idle, returnAtOnce, failAtOnce, ignoreCancellation }
+    enum Mode: Sendable { case idle, returnAtOnce, failAtOnce, ignoreCancellation(Gate) }
     struct Failed: Error {}
     var mode: Mode = .idle
 
@@ -61,21 +62,19 @@ struct Idler: Agent {
             return
         case .failAtOnce:
             throw Failed()
-        case .ignoreCancellation:
-            // Spins on the offload threads until the test lets it go; ignores stop requests and cancellation.
-            try await context.offload { while !gate.isOpen {} }
+        case .ignoreCancellation(let gate):
+            // Waits on a thread outside the pool until the test lets it go: deaf to stop requests and cancellation.
+            try await context.offload { gate.wait() }
         }
     }
 }
 
-/// A latch that `Idler.ignoreCancellation` spins on.
+/// A latch that blocks a thread until released.
 final class Gate: Sendable {
-    private let open = Atomic<Bool>(false)
-    var isOpen: Bool { open.load(ordering: .relaxed) }
-    func release() { open.store(true, ordering: .relaxed) }
+    private let semaphore = DispatchSemaphore(value: 0)
+    func wait() { semaphore.wait() }
+    func release() { semaphore.signal() }
 }
-import Synchronization
-let gate = Gate()
 
 /// A quiet logger for tests.
 let quiet: Logger = {

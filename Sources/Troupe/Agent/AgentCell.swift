@@ -95,10 +95,20 @@ final class AgentCell<A: Agent>: ChildRuntime {
         var reason: ExitReason
         do {
             try await agent.run(state: &state, context: context)
-            reason = incarnation.isStopping ? .stopped : .normal
-            try await checkpoint(state, incarnation, announce: durability == .checkpointed)
+            reason = incarnation.isStopping ? .stopped : (Task.isCancelled ? .cancelled : .normal)
         } catch {
             reason = exitReason(for: error, incarnation)
+        }
+        // A clean end (returned, or stopped on request) leaves a consistent state: keep it as the final checkpoint.
+        switch reason {
+        case .normal, .stopped:
+            do {
+                try await checkpoint(state, incarnation, announce: durability == .checkpointed)
+            } catch {
+                reason = .failed(error)
+            }
+        case .cancelled, .failed:
+            break
         }
         await agent.tearDown(resources, reason: reason, context: context)
         return reason

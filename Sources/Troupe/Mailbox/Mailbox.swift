@@ -217,7 +217,7 @@ final class Mailbox<Message: Sendable>: AnyMailbox {
 
     /// Why ``receive(into:)`` returned.
     @usableFromInline
-    enum Received {
+    enum Received: Sendable {
         /// `batch` holds every message that was queued.
         case messages
         /// ``interrupt()`` was called; `batch` is empty.

@@ -31,8 +31,11 @@ public actor Supervisor: Service {
     private var machine: StateMachine
     private var records: [String: Record] = [:]
     private var isRunning = false
-    /// The current run's control stream, reachable without the actor so that exits and stop requests never wait.
-    private nonisolated let inbox = Mutex<AsyncStream<Control>.Continuation?>(nil)
+    /// The current run's control stream, reachable without the actor so that exits and stop requests never wait,
+    /// and whether a shutdown was requested before the run started.
+    private nonisolated let inbox = Mutex<(stream: AsyncStream<Control>.Continuation?, shutdownPending: Bool)>(
+        (nil, false)
+    )
 
     private struct Current {
         let incarnation: Incarnation
@@ -116,9 +119,21 @@ public actor Supervisor: Service {
         try await run(incarnation: nil)
     }
 
-    /// Asks a running supervisor to shut down gracefully. Does nothing if it is not running.
+    /// Asks the supervisor to shut down gracefully. If it has not started yet, its next ``run()`` shuts down as
+    /// soon as its children have started.
     public nonisolated func requestShutdown() {
-        _ = inbox.withLock { $0?.yield(.shutdown) }
+        inbox.withLock { inbox in
+            if let stream = inbox.stream {
+                stream.yield(.shutdown)
+            } else {
+                inbox.shutdownPending = true
+            }
+        }
+    }
+
+    /// Asks a running supervisor to shut down; does nothing (and remembers nothing) if it is not running.
+    nonisolated func requestShutdownIfRunning() {
+        _ = inbox.withLock { $0.stream?.yield(.shutdown) }
     }
 
     func run(incarnation: Incarnation?) async throws {
@@ -126,8 +141,12 @@ public actor Supervisor: Service {
         isRunning = true
         defer { isRunning = false }
         let (stream, continuation) = AsyncStream<Control>.makeStream()
-        inbox.withLock { $0 = continuation }
-        if incarnation?.isStopping == true { continuation.yield(.shutdown) }
+        let pending = inbox.withLock { inbox in
+            inbox.stream = continuation
+            defer { inbox.shutdownPending = false }
+            return inbox.shutdownPending
+        }
+        if pending || incarnation?.isStopping == true { continuation.yield(.shutdown) }
 
         machine.reset()
         for name in machine.order {
@@ -156,7 +175,7 @@ public actor Supervisor: Service {
         let graceful: Bool
         if case .cancelled = outcome { graceful = false } else { graceful = true }
         await Task { await self.stopAll(graceful: graceful) }.value
-        inbox.withLock { $0 = nil }
+        inbox.withLock { $0.stream = nil }
         continuation.finish()
 
         if case .escalated(let error) = outcome { throw error }
@@ -189,7 +208,7 @@ public actor Supervisor: Service {
     // MARK: Incarnations
 
     private func launch(_ name: String, after delay: Duration) {
-        guard var record = records[name], let control = self.inbox.withLock({ $0 }) else { return }
+        guard var record = records[name], let control = self.inbox.withLock({ $0.stream }) else { return }
         record.incarnations += 1
         record.terminated = false
         let incarnation = Incarnation(number: record.incarnations)
@@ -483,6 +502,14 @@ public struct ChildCount: Sendable, Hashable {
     public var supervisors = 0
     /// Children that are agents.
     public var workers = 0
+
+    /// Creates a count.
+    public init(specs: Int = 0, active: Int = 0, supervisors: Int = 0, workers: Int = 0) {
+        self.specs = specs
+        self.active = active
+        self.supervisors = supervisors
+        self.workers = workers
+    }
 }
 
 /// A nested supervisor (or a pool's supervisor) as a child of another supervisor.
@@ -515,7 +542,7 @@ final class SupervisorChild: ChildRuntime {
     @usableFromInline
     func requestStop(_ incarnation: Incarnation) {
         incarnation.requestStop()
-        nested.requestShutdown()
+        nested.requestShutdownIfRunning()
     }
 
     @usableFromInline

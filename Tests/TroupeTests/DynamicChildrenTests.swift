@@ -1,0 +1,71 @@
+import Testing
+import Troupe
+import TroupeTestKit
+
+@Suite(.timeLimit(.minutes(1)))
+struct DynamicChildrenTests {
+    @Test func childrenCanBeStartedTerminatedRestartedAndDeleted() async throws {
+        let seen = Recorder<String>()
+        let run = try Run(Blueprint("dynamic") { Child("idle", Idler()) }, configuration: .test())
+        let probe = AgentProbe(run)
+        try await withRunning(run) {
+            let supervisor = run.supervisor
+            await probe.wait(for: "idle", .started)
+            try await supervisor.startChild(Child("echo", Echo(seen: seen)))
+            #expect(await supervisor.count() == ChildCount(specs: 2, active: 2, supervisors: 0, workers: 2))
+            try await run.send(Echo.Message.note("one"), to: "echo")
+            await seen.wait(forCount: 1)
+
+            try await supervisor.terminateChild("echo")
+            var echo = await supervisor.children().first { $0.name == "echo" }
+            #expect(echo?.status == .stopped)
+            #expect(await supervisor.count().active == 1)
+            let stopped = await #expect(throws: TroupeError.self) { try await run.send(Echo.Message.note("x"), to: "echo") }
+            #expect(stopped?.code == .addressStopped)
+
+            try await supervisor.restartChild("echo")
+            await probe.wait(for: "echo", .started, count: 2)
+            echo = await supervisor.children().first { $0.name == "echo" }
+            #expect(echo?.status == .running)
+            #expect(echo?.incarnation == 2)
+            #expect(echo?.restarts == 1)
+            try await run.send(Echo.Message.note("two"), to: "echo")
+            await seen.wait(forCount: 2)
+
+            let running = await #expect(throws: TroupeError.self) { try await supervisor.deleteChild("echo") }
+            #expect(running?.code == .childRunning)
+            try await supervisor.terminateChild("echo")
+            try await supervisor.deleteChild("echo")
+            #expect(await supervisor.children().map(\.name) == ["idle"])
+            let gone = await #expect(throws: TroupeError.self) { try await run.send(Echo.Message.note("x"), to: "echo") }
+            #expect(gone?.code == .unknownAddress)
+
+            let unknown = await #expect(throws: TroupeError.self) { try await supervisor.terminateChild("nobody") }
+            #expect(unknown?.code == .unknownChild)
+            let duplicate = await #expect(throws: TroupeError.self) { try await supervisor.startChild(Child("idle", Idler())) }
+            #expect(duplicate?.code == .duplicateName)
+        }
+        #expect(seen.values == ["one", "two"])
+    }
+
+    @Test func listingsShowMailboxDepthAndNestedChildren() async throws {
+        let seen = Recorder<String>()
+        let run = try Run(Blueprint("listing") {
+            Blueprint("inner") { Child("echo", Echo(seen: seen)) }
+        }, configuration: .test())
+        for n in 0..<5 { try await run.send(Echo.Message.note("\(n)"), to: "echo") }
+        // Before the run starts, the messages wait in the mailbox.
+        let before = await run.supervisor.children()
+        #expect(before.first?.children.first?.mailboxDepth == 5)
+        #expect(before.first?.typeName == "Supervisor")
+        #expect(before.first?.children.first?.typeName == "Echo")
+        try await withRunning(run) { await seen.wait(forCount: 5) }
+        #expect(seen.values == (0..<5).map { "\($0)" })
+    }
+
+    @Test func changingChildrenOfAStoppedSupervisorIsRefused() async throws {
+        let run = try Run(Blueprint("stopped") { Child("idle", Idler()) }, configuration: .test())
+        let error = await #expect(throws: TroupeError.self) { try await run.supervisor.startChild(Child("x", Idler())) }
+        #expect(error?.code == .notRunning)
+    }
+}
