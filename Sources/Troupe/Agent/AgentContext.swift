@@ -1,4 +1,3 @@
-import Dispatch
 public import Logging
 public import Synchronization
 
@@ -215,16 +214,15 @@ public final class AgentContext<A: Agent>: Sendable {
     /// Runs CPU-bound or blocking work on a thread outside Swift's cooperative pool, and waits for its result.
     ///
     /// Agents share the cooperative pool, which has one thread per core; a long computation on it stalls every
-    /// other agent's message handling. Work offloaded here runs on separate threads, so the agents keep running.
+    /// other agent's message handling. Work offloaded here runs on the run's offload threads
+    /// (``Run/Configuration/offloadThreads``), so the agents keep running. The work is not interrupted when the
+    /// agent is cancelled.
     ///
     /// - Parameter work: The work. Check ``isStopping`` in long loops to end early.
     /// - Returns: What `work` returned.
     /// - Throws: What `work` threw.
     public func offload<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
-        let queue = cell.environment.offloadQueue
-        return try await withCheckedThrowingContinuation { continuation in
-            queue.async { continuation.resume(with: Result { try work() }) }
-        }
+        try await cell.environment.offload.run(work)
     }
 
     // MARK: The engine's handler loop

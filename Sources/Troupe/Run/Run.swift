@@ -46,6 +46,8 @@ public final class Run: Service {
         public var logger: Logger
         /// The durability of agents whose blueprint and child spec choose none.
         public var durability: Durability
+        /// How many threads run ``AgentContext/offload(_:)`` work at once; more jobs wait for a free thread.
+        public var offloadThreads: Int
 
         /// Creates a configuration.
         public init(
@@ -53,8 +55,11 @@ public final class Run: Service {
             clock: any Clock<Duration> = ContinuousClock(),
             random: any RandomNumberGenerator & Sendable = SystemRandomNumberGenerator(),
             logger: Logger = Logger(label: "troupe"),
-            durability: Durability = .ephemeral
+            durability: Durability = .ephemeral,
+            offloadThreads: Int = 8
         ) {
+            precondition(offloadThreads > 0, "offloadThreads must be at least 1 (got \(offloadThreads))")
+            self.offloadThreads = offloadThreads
             self.store = store
             self.clock = clock
             self.random = random
@@ -90,7 +95,8 @@ public final class Run: Service {
             clock: EngineClock(configuration.clock),
             logger: configuration.logger,
             random: RandomSource(configuration.random),
-            durability: configuration.durability
+            durability: configuration.durability,
+            offloadWidth: configuration.offloadThreads
         )
         self.environment = environment
         self.supervisor = try Supervisor(

@@ -1,4 +1,3 @@
-import Dispatch
 import Logging
 import Synchronization
 
@@ -14,7 +13,7 @@ final class RunEnvironment: Sendable {
     let random: RandomSource
     let durability: Durability
     /// Where ``AgentContext/offload(_:)`` runs CPU-bound work: threads outside Swift's cooperative pool.
-    let offloadQueue = DispatchQueue(label: "troupe.offload", attributes: .concurrent)
+    let offload: OffloadPool
 
     init(
         run: RunID,
@@ -22,9 +21,11 @@ final class RunEnvironment: Sendable {
         clock: EngineClock,
         logger: Logger,
         random: RandomSource,
-        durability: Durability
+        durability: Durability,
+        offloadWidth: Int
     ) {
         self.run = run
+        self.offload = OffloadPool(width: offloadWidth)
         var logger = logger
         logger[metadataKey: "troupe.run.id"] = .string(run.rawValue)
         self.logger = logger
