@@ -67,7 +67,10 @@ let package = Package(
         ),
         .executableTarget(
             name: "TroupeExecutable",
-            dependencies: ["TroupeCLI"],
+            dependencies: [
+                "TroupeCLI",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
             swiftSettings: settings
         ),
         // Release-build benchmarks: one `name value unit` line per figure.

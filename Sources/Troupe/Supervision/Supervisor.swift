@@ -154,9 +154,7 @@ public actor Supervisor: Service {
             records[name]?.restarts = 0
             launch(name, after: .zero)
         }
-        if incarnation == nil {
-            environment.events.emit(name, incarnation: 0, .started)
-        }
+        environment.events.emit(name, incarnation: incarnation?.number ?? 0, .started)
 
         let outcome = await withTaskCancellationHandler {
             await withGracefulShutdownHandler {

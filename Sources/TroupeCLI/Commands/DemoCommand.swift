@@ -1,0 +1,228 @@
+import ArgumentParser
+import FoundationEssentials
+import Logging
+import Synchronization
+import Troupe
+import TroupeAgents
+
+struct DemoCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "demo",
+        abstract: "Run the demo tree, with an injected crash, and show the supervisor restarting it.",
+        discussion: """
+            The demo runs a monitor, a three-stage batch pipeline, a gatherer and a cruncher under one supervisor. \
+            The pipeline's transformer crashes once on purpose; its supervisor restarts it, and the batch it was \
+            handling is delivered again, so every item still arrives exactly once. It works offline and takes \
+            about a second.
+
+            Examples:
+              troupe demo
+              troupe demo --json | jq .
+            """
+    )
+
+    @OptionGroup var global: GlobalOptions
+
+    @Flag(help: "Print the events and the summary as JSON lines.")
+    var json = false
+
+    func run() async throws {
+        var logger = Logger(label: "troupe.demo")
+        logger.logLevel = global.logLevel ?? .error
+        let pipeline = Latch<BatchSink.State>()
+        let demo = try Run(
+            Demo.blueprint { totals in if totals.batches == Demo.batches { pipeline.open(with: totals) } },
+            configuration: Run.Configuration(logger: logger)
+        )
+        let printer = EventPrinter(json: json)
+        let restarts = Mutex<[String]>([])
+        let polls = Mutex(0)
+        let monitored = Latch<Int>()
+        demo.addEventSink { event in
+            if case .restarting = event.kind { restarts.withLock { $0.append(event.name) } }
+            if case .checkpointed = event.kind, event.name == "monitor" {
+                let count = polls.withLock { count in
+                    count += 1
+                    return count
+                }
+                if count == 3 { monitored.open(with: count) }
+            }
+            printer.print(event)
+        }
+        if !json { print("troupe demo: run \(demo.id), blueprint 'demo'") }
+
+        let task = Task { try await demo.run() }
+        let outcome: Result<Summary, any Error>
+        do {
+            let totals = await pipeline.wait()
+            let gathered = try await demo.call("gatherer", timeout: .seconds(30)) {
+                Gatherer.Message.gather((1...10).map(String.init), $0)
+            }
+            let primes = try await demo.call("cruncher", timeout: .seconds(60)) { Cruncher.Message.crunch(200_000, $0) }
+            _ = await monitored.wait()
+            outcome = .success(Summary(totals: totals, gathered: gathered, primes: primes))
+        } catch {
+            outcome = .failure(error)
+        }
+        demo.shutdown()
+        do {
+            try await task.value
+        } catch {
+            throw TroupeCommand.fail(error)
+        }
+        let summary: Summary
+        switch outcome {
+        case .success(let value): summary = value
+        case .failure(let error): throw TroupeCommand.fail(error)
+        }
+        let exact = summary.totals.sum == Demo.expectedSum && summary.totals.items == Demo.batches * Demo.batchSize
+        printer.summary(
+            summary,
+            restarts: restarts.withLock { $0 },
+            polls: polls.withLock { $0 },
+            exact: exact
+        )
+        if !exact { throw ExitCode.failure }
+    }
+
+    struct Summary {
+        var totals: BatchSink.State
+        var gathered: Gatherer.Report
+        var primes: Int
+    }
+}
+
+/// Prints events as they happen: aligned text for people, JSON lines for scripts.
+final class EventPrinter: Sendable {
+    private let json: Bool
+    private let start = ContinuousClock.now
+    private let lock = Mutex(())
+
+    init(json: Bool) { self.json = json }
+
+    func print(_ event: Event) {
+        let (verb, detail): (String, String)
+        switch event.kind {
+        case .started: (verb, detail) = ("started", "")
+        case .exited(.failed(let error)): (verb, detail) = ("crashed", "\(error)")
+        case .exited: return
+        case .restarting(let delay, let restarts): (verb, detail) = ("restarting", "in \(Self.format(delay)) (restart \(restarts))")
+        case .stopped: (verb, detail) = ("stopped", "")
+        case .abandoned: (verb, detail) = ("abandoned", "ignored cancellation past its deadline")
+        case .deadLettered(let error, let failures): (verb, detail) = ("dead-letter", "after \(failures) crashes: \(error)")
+        case .escalated(let restarts, let period): (verb, detail) = ("escalated", "\(restarts) restarts within \(Self.format(period))")
+        case .checkpointed: return
+        }
+        let elapsed = start.duration(to: .now)
+        lock.withLock { _ in
+            if json {
+                Swift.print(Self.jsonLine(EventRecord(
+                    run: event.run.rawValue,
+                    agent: event.name,
+                    incarnation: event.incarnation,
+                    event: verb,
+                    detail: detail,
+                    seconds: Self.seconds(elapsed)
+                )))
+            } else {
+                let who = "\(event.name)#\(event.incarnation)"
+                Swift.print("  +\(Self.format(elapsed))  \(who.padded(to: 16)) \(verb.padded(to: 11)) \(detail)".trimmingTrailingSpaces())
+            }
+            flushOutput()
+        }
+    }
+
+    func summary(_ summary: DemoCommand.Summary, restarts: [String], polls: Int, exact: Bool) {
+        let errors = summary.gathered.errors.sorted { $0.key.count == $1.key.count ? $0.key < $1.key : $0.key.count < $1.key.count }
+        if json {
+            Swift.print(Self.jsonLine(SummaryRecord(
+                batches: summary.totals.batches,
+                items: summary.totals.items,
+                sum: summary.totals.sum,
+                expectedSum: Demo.expectedSum,
+                exactlyOnce: exact,
+                gatherResults: summary.gathered.results.count,
+                gatherErrors: errors.map(\.value),
+                primes: summary.primes,
+                restarts: restarts,
+                monitorPolls: polls
+            )))
+            return
+        }
+        Swift.print("")
+        Swift.print("summary")
+        Swift.print("  pipeline   \(summary.totals.batches) batches, \(summary.totals.items) items, sum \(summary.totals.sum) (expected \(Demo.expectedSum)): \(exact ? "every item exactly once" : "MISMATCH")")
+        Swift.print("  gatherer   \(summary.gathered.results.count) results, \(summary.gathered.errors.count) errors (\(errors.map(\.value).joined(separator: "; ")))")
+        Swift.print("  cruncher   \(summary.primes) primes below 200000, counted off the agents' threads")
+        Swift.print("  monitor    \(polls) polls")
+        Swift.print("  restarts   \(restarts.count)\(restarts.isEmpty ? "" : ": " + restarts.joined(separator: ", "))")
+    }
+
+    /// One event, as a JSON line.
+    struct EventRecord: Encodable {
+        var type = "event"
+        var run: String
+        var agent: String
+        var incarnation: UInt64
+        var event: String
+        var detail: String
+        var seconds: Double
+    }
+
+    /// The demo's outcome, as the last JSON line.
+    struct SummaryRecord: Encodable {
+        var type = "summary"
+        var batches: Int
+        var items: Int
+        var sum: Int
+        var expectedSum: Int
+        var exactlyOnce: Bool
+        var gatherResults: Int
+        var gatherErrors: [String]
+        var primes: Int
+        var restarts: [String]
+        var monitorPolls: Int
+    }
+
+    private static func seconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+    }
+
+    private static func format(_ duration: Duration) -> String {
+        let whole = Int((seconds(duration) * 1000).rounded())
+        return "\(whole / 1000).\(String(repeating: "0", count: 3 - String(whole % 1000).count))\(whole % 1000)s"
+    }
+
+    private static func jsonLine(_ record: some Encodable) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        guard let data = try? encoder.encode(record) else { return "{}" }
+        return String(decoding: data, as: UTF8.self)
+    }
+}
+
+/// A value that is set once and awaited.
+final class Latch<Value: Sendable>: Sendable {
+    private let state = Mutex<(value: Value?, waiters: [CheckedContinuation<Value, Never>])>((nil, []))
+
+    func open(with value: Value) {
+        let waiters = state.withLock { state -> [CheckedContinuation<Value, Never>] in
+            guard state.value == nil else { return [] }
+            state.value = value
+            defer { state.waiters = [] }
+            return state.waiters
+        }
+        for waiter in waiters { waiter.resume(returning: value) }
+    }
+
+    func wait() async -> Value {
+        await withCheckedContinuation { continuation in
+            let value = state.withLock { state -> Value? in
+                if let value = state.value { return value }
+                state.waiters.append(continuation)
+                return nil
+            }
+            if let value { continuation.resume(returning: value) }
+        }
+    }
+}

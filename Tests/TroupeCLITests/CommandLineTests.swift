@@ -1,0 +1,87 @@
+import Foundation
+import Testing
+
+/// Runs the built `troupe` binary as an operator would.
+struct Troupe {
+    static let binary: URL = {
+        // The test runner lives in the build's products folder, next to the `troupe` executable.
+        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("troupe")
+    }()
+
+    struct Result {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    static func run(_ arguments: String...) throws -> Result {
+        let process = Process()
+        process.executableURL = binary
+        process.arguments = arguments
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Result(
+            status: process.terminationStatus,
+            stdout: String(decoding: stdout, as: UTF8.self),
+            stderr: String(decoding: stderr, as: UTF8.self)
+        )
+    }
+}
+
+@Suite(.timeLimit(.minutes(1)))
+struct CommandLineTests {
+    @Test func helpListsTheVerbsAndTheExitCodes() throws {
+        let result = try Troupe.run("--help")
+        #expect(result.status == 0)
+        #expect(result.stdout.contains("OVERVIEW: Run and steer durable multi-agent runs."))
+        #expect(result.stdout.contains("demo                    Run the demo tree"))
+        for line in ["0   success", "64  usage error", "65  bad data", "66  not found", "75  temporary failure"] {
+            #expect(result.stdout.contains(line), "missing '\(line)'")
+        }
+    }
+
+    @Test func versionPrintsTheRelease() throws {
+        let result = try Troupe.run("version")
+        #expect(result.status == 0)
+        #expect(result.stdout == "troupe 0.1.0\n")
+    }
+
+    @Test func usageErrorsExitWith64() throws {
+        let result = try Troupe.run("frobnicate")
+        #expect(result.status == 64)
+        #expect(result.stderr.contains("Unexpected argument 'frobnicate'"))
+        #expect(result.stdout.isEmpty)
+    }
+
+    @Test func theDemoRestartsTheCrashedAgentAndCountsEveryItemOnce() throws {
+        let result = try Troupe.run("demo", "--json")
+        #expect(result.status == 0, "\(result.stderr)")
+        let lines = result.stdout.split(separator: "\n").map(String.init)
+        let records = try lines.map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] ?? [:] }
+        let summary = try #require(records.last)
+        #expect(summary["type"] as? String == "summary")
+        #expect(summary["exactlyOnce"] as? Bool == true)
+        #expect(summary["sum"] as? Int == 999_000)
+        #expect(summary["gatherResults"] as? Int == 7)
+        #expect((summary["gatherErrors"] as? [String])?.count == 3)
+        #expect(summary["restarts"] as? [String] == ["transformer", "producer"])
+        let crashes = records.filter { $0["event"] as? String == "crashed" }
+        #expect(crashes.count == 1)
+        #expect(crashes.first?["agent"] as? String == "transformer")
+        #expect(crashes.first?["detail"] as? String == "injected fault on batch 3")
+    }
+
+    @Test func theDemoPrintsReadableLinesOnATerminal() throws {
+        let result = try Troupe.run("demo")
+        #expect(result.status == 0)
+        #expect(result.stdout.contains("transformer#1    crashed     injected fault on batch 3"))
+        #expect(result.stdout.contains("transformer#2    restarting"))
+        #expect(result.stdout.contains("every item exactly once"))
+    }
+}
