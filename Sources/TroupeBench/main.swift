@@ -29,6 +29,17 @@ func seconds(_ duration: Duration) -> Double {
     Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
 }
 
+/// Returns freed heap memory to the system, so that resident memory measures what is in use (glibc keeps freed
+/// pages otherwise). `malloc_trim` is looked up at run time: the Glibc module does not export malloc.h.
+func trimHeap() {
+    #if canImport(Glibc)
+    typealias Trim = @convention(c) (Int) -> Int32
+    if let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "malloc_trim") {
+        _ = unsafeBitCast(symbol, to: Trim.self)(0)
+    }
+    #endif
+}
+
 /// Resident memory of this process, in bytes.
 func residentBytes() -> Int {
     #if canImport(Glibc)
@@ -199,15 +210,23 @@ func spawn(count: Int) async throws {
     let blueprint = Blueprint("spawn") {
         for index in 0..<count { Child("idle-\(index)", IdleAgent(started: started)) }
     }
+    trimHeap()
     let before = residentBytes()
     let run = try Run(blueprint, configuration: configuration)
     let start = ContinuousClock.now
     let task = Task { try await run.run() }
     await started.wait()
     let elapsed = seconds(start.duration(to: .now))
-    let after = residentBytes()
+    let peak = residentBytes()
+    // Wait until every agent has passivated (given up its task), then measure what idle agents hold.
+    while await run.supervisor.children().contains(where: { !$0.isPassivated }) {
+        try await Task.sleep(for: .milliseconds(10))
+    }
+    trimHeap()
+    let idle = residentBytes()
     report("spawn_rate", Double(count) / elapsed, "agents/s")
-    report("spawn_memory_per_agent", Double(after - before) / Double(count), "bytes")
+    report("spawn_memory_per_idle_agent", Double(idle - before) / Double(count), "bytes")
+    report("spawn_peak_memory_per_agent", Double(peak - before) / Double(count), "bytes")
     run.shutdown()
     try await task.value
 }

@@ -70,7 +70,8 @@ public protocol Agent: Sendable {
     /// Runs one incarnation of the agent (loop style).
     ///
     /// The default implementation is the engine's handler loop, which calls ``handle(_:state:context:)`` for each
-    /// message until the agent is asked to stop.
+    /// message until the agent is asked to stop, and holds no task while the mailbox is empty (see
+    /// ``AgentContext/handleMessages(state:)``).
     ///
     /// - Parameters:
     ///   - state: The state to resume from: the last checkpoint, or ``initialState()``. When `run` returns, the
@@ -100,7 +101,7 @@ extension Agent {
 
     @inlinable
     public func run(state: inout State, context: AgentContext<Self>) async throws {
-        try await context.handleMessages(state: &state)
+        try await context.passivatingHandlerLoop(state: &state)
     }
 
     public func handle(_ message: Message, state: inout State, context: AgentContext<Self>) async throws {

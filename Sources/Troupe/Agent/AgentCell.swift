@@ -1,6 +1,6 @@
 import FoundationEssentials
 import Logging
-import Synchronization
+public import Synchronization
 
 /// One agent child: its mailbox, its in-memory checkpoint and its checkpoint sequence, all of which outlive the
 /// incarnations that run it.
@@ -18,7 +18,20 @@ final class AgentCell<A: Agent>: ChildRuntime {
     @usableFromInline let durability: Durability
     @usableFromInline let mailbox: Mailbox<A.Message>
     @usableFromInline let environment: RunEnvironment
-    private let runner: @Sendable (AgentCell, Incarnation) async -> ExitReason
+    private let runner: @Sendable (AgentCell, Incarnation) async -> ExitReason?
+    /// A passivated incarnation's state and context, while it holds no task.
+    @usableFromInline let parked: Mutex<Parked?> = Mutex(nil)
+
+    @usableFromInline
+    struct Parked: Sendable {
+        @usableFromInline var state: A.State
+        @usableFromInline let context: AgentContext<A>
+
+        @usableFromInline init(state: A.State, context: AgentContext<A>) {
+            self.state = state
+            self.context = context
+        }
+    }
     /// The ephemeral checkpoint: the state to resume from when nothing is persisted.
     private let memory = Mutex<A.State?>(nil)
     /// The sequence number of the last checkpoint written.
@@ -30,7 +43,7 @@ final class AgentCell<A: Agent>: ChildRuntime {
         agent: A,
         options: AgentOptions,
         context: ChildFactoryContext,
-        runner: @escaping @Sendable (AgentCell, Incarnation) async -> ExitReason
+        runner: @escaping @Sendable (AgentCell, Incarnation) async -> ExitReason?
     ) throws {
         let environment = context.environment
         self.runner = runner
@@ -52,12 +65,29 @@ final class AgentCell<A: Agent>: ChildRuntime {
     var mailboxDepth: Int { mailbox.depth }
 
     @usableFromInline
+    var isPassivated: Bool { mailbox.hasParkedConsumer }
+
+    @usableFromInline
     func setAccepting(_ accepting: Bool) { mailbox.setAccepting(accepting) }
 
     @usableFromInline
     func requestStop(_ incarnation: Incarnation) {
         incarnation.requestStop()
         mailbox.interrupt()
+    }
+
+    @usableFromInline
+    func cancel(_ incarnation: Incarnation) {
+        incarnation.cancel()
+        mailbox.interrupt()  // a passivated incarnation resumes, on a task that is cancelled at once
+    }
+
+    /// Resumes a passivated incarnation on a new task. Called by the mailbox's wake hook.
+    @usableFromInline
+    func resume(_ incarnation: Incarnation) {
+        incarnation.activate { [self] in
+            if let reason = await run(incarnation) { incarnation.finish(reason) }
+        }
     }
 
     @usableFromInline
@@ -71,30 +101,38 @@ final class AgentCell<A: Agent>: ChildRuntime {
     // MARK: Running an incarnation
 
     @usableFromInline
-    func run(_ incarnation: Incarnation) async -> ExitReason {
+    func run(_ incarnation: Incarnation) async -> ExitReason? {
         await runner(self, incarnation)
     }
 
     @inlinable
-    func runIncarnation(_ incarnation: Incarnation) async -> ExitReason {
+    func runIncarnation(_ incarnation: Incarnation) async -> ExitReason? {
         var state: A.State
-        do {
-            state = try await loadState(incarnation)
-        } catch {
-            return .failed(error)
+        let context: AgentContext<A>
+        if let resumed = parked.withLock({ parked in parked.take() }) {
+            // A passivated incarnation, woken by a message, a stop request or a cancellation.
+            state = resumed.state
+            context = resumed.context
+        } else {
+            do {
+                state = try await loadState(incarnation)
+            } catch {
+                return .failed(error)
+            }
+            let setUpContext = AgentContext(cell: self, incarnation: incarnation, resources: nil)
+            let resources: A.Resources
+            do {
+                resources = try await agent.setUp(context: setUpContext)
+            } catch {
+                return exitReason(for: error, incarnation)
+            }
+            context = AgentContext(cell: self, incarnation: incarnation, resources: resources)
+            announce(incarnation, .started)
         }
-        let setUpContext = AgentContext(cell: self, incarnation: incarnation, resources: nil)
-        let resources: A.Resources
-        do {
-            resources = try await agent.setUp(context: setUpContext)
-        } catch {
-            return exitReason(for: error, incarnation)
-        }
-        let context = AgentContext(cell: self, incarnation: incarnation, resources: resources)
-        announce(incarnation, .started)
         var reason: ExitReason
         do {
             try await agent.run(state: &state, context: context)
+            if context.passivated.exchange(false, ordering: .relaxed) { return nil }
             reason = incarnation.isStopping ? .stopped : (Task.isCancelled ? .cancelled : .normal)
         } catch {
             reason = exitReason(for: error, incarnation)
@@ -110,7 +148,7 @@ final class AgentCell<A: Agent>: ChildRuntime {
         case .cancelled, .failed:
             break
         }
-        await agent.tearDown(resources, reason: reason, context: context)
+        await agent.tearDown(context.resources, reason: reason, context: context)
         return reason
     }
 

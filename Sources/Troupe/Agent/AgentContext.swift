@@ -33,19 +33,32 @@ public final class AgentContext<A: Agent>: Sendable {
     @usableFromInline let incarnationControl: Incarnation
     @usableFromInline let _resources: A.Resources?
     @usableFromInline let attempt = Atomic<Int>(1)
+    /// Set by the passivating handler loop when it returns because it parked, not because it finished.
+    @usableFromInline let passivated = Atomic<Bool>(false)
+    /// How many times the handler loop yields, finding the mailbox empty, before it gives up its task.
+    @usableFromInline static var yieldsBeforePassivating: Int { 2 }
+
+    private let cachedLogger = Mutex<Logger?>(nil)
 
     /// The agent's logger, carrying `troupe.run.id`, `troupe.agent.name` and `troupe.agent.incarnation` metadata.
-    public let logger: Logger
+    ///
+    /// Built on first use, so that agents that never log (most idle ones) do not pay for its metadata.
+    public var logger: Logger {
+        cachedLogger.withLock { cached in
+            if let logger = cached { return logger }
+            var logger = cell.environment.logger
+            logger[metadataKey: "troupe.agent.name"] = .string(cell.name)
+            logger[metadataKey: "troupe.agent.incarnation"] = .stringConvertible(incarnationControl.number)
+            cached = logger
+            return logger
+        }
+    }
 
     @usableFromInline
     init(cell: AgentCell<A>, incarnation: Incarnation, resources: A.Resources?) {
         self.cell = cell
         self.incarnationControl = incarnation
         self._resources = resources
-        var logger = cell.environment.logger
-        logger[metadataKey: "troupe.agent.name"] = .string(cell.name)
-        logger[metadataKey: "troupe.agent.incarnation"] = .stringConvertible(incarnation.number)
-        self.logger = logger
     }
 
     // MARK: Identity
@@ -228,26 +241,69 @@ public final class AgentContext<A: Agent>: Sendable {
     // MARK: The engine's handler loop
 
     /// Runs the engine's handler loop: hands each message to ``Agent/handle(_:state:context:)`` until the agent is
-    /// asked to stop. This is what ``Agent/run(state:context:)`` does by default.
+    /// asked to stop.
     ///
     /// Messages are taken from the mailbox a whole batch at a time. A handler that throws ends the incarnation:
     /// the state stays at its value after the last message handled successfully, the failing message and the rest
     /// of the batch go back to the front of the mailbox, and the failing message becomes a dead letter once it has
     /// crashed the agent ``AgentOptions/maxDeliveryFailures`` times.
     ///
+    /// The default ``Agent/run(state:context:)`` uses a variant of this loop that *passivates* an idle agent: when
+    /// the mailbox is empty the incarnation gives up its task, and the next message resumes it on a new one, so
+    /// that an idle agent costs memory but no task. Call this method from your own `run` to keep the task instead.
+    ///
     /// - Throws: The handler's error, or `CancellationError` when the task is cancelled.
     @inlinable
     public func handleMessages(state: inout A.State) async throws {
+        try await handlerLoop(state: &state, passivating: false)
+    }
+
+    /// The default `run`'s loop, which passivates when the mailbox is empty.
+    @inlinable
+    func passivatingHandlerLoop(state: inout A.State) async throws {
+        try await handlerLoop(state: &state, passivating: true)
+    }
+
+    @inlinable
+    func handlerLoop(state: inout A.State, passivating: Bool) async throws {
         let cell = self.cell
         let control = incarnationControl
         let persistEach = cell.durability == .checkpointed
         var batch: [Envelope<A.Message>] = []
+        var hadWork = false
         while !control.isStopping {
-            switch await cell.mailbox.receive(into: &batch) {
-            case .messages: break
-            case .interrupted: continue
-            case .cancelled: throw CancellationError()
+            if passivating {
+                if Task.isCancelled { throw CancellationError() }
+                // Leave the state where a resuming task finds it *before* the wake hook can fire.
+                cell.parked.withLock { $0 = AgentCell<A>.Parked(state: state, context: self) }
+                var received = cell.mailbox.receiveOrPark(into: &batch, wake: nil)
+                // Under a steady stream the mailbox is empty only for an instant: a busy agent lets the senders run
+                // a little before giving up its task, which costs more to get back than a yield. An agent that has
+                // had nothing to do passivates at once.
+                let patience = hadWork ? Self.yieldsBeforePassivating : 0
+                var yields = 0
+                if patience == 0, case .parked = received {
+                    received = cell.mailbox.receiveOrPark(into: &batch, wake: wake)
+                }
+                while case .parked = received, yields < patience {
+                    await Task.yield()
+                    yields += 1
+                    received = cell.mailbox.receiveOrPark(into: &batch, wake: yields == patience ? wake : nil)
+                }
+                if case .parked = received {
+                    passivated.store(true, ordering: .relaxed)
+                    return
+                }
+                _ = cell.parked.withLock { $0.take() }
+                if case .interrupted = received { continue }
+            } else {
+                switch await cell.mailbox.receive(into: &batch) {
+                case .messages, .parked: break
+                case .interrupted: continue
+                case .cancelled: throw CancellationError()
+                }
             }
+            hadWork = true
             var index = 0
             while index < batch.count {
                 if control.isStopping {
@@ -282,6 +338,14 @@ public final class AgentContext<A: Agent>: Sendable {
             batch.removeAll(keepingCapacity: true)
         }
     }
+
+    /// Resumes this incarnation when its passivated mailbox gets work.
+    @usableFromInline
+    var wake: @Sendable () -> Void {
+        let cell = self.cell
+        let incarnation = incarnationControl
+        return { cell.resume(incarnation) }
+    }
 }
 
 /// The iteration state behind ``AgentContext/messages``: a batch taken from the mailbox and how far it has been
@@ -299,7 +363,7 @@ final class MessageCursor<A: Agent> {
             index = 0
             if context.isStopping { return nil }
             switch await context.cell.mailbox.receive(into: &batch) {
-            case .messages: break
+            case .messages, .parked: break
             case .interrupted: continue
             case .cancelled: return nil
             }

@@ -53,6 +53,8 @@ final class Mailbox<Message: Sendable>: AnyMailbox {
         @usableFromInline var buffer: [Envelope<Message>] = []
         @usableFromInline var parked: Deque<Parked> = []
         @usableFromInline var consumer: UnsafeContinuation<Void, Never>?
+        /// Set while the consumer is passivated: called (once) by whoever next gives it something to do.
+        @usableFromInline var wake: (@Sendable () -> Void)?
         @usableFromInline var interrupted = false
         @usableFromInline var accepting = true
         @usableFromInline var nextID: UInt64 = 0
@@ -60,7 +62,7 @@ final class Mailbox<Message: Sendable>: AnyMailbox {
         @usableFromInline init() {}
     }
 
-    @usableFromInline let state = Mutex(State())
+    @usableFromInline let state = SpinLocked(State())
 
     init(name: String, capacity: Int) {
         precondition(capacity > 0, "a mailbox needs a capacity of at least 1 (agent '\(name)')")
@@ -72,14 +74,32 @@ final class Mailbox<Message: Sendable>: AnyMailbox {
 
     var depth: Int { state.withLock { $0.buffer.count + $0.parked.count } }
 
+    /// Whether the consumer is passivated: its wake hook is installed and no task is consuming.
+    var hasParkedConsumer: Bool { state.withLock { $0.wake != nil } }
+
     // MARK: Sending
 
     @usableFromInline
     enum SendAction {
         case done
         case wake(UnsafeContinuation<Void, Never>)
+        case activate(@Sendable () -> Void)
         case stopped
         case park(UInt64)
+    }
+
+    /// What to do for the consumer after a message was appended: resume it, activate it, or nothing.
+    @inlinable
+    static func wakeConsumer(_ state: inout State) -> SendAction {
+        if let consumer = state.consumer {
+            state.consumer = nil
+            return .wake(consumer)
+        }
+        if let wake = state.wake {
+            state.wake = nil
+            return .activate(wake)
+        }
+        return .done
     }
 
     /// Appends `message`, suspending while the mailbox is full.
@@ -92,11 +112,7 @@ final class Mailbox<Message: Sendable>: AnyMailbox {
             guard state.accepting else { return .stopped }
             if state.buffer.count < capacity, state.parked.isEmpty {
                 state.buffer.append(Envelope(message))
-                if let consumer = state.consumer {
-                    state.consumer = nil
-                    return .wake(consumer)
-                }
-                return .done
+                return Self.wakeConsumer(&state)
             }
             state.nextID &+= 1
             return .park(state.nextID)
@@ -104,6 +120,7 @@ final class Mailbox<Message: Sendable>: AnyMailbox {
         switch action {
         case .done: return
         case .wake(let consumer): consumer.resume()
+        case .activate(let wake): wake()
         case .stopped: throw stoppedError()
         case .park(let id): try await park(Envelope(message), id: id)
         }
@@ -127,15 +144,12 @@ final class Mailbox<Message: Sendable>: AnyMailbox {
                     next = iterator.next()
                 }
                 pending = next
-                if let consumer = state.consumer {
-                    state.consumer = nil
-                    return .wake(consumer)
-                }
-                return .done
+                return Self.wakeConsumer(&state)
             }
             switch action {
             case .done: continue
             case .wake(let consumer): consumer.resume()
+            case .activate(let wake): wake()
             case .stopped: throw stoppedError()
             case .park(let id):
                 try await park(Envelope(first), id: id)
@@ -154,16 +168,13 @@ final class Mailbox<Message: Sendable>: AnyMailbox {
             guard state.accepting else { return .stopped }
             guard state.buffer.count < capacity, state.parked.isEmpty else { return nil }
             state.buffer.append(Envelope(message))
-            if let consumer = state.consumer {
-                state.consumer = nil
-                return .wake(consumer)
-            }
-            return .done
+            return Self.wakeConsumer(&state)
         }
         switch action {
         case nil: return false
         case .stopped: throw stoppedError()
         case .wake(let consumer): consumer.resume()
+        case .activate(let wake): wake()
         case .done, .park: break
         }
         return true
@@ -174,7 +185,7 @@ final class Mailbox<Message: Sendable>: AnyMailbox {
 
     private enum ParkAction {
         case parked
-        case admitted(UnsafeContinuation<Void, Never>?)
+        case admitted(SendAction)
         case stopped
         case cancelled
     }
@@ -188,17 +199,19 @@ final class Mailbox<Message: Sendable>: AnyMailbox {
                     if Task.isCancelled { return .cancelled }
                     if state.buffer.count < capacity, state.parked.isEmpty {
                         state.buffer.append(envelope)
-                        let consumer = state.consumer
-                        state.consumer = nil
-                        return .admitted(consumer)
+                        return .admitted(Self.wakeConsumer(&state))
                     }
                     state.parked.append(Parked(id: id, envelope: envelope, continuation: continuation))
                     return .parked
                 }
                 switch action {
                 case .parked: break
-                case .admitted(let consumer):
-                    consumer?.resume()
+                case .admitted(let action):
+                    switch action {
+                    case .wake(let consumer): consumer.resume()
+                    case .activate(let wake): wake()
+                    default: break
+                    }
                     continuation.resume()
                 case .stopped: continuation.resume(throwing: TroupeError.addressStopped(name))
                 case .cancelled: continuation.resume(throwing: CancellationError())
@@ -224,6 +237,8 @@ final class Mailbox<Message: Sendable>: AnyMailbox {
         case interrupted
         /// The consumer's task was cancelled; `batch` is empty and the messages stay queued.
         case cancelled
+        /// Nothing to do: the consumer is passivated, and its wake hook will be called when there is.
+        case parked
     }
 
     @usableFromInline
@@ -264,6 +279,35 @@ final class Mailbox<Message: Sendable>: AnyMailbox {
         }
     }
 
+    /// Moves every queued message into `batch`, or, if there is none, passivates the consumer: `wake` is kept and
+    /// called once, by the next sender or ``interrupt()``, and this returns ``Received/parked`` without waiting.
+    /// With a `nil` wake it only looks: ``Received/parked`` then means "empty", and nothing will call back.
+    @inlinable
+    func receiveOrPark(into batch: inout [Envelope<Message>], wake: (@Sendable () -> Void)?) -> Received {
+        precondition(batch.isEmpty, "receiveOrPark(into:wake:) needs an empty batch")
+        let action = state.withLock { state -> ReceiveAction in
+            if !state.buffer.isEmpty {
+                swap(&batch, &state.buffer)
+                return .took(admitParked(&state))
+            }
+            if state.interrupted {
+                state.interrupted = false
+                return .interrupted
+            }
+            state.wake = wake  // nil: only looking, not parking
+            return .wait
+        }
+        switch action {
+        case .took(let admitted):
+            for sender in admitted { sender.resume() }
+            return .messages
+        case .interrupted:
+            return .interrupted
+        case .wait:
+            return .parked
+        }
+    }
+
     /// Moves parked senders' messages into the (just emptied) buffer, up to capacity.
     @usableFromInline
     func admitParked(_ state: inout State) -> [UnsafeContinuation<Void, any Error>] {
@@ -298,12 +342,15 @@ final class Mailbox<Message: Sendable>: AnyMailbox {
 
     /// Wakes the consumer, or makes its next ``receive(into:)`` return ``Received/interrupted`` at once.
     func interrupt() {
-        let consumer = state.withLock { state -> UnsafeContinuation<Void, Never>? in
+        let action = state.withLock { state -> SendAction in
             state.interrupted = true
-            defer { state.consumer = nil }
-            return state.consumer
+            return Self.wakeConsumer(&state)
         }
-        consumer?.resume()
+        switch action {
+        case .wake(let consumer): consumer.resume()
+        case .activate(let wake): wake()
+        default: break
+        }
     }
 
     // MARK: The engine's housekeeping

@@ -11,18 +11,29 @@ protocol ChildRuntime: AnyObject, Sendable {
     var supervisor: Supervisor? { get }
     /// Messages waiting for the child (0 for supervisors).
     var mailboxDepth: Int { get }
+    /// Whether the child's incarnation is passivated: alive, but holding no task until it has work.
+    var isPassivated: Bool { get }
 
-    /// Runs one incarnation to its end and says how it ended. Never throws: failures are exit reasons.
-    func run(_ incarnation: Incarnation) async -> ExitReason
+    /// Runs one incarnation, or resumes a passivated one, and says how it ended. Never throws: failures are exit
+    /// reasons. Returns `nil` if the incarnation passivated instead (an idle agent holds no task): whichever task
+    /// resumes it later reports its end through ``Incarnation/finish(_:)``.
+    func run(_ incarnation: Incarnation) async -> ExitReason?
     /// Asks the running incarnation to stop gracefully: finish what it is doing, checkpoint, return.
     func requestStop(_ incarnation: Incarnation)
+    /// Cancels the incarnation's task (waking it first if it is passivated).
+    func cancel(_ incarnation: Incarnation)
     /// Lets senders reach the child again, or turns them away while it is stopped.
     func setAccepting(_ accepting: Bool)
     /// Removes the child for good: frees its name and sets aside its undelivered messages as dead letters.
     func remove() async
 }
 
-/// One incarnation of a child: its number (the epoch), the graceful-stop request, and its exit.
+/// One incarnation of a child: its number (the epoch), the graceful-stop request, its cancellation, the task
+/// currently running it, and its exit.
+///
+/// An agent's incarnation may run on several tasks in turn: it passivates (ends its task) when its mailbox is empty
+/// and resumes on a new task when a message arrives. Cancellation therefore belongs to the incarnation, not to one
+/// task: a task that starts running it after it was cancelled is cancelled at once.
 @usableFromInline
 final class Incarnation: Sendable {
     @usableFromInline let number: UInt64
@@ -32,8 +43,16 @@ final class Incarnation: Sendable {
     let stopRequested = OneShot<Void>()
     /// Fulfilled with the exit reason when the incarnation has ended.
     let exit = OneShot<ExitReason>()
+    private let report: @Sendable (ExitReason) -> Void
+    private let activations = Mutex<(latest: UInt64, task: Task<Void, Never>?, cancelled: Bool)>((0, nil, false))
 
-    init(number: UInt64) { self.number = number }
+    /// - Parameters:
+    ///   - number: The incarnation's number, its epoch.
+    ///   - report: Tells the supervisor how the incarnation ended; called once.
+    init(number: UInt64, report: @escaping @Sendable (ExitReason) -> Void) {
+        self.number = number
+        self.report = report
+    }
 
     @inlinable
     var isStopping: Bool { stopping.load(ordering: .relaxed) }
@@ -46,6 +65,46 @@ final class Incarnation: Sendable {
     func requestStop() {
         stopping.store(true, ordering: .sequentiallyConsistent)
         stopRequested.fulfill(())
+    }
+
+    /// Starts a task that runs (or resumes) the incarnation and records it as the incarnation's current task.
+    @usableFromInline
+    func activate(_ body: @escaping @Sendable () async -> Void) {
+        // Number the activation before the task exists: if the task passivates and a newer activation registers
+        // before this call records its own, the older one must not overwrite it.
+        let activation = activations.withLock { state in
+            state.latest += 1
+            return state.latest
+        }
+        let task = Task.detached { [self] in
+            await body()
+            // Drop the handle of a task that has ended (or passivated): a finished task object stays allocated for
+            // as long as someone holds its handle, which would cost a passivated agent what passivation saves.
+            activations.withLock { state in
+                if state.latest == activation { state.task = nil }
+            }
+        }
+        let cancelled = activations.withLock { state -> Bool in
+            guard activation == state.latest else { return false }
+            state.task = task
+            return state.cancelled
+        }
+        if cancelled { task.cancel() }
+    }
+
+    /// Cancels the task running the incarnation, and every task that resumes it later.
+    func cancel() {
+        let task = activations.withLock { state -> Task<Void, Never>? in
+            state.cancelled = true
+            return state.task
+        }
+        task?.cancel()
+    }
+
+    /// Reports the incarnation's end to its supervisor, once.
+    @usableFromInline
+    func finish(_ reason: ExitReason) {
+        if exit.fulfill(reason) { report(reason) }
     }
 
     /// Sleeps for `duration`, returning early (with `false`) if a stop is requested or the task is cancelled.

@@ -39,7 +39,6 @@ public actor Supervisor: Service {
 
     private struct Current {
         let incarnation: Incarnation
-        let task: Task<Void, Never>
     }
 
     private struct Record {
@@ -209,27 +208,27 @@ public actor Supervisor: Service {
         guard var record = records[name], let control = self.inbox.withLock({ $0.stream }) else { return }
         record.incarnations += 1
         record.terminated = false
-        let incarnation = Incarnation(number: record.incarnations)
-        let runtime = record.runtime
         let environment = self.environment
+        let incarnation = Incarnation(number: record.incarnations) { [number = record.incarnations] reason in
+            environment.events.emit(name, incarnation: number, .exited(reason))
+            control.yield(.exited(name, incarnation: number, reason))
+        }
+        let runtime = record.runtime
         runtime.setAccepting(true)
         machine.started(name, at: environment.clock.now + delay)
         // Unstructured on purpose: a child that ignores cancellation must not hold its supervisor hostage. It is
         // abandoned (and reported) after its deadlines, which a task-group child could not be, since the group would
         // wait for it forever. Its exit is reported through the control stream, so nothing is lost.
-        let task = Task.detached {
-            let reason: ExitReason
-            if await incarnation.sleep(for: delay, clock: environment.clock) {
-                incarnation.markBegun()
-                reason = await runtime.run(incarnation)
-            } else {
-                reason = incarnation.isStopping ? .stopped : .cancelled
+        incarnation.activate {
+            guard await incarnation.sleep(for: delay, clock: environment.clock) else {
+                incarnation.finish(incarnation.isStopping ? .stopped : .cancelled)
+                return
             }
-            incarnation.exit.fulfill(reason)
-            environment.events.emit(name, incarnation: incarnation.number, .exited(reason))
-            control.yield(.exited(name, incarnation: incarnation.number, reason))
+            incarnation.markBegun()
+            // nil: the incarnation passivated; the task that resumes it reports its end.
+            if let reason = await runtime.run(incarnation) { incarnation.finish(reason) }
         }
-        record.current = Current(incarnation: incarnation, task: task)
+        record.current = Current(incarnation: incarnation)
         records[name] = record
     }
 
@@ -294,7 +293,7 @@ public actor Supervisor: Service {
             reason = await withDeadline(shutdown.graceful, clock: clock) { await incarnation.exit.wait() }
         }
         if reason == nil {
-            current.task.cancel()
+            record.runtime.cancel(incarnation)
             reason = await withDeadline(shutdown.cancellation, clock: clock) { await incarnation.exit.wait() }
         }
         if reason == nil {
@@ -417,7 +416,8 @@ public actor Supervisor: Service {
                 status: status,
                 incarnation: record.incarnations,
                 restarts: record.restarts,
-                mailboxDepth: record.runtime.mailboxDepth
+                mailboxDepth: record.runtime.mailboxDepth,
+                isPassivated: record.current != nil && record.runtime.isPassivated
             )
             if let nested = record.runtime.supervisor { info.children = await nested.children() }
             result.append(info)
@@ -486,6 +486,9 @@ public struct ChildInfo: Sendable, Hashable {
     public var restarts: Int
     /// Messages waiting in its mailbox.
     public var mailboxDepth: Int
+    /// Whether it is passivated: a running handler-style agent with nothing to do, holding no task until a message
+    /// (or a stop request) arrives.
+    public var isPassivated: Bool
     /// A nested supervisor's children; empty for agents.
     public var children: [ChildInfo] = []
 }
@@ -527,7 +530,10 @@ final class SupervisorChild: ChildRuntime {
     var mailboxDepth: Int { 0 }
 
     @usableFromInline
-    func run(_ incarnation: Incarnation) async -> ExitReason {
+    var isPassivated: Bool { false }
+
+    @usableFromInline
+    func run(_ incarnation: Incarnation) async -> ExitReason? {
         do {
             try await nested.run(incarnation: incarnation)
             if incarnation.isStopping { return .stopped }
@@ -541,6 +547,11 @@ final class SupervisorChild: ChildRuntime {
     func requestStop(_ incarnation: Incarnation) {
         incarnation.requestStop()
         nested.requestShutdownIfRunning()
+    }
+
+    @usableFromInline
+    func cancel(_ incarnation: Incarnation) {
+        incarnation.cancel()
     }
 
     @usableFromInline

@@ -1,0 +1,93 @@
+import Testing
+import Troupe
+import TroupeTestKit
+
+/// An idle handler-style agent holds no task; these check that it still behaves as a running agent.
+@Suite(.timeLimit(.minutes(1)))
+struct PassivationTests {
+    /// Waits until the child `name` is listed as passivated.
+    func waitUntilPassivated(_ run: Run, _ name: String) async {
+        while await run.supervisor.children().first(where: { $0.name == name })?.isPassivated != true {
+            await Task.yield()
+        }
+    }
+
+    @Test func anIdleAgentPassivatesAndResumesWithItsState() async throws {
+        let seen = Recorder<Int>()
+        let run = try Run(Blueprint("idle") { Child("counter", Counter(seen: seen)) }, configuration: .test())
+        let probe = AgentProbe(run)
+        let total = try await withRunning(run) {
+            await waitUntilPassivated(run, "counter")
+            try await run.send(Counter.Message.add(5), to: "counter")
+            await seen.wait(forCount: 1)
+            await waitUntilPassivated(run, "counter")  // busy for a moment, then idle again after a long wait
+            try await run.send(Counter.Message.add(7), to: "counter")
+            return try await run.call("counter", timeout: .seconds(10)) { Counter.Message.total($0) }
+        }
+        #expect(total == 12)
+        // Passivating is not restarting: one incarnation, started once.
+        #expect(probe.events(of: "counter").filter { if case .started = $0.kind { true } else { false } }.count == 1)
+    }
+
+    @Test func aPassivatedAgentStopsGracefullyWithAFinalCheckpoint() async throws {
+        let store = InMemoryCheckpointStore()
+        let seen = Recorder<Int>()
+        let run = try Run(Blueprint("idle", durability: .checkpointed) { Child("counter", Counter(seen: seen)) },
+                          id: "run-p", configuration: .test(store: store))
+        let probe = AgentProbe(run)
+        try await withRunning(run) {
+            try await run.send(Counter.Message.add(3), to: "counter")
+            await seen.wait(forCount: 1)
+            await waitUntilPassivated(run, "counter")
+        }
+        #expect(probe.events(of: "counter").contains { if case .exited(.stopped) = $0.kind { true } else { false } })
+        let latest = try #require(store.latest(of: AgentID(run: "run-p", name: "counter")))
+        #expect(String(decoding: latest.state, as: UTF8.self) == #"{"total":3}"#)
+    }
+
+    @Test func cancellingAPassivatedAgentEndsIt() async throws {
+        let run = try Run(Blueprint("idle") {
+            Child("counter", Counter(), shutdown: .init(graceful: .zero, cancellation: .seconds(10)))
+        }, configuration: .test())
+        let probe = AgentProbe(run)
+        let task = Task { try await run.run() }
+        await waitUntilPassivated(run, "counter")
+        run.shutdown()  // graceful: .zero goes straight to cancellation
+        try await task.value
+        #expect(probe.events(of: "counter").contains { if case .exited(.cancelled) = $0.kind { true } else { false } })
+    }
+
+    @Test func aPassivatedAgentCanBeTerminatedAndRestarted() async throws {
+        let seen = Recorder<Int>()
+        let run = try Run(Blueprint("idle") { Child("counter", Counter(seen: seen)) }, configuration: .test())
+        let probe = AgentProbe(run)
+        let total = try await withRunning(run) {
+            try await run.send(Counter.Message.add(4), to: "counter")
+            await seen.wait(forCount: 1)
+            await waitUntilPassivated(run, "counter")
+            try await run.supervisor.terminateChild("counter")
+            #expect(await run.supervisor.children().first?.status == .stopped)
+            try await run.supervisor.restartChild("counter")
+            try await run.send(Counter.Message.add(6), to: "counter")
+            return try await run.call("counter", timeout: .seconds(10)) { Counter.Message.total($0) }
+        }
+        #expect(total == 10, "the restarted incarnation resumed from the state the passivated one stopped with")
+        #expect(probe.events(of: "counter").filter { if case .started = $0.kind { true } else { false } }.count == 2)
+    }
+
+    @Test func manyIdleAgentsHoldNoTasksAndStillAnswer() async throws {
+        let run = try Run(Blueprint("many") { Pool("counter", count: 500) { _ in Counter() } }, configuration: .test())
+        let answers = try await withRunning(run) {
+            while await run.supervisor.supervisor(named: "counter")?.children().allSatisfy(\.isPassivated) != true {
+                await Task.yield()
+            }
+            var answers: [Int] = []
+            for member in stride(from: 0, to: 500, by: 50) {
+                try await run.send(Counter.Message.add(member), to: "counter-\(member)")
+                answers.append(try await run.call("counter-\(member)", timeout: .seconds(10)) { Counter.Message.total($0) })
+            }
+            return answers
+        }
+        #expect(answers == Array(stride(from: 0, to: 500, by: 50)))
+    }
+}
