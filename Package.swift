@@ -62,6 +62,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             swiftSettings: settings
         ),
@@ -84,7 +85,11 @@ let package = Package(
         ),
         .testTarget(
             name: "TroupeTests",
-            dependencies: ["Troupe", "TroupeTestKit"],
+            dependencies: [
+                "Troupe",
+                "TroupeTestKit",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             swiftSettings: settings
         ),
         .testTarget(

@@ -110,3 +110,32 @@ struct ShutdownTests {
         #expect(probe.events(of: "b").contains { if case .exited(.cancelled) = $0.kind { true } else { false } })
     }
 }
+
+import ServiceLifecycle
+
+@Suite(.timeLimit(.minutes(1)))
+struct ServiceLifecycleTests {
+    @Test func aServiceGroupsGracefulShutdownStopsTheRunCleanly() async throws {
+        let store = InMemoryCheckpointStore()
+        let seen = Recorder<Int>()
+        let run = try Run(Blueprint("service", durability: .checkpointed) {
+            Child("counter", Counter(seen: seen))
+            Child("idle", Idler())
+        }, id: "run-s", configuration: .test(store: store))
+        let probe = AgentProbe(run)
+        let group = ServiceGroup(
+            configuration: ServiceGroupConfiguration(services: [.init(service: run)], logger: quiet)
+        )
+        let task = Task { try await group.run() }
+        try await run.send(Counter.Message.add(9), to: "counter")
+        await seen.wait(forCount: 1)
+        await probe.wait(for: "idle", .started)
+        await group.triggerGracefulShutdown()
+        try await task.value
+        for name in ["counter", "idle"] {
+            #expect(probe.events(of: name).contains { if case .exited(.stopped) = $0.kind { true } else { false } })
+        }
+        let latest = try #require(store.latest(of: AgentID(run: "run-s", name: "counter")))
+        #expect(String(decoding: latest.state, as: UTF8.self) == #"{"total":9}"#)
+    }
+}

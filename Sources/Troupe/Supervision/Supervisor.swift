@@ -239,7 +239,9 @@ public actor Supervisor: Service {
         else { return nil }
         records[name]?.current = nil
         let now = environment.clock.now
-        let action = machine.childExited(name, reason: reason, at: now, random: environment.random.next())
+        // Draw only when the backoff uses chance: the system generator costs a system call.
+        let random = machine.backoff.jitter > 0 ? environment.random.next() : 0.5
+        let action = machine.childExited(name, reason: reason, at: now, random: random)
         switch action {
         case .ignore:
             return nil

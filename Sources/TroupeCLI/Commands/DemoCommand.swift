@@ -1,6 +1,8 @@
 import ArgumentParser
 import FoundationEssentials
 import Logging
+import ServiceLifecycle
+import UnixSignals
 import Synchronization
 import Troupe
 import TroupeAgents
@@ -51,24 +53,37 @@ struct DemoCommand: AsyncParsableCommand {
         }
         if !json { print("troupe demo: run \(demo.id), blueprint 'demo'") }
 
-        let task = Task { try await demo.run() }
-        let outcome: Result<Summary, any Error>
-        do {
-            let totals = await pipeline.wait()
+        // Under a ServiceGroup, Ctrl-C (SIGINT) or SIGTERM shuts the tree down gracefully.
+        let group = ServiceGroup(
+            configuration: ServiceGroupConfiguration(
+                services: [.init(service: demo)],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger
+            )
+        )
+        let body = Task { () throws -> Summary in
+            guard let totals = await pipeline.wait() else { throw CancellationError() }
             let gathered = try await demo.call("gatherer", timeout: .seconds(30)) {
                 Gatherer.Message.gather((1...10).map(String.init), $0)
             }
             let primes = try await demo.call("cruncher", timeout: .seconds(60)) { Cruncher.Message.crunch(200_000, $0) }
-            _ = await monitored.wait()
-            outcome = .success(Summary(totals: totals, gathered: gathered, primes: primes))
-        } catch {
-            outcome = .failure(error)
+            guard await monitored.wait() != nil else { throw CancellationError() }
+            return Summary(totals: totals, gathered: gathered, primes: primes)
         }
-        demo.shutdown()
+        let running = Task {
+            defer { body.cancel() }  // a signal ended the run early: stop waiting for the demo to finish
+            try await group.run()
+        }
+        let outcome = await body.result
+        await group.triggerGracefulShutdown()
         do {
-            try await task.value
+            try await running.value
         } catch {
             throw TroupeCommand.fail(error)
+        }
+        if case .failure(let error) = outcome, error is CancellationError {
+            printError("troupe demo: interrupted; the tree was shut down gracefully")
+            throw ExitCode(130)
         }
         let summary: Summary
         switch outcome {
@@ -201,28 +216,39 @@ final class EventPrinter: Sendable {
     }
 }
 
-/// A value that is set once and awaited.
+/// A value that is set once and awaited; waiting ends early (with `nil`) when the waiting task is cancelled.
 final class Latch<Value: Sendable>: Sendable {
-    private let state = Mutex<(value: Value?, waiters: [CheckedContinuation<Value, Never>])>((nil, []))
+    private let state = Mutex<(value: Value?, waiters: [UInt64: CheckedContinuation<Value?, Never>], next: UInt64)>(
+        (nil, [:], 0)
+    )
 
     func open(with value: Value) {
-        let waiters = state.withLock { state -> [CheckedContinuation<Value, Never>] in
+        let waiters = state.withLock { state -> [CheckedContinuation<Value?, Never>] in
             guard state.value == nil else { return [] }
             state.value = value
-            defer { state.waiters = [] }
-            return state.waiters
+            defer { state.waiters = [:] }
+            return Array(state.waiters.values)
         }
         for waiter in waiters { waiter.resume(returning: value) }
     }
 
-    func wait() async -> Value {
-        await withCheckedContinuation { continuation in
-            let value = state.withLock { state -> Value? in
-                if let value = state.value { return value }
-                state.waiters.append(continuation)
-                return nil
+    func wait() async -> Value? {
+        let id = state.withLock { state in
+            state.next += 1
+            return state.next
+        }
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                let ready = state.withLock { state -> Value?? in
+                    if let value = state.value { return .some(value) }
+                    if Task.isCancelled { return .some(nil) }
+                    state.waiters[id] = continuation
+                    return .none
+                }
+                if let ready { continuation.resume(returning: ready) }
             }
-            if let value { continuation.resume(returning: value) }
+        } onCancel: {
+            state.withLock { $0.waiters.removeValue(forKey: id) }?.resume(returning: nil)
         }
     }
 }
