@@ -15,20 +15,6 @@ func configuration(clock: any Clock<Duration> = ContinuousClock()) -> Run.Config
     Run.Configuration(clock: clock, logger: quiet)
 }
 
-/// Runs `body` while `run` runs, then shuts the run down and waits for it.
-func withRunning<T>(_ run: Run, _ body: () async throws -> T) async throws -> T {
-    let task = Task { try await run.run() }
-    do {
-        let result = try await body()
-        run.shutdown()
-        try await task.value
-        return result
-    } catch {
-        run.shutdown()
-        _ = try? await task.value
-        throw error
-    }
-}
 
 @Suite(.timeLimit(.minutes(1)))
 struct GalleryTests {

@@ -102,18 +102,3 @@ struct SeededRandom: RandomNumberGenerator, Sendable {
     }
 }
 
-/// Runs `body` while `run` runs, then shuts the run down and waits for it.
-@discardableResult
-func withRunning<T>(_ run: Run, _ body: () async throws -> T) async throws -> T {
-    let task = Task { try await run.run() }
-    do {
-        let result = try await body()
-        run.shutdown()
-        try await task.value
-        return result
-    } catch {
-        run.shutdown()
-        _ = try? await task.value
-        throw error
-    }
-}

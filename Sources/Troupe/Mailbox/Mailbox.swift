@@ -1,5 +1,5 @@
 public import DequeModule
-public import Synchronization
+import Synchronization
 
 /// A message in a mailbox, with how many times delivering it has crashed the agent.
 @usableFromInline
@@ -256,26 +256,9 @@ final class Mailbox<Message: Sendable>: AnyMailbox {
         precondition(batch.isEmpty, "receive(into:) needs an empty batch")
         while true {
             if Task.isCancelled { return .cancelled }
-            let action = state.withLock { state -> ReceiveAction in
-                if !state.buffer.isEmpty {
-                    swap(&batch, &state.buffer)
-                    return .took(admitParked(&state))
-                }
-                if state.interrupted {
-                    state.interrupted = false
-                    return .interrupted
-                }
-                return .wait
-            }
-            switch action {
-            case .took(let admitted):
-                for sender in admitted { sender.resume() }
-                return .messages
-            case .interrupted:
-                return .interrupted
-            case .wait:
-                await waitForMessages()
-            }
+            let received = take(into: &batch, wake: nil)
+            guard case .parked = received else { return received }
+            await waitForMessages()
         }
     }
 
@@ -285,6 +268,12 @@ final class Mailbox<Message: Sendable>: AnyMailbox {
     @inlinable
     func receiveOrPark(into batch: inout [Envelope<Message>], wake: (@Sendable () -> Void)?) -> Received {
         precondition(batch.isEmpty, "receiveOrPark(into:wake:) needs an empty batch")
+        return take(into: &batch, wake: wake)
+    }
+
+    /// Takes what is queued, consumes a pending interrupt, or (finding nothing) installs `wake` and says `parked`.
+    @inlinable
+    func take(into batch: inout [Envelope<Message>], wake: (@Sendable () -> Void)?) -> Received {
         let action = state.withLock { state -> ReceiveAction in
             if !state.buffer.isEmpty {
                 swap(&batch, &state.buffer)
@@ -294,7 +283,7 @@ final class Mailbox<Message: Sendable>: AnyMailbox {
                 state.interrupted = false
                 return .interrupted
             }
-            state.wake = wake  // nil: only looking, not parking
+            state.wake = wake
             return .wait
         }
         switch action {

@@ -48,14 +48,9 @@ final class Registry: Sendable {
 
     /// The mailbox registered as `name`, typed.
     func mailbox<Message: Sendable>(_ name: String, as type: Message.Type = Message.self) throws -> Mailbox<Message> {
-        switch entries.withLock({ $0[name] }) {
-        case nil:
-            throw TroupeError.unknownAddress(name)
+        switch try route(name, for: type) {
         case .agent(let mailbox):
-            guard let typed = mailbox as? Mailbox<Message> else {
-                throw TroupeError.wrongMessageType(name, expected: mailbox.messageType, got: Message.self)
-            }
-            return typed
+            return mailbox
         case .pool:
             throw TroupeError(
                 .wrongMessageType,
@@ -65,7 +60,13 @@ final class Registry: Sendable {
         }
     }
 
-    func send<Message: Sendable>(_ message: Message, to name: String) async throws {
+    /// Where a message sent to `name` goes: one agent's mailbox, or a pool's members.
+    private enum Route<Message: Sendable> {
+        case agent(Mailbox<Message>)
+        case pool(PoolRoute<Message>)
+    }
+
+    private func route<Message: Sendable>(_ name: String, for _: Message.Type) throws -> Route<Message> {
         switch entries.withLock({ $0[name] }) {
         case nil:
             throw TroupeError.unknownAddress(name)
@@ -73,23 +74,23 @@ final class Registry: Sendable {
             guard let typed = mailbox as? Mailbox<Message> else {
                 throw TroupeError.wrongMessageType(name, expected: mailbox.messageType, got: Message.self)
             }
-            try await typed.send(message)
+            return .agent(typed)
         case .pool(let pool):
-            try await pool.typed(Message.self).send(message)
+            return .pool(try pool.typed(Message.self))
+        }
+    }
+
+    func send<Message: Sendable>(_ message: Message, to name: String) async throws {
+        switch try route(name, for: Message.self) {
+        case .agent(let mailbox): try await mailbox.send(message)
+        case .pool(let pool): try await pool.send(message)
         }
     }
 
     func trySend<Message: Sendable>(_ message: Message, to name: String) throws -> Bool {
-        switch entries.withLock({ $0[name] }) {
-        case nil:
-            throw TroupeError.unknownAddress(name)
-        case .agent(let mailbox):
-            guard let typed = mailbox as? Mailbox<Message> else {
-                throw TroupeError.wrongMessageType(name, expected: mailbox.messageType, got: Message.self)
-            }
-            return try typed.trySend(message)
-        case .pool(let pool):
-            return try pool.typed(Message.self).trySend(message)
+        switch try route(name, for: Message.self) {
+        case .agent(let mailbox): return try mailbox.trySend(message)
+        case .pool(let pool): return try pool.trySend(message)
         }
     }
 
