@@ -23,7 +23,7 @@ protocol AnyMailbox: AnyObject, Sendable {
 /// A bounded, multi-producer, single-consumer mailbox with backpressure.
 ///
 /// Why not `MultiProducerSingleConsumerAsyncChannel` (measured at about 2.5 M msgs/s here): a buffer that the
-/// consumer swaps out whole on each wake-up, behind a short spin-then-yield lock (``SpinLocked``), moved 27-38 M
+/// consumer swaps out whole on each wake-up, behind a short spin-then-yield lock (`SpinLocked`), moved 27-38 M
 /// agent messages per second in `troupe-bench`, does not allocate per message, lets the engine put unhandled
 /// messages back at the front when an agent crashes, and can passivate its consumer (none of which a channel
 /// offers). The mailbox outlives the agent's incarnations: a restarted agent consumes the same mailbox, so its
