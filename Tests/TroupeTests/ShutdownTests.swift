@@ -139,3 +139,21 @@ struct ServiceLifecycleTests {
         #expect(String(decoding: latest.state, as: UTF8.self) == #"{"total":9}"#)
     }
 }
+
+@Suite(.timeLimit(.minutes(1)))
+struct EventStreamTests {
+    @Test func theEventSequenceEndsWhenTheRunEnds() async throws {
+        let run = try Run(Blueprint("events") { Child("idle", Idler()) }, configuration: .test())
+        let events = run.events()
+        let reader = Task {
+            var names: [String] = []
+            for await event in events { names.append("\(event.name) \(event.kind)") }
+            return names
+        }
+        let probe = AgentProbe(run)
+        try await withRunning(run) { await probe.wait(for: "idle", .started) }
+        let names = await reader.value  // returns only because the sequence finished
+        #expect(names.first == "events started")
+        #expect(names.contains("idle stopped"))
+    }
+}

@@ -44,8 +44,6 @@ final class Registry: Sendable {
         }
     }
 
-    func contains(_ name: String) -> Bool { entries.withLock { $0[name] != nil } }
-
     /// The mailbox registered as `name`, typed.
     func mailbox<Message: Sendable>(_ name: String, as type: Message.Type = Message.self) throws -> Mailbox<Message> {
         switch try route(name, for: type) {

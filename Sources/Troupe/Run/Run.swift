@@ -109,6 +109,8 @@ public final class Run: Service {
     ///
     /// - Throws: ``TroupeError/Code/escalated`` if the root supervisor gave up.
     public func run() async throws {
+        // The run is over when its root supervisor returns: end every event sequence, so readers' loops finish.
+        defer { environment.events.finish() }
         try await supervisor.run()
     }
 
@@ -118,7 +120,7 @@ public final class Run: Service {
         supervisor.requestShutdown()
     }
 
-    /// The run's events as they happen.
+    /// The run's events as they happen. The sequence ends when ``run()`` returns.
     ///
     /// - Parameter limit: How many unread events to keep if the reader falls behind; older ones are dropped.
     public func events(bufferingNewest limit: Int = 100_000) -> AsyncStream<Event> {
