@@ -27,6 +27,14 @@ public struct TroupeError: Error, Hashable, Sendable, CustomStringConvertible {
             case corruptCheckpoint
             case invalidSpec
             case notRunning
+            case futureSchema
+            case schemaMismatch
+            case notADatabase
+            case busy
+            case storage
+            case leaseHeld
+            case quarantined
+            case unknownRun
         }
 
         private let value: Value
@@ -62,6 +70,24 @@ public struct TroupeError: Error, Hashable, Sendable, CustomStringConvertible {
         public static let invalidSpec = Code(.invalidSpec)
         /// The run or supervisor is not running.
         public static let notRunning = Code(.notRunning)
+        /// The database was written by a newer Troupe (it has migrations this one does not know); it was left
+        /// untouched.
+        public static let futureSchema = Code(.futureSchema)
+        /// An applied migration differs from the one this Troupe carries, or the file is another program's
+        /// SQLite database; it was left untouched.
+        public static let schemaMismatch = Code(.schemaMismatch)
+        /// The file at the database path is not a SQLite database, or is damaged.
+        public static let notADatabase = Code(.notADatabase)
+        /// Another process held the database's write lock past the busy timeout. Safe to retry.
+        public static let busy = Code(.busy)
+        /// The database could not be written: disk full, read-only file system, or an I/O error.
+        public static let storage = Code(.storage)
+        /// Another live process drives this run.
+        public static let leaseHeld = Code(.leaseHeld)
+        /// An agent was set aside because its checkpoint cannot be read; the checkpoint is kept.
+        public static let quarantined = Code(.quarantined)
+        /// No run has that identifier.
+        public static let unknownRun = Code(.unknownRun)
     }
 
     /// What kind of error this is.
@@ -106,6 +132,15 @@ extension TroupeError {
             .addressStopped,
             "agent '\(name)' is stopped and accepts no messages. Restart it (Supervisor.restartChild) "
                 + "before sending to it."
+        )
+    }
+
+    @usableFromInline
+    static func durableTrySend(_ name: String) -> TroupeError {
+        TroupeError(
+            .invalidSpec,
+            "agent '\(name)' is durable: a message to it must be stored before it counts as sent, which `trySend` "
+                + "cannot wait for. Use `send`."
         )
     }
 

@@ -51,10 +51,27 @@ final class AgentCell<A: Agent>: ChildRuntime {
         self.id = AgentID(run: environment.run, name: name)
         self.agent = agent
         self.options = options
-        self.durability = options.durability ?? context.durability ?? environment.durability
-        self.mailbox = Mailbox(name: name, capacity: options.mailboxCapacity)
+        let durability = options.durability ?? context.durability ?? environment.durability
+        self.durability = durability
+        var durable: DurableInbox<A.Message>?
+        if durability == .durable {
+            durable = DurableInbox(
+                encode: { message in try AgentCell.encode(message) },
+                store: { [environment] payload in
+                    try await environment.attached()
+                    let ids = try await environment.store.commit(Commit(run: environment.run, agent: nil, epoch: 0, sent: [(name, payload)]))
+                    return ids[0]
+                }
+            )
+        }
+        self.mailbox = Mailbox(name: name, capacity: options.mailboxCapacity, durable: durable)
         self.environment = environment
         try environment.registry.register(mailbox)
+    }
+
+    @usableFromInline
+    static func encode<T: Encodable>(_ value: T) throws -> [UInt8] {
+        Array(try JSONEncoder().encode(value))
     }
 
     @usableFromInline
@@ -137,12 +154,18 @@ final class AgentCell<A: Agent>: ChildRuntime {
         } catch {
             reason = exitReason(for: error, incarnation)
         }
+        if durability == .durable, case .failed = reason {
+            context.abandonUncommitted()
+        } else if durability == .durable, case .cancelled = reason {
+            context.abandonUncommitted()
+        }
         // A clean end (returned, or stopped on request) leaves a consistent state: keep it as the final checkpoint.
         switch reason {
         case .normal, .stopped:
             do {
-                try await checkpoint(state, incarnation, announce: durability == .checkpointed)
+                try await context.commit(state, announce: durability.persistsState)
             } catch {
+                context.abandonUncommitted()
                 reason = .failed(error)
             }
         case .cancelled, .failed:
@@ -168,61 +191,116 @@ final class AgentCell<A: Agent>: ChildRuntime {
 
     @usableFromInline
     func loadState(_ incarnation: Incarnation) async throws -> A.State {
-        switch durability {
-        case .checkpointed:
-            let latest = try await environment.store.claim(id, epoch: incarnation.number)
-            sequence.store(latest?.sequence ?? 0, ordering: .relaxed)
-            guard let latest, options.restartFrom == .lastCheckpoint else { return agent.initialState() }
-            return try decode(latest)
-        default:
+        guard durability.persistsState else {
             guard options.restartFrom == .lastCheckpoint else { return agent.initialState() }
             return memory.withLock { $0 } ?? agent.initialState()
         }
+        try await environment.attached()
+        let claim = try await environment.store.claim(
+            id,
+            type: typeName,
+            durability: durability,
+            incarnation: incarnation.number
+        )
+        incarnation.epoch.store(claim.epoch, ordering: .relaxed)
+        sequence.store(claim.latest?.sequence ?? 0, ordering: .relaxed)
+        if !claim.pending.isEmpty { await restore(claim.pending) }
+        guard let latest = claim.latest, options.restartFrom == .lastCheckpoint else { return agent.initialState() }
+        return try decode(latest)
+    }
+
+    /// Puts durable messages accepted by an earlier process back in the mailbox, ahead of newer ones.
+    private func restore(_ pending: [StoredMessage]) async {
+        var envelopes: [Envelope<A.Message>] = []
+        envelopes.reserveCapacity(pending.count)
+        for stored in pending {
+            do {
+                let message = try JSONDecoder().decode(A.Message.self, from: Data(stored.payload))
+                envelopes.append(Envelope(message, id: stored.id))
+            } catch {
+                await deadLetter(
+                    stored.payload,
+                    id: stored.id,
+                    error: "message #\(stored.id) to '\(name)' does not decode as \(A.Message.self) (\(error)); the "
+                        + "agent's message type changed since it was sent. Kept as a dead letter.",
+                    failures: 0
+                )
+            }
+        }
+        mailbox.requeueFront(envelopes)
     }
 
     private func decode(_ checkpoint: Checkpoint) throws -> A.State {
         guard checkpoint.stateVersion == A.stateVersion else {
             throw TroupeError(
-                .corruptCheckpoint,
-                "checkpoint #\(checkpoint.sequence) of '\(id)' has state version \(checkpoint.stateVersion), but "
-                    + "\(A.self) reads version \(A.stateVersion). The checkpoint is kept; deploy the matching "
-                    + "agent version, or restart the agent with `restartFrom: .initialState`."
+                .quarantined,
+                "agent '\(name)' is quarantined: its checkpoint #\(checkpoint.sequence) has state version "
+                    + "\(checkpoint.stateVersion), but \(A.self) reads version \(A.stateVersion). The checkpoint is "
+                    + "kept; deploy the matching agent version, or restart the agent from its initial state."
             )
         }
         do {
             return try JSONDecoder().decode(A.State.self, from: Data(checkpoint.state))
         } catch {
             throw TroupeError(
-                .corruptCheckpoint,
-                "checkpoint #\(checkpoint.sequence) of '\(id)' does not decode as \(A.State.self). The checkpoint "
-                    + "is kept; check that the State type still matches what was saved.",
+                .quarantined,
+                "agent '\(name)' is quarantined: its checkpoint #\(checkpoint.sequence) does not decode as "
+                    + "\(A.State.self) (\(error)). The checkpoint is kept; check that the State type still matches "
+                    + "what was saved, or restart the agent from its initial state.",
                 underlying: error
             )
         }
     }
 
-    /// Saves `state` as the point to resume from.
+    /// Saves `state` as the point to resume from, with the durable messages handled and the messages sent since
+    /// the last commit; then delivers those messages.
     @usableFromInline
-    func checkpoint(_ state: A.State, _ incarnation: Incarnation, announce: Bool) async throws {
-        switch durability {
-        case .checkpointed:
-            let encoded = try JSONEncoder().encode(state)
-            let next = sequence.add(1, ordering: .relaxed).newValue
-            try await environment.store.save(
-                Checkpoint(
-                    agent: id,
-                    epoch: incarnation.number,
-                    sequence: next,
-                    stateVersion: A.stateVersion,
-                    state: Array(encoded)
-                )
-            )
-            if announce { environment.events.emit(name, incarnation: incarnation.number, .checkpointed(sequence: next)) }
-        default:
+    func commit(
+        _ state: A.State,
+        _ incarnation: Incarnation,
+        consumed: [Int64],
+        outbox: [Outgoing],
+        announce: Bool
+    ) async throws {
+        guard durability.persistsState else {
             memory.withLock { $0 = state }
             if announce {
                 let next = sequence.add(1, ordering: .relaxed).newValue
                 environment.events.emit(name, incarnation: incarnation.number, .checkpointed(sequence: next))
+            }
+            return
+        }
+        let encoded = try JSONEncoder().encode(state)
+        let next = sequence.add(1, ordering: .relaxed).newValue
+        var stored: [(recipient: String, payload: [UInt8])] = []
+        for message in outbox {
+            if let payload = message.payload { stored.append((message.recipient, payload)) }
+        }
+        let ids = try await environment.store.commit(
+            Commit(
+                run: id.run,
+                agent: id,
+                epoch: incarnation.epoch.load(ordering: .relaxed),
+                checkpoint: Checkpoint(
+                    agent: id,
+                    epoch: incarnation.epoch.load(ordering: .relaxed),
+                    sequence: next,
+                    stateVersion: A.stateVersion,
+                    state: Array(encoded)
+                ),
+                consumed: consumed,
+                sent: stored,
+                sync: options.syncCommits
+            )
+        )
+        if announce { environment.events.emit(name, incarnation: incarnation.number, .checkpointed(sequence: next)) }
+        var storedIndex = 0
+        for message in outbox {
+            if message.payload != nil {
+                await message.deliver(ids[storedIndex])
+                storedIndex += 1
+            } else {
+                await message.deliver(0)
             }
         }
     }
@@ -238,7 +316,7 @@ final class AgentCell<A: Agent>: ChildRuntime {
     ) async {
         var failed = batch[index]
         let rest = batch[(index + 1)...]
-        if durability != .checkpointed { memory.withLock { $0 = state } }
+        if !durability.persistsState { memory.withLock { $0 = state } }
         guard countsAsFailure else {
             mailbox.requeueFront([failed] + rest)
             return
@@ -252,11 +330,22 @@ final class AgentCell<A: Agent>: ChildRuntime {
         }
     }
 
-    private func deadLetter(_ envelope: Envelope<A.Message>, error: String, failures: Int) async {
+    @usableFromInline
+    func deadLetter(_ envelope: Envelope<A.Message>, error: String, failures: Int) async {
         let encoded = (try? JSONEncoder().encode(envelope.message)).map(Array.init) ?? []
+        await deadLetter(encoded, id: envelope.id, error: error, failures: failures)
+    }
+
+    private func deadLetter(_ encoded: [UInt8], id messageID: Int64, error: String, failures: Int) async {
         do {
             try await environment.store.deadLetter(
-                DeadLetter(agent: id, message: encoded, error: error, failures: failures)
+                DeadLetter(
+                    agent: id,
+                    message: encoded,
+                    error: error,
+                    failures: failures,
+                    messageID: messageID == 0 ? nil : messageID
+                )
             )
         } catch {
             environment.logger.error(
@@ -265,5 +354,23 @@ final class AgentCell<A: Agent>: ChildRuntime {
             )
         }
         environment.events.emit(name, incarnation: 0, .deadLettered(error: error, failures: failures))
+    }
+}
+
+/// A message sent by a durable agent, held until the agent commits.
+@usableFromInline
+struct Outgoing: Sendable {
+    /// The recipient's name (a pool member's, once routed).
+    @usableFromInline let recipient: String
+    /// The encoded message, for a durable recipient; `nil` for one that keeps its messages in memory.
+    @usableFromInline let payload: [UInt8]?
+    /// Puts the message in the recipient's mailbox, with the identifier the store gave it.
+    @usableFromInline let deliver: @Sendable (Int64) async -> Void
+
+    @usableFromInline
+    init(recipient: String, payload: [UInt8]?, deliver: @escaping @Sendable (Int64) async -> Void) {
+        self.recipient = recipient
+        self.payload = payload
+        self.deliver = deliver
     }
 }

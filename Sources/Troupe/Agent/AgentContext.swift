@@ -35,6 +35,10 @@ public final class AgentContext<A: Agent>: Sendable {
     @usableFromInline let attempt = Atomic<Int>(1)
     /// Set by the passivating handler loop when it returns because it parked, not because it finished.
     @usableFromInline let passivated = Atomic<Bool>(false)
+    /// A durable agent's messages sent since its last commit, delivered when it commits.
+    @usableFromInline let outbox = Mutex<[Outgoing]>([])
+    /// A durable loop-style agent's messages taken from ``messages`` since its last commit.
+    @usableFromInline let uncommitted = Mutex<[Envelope<A.Message>]>([])
     /// How many times the handler loop yields, finding the mailbox empty, before it gives up its task.
     @usableFromInline static var yieldsBeforePassivating: Int { 2 }
 
@@ -106,7 +110,27 @@ public final class AgentContext<A: Agent>: Sendable {
     ///   if the recipient takes another type, ``TroupeError/Code/addressStopped`` if it is stopped, and
     ///   `CancellationError` if this task is cancelled while waiting for room.
     public func send<Message: Sendable>(_ message: Message, to name: String) async throws {
+        if cell.durability == .durable { return try stage(message, to: name) }
         try await cell.environment.registry.send(message, to: name)
+    }
+
+    /// Holds a durable agent's message until the agent commits: see ``Durability/durable``.
+    @usableFromInline
+    func stage<Message: Sendable>(_ message: Message, to name: String) throws {
+        let target = try cell.environment.registry.resolve(name, as: Message.self)
+        // A message to itself must not wait for room in its own mailbox, which only it empties.
+        let toSelf = ObjectIdentifier(target) == ObjectIdentifier(cell.mailbox)
+        let outgoing: Outgoing
+        if let durable = target.durable {
+            outgoing = Outgoing(recipient: target.name, payload: try durable.encode(message)) { id in
+                await target.deliverCommitted(Envelope(message, id: id), force: toSelf)
+            }
+        } else {
+            outgoing = Outgoing(recipient: target.name, payload: nil) { _ in
+                await target.deliverCommitted(Envelope(message), force: toSelf)
+            }
+        }
+        outbox.withLock { $0.append(outgoing) }
     }
 
     /// Sends a message only if the recipient's mailbox has room.
@@ -115,7 +139,11 @@ public final class AgentContext<A: Agent>: Sendable {
     /// - Throws: As ``send(_:to:)``, except that it never waits.
     @discardableResult
     public func trySend<Message: Sendable>(_ message: Message, to name: String) throws -> Bool {
-        try cell.environment.registry.trySend(message, to: name)
+        if cell.durability == .durable {
+            try stage(message, to: name)
+            return true
+        }
+        return try cell.environment.registry.trySend(message, to: name)
     }
 
     /// Resolves a name to a typed ``Address`` once, for sending many messages without a lookup each.
@@ -214,12 +242,47 @@ public final class AgentContext<A: Agent>: Sendable {
 
     /// Saves `state` as the point a restarted incarnation resumes from.
     ///
-    /// Ephemeral agents keep it in memory; checkpointed agents write it to the run's ``CheckpointStore``.
-    /// Handler-style agents need not call this: the engine saves their state after every message.
+    /// Ephemeral agents keep it in memory; checkpointed and durable agents write it to the run's
+    /// ``CheckpointStore``. A durable agent commits, in the same transaction, the messages it took from
+    /// ``messages`` and the messages it sent since its last checkpoint; the sent messages are delivered only
+    /// then. Handler-style agents need not call this: the engine commits after every batch of messages.
     ///
     /// - Throws: ``TroupeError/Code/fenced`` if this incarnation has been replaced, and the store's errors.
     public func checkpoint(_ state: A.State) async throws {
-        try await cell.checkpoint(state, incarnationControl, announce: true)
+        try await commit(state, announce: true)
+    }
+
+    /// Commits `state` with the durable messages consumed and sent since the last commit.
+    @usableFromInline
+    func commit(_ state: A.State, consumed: [Int64] = [], announce: Bool) async throws {
+        var consumed = consumed
+        let taken = uncommitted.withLock { taken in
+            defer { taken.removeAll() }
+            return taken
+        }
+        for envelope in taken where envelope.id != 0 { consumed.append(envelope.id) }
+        let sent = outbox.withLock { outbox in
+            defer { outbox.removeAll() }
+            return outbox
+        }
+        do {
+            try await cell.commit(state, incarnationControl, consumed: consumed, outbox: sent, announce: announce)
+        } catch {
+            uncommitted.withLock { $0.insert(contentsOf: taken, at: 0) }
+            throw error
+        }
+    }
+
+    /// Gives back what a durable incarnation took and never committed: its messages go back to the front of the
+    /// mailbox, the messages it sent are dropped (they were never seen).
+    @usableFromInline
+    func abandonUncommitted() {
+        let taken = uncommitted.withLock { taken in
+            defer { taken.removeAll() }
+            return taken
+        }
+        cell.mailbox.requeueFront(taken)
+        outbox.withLock { $0.removeAll() }
     }
 
     // MARK: Work off the agents' threads
@@ -269,6 +332,7 @@ public final class AgentContext<A: Agent>: Sendable {
         let cell = self.cell
         let control = incarnationControl
         let persistEach = cell.durability == .checkpointed
+        let durable = cell.durability == .durable
         var batch: [Envelope<A.Message>] = []
         var hadWork = false
         while !control.isStopping {
@@ -304,6 +368,11 @@ public final class AgentContext<A: Agent>: Sendable {
                 }
             }
             hadWork = true
+            if durable {
+                try await handleDurably(&batch, state: &state)
+                if control.isStopping { return }
+                continue
+            }
             var index = 0
             while index < batch.count {
                 if control.isStopping {
@@ -315,7 +384,7 @@ public final class AgentContext<A: Agent>: Sendable {
                     if persistEach {
                         // The store holds the last good state; a crash restores it from there.
                         try await cell.agent.handle(batch[index].message, state: &state, context: self)
-                        try await cell.checkpoint(state, control, announce: false)
+                        try await cell.commit(state, control, consumed: [], outbox: [], announce: false)
                     } else {
                         // Keep the last good state in hand: a handler's changes count only if it returns.
                         var working = state
@@ -337,6 +406,57 @@ public final class AgentContext<A: Agent>: Sendable {
             }
             batch.removeAll(keepingCapacity: true)
         }
+    }
+
+    /// Handles a batch for a durable agent and commits it in one transaction: the state after the last message
+    /// handled successfully, those messages' removal from the inbox, and what they sent. A message that throws is
+    /// not part of the commit, nor is anything it sent; it goes back to the mailbox with the rest of the batch.
+    @inlinable
+    func handleDurably(_ batch: inout [Envelope<A.Message>], state: inout A.State) async throws {
+        let cell = self.cell
+        let control = incarnationControl
+        var working = state
+        var handled = 0
+        var failure: (any Error)?
+        var sentByHandled = 0
+        while handled < batch.count, !control.isStopping {
+            attempt.store(Int(batch[handled].failures) + 1, ordering: .relaxed)
+            do {
+                var next = working
+                try await cell.agent.handle(batch[handled].message, state: &next, context: self)
+                working = next
+            } catch {
+                failure = error
+                break
+            }
+            handled += 1
+            sentByHandled = outbox.withLock { $0.count }
+        }
+        // What the failing message sent never happened.
+        outbox.withLock { $0.removeSubrange(sentByHandled...) }
+        if handled > 0 {
+            var consumed: [Int64] = []
+            consumed.reserveCapacity(handled)
+            for envelope in batch[..<handled] where envelope.id != 0 { consumed.append(envelope.id) }
+            do {
+                try await commit(working, consumed: consumed, announce: false)
+            } catch {
+                // Nothing of the batch is committed: all of it is handled again by the next incarnation.
+                outbox.withLock { $0.removeAll() }
+                cell.mailbox.requeueFront(batch)
+                batch.removeAll(keepingCapacity: true)
+                throw error
+            }
+            state = working
+        }
+        if let failure {
+            let cancelled = Task.isCancelled && failure is CancellationError
+            await cell.requeueAfterCrash(batch, failedAt: handled, error: failure, countsAsFailure: !cancelled, lastGood: state)
+            batch.removeAll(keepingCapacity: true)
+            throw failure
+        }
+        if handled < batch.count { cell.mailbox.requeueFront(batch[handled...]) }
+        batch.removeAll(keepingCapacity: true)
     }
 
     /// Resumes this incarnation when its passivated mailbox gets work.
@@ -369,6 +489,10 @@ final class MessageCursor<A: Agent> {
             }
         }
         defer { index += 1 }
+        if context.cell.durability == .durable {
+            let envelope = batch[index]
+            context.uncommitted.withLock { $0.append(envelope) }
+        }
         return batch[index].message
     }
 

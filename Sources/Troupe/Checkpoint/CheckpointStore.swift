@@ -2,9 +2,9 @@
 public struct Checkpoint: Sendable, Hashable {
     /// Whose state this is.
     public var agent: AgentID
-    /// The incarnation that wrote it. Stores reject a checkpoint whose epoch is older than the agent's current one.
+    /// The fencing token of the incarnation that wrote it (see ``Claim/epoch``).
     public var epoch: UInt64
-    /// Increases by one with every checkpoint of the agent, across incarnations.
+    /// Increases by one with every checkpoint of the agent, across incarnations and processes.
     public var sequence: UInt64
     /// ``Agent/stateVersion`` of the agent that wrote it.
     public var stateVersion: Int
@@ -21,7 +21,7 @@ public struct Checkpoint: Sendable, Hashable {
     }
 }
 
-/// A message set aside because it crashed its agent too many times.
+/// A message set aside because it crashed its agent too many times, or could not be delivered at all.
 public struct DeadLetter: Sendable, Hashable {
     /// The agent that could not handle it.
     public var agent: AgentID
@@ -31,35 +31,167 @@ public struct DeadLetter: Sendable, Hashable {
     public var error: String
     /// How many deliveries crashed the agent.
     public var failures: Int
+    /// The durable message's row, removed from the mailbox in the same transaction; `nil` for in-memory messages.
+    public var messageID: Int64?
 
     /// Creates a dead letter.
-    public init(agent: AgentID, message: [UInt8], error: String, failures: Int) {
+    public init(agent: AgentID, message: [UInt8], error: String, failures: Int, messageID: Int64? = nil) {
         self.agent = agent
         self.message = message
         self.error = error
         self.failures = failures
+        self.messageID = messageID
     }
 }
 
-/// Where agents' checkpoints and dead letters are kept.
+/// A message kept by the store until its recipient commits having handled it (``Durability/durable`` agents).
+public struct StoredMessage: Sendable, Hashable {
+    /// The store's identifier; also the delivery order.
+    public var id: Int64
+    /// The recipient's name.
+    public var recipient: String
+    /// The sender's name, or `nil` when sent from outside the run.
+    public var sender: String?
+    /// The encoded message.
+    public var payload: [UInt8]
+
+    /// Creates a stored message.
+    public init(id: Int64, recipient: String, sender: String?, payload: [UInt8]) {
+        self.id = id
+        self.recipient = recipient
+        self.sender = sender
+        self.payload = payload
+    }
+}
+
+/// What a store hands an incarnation that claims its agent.
+public struct Claim: Sendable {
+    /// The incarnation's fencing token: larger than every earlier incarnation's, in this process or any before it.
+    public var epoch: UInt64
+    /// The agent's latest checkpoint, if any.
+    public var latest: Checkpoint?
+    /// Durable messages to the agent that an earlier *process* accepted and nobody committed: returned once, to
+    /// the first claim of the agent after ``CheckpointStore/attach(_:)``, in delivery order.
+    public var pending: [StoredMessage]
+
+    /// Creates a claim.
+    public init(epoch: UInt64, latest: Checkpoint?, pending: [StoredMessage] = []) {
+        self.epoch = epoch
+        self.latest = latest
+        self.pending = pending
+    }
+}
+
+/// One atomic step of an agent: its new state, the durable messages it has handled, and the messages it sent.
 ///
-/// The engine calls a store from many agents at once. ``InMemoryCheckpointStore`` keeps everything in memory; the
-/// SQLite store makes it survive the process.
+/// A store applies a commit entirely or not at all. For a ``Durability/durable`` agent this is what makes each
+/// message's effect happen exactly once: the state that includes the effect, the removal of the message from the
+/// inbox and the messages sent because of it become visible together.
+public struct Commit: Sendable {
+    /// The run.
+    public var run: RunID
+    /// The committing agent, or `nil` for messages sent from outside the run.
+    public var agent: AgentID?
+    /// The committing incarnation's fencing token.
+    public var epoch: UInt64
+    /// The new state, if it changed.
+    public var checkpoint: Checkpoint?
+    /// Durable messages handled; removed from the agent's inbox.
+    public var consumed: [Int64]
+    /// Messages to durable recipients, to be stored: `(recipient, payload)`.
+    public var sent: [(recipient: String, payload: [UInt8])]
+    /// Wait until the commit is on disk (`fsync`), not only in the database.
+    public var sync: Bool
+
+    /// Creates a commit.
+    public init(
+        run: RunID,
+        agent: AgentID?,
+        epoch: UInt64,
+        checkpoint: Checkpoint? = nil,
+        consumed: [Int64] = [],
+        sent: [(recipient: String, payload: [UInt8])] = [],
+        sync: Bool = false
+    ) {
+        self.run = run
+        self.agent = agent
+        self.epoch = epoch
+        self.checkpoint = checkpoint
+        self.consumed = consumed
+        self.sent = sent
+        self.sync = sync
+    }
+}
+
+/// A run as a store records it.
+public struct RunRecord: Sendable, Hashable {
+    /// The run.
+    public var id: RunID
+    /// The blueprint's name.
+    public var blueprint: String
+    /// The names of the blueprint's agents. When a run is resumed, durable messages to any other name have no
+    /// recipient any more: the store sets them aside as dead letters.
+    public var agents: [String]
+
+    /// Creates a record.
+    public init(id: RunID, blueprint: String, agents: [String] = []) {
+        self.id = id
+        self.blueprint = blueprint
+        self.agents = agents
+    }
+}
+
+/// How a run ended, as a store records it.
+public enum RunOutcome: String, Sendable {
+    /// The tree returned after a graceful shutdown.
+    case stopped
+    /// The root supervisor gave up (escalation) or the run failed.
+    case failed
+    /// Every agent finished.
+    case completed
+}
+
+/// Where agents' checkpoints, durable messages, dead letters and events are kept.
 ///
-/// Fencing: every incarnation first ``claim(_:epoch:)``s its agent with a larger epoch than the last; from then on
-/// the store must reject ``save(_:)`` calls that carry an older epoch with ``TroupeError/Code/fenced``, so that a
-/// late write from an abandoned incarnation cannot overwrite its successor's progress.
+/// The engine calls a store from many agents at once. ``InMemoryCheckpointStore`` keeps everything in memory (and
+/// is the reference for the rules below); `SQLiteStore` in the `TroupeSQLite` module makes them survive the
+/// process.
+///
+/// Fencing: every incarnation ``claim(_:type:incarnation:)``s its agent and receives an epoch larger than any
+/// before; a ``commit(_:)`` carrying an older epoch is rejected with ``TroupeError/Code/fenced``, so that a late
+/// write from an abandoned incarnation cannot overwrite its successor's progress. One process at a time drives a
+/// run: ``attach(_:)`` takes the run's lease.
 public protocol CheckpointStore: Sendable {
-    /// Makes `epoch` the agent's current incarnation and returns the agent's latest checkpoint, if any.
+    /// Starts driving a run: records it if it is new, or takes it over when it is resumed.
     ///
-    /// - Throws: ``TroupeError/Code/fenced`` if a newer epoch has already claimed the agent.
-    func claim(_ agent: AgentID, epoch: UInt64) async throws -> Checkpoint?
+    /// - Returns: `true` if the store already knew the run (a resume), `false` if it is new.
+    /// - Throws: ``TroupeError/Code/leaseHeld`` if another live process drives the run.
+    func attach(_ run: RunRecord) async throws -> Bool
 
-    /// Saves a checkpoint.
+    /// Records how a run ended and gives up its lease.
+    func detach(_ run: RunID, outcome: RunOutcome, error: String?) async
+
+    /// Makes a new incarnation the agent's current one.
     ///
-    /// - Throws: ``TroupeError/Code/fenced`` if the checkpoint's epoch is not the agent's current one.
-    func save(_ checkpoint: Checkpoint) async throws
+    /// - Parameters:
+    ///   - agent: The agent.
+    ///   - type: The agent's Swift type name, recorded for operators.
+    ///   - durability: The agent's durability, recorded for operators.
+    ///   - incarnation: The incarnation's number in this process.
+    /// - Returns: The incarnation's epoch, the latest checkpoint and, on the first claim after a resume, the
+    ///   durable messages waiting for it.
+    func claim(_ agent: AgentID, type: String, durability: Durability, incarnation: UInt64) async throws -> Claim
 
-    /// Records a dead letter.
+    /// Applies a commit atomically.
+    ///
+    /// - Returns: The identifiers of the stored ``Commit/sent`` messages, in order.
+    /// - Throws: ``TroupeError/Code/fenced`` if the epoch is not the agent's current one, and storage errors;
+    ///   nothing of the commit is applied then.
+    func commit(_ commit: Commit) async throws -> [Int64]
+
+    /// Records a dead letter, removing its durable message in the same step.
     func deadLetter(_ letter: DeadLetter) async throws
+
+    /// Appends an event to the run's durable event log. Called on the engine's threads: must not block.
+    func record(_ event: Event)
 }

@@ -1,19 +1,32 @@
 import Synchronization
 
-/// A ``CheckpointStore`` that keeps checkpoints and dead letters in memory, with the same fencing rules as a
-/// persistent store.
+/// A ``CheckpointStore`` that keeps checkpoints, durable messages and dead letters in memory, with the same
+/// fencing rules as a persistent store.
 ///
 /// The default store of a ``Run``, and the store to use in tests. It keeps the last ``retention`` checkpoints of
-/// each agent.
+/// each agent. A second ``Run`` with the same identifier on the same store acts as a resume, which lets tests
+/// exercise the resume path without a database.
 public final class InMemoryCheckpointStore: CheckpointStore {
     private struct AgentRecord {
         var epoch: UInt64 = 0
         var checkpoints: [Checkpoint] = []
+        /// Whether the current attachment has claimed it (pending messages go to the first claim only).
+        var claimedSinceAttach = false
+    }
+
+    private struct RunState {
+        var attached = false
+        /// Messages stored before the current attachment; handed to first claims.
+        var watermark: Int64 = 0
     }
 
     private struct State {
+        var runs: [RunID: RunState] = [:]
         var agents: [AgentID: AgentRecord] = [:]
+        var messages: [RunID: [StoredMessage]] = [:]
+        var nextMessage: Int64 = 0
         var deadLetters: [DeadLetter] = []
+        var events: [Event] = []
     }
 
     private let state = Mutex(State())
@@ -29,42 +42,80 @@ public final class InMemoryCheckpointStore: CheckpointStore {
         self.retention = retention
     }
 
-    public func claim(_ agent: AgentID, epoch: UInt64) async throws -> Checkpoint? {
+    public func attach(_ run: RunRecord) async throws -> Bool {
         try state.withLock { state in
-            var record = state.agents[agent] ?? AgentRecord()
-            guard epoch > record.epoch else {
+            let known = state.runs[run.id] != nil
+            guard state.runs[run.id]?.attached != true else {
                 throw TroupeError(
-                    .fenced,
-                    "incarnation \(epoch) of '\(agent)' cannot claim it: incarnation \(record.epoch) already did. "
-                        + "Another process may be driving this run."
+                    .leaseHeld,
+                    "run \(run.id) is already being driven by another Run in this process. Wait for it to end."
                 )
             }
-            record.epoch = epoch
-            state.agents[agent] = record
-            return record.checkpoints.last
+            state.runs[run.id] = RunState(attached: true, watermark: state.nextMessage)
+            for key in state.agents.keys where key.run == run.id { state.agents[key]?.claimedSinceAttach = false }
+            return known
         }
     }
 
-    public func save(_ checkpoint: Checkpoint) async throws {
+    public func detach(_ run: RunID, outcome: RunOutcome, error: String?) async {
+        state.withLock { $0.runs[run]?.attached = false }
+    }
+
+    public func claim(_ agent: AgentID, type: String, durability: Durability, incarnation: UInt64) async throws -> Claim {
+        state.withLock { state in
+            var record = state.agents[agent] ?? AgentRecord()
+            record.epoch += 1
+            var pending: [StoredMessage] = []
+            if !record.claimedSinceAttach {
+                record.claimedSinceAttach = true
+                let watermark = state.runs[agent.run]?.watermark ?? 0
+                pending = (state.messages[agent.run] ?? []).filter { $0.recipient == agent.name && $0.id <= watermark }
+            }
+            state.agents[agent] = record
+            return Claim(epoch: record.epoch, latest: record.checkpoints.last, pending: pending)
+        }
+    }
+
+    public func commit(_ commit: Commit) async throws -> [Int64] {
         try state.withLock { state in
-            var record = state.agents[checkpoint.agent] ?? AgentRecord()
-            guard checkpoint.epoch == record.epoch else {
-                throw TroupeError(
-                    .fenced,
-                    "rejected a checkpoint of '\(checkpoint.agent)' from incarnation \(checkpoint.epoch); "
-                        + "incarnation \(record.epoch) is current. The writer was abandoned or replaced."
+            if let agent = commit.agent {
+                let current = state.agents[agent]?.epoch ?? 0
+                guard commit.epoch == current else { throw TroupeError.fenced(agent, epoch: commit.epoch, current: current) }
+                if var checkpoint = commit.checkpoint {
+                    var record = state.agents[agent] ?? AgentRecord()
+                    checkpoint.agent = agent
+                    record.checkpoints.append(checkpoint)
+                    if record.checkpoints.count > retention {
+                        record.checkpoints.removeFirst(record.checkpoints.count - retention)
+                    }
+                    state.agents[agent] = record
+                }
+                if !commit.consumed.isEmpty {
+                    let consumed = Set(commit.consumed)
+                    state.messages[agent.run]?.removeAll { consumed.contains($0.id) }
+                }
+            }
+            guard !commit.sent.isEmpty else { return [] }
+            let run = commit.run
+            return commit.sent.map { message in
+                state.nextMessage += 1
+                state.messages[run, default: []].append(
+                    StoredMessage(id: state.nextMessage, recipient: message.recipient, sender: commit.agent?.name, payload: message.payload)
                 )
+                return state.nextMessage
             }
-            record.checkpoints.append(checkpoint)
-            if record.checkpoints.count > retention {
-                record.checkpoints.removeFirst(record.checkpoints.count - retention)
-            }
-            state.agents[checkpoint.agent] = record
         }
     }
 
     public func deadLetter(_ letter: DeadLetter) async throws {
-        state.withLock { $0.deadLetters.append(letter) }
+        state.withLock { state in
+            state.deadLetters.append(letter)
+            if let id = letter.messageID { state.messages[letter.agent.run]?.removeAll { $0.id == id } }
+        }
+    }
+
+    public func record(_ event: Event) {
+        state.withLock { $0.events.append(event) }
     }
 
     /// The retained checkpoints of `agent`, oldest first.
@@ -80,5 +131,26 @@ public final class InMemoryCheckpointStore: CheckpointStore {
     /// Every dead letter recorded, oldest first.
     public var deadLetters: [DeadLetter] {
         state.withLock { $0.deadLetters }
+    }
+
+    /// The durable messages of `run` that no agent has committed yet, in delivery order.
+    public func pendingMessages(of run: RunID) -> [StoredMessage] {
+        state.withLock { $0.messages[run] ?? [] }
+    }
+
+    /// Every event recorded, oldest first.
+    public var events: [Event] {
+        state.withLock { $0.events }
+    }
+}
+
+extension TroupeError {
+    /// The error a store raises for a commit from an incarnation that is no longer current.
+    public static func fenced(_ agent: AgentID, epoch: UInt64, current: UInt64) -> TroupeError {
+        TroupeError(
+            .fenced,
+            "rejected a commit of '\(agent)' from epoch \(epoch); epoch \(current) is current. The writer was "
+                + "abandoned or replaced (by a restart, or by another process resuming the run)."
+        )
     }
 }

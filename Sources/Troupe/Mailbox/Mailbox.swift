@@ -6,8 +6,32 @@ struct Envelope<Message: Sendable>: Sendable {
     @usableFromInline var message: Message
     /// Deliveries of this message that ended with the agent crashing.
     @usableFromInline var failures: Int32 = 0
+    /// The store's identifier of a durable message, until its recipient commits having handled it; 0 otherwise.
+    @usableFromInline var id: Int64 = 0
 
     @inlinable init(_ message: Message) { self.message = message }
+
+    @inlinable init(_ message: Message, id: Int64) {
+        self.message = message
+        self.id = id
+    }
+}
+
+/// How a durable agent's mailbox stores what it is sent before accepting it.
+@usableFromInline
+final class DurableInbox<Message: Sendable>: Sendable {
+    /// Encodes a message for the store.
+    @usableFromInline let encode: @Sendable (Message) throws -> [UInt8]
+    /// Stores an encoded message for this mailbox's agent and returns its identifier, once committed.
+    @usableFromInline let store: @Sendable ([UInt8]) async throws -> Int64
+
+    init(
+        encode: @escaping @Sendable (Message) throws -> [UInt8],
+        store: @escaping @Sendable ([UInt8]) async throws -> Int64
+    ) {
+        self.encode = encode
+        self.store = store
+    }
 }
 
 /// The type-erased face of a mailbox, as the registry and the supervisor see it.
@@ -64,10 +88,14 @@ final class Mailbox<Message: Sendable>: AnyMailbox {
 
     @usableFromInline let state = SpinLocked(State())
 
-    init(name: String, capacity: Int) {
+    /// Set for a ``Durability/durable`` agent: messages are stored before they are accepted.
+    @usableFromInline let durable: DurableInbox<Message>?
+
+    init(name: String, capacity: Int, durable: DurableInbox<Message>? = nil) {
         precondition(capacity > 0, "a mailbox needs a capacity of at least 1 (agent '\(name)')")
         self.name = name
         self.capacity = capacity
+        self.durable = durable
     }
 
     var messageType: Any.Type { Message.self }
@@ -108,6 +136,13 @@ final class Mailbox<Message: Sendable>: AnyMailbox {
     ///   `CancellationError` if the sender is cancelled while parked (the message is then not delivered).
     @inlinable
     func send(_ message: Message) async throws {
+        if let durable {
+            // Stored first: once `send` returns, the message survives a crash of the process.
+            guard state.withLock({ $0.accepting }) else { throw stoppedError() }
+            let id = try await durable.store(try durable.encode(message))
+            await deliverCommitted(Envelope(message, id: id))
+            return
+        }
         let action = state.withLock { state -> SendAction in
             guard state.accepting else { return .stopped }
             if state.buffer.count < capacity, state.parked.isEmpty {
@@ -129,6 +164,10 @@ final class Mailbox<Message: Sendable>: AnyMailbox {
     /// Appends all of `messages` in order, taking the lock once for as many as fit and parking when full.
     @inlinable
     func send(contentsOf messages: some Sequence<Message>) async throws {
+        if durable != nil {
+            for message in messages { try await send(message) }
+            return
+        }
         var iterator = messages.makeIterator()
         var pending = iterator.next()
         while let first = pending {
@@ -164,6 +203,7 @@ final class Mailbox<Message: Sendable>: AnyMailbox {
     /// - Throws: ``TroupeError/Code/addressStopped`` if the mailbox does not accept messages.
     @inlinable
     func trySend(_ message: Message) throws -> Bool {
+        if durable != nil { throw TroupeError.durableTrySend(name) }
         let action = state.withLock { state -> SendAction? in
             guard state.accepting else { return .stopped }
             guard state.buffer.count < capacity, state.parked.isEmpty else { return nil }
@@ -178,6 +218,32 @@ final class Mailbox<Message: Sendable>: AnyMailbox {
         case .done, .park: break
         }
         return true
+    }
+
+    /// Delivers a message whose sending is already committed: waits for room like ``send(_:)``, but never drops
+    /// it. If the sender is cancelled while waiting, or the mailbox stops accepting, the message is appended
+    /// anyway, past the capacity: the store says it was sent, so the mailbox must hold it.
+    @usableFromInline
+    func deliverCommitted(_ envelope: Envelope<Message>, force: Bool = false) async {
+        let action = state.withLock { state -> SendAction in
+            if force || !state.accepting || (state.buffer.count < capacity && state.parked.isEmpty) {
+                state.buffer.append(envelope)
+                return Self.wakeConsumer(&state)
+            }
+            state.nextID &+= 1
+            return .park(state.nextID)
+        }
+        switch action {
+        case .done, .stopped: return
+        case .wake(let consumer): consumer.resume()
+        case .activate(let wake): wake()
+        case .park(let id):
+            do {
+                try await park(envelope, id: id)
+            } catch {
+                await deliverCommitted(envelope, force: true)
+            }
+        }
     }
 
     @usableFromInline

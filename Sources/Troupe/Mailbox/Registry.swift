@@ -44,6 +44,24 @@ final class Registry: Sendable {
         }
     }
 
+    /// Every agent name registered (pool members included, pools themselves not).
+    var agentNames: [String] {
+        entries.withLock { entries in
+            entries.compactMap { name, entry in
+                if case .agent = entry { return name }
+                return nil
+            }
+        }
+    }
+
+    /// The mailbox a message sent to `name` goes to now: the agent's, or the next pool member's.
+    func resolve<Message: Sendable>(_ name: String, as type: Message.Type = Message.self) throws -> Mailbox<Message> {
+        switch try route(name, for: type) {
+        case .agent(let mailbox): mailbox
+        case .pool(let pool): pool.pick()
+        }
+    }
+
     /// The mailbox registered as `name`, typed.
     func mailbox<Message: Sendable>(_ name: String, as type: Message.Type = Message.self) throws -> Mailbox<Message> {
         switch try route(name, for: type) {
@@ -159,8 +177,17 @@ private final class PoolRoute<Message: Sendable>: AnyPool {
 
     var messageType: Any.Type { Message.self }
 
+    /// The member whose turn it is.
+    func pick() -> Mailbox<Message> {
+        members[next.wrappingAdd(1, ordering: .relaxed).oldValue % members.count]
+    }
+
     func send(_ message: Message) async throws {
         let start = next.wrappingAdd(1, ordering: .relaxed).oldValue
+        if members[0].durable != nil {
+            // Durable members store before accepting; no quick try first.
+            return try await members[start % members.count].send(message)
+        }
         var lastError: (any Error)?
         for offset in 0..<members.count {
             do {

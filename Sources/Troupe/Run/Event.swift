@@ -25,6 +25,8 @@ public struct Event: Sendable, CustomStringConvertible {
         case abandoned
         /// A checkpoint was written.
         case checkpointed(sequence: UInt64)
+        /// The agent's checkpoint cannot be read: the agent is stopped and not restarted; the checkpoint is kept.
+        case quarantined(error: String)
 
         public var description: String {
             switch self {
@@ -36,6 +38,7 @@ public struct Event: Sendable, CustomStringConvertible {
             case .stopped: "stopped"
             case .abandoned: "abandoned (ignored cancellation past its deadline)"
             case .checkpointed(let sequence): "checkpointed #\(sequence)"
+            case .quarantined(let error): "quarantined: \(error)"
             }
         }
     }
@@ -136,7 +139,7 @@ final class EventBus: Sendable {
         case .checkpointed: .trace
         case .exited(let reason): reason.isFailure ? .warning : .debug
         case .restarting: .info
-        case .escalated, .deadLettered, .abandoned: .error
+        case .escalated, .deadLettered, .abandoned, .quarantined: .error
         }
     }
 }

@@ -43,8 +43,18 @@ public struct AgentID: Hashable, Sendable, Codable, CustomStringConvertible {
 /// Stores that persist (the SQLite store) make ``checkpointed`` survive the process too. Chosen per blueprint, and
 /// per child where a child overrides its blueprint.
 public struct Durability: Hashable, Sendable, CustomStringConvertible {
+    /// Reads a durability from its name: `ephemeral`, `checkpointed` or `durable`.
+    public init?(_ name: String) {
+        switch name {
+        case "ephemeral": self = .ephemeral
+        case "checkpointed": self = .checkpointed
+        case "durable": self = .durable
+        default: return nil
+        }
+    }
+
     private enum Value: Hashable, Sendable {
-        case ephemeral, checkpointed
+        case ephemeral, checkpointed, durable
     }
 
     private let value: Value
@@ -59,10 +69,29 @@ public struct Durability: Hashable, Sendable, CustomStringConvertible {
     /// ``AgentContext/checkpoint(_:)`` (loop style), and when an incarnation stops. Messages stay in memory.
     public static let checkpointed = Durability(.checkpointed)
 
+    /// Every message's effect happens exactly once, across agent crashes, restarts and the death of the process.
+    ///
+    /// A message sent to a durable agent is stored before `send` returns. After handling messages (handler
+    /// style: a batch at a time; loop style: at every ``AgentContext/checkpoint(_:)``), the agent's new state,
+    /// the removal of the handled messages from its inbox and every message it sent meanwhile are committed in
+    /// one transaction; only then are the sent messages delivered. A crash before the commit leaves none of it:
+    /// the messages are handled again, from the last committed state, and nothing they sent was seen. Requires a
+    /// persistent store (`SQLiteStore`) to survive the process; the in-memory store gives the same semantics
+    /// within one process.
+    ///
+    /// - Important: ``AgentContext/call(_:timeout:_:)``, ``AgentContext/publish(_:to:)`` and side effects outside
+    ///   Troupe (HTTP calls, files) are not part of the transaction: they may happen again when a message is
+    ///   handled again. Make them idempotent.
+    public static let durable = Durability(.durable)
+
+    /// Whether the state goes to the run's store (``checkpointed`` and ``durable``).
+    @usableFromInline var persistsState: Bool { value != .ephemeral }
+
     public var description: String {
         switch value {
         case .ephemeral: "ephemeral"
         case .checkpointed: "checkpointed"
+        case .durable: "durable"
         }
     }
 }

@@ -111,7 +111,32 @@ public final class Run: Service {
     public func run() async throws {
         // The run is over when its root supervisor returns: end every event sequence, so readers' loops finish.
         defer { environment.events.finish() }
-        try await supervisor.run()
+        let store = environment.store
+        do {
+            let resumed = try await store.attach(
+                RunRecord(id: id, blueprint: blueprint.name, agents: environment.registry.agentNames.sorted())
+            )
+            environment.attachment.fulfill(.success(resumed))
+        } catch {
+            let failure = error as? TroupeError ?? TroupeError(.storage, "run \(id) could not attach to its store", underlying: error)
+            environment.attachment.fulfill(.failure(failure))
+            throw failure
+        }
+        environment.events.addSink { event in store.record(event) }
+        do {
+            try await supervisor.run()
+        } catch {
+            await store.detach(id, outcome: .failed, error: "\(error)")
+            throw error
+        }
+        await store.detach(id, outcome: .stopped, error: nil)
+    }
+
+    /// Whether the store already knew this run when it started: `true` for a resumed run. `nil` until
+    /// ``run()`` has attached to the store.
+    public var isResumed: Bool? {
+        guard case .success(let resumed) = environment.attachment.value else { return nil }
+        return resumed
     }
 
     /// Asks the run to shut down gracefully: every agent finishes its message in hand and is stopped, in reverse

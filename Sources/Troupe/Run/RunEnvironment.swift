@@ -14,6 +14,8 @@ final class RunEnvironment: Sendable {
     let durability: Durability
     /// Where ``AgentContext/offload(_:)`` runs CPU-bound work: threads outside Swift's cooperative pool.
     let offload: OffloadPool
+    /// Fulfilled when the run has attached to its store (or failed to): durable writes wait for it.
+    let attachment = OneShot<Result<Bool, TroupeError>>()
 
     init(
         run: RunID,
@@ -34,6 +36,17 @@ final class RunEnvironment: Sendable {
         self.clock = clock
         self.random = random
         self.durability = durability
+    }
+}
+
+extension RunEnvironment {
+    /// Waits until the run has attached to its store.
+    ///
+    /// - Throws: The attach error, or `CancellationError`.
+    func attached() async throws {
+        if case .success = attachment.value { return }
+        guard let result = await attachment.wait() else { throw CancellationError() }
+        _ = try result.get()
     }
 }
 

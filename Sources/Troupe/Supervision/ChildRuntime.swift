@@ -37,6 +37,8 @@ protocol ChildRuntime: AnyObject, Sendable {
 @usableFromInline
 final class Incarnation: Sendable {
     @usableFromInline let number: UInt64
+    /// The fencing token the store gave this incarnation's claim (0 until claimed).
+    @usableFromInline let epoch = Atomic<UInt64>(0)
     @usableFromInline let stopping = Atomic<Bool>(false)
     private let began = Atomic<Bool>(false)
     /// Fulfilled when a graceful stop is requested, so that sleepers wake.
@@ -47,7 +49,7 @@ final class Incarnation: Sendable {
     private let activations = Mutex<(latest: UInt64, task: Task<Void, Never>?, cancelled: Bool)>((0, nil, false))
 
     /// - Parameters:
-    ///   - number: The incarnation's number, its epoch.
+    ///   - number: The incarnation's number in this process.
     ///   - report: Tells the supervisor how the incarnation ended; called once.
     init(number: UInt64, report: @escaping @Sendable (ExitReason) -> Void) {
         self.number = number

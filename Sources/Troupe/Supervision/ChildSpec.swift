@@ -120,14 +120,20 @@ public struct AgentOptions: Sendable, Hashable {
     public var restartFrom: ChildSpec.StartPoint
     /// How many times one message may crash the agent before it becomes a dead letter. At least 1.
     public var maxDeliveryFailures: Int
+    /// Whether each commit of a ``Durability/durable`` or ``Durability/checkpointed`` agent waits until it is on
+    /// disk (`fsync`) before the agent goes on. Without it the agent waits until the commit is in the database,
+    /// which survives the death of the process (`kill -9`) but not of the machine (power loss, kernel panic).
+    public var syncCommits: Bool
 
     /// Creates agent options.
     public init(
         mailboxCapacity: Int = 1024,
         durability: Durability? = nil,
         restartFrom: ChildSpec.StartPoint = .lastCheckpoint,
-        maxDeliveryFailures: Int = 3
+        maxDeliveryFailures: Int = 3,
+        syncCommits: Bool = false
     ) {
+        self.syncCommits = syncCommits
         precondition(mailboxCapacity > 0, "mailboxCapacity must be at least 1 (got \(mailboxCapacity))")
         precondition(maxDeliveryFailures > 0, "maxDeliveryFailures must be at least 1 (got \(maxDeliveryFailures))")
         self.mailboxCapacity = mailboxCapacity

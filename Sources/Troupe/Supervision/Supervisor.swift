@@ -238,6 +238,13 @@ public actor Supervisor: Service {
             !record.stopping
         else { return nil }
         records[name]?.current = nil
+        if case .failed(let error) = reason, let troupeError = error as? TroupeError, troupeError.code == .quarantined {
+            // Restarting cannot help: the same checkpoint would fail again. Keep the agent (and its messages) until
+            // an operator restarts it from a state it can read.
+            machine.stopped(name)
+            environment.events.emit(name, incarnation: number, .quarantined(error: troupeError.message))
+            return nil
+        }
         let now = environment.clock.now
         // Draw only when the backoff uses chance: the system generator costs a system call.
         let random = machine.backoff.jitter > 0 ? environment.random.next() : 0.5

@@ -126,6 +126,7 @@ final class EventPrinter: Sendable {
         case .abandoned: (verb, detail) = ("abandoned", "ignored cancellation past its deadline")
         case .deadLettered(let error, let failures): (verb, detail) = ("dead-letter", "after \(failures) crashes: \(error)")
         case .escalated(let restarts, let period): (verb, detail) = ("escalated", "\(restarts) restarts within \(Self.format(period))")
+        case .quarantined(let error): (verb, detail) = ("quarantined", error)
         case .checkpointed: return
         }
         let elapsed = start.duration(to: .now)
