@@ -14,11 +14,13 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "Troupe", targets: ["Troupe"]),
+        .library(name: "TroupeSQLite", targets: ["TroupeSQLite"]),
         .library(name: "TroupeTestKit", targets: ["TroupeTestKit"]),
         .library(name: "TroupeCLI", targets: ["TroupeCLI"]),
         .library(name: "TroupeAgents", targets: ["TroupeAgents"]),
         .executable(name: "troupe", targets: ["TroupeExecutable"]),
         .executable(name: "troupe-bench", targets: ["TroupeBench"]),
+        .executable(name: "troupe-crash-pipeline", targets: ["CrashPipeline"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
@@ -35,6 +37,16 @@ let package = Package(
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
+            swiftSettings: settings
+        ),
+        // The system libsqlite3 (Debian: libsqlite3-dev).
+        .systemLibrary(name: "CSQLite", providers: [.apt(["libsqlite3-dev"])]),
+        // Durable storage on SQLite: connection, migrations (embedded from migrations/), the SQLite store.
+        .target(
+            name: "TroupeSQLite",
+            dependencies: ["Troupe", "CSQLite"],
+            exclude: [],
+            resources: [.embedInCode("Migrations")],
             swiftSettings: settings
         ),
         // Public helpers for testing agents: a manual clock, an agent probe, event recording.
@@ -90,6 +102,18 @@ let package = Package(
                 "TroupeTestKit",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
+            swiftSettings: settings
+        ),
+        // The crash test's subject: a durable counting pipeline that the test kills with SIGKILL and resumes.
+        .executableTarget(
+            name: "CrashPipeline",
+            dependencies: ["Troupe", "TroupeSQLite"],
+            path: "Tests/CrashPipeline",
+            swiftSettings: settings
+        ),
+        .testTarget(
+            name: "TroupeSQLiteTests",
+            dependencies: ["TroupeSQLite", "Troupe", "TroupeTestKit"],
             swiftSettings: settings
         ),
         .testTarget(

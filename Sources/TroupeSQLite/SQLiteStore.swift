@@ -1,0 +1,419 @@
+import Dispatch
+import Glibc
+import Synchronization
+public import Troupe
+
+/// A ``CheckpointStore`` in a SQLite database file: runs, agents, checkpoints, durable messages, dead letters and
+/// the event log survive the process, `kill -9` included.
+///
+/// ```swift
+/// let store = try await SQLiteStore(path: ".troupe/troupe.db")
+/// let run = try Run(blueprint, configuration: .init(store: store, durability: .durable))
+/// try await run.run()
+/// await store.close()
+/// ```
+///
+/// One store per database file and process: it owns the file's only writing connection, on a thread of its own,
+/// and commits the work of all agents in shared transactions (group commit; see ``Configuration``). Readers (the
+/// CLI, ``read(_:)``) use a separate read-only connection and, thanks to SQLite's WAL mode, never wait for the
+/// writer.
+///
+/// Opening applies the migrations embedded in the binary. A file that is not a SQLite database, a database of
+/// another program, and a database written by a newer Troupe are refused with a ``TroupeError`` and left
+/// untouched.
+///
+/// ## Topics
+/// ### Opening and closing
+/// - ``init(path:configuration:)``
+/// - ``Configuration``
+/// - ``close()``
+/// - ``defaultPath``
+/// ### Reading
+/// - ``read(_:)``
+/// - ``checkpoints(of:)``
+/// - ``events(of:since:)``
+/// - ``pendingMessages(of:)``
+/// - ``deadLetters(of:)``
+public final class SQLiteStore: CheckpointStore {
+    /// How the store writes.
+    public struct Configuration: Sendable {
+        /// Whether every commit waits for `fsync` (`synchronous=FULL`). By default commits wait until they are in
+        /// the write-ahead log (`synchronous=NORMAL`), which survives the death of the process but not of the
+        /// machine; agents can ask for `fsync` per commit with ``AgentOptions/syncCommits``.
+        public var syncEveryCommit: Bool
+        /// How long a write waits for another process's lock before failing with ``TroupeError/Code/busy``.
+        public var busyTimeout: Duration
+        /// How many checkpoints to keep per agent, at least. Older ones are pruned as new ones are written (in
+        /// steps of this many, so up to twice this many may be kept for a while).
+        public var retention: Int
+        /// How often this process renews the lease of the runs it drives. Another host may take a run over after
+        /// three intervals of silence; on this host a dead owner is noticed at once.
+        public var heartbeat: Duration
+        /// The largest size the database may grow to, in bytes; a commit that would pass it fails as if the disk
+        /// were full. `nil` for no limit but the disk's.
+        public var sizeLimit: Int?
+
+        /// Creates a configuration.
+        public init(
+            syncEveryCommit: Bool = false,
+            busyTimeout: Duration = .seconds(5),
+            retention: Int = 3,
+            heartbeat: Duration = .seconds(1),
+            sizeLimit: Int? = nil
+        ) {
+            precondition(retention >= 1, "a store must keep at least one checkpoint per agent (retention \(retention))")
+            self.syncEveryCommit = syncEveryCommit
+            self.busyTimeout = busyTimeout
+            self.retention = retention
+            self.heartbeat = heartbeat
+            self.sizeLimit = sizeLimit
+        }
+    }
+
+    /// Where the CLI keeps its database unless told otherwise: `.troupe/troupe.db` under the working directory.
+    public static let defaultPath = ".troupe/troupe.db"
+
+    /// The database file.
+    public let path: String
+    private let writer: Writer
+    private let reader: Reader
+
+    /// Opens (creating if needed) the database at `path` and brings its schema up to date.
+    ///
+    /// - Parameters:
+    ///   - path: The database file. Missing parent directories are created.
+    ///   - configuration: Durability of commits, busy timeout, retention, heartbeat.
+    /// - Throws: ``TroupeError`` with ``TroupeError/Code/notADatabase`` (not SQLite, or damaged),
+    ///   ``TroupeError/Code/schemaMismatch`` (another program's database, or an edited migration),
+    ///   ``TroupeError/Code/futureSchema`` (a newer Troupe's database), ``TroupeError/Code/busy`` (locked past
+    ///   the busy timeout) or ``TroupeError/Code/storage`` (cannot create or write the file).
+    public init(path: String, configuration: Configuration = Configuration()) async throws {
+        self.path = path
+        let session = try await Self.onOwnThread { try Self.open(path: path, configuration: configuration) }
+        self.writer = Writer(session: session)
+        self.reader = Reader(path: path, busyTimeout: configuration.busyTimeout)
+    }
+
+    private static func open(path: String, configuration: Configuration) throws -> WriterSession {
+        if path != ":memory:", let slash = path.lastIndex(of: "/") {
+            let directory = String(path[..<slash])
+            if !directory.isEmpty { try createDirectories(directory) }
+        }
+        let connection: Connection
+        do {
+            connection = try Connection(path: path, mode: .readWrite, busyTimeout: configuration.busyTimeout)
+        } catch {
+            throw TroupeError(
+                .storage,
+                "cannot open the database '\(path)': \(error.message). Check the path and its permissions, or pass "
+                    + "--database (or TROUPE_DATABASE) to use another file.",
+                underlying: error
+            )
+        }
+        let migrator = Migrator(path: path)
+        do {
+            // Check before writing anything, so that a file we refuse is left exactly as it was.
+            _ = try migrator.history(connection)
+            let mode = try connection.texts("PRAGMA journal_mode = WAL").first ?? ""
+            if mode != "wal", path != ":memory:" {
+                throw TroupeError(
+                    .storage,
+                    "the database '\(path)' cannot use write-ahead logging (journal mode stayed '\(mode)'); Troupe needs "
+                        + "it so that readers never block writers. Put the database on a local file system."
+                )
+            }
+            try connection.execute(configuration.syncEveryCommit ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL")
+            if let limit = configuration.sizeLimit {
+                let pageSize = try connection.scalar("PRAGMA page_size") ?? 4096
+                _ = try connection.scalar("PRAGMA max_page_count = \(max(1, Int64(limit) / pageSize))")
+            }
+            try migrator.migrate(connection)
+        } catch let error as SQLiteError {
+            if error.isCorrupt {
+                throw TroupeError(
+                    .notADatabase,
+                    "'\(path)' is not a SQLite database (or is damaged), so Troupe will not touch it. Move it away, "
+                        + "or pass --database (or TROUPE_DATABASE) to use another file.",
+                    underlying: error
+                )
+            }
+            throw WriterSession.translate(error, path: path)
+        }
+        return WriterSession(
+            connection: connection,
+            retention: configuration.retention,
+            synchronousFull: configuration.syncEveryCommit,
+            heartbeat: configuration.heartbeat
+        )
+    }
+
+    private static func createDirectories(_ directory: String) throws {
+        var current = directory.hasPrefix("/") ? "" : "."
+        for component in directory.split(separator: "/") {
+            current += "/" + component
+            if mkdir(current, 0o755) != 0, errno != EEXIST {
+                throw TroupeError(
+                    .storage,
+                    "cannot create the directory '\(current)' for the database: \(String(cString: strerror(errno))). "
+                        + "Pass --database (or TROUPE_DATABASE) to put it elsewhere."
+                )
+            }
+        }
+    }
+
+    /// Runs blocking work on a thread outside the cooperative pool.
+    private static func onOwnThread<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withUnsafeThrowingContinuation { continuation in
+            DispatchQueue.global().async {
+                continuation.resume(with: Result { try work() })
+            }
+        }
+    }
+
+    /// Finishes the writes already queued, then closes the database. The store cannot be used afterwards.
+    ///
+    /// - Important: Call it when done (after the runs using it have ended): the writer thread keeps the store
+    ///   alive until then.
+    public func close() async {
+        let writer = self.writer
+        let reader = self.reader
+        await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
+            DispatchQueue.global().async {
+                writer.close()
+                reader.close()
+                continuation.resume()
+            }
+        }
+    }
+
+    static func closedError() -> TroupeError {
+        TroupeError(.notRunning, "the SQLite store was closed; open it again to write.")
+    }
+
+    // MARK: CheckpointStore
+
+    public func attach(_ run: RunRecord) async throws -> Bool {
+        try await writer.perform { session in try session.attach(run) }
+    }
+
+    public func detach(_ run: RunID, outcome: RunOutcome, error: String?) async {
+        _ = try? await writer.perform { session in try session.detach(run, outcome: outcome, error: error) }
+    }
+
+    public func claim(_ agent: AgentID, type: String, durability: Durability, incarnation: UInt64) async throws -> Claim {
+        try await writer.perform { session in try session.claim(agent, type: type, durability: durability) }
+    }
+
+    public func commit(_ commit: Commit) async throws -> [Int64] {
+        try await writer.perform(sync: commit.sync) { session in try session.commit(commit) }
+    }
+
+    public func deadLetter(_ letter: DeadLetter) async throws {
+        try await writer.perform { session in try session.deadLetter(letter) }
+    }
+
+    public func record(_ event: Event) {
+        writer.submit(
+            Writer.Job(
+                apply: { session in try session.record(event) },
+                complete: { _ in },
+                sync: false,
+                standalone: false
+            )
+        )
+    }
+
+    // MARK: Reading
+
+    /// Runs `body` with the store's read-only connection, on the reader thread, and returns its result.
+    ///
+    /// Reads see the last committed state and never wait for the writer. Cancelling the calling task interrupts
+    /// a running statement (`sqlite3_interrupt`); the call then throws `CancellationError`.
+    public func read<T: Sendable>(_ body: @escaping @Sendable (Connection) throws -> T) async throws -> T {
+        try await reader.read(body)
+    }
+
+    /// Runs `body` on the writer connection, outside the group-commit batches, in its own transaction (or in
+    /// none, for statements that cannot run in one, such as `VACUUM` or some pragmas). For maintenance (pruning)
+    /// and tests. Cancelling the calling task interrupts it and rolls it back.
+    public func write<T: Sendable>(
+        transaction: Bool = true,
+        _ body: @escaping @Sendable (Connection) throws -> T
+    ) async throws -> T {
+        try await writer.performAlone { session in
+            guard transaction else { return try body(session.connection) }
+            return try session.connection.withTransaction(.immediate) { try body(session.connection) }
+        }
+    }
+
+    /// The retained checkpoints of `agent`, oldest first.
+    public func checkpoints(of agent: AgentID) async throws -> [Checkpoint] {
+        try await read { connection in
+            let statement = try connection.statement(
+                """
+                SELECT c.seq, c.epoch, c.state_version, c.state FROM checkpoints c JOIN agents a ON a.id = c.agent_id
+                WHERE a.run_id = ? AND a.name = ? ORDER BY c.seq
+                """
+            )
+            defer { statement.reset() }
+            try statement.bind([.text(agent.run.rawValue), .text(agent.name)])
+            var result: [Checkpoint] = []
+            while try statement.step() {
+                result.append(
+                    Checkpoint(
+                        agent: agent,
+                        epoch: UInt64(statement.int64(1)),
+                        sequence: UInt64(statement.int64(0)),
+                        stateVersion: statement.int(2),
+                        state: statement.blob(3)
+                    )
+                )
+            }
+            return result
+        }
+    }
+
+    /// One entry of a run's durable event log.
+    public struct LoggedEvent: Sendable, Hashable {
+        /// Its position in the log; later events have larger numbers.
+        public var sequence: Int64
+        /// The agent's or supervisor's name.
+        public var agent: String
+        /// The incarnation it concerns.
+        public var incarnation: Int64
+        /// `started`, `crashed`, `cancelled`, `exited`, `restarting`, `escalated`, `dead-lettered`, `stopped`,
+        /// `abandoned`, `checkpointed` or `quarantined`.
+        public var kind: String
+        /// The error, reason or checkpoint number.
+        public var detail: String
+        /// Milliseconds since 1970.
+        public var time: Int64
+    }
+
+    /// The event log of `run` after sequence number `since`, oldest first.
+    public func events(of run: RunID, since: Int64 = 0) async throws -> [LoggedEvent] {
+        try await read { connection in
+            let statement = try connection.statement(
+                "SELECT seq, agent, incarnation, kind, detail, created_at FROM events WHERE run_id = ? AND seq > ? ORDER BY seq"
+            )
+            defer { statement.reset() }
+            try statement.bind([.text(run.rawValue), .integer(since)])
+            var result: [LoggedEvent] = []
+            while try statement.step() {
+                result.append(
+                    LoggedEvent(
+                        sequence: statement.int64(0),
+                        agent: statement.text(1) ?? "",
+                        incarnation: statement.int64(2),
+                        kind: statement.text(3) ?? "",
+                        detail: statement.text(4) ?? "",
+                        time: statement.int64(5)
+                    )
+                )
+            }
+            return result
+        }
+    }
+
+    /// Durable messages of `run` not yet committed by their recipients, in delivery order.
+    public func pendingMessages(of run: RunID) async throws -> [StoredMessage] {
+        try await read { connection in
+            let statement = try connection.statement(
+                "SELECT id, recipient, sender, payload FROM messages WHERE run_id = ? ORDER BY id"
+            )
+            defer { statement.reset() }
+            try statement.bind(run.rawValue, at: 1)
+            var result: [StoredMessage] = []
+            while try statement.step() {
+                result.append(
+                    StoredMessage(id: statement.int64(0), recipient: statement.text(1) ?? "", sender: statement.text(2), payload: statement.blob(3))
+                )
+            }
+            return result
+        }
+    }
+
+    /// The dead letters of `run`, oldest first.
+    public func deadLetters(of run: RunID) async throws -> [DeadLetter] {
+        try await read { connection in
+            let statement = try connection.statement(
+                "SELECT agent, payload, error, failures FROM dead_letters WHERE run_id = ? ORDER BY id"
+            )
+            defer { statement.reset() }
+            try statement.bind(run.rawValue, at: 1)
+            var result: [DeadLetter] = []
+            while try statement.step() {
+                result.append(
+                    DeadLetter(
+                        agent: AgentID(run: run, name: statement.text(0) ?? ""),
+                        message: statement.blob(1),
+                        error: statement.text(2) ?? "",
+                        failures: statement.int(3)
+                    )
+                )
+            }
+            return result
+        }
+    }
+}
+
+/// The store's read-only connection, on a serial queue of its own.
+final class Reader: Sendable {
+    private let queue = DispatchQueue(label: "troupe.sqlite.reader")
+    private let path: String
+    private let busyTimeout: Duration
+    /// The connection, opened on first use. `Mutex` so that `onCancel` (any thread) can reach it to interrupt.
+    private let connection = Mutex<ConnectionBox?>(nil)
+
+    init(path: String, busyTimeout: Duration) {
+        self.path = path
+        self.busyTimeout = busyTimeout
+    }
+
+    func read<T: Sendable>(_ body: @escaping @Sendable (Connection) throws -> T) async throws -> T {
+        let cancelled = Atomic<Bool>(false)
+        return try await withTaskCancellationHandler {
+            try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<T, any Error>) in
+                queue.async { [self] in
+                    continuation.resume(
+                        with: Result {
+                            if cancelled.load(ordering: .sequentiallyConsistent) { throw CancellationError() }
+                            let box = try open()
+                            do {
+                                return try box.connection.withTransaction(.deferred) { try body(box.connection) }
+                            } catch let error as SQLiteError {
+                                if error.isInterrupted { throw CancellationError() }
+                                throw WriterSession.translate(error, path: path)
+                            }
+                        }
+                    )
+                }
+            }
+        } onCancel: {
+            cancelled.store(true, ordering: .sequentiallyConsistent)
+            connection.withLock { $0?.connection.interrupt() }
+        }
+    }
+
+    /// Called on the reader queue only.
+    private func open() throws -> ConnectionBox {
+        if let box = connection.withLock({ $0 }) { return box }
+        let box = ConnectionBox(try Connection(path: path, mode: .readOnly, busyTimeout: busyTimeout))
+        connection.withLock { $0 = box }
+        return box
+    }
+
+    func close() {
+        queue.sync { connection.withLock { $0 = nil } }
+    }
+}
+
+/// Carries a connection between the reader queue (which uses it) and cancellation handlers (which only call
+/// ``Connection/interrupt()``).
+///
+/// `@unchecked Sendable` because the connection is used for statements only on the reader's serial queue, one
+/// job at a time; from other threads only `interrupt()` is called, which SQLite documents as thread-safe.
+final class ConnectionBox: @unchecked Sendable {
+    let connection: Connection
+    init(_ connection: Connection) { self.connection = connection }
+}

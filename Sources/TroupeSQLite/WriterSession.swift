@@ -1,0 +1,413 @@
+import CSQLite
+import Dispatch
+import FoundationEssentials
+import Glibc
+import Synchronization
+import Troupe
+
+/// The writer thread's connection and what it knows: which runs this process leases, and every claimed agent's
+/// row and current epoch.
+///
+/// `@unchecked Sendable` because the compiler cannot see thread confinement: every member but
+/// ``interruptStandalone()`` is used only by the ``Writer``'s thread (its jobs run there and nowhere else), so
+/// no two threads ever touch the connection or the dictionaries at once. ``interruptStandalone()`` calls
+/// `sqlite3_interrupt`, which SQLite documents as safe from any thread, and reads an atomic.
+final class WriterSession: @unchecked Sendable {
+    struct Lease {
+        var token: Int64
+        /// Messages up to this id were stored before this process attached: pending ones go to first claims.
+        var watermark: Int64
+        var claimed: Set<String> = []
+    }
+
+    struct AgentRow {
+        var row: Int64
+        var epoch: UInt64
+    }
+
+    let connection: Connection
+    let path: String
+    let retention: Int
+    let synchronousFull: Bool
+    let heartbeatInterval: DispatchTimeInterval
+    /// How long without a heartbeat before another host's lease counts as expired.
+    let leaseTimeout: Int64
+    private(set) var leases: [RunID: Lease] = [:]
+    private(set) var agents: [AgentID: AgentRow] = [:]
+    /// Undo steps for the in-memory state, run if the transaction rolls back.
+    private var undo: [() -> Void] = []
+    private var leaseChecked: Set<RunID> = []
+    private var inTransaction = false
+    private let standaloneRunning = Atomic<Bool>(false)
+    let pid = Int64(getpid())
+    let host: String = {
+        var buffer = [UInt8](repeating: 0, count: 256)
+        buffer.withUnsafeMutableBufferPointer { bytes in
+            bytes.withMemoryRebound(to: CChar.self) { _ = gethostname($0.baseAddress!, $0.count - 1) }
+        }
+        return String(decoding: buffer.prefix { $0 != 0 }, as: UTF8.self)
+    }()
+
+    init(connection: Connection, retention: Int, synchronousFull: Bool, heartbeat: Duration) {
+        self.connection = connection
+        self.path = connection.path
+        self.retention = retention
+        self.synchronousFull = synchronousFull
+        let milliseconds = Int(heartbeat.components.seconds * 1000 + heartbeat.components.attoseconds / 1_000_000_000_000_000)
+        self.heartbeatInterval = .milliseconds(max(1, milliseconds))
+        self.leaseTimeout = Int64(milliseconds) * 3
+    }
+
+    // MARK: Transactions
+
+    /// Runs `body` in one `BEGIN IMMEDIATE` transaction; at `sync`, the commit waits for `fsync`.
+    func transaction(sync: Bool, _ body: () throws -> Void) throws {
+        let full = sync || synchronousFull
+        if full != synchronousFull { try connection.execute("PRAGMA synchronous = FULL") }
+        defer { if full != synchronousFull { try? connection.execute("PRAGMA synchronous = NORMAL") } }
+        undo.removeAll(keepingCapacity: true)
+        leaseChecked.removeAll(keepingCapacity: true)
+        inTransaction = true
+        defer { inTransaction = false }
+        do {
+            try connection.execute("BEGIN IMMEDIATE")
+            try body()
+            try connection.execute("COMMIT")
+        } catch {
+            connection.rollback()
+            for step in undo.reversed() { step() }
+            undo.removeAll()
+            throw error
+        }
+    }
+
+    func beginStandalone() { standaloneRunning.store(true, ordering: .sequentiallyConsistent) }
+    func endStandalone() { standaloneRunning.store(false, ordering: .sequentiallyConsistent) }
+
+    /// Interrupts a standalone job (a long maintenance statement) if one is running.
+    func interruptStandalone() {
+        if standaloneRunning.load(ordering: .sequentiallyConsistent) { connection.interrupt() }
+    }
+
+    /// Turns SQLite's errors into errors that say what to do.
+    func translate(_ error: any Error) -> any Error {
+        guard let error = error as? SQLiteError else { return error }
+        return Self.translate(error, path: path)
+    }
+
+    /// Turns SQLite's errors into errors that say what to do.
+    static func translate(_ error: SQLiteError, path: String) -> any Error {
+        if error.isBusy {
+            return TroupeError(
+                .busy,
+                "the database '\(path)' is locked by another process and stayed locked past the busy timeout. "
+                    + "Nothing was written; retry, or find the process holding it.",
+                underlying: error
+            )
+        }
+        if error.isFull {
+            return TroupeError(
+                .storage,
+                "the database '\(path)' is full (disk or size limit). Nothing of this step was written; earlier "
+                    + "commits are intact. Free space and resume the run.",
+                underlying: error
+            )
+        }
+        if error.isReadOnly {
+            return TroupeError(
+                .storage,
+                "the database '\(path)' cannot be written (read-only file or file system). Nothing of this step was "
+                    + "written; earlier commits are intact. Make it writable and resume the run.",
+                underlying: error
+            )
+        }
+        if error.isCorrupt {
+            return TroupeError(.notADatabase, "the database '\(path)' is damaged: \(error.message)", underlying: error)
+        }
+        if error.isInterrupted { return CancellationError() }
+        return TroupeError(.storage, "writing to '\(path)' failed: \(error.message)", underlying: error)
+    }
+
+    func close() {
+        // A clean close checkpoints the WAL into the main file.
+        connection.rollback()
+    }
+
+    // MARK: Leases
+
+    /// Confirms, once per transaction, that this process still holds `run`'s lease, and renews its heartbeat.
+    func checkLease(_ run: RunID) throws {
+        guard !leaseChecked.contains(run) else { return }
+        guard let lease = leases[run] else {
+            throw TroupeError(.notRunning, "run \(run) is not attached to '\(path)' in this process; start or resume it first.")
+        }
+        try connection.statement("UPDATE runs SET heartbeat_at = ? WHERE id = ? AND lease_token = ?")
+            .run(.integer(now()), .text(run.rawValue), .integer(lease.token))
+        guard connection.changes == 1 else {
+            leases[run] = nil
+            throw TroupeError(
+                .leaseHeld,
+                "run \(run) was taken over by another process; this process stops writing to it. Check `troupe ps`."
+            )
+        }
+        leaseChecked.insert(run)
+    }
+
+    /// Renews the heartbeat of every leased run (called when the writer is idle).
+    func heartbeat() {
+        guard !leases.isEmpty else { return }
+        try? transaction(sync: false) {
+            for run in leases.keys { try? checkLease(run) }
+        }
+    }
+
+    func attach(_ record: RunRecord) throws -> Bool {
+        let find = try connection.statement(
+            "SELECT status, owner_pid, owner_host, heartbeat_at, lease_token FROM runs WHERE id = ?"
+        )
+        try find.bind(record.id.rawValue, at: 1)
+        var existing: (status: String, pid: Int64?, host: String?, heartbeat: Int64, token: Int64)?
+        if try find.step() {
+            existing = (
+                find.text(0) ?? "", find.isNull(1) ? nil : find.int64(1), find.text(2), find.int64(3), find.int64(4)
+            )
+        }
+        find.reset()
+        let time = now()
+        var token: Int64 = 1
+        if let existing {
+            if let owner = existing.pid, existing.status == "running",
+                isAlive(pid: owner, host: existing.host, heartbeat: existing.heartbeat, now: time)
+            {
+                let age = max(0, time - existing.heartbeat) / 1000
+                throw TroupeError(
+                    .leaseHeld,
+                    "run \(record.id) is being driven by process \(owner) on \(existing.host ?? "?") (last heartbeat "
+                        + "\(age)s ago). Two processes never drive one run: stop that one (`troupe cancel "
+                        + "\(record.id)`), or wait for it to end."
+                )
+            }
+            token = existing.token + 1
+            try connection.statement(
+                """
+                UPDATE runs SET owner_pid = ?, owner_host = ?, lease_token = ?, heartbeat_at = ?, status = 'running',
+                updated_at = ?, ended_at = NULL, error = NULL WHERE id = ?
+                """
+            ).run(.integer(pid), .text(host), .integer(token), .integer(time), .integer(time), .text(record.id.rawValue))
+        } else {
+            try connection.statement(
+                """
+                INSERT INTO runs (id, blueprint, status, created_at, updated_at, owner_pid, owner_host, lease_token,
+                heartbeat_at) VALUES (?, ?, 'running', ?, ?, ?, ?, 1, ?)
+                """
+            ).run(.text(record.id.rawValue), .text(record.blueprint), .integer(time), .integer(time), .integer(pid), .text(host), .integer(time))
+        }
+        let watermark = try connection.scalar("SELECT max(id) FROM messages") ?? 0
+        if existing != nil { try setAsideOrphans(record, time: time) }
+        let previous = leases[record.id]
+        leases[record.id] = Lease(token: token, watermark: watermark)
+        leaseChecked.insert(record.id)
+        let forgotten = agents.filter { $0.key.run == record.id }
+        for key in forgotten.keys { agents[key] = nil }
+        undo.append { [unowned self] in
+            leases[record.id] = previous
+            for (key, value) in forgotten { agents[key] = value }
+        }
+        return existing != nil
+    }
+
+    /// Durable messages to names the blueprint no longer has: nobody will handle them, so they become dead letters.
+    private func setAsideOrphans(_ record: RunRecord, time: Int64) throws {
+        let known = Set(record.agents)
+        let find = try connection.statement("SELECT DISTINCT recipient FROM messages WHERE run_id = ?")
+        try find.bind(record.id.rawValue, at: 1)
+        var orphans: [String] = []
+        while try find.step() {
+            if let name = find.text(0), !known.contains(name) { orphans.append(name) }
+        }
+        find.reset()
+        for name in orphans {
+            try connection.statement(
+                """
+                INSERT INTO dead_letters (run_id, agent, payload, error, failures, created_at)
+                SELECT run_id, recipient, payload, ?, 0, ? FROM messages WHERE run_id = ? AND recipient = ? ORDER BY id
+                """
+            ).run(
+                .text("blueprint '\(record.blueprint)' has no agent '\(name)' any more; the message was set aside when run \(record.id) resumed."),
+                .integer(time), .text(record.id.rawValue), .text(name)
+            )
+            try connection.statement("DELETE FROM messages WHERE run_id = ? AND recipient = ?")
+                .run(.text(record.id.rawValue), .text(name))
+        }
+    }
+
+    private func isAlive(pid owner: Int64, host owner_host: String?, heartbeat: Int64, now: Int64) -> Bool {
+        let fresh = now - heartbeat < leaseTimeout
+        guard owner_host == host else { return fresh }
+        if owner == pid { return true }  // another Run of this very process
+        let exists = kill(pid_t(owner), 0) == 0 || errno == EPERM
+        // A live pid with a long-silent heartbeat is another program that reused the number.
+        return exists && (fresh || now - heartbeat < leaseTimeout * 10)
+    }
+
+    func detach(_ run: RunID, outcome: RunOutcome, error: String?) throws {
+        guard let lease = leases[run] else { return }
+        let time = now()
+        try connection.statement(
+            """
+            UPDATE runs SET status = ?, error = ?, ended_at = ?, updated_at = ?, owner_pid = NULL, heartbeat_at = NULL
+            WHERE id = ? AND lease_token = ?
+            """
+        ).run(.text(outcome.rawValue), .text(error), .integer(time), .integer(time), .text(run.rawValue), .integer(lease.token))
+        leases[run] = nil
+        undo.append { [unowned self] in leases[run] = lease }
+    }
+
+    // MARK: Agents
+
+    func claim(_ agent: AgentID, type: String, durability: Durability) throws -> Claim {
+        try checkLease(agent.run)
+        let time = now()
+        let upsert = try connection.statement(
+            """
+            INSERT INTO agents (run_id, name, type, durability, status, epoch, updated_at)
+            VALUES (?, ?, ?, ?, 'running', 1, ?)
+            ON CONFLICT (run_id, name) DO UPDATE SET epoch = epoch + 1, type = excluded.type,
+            durability = excluded.durability, status = 'running', updated_at = excluded.updated_at
+            RETURNING id, epoch
+            """
+        )
+        try upsert.bind([.text(agent.run.rawValue), .text(agent.name), .text(type), .text(durability.description), .integer(time)])
+        guard try upsert.step() else { throw SQLiteError(code: SQLITE_ERROR, message: "claim returned no row", sql: upsert.sql) }
+        let row = AgentRow(row: upsert.int64(0), epoch: UInt64(upsert.int64(1)))
+        upsert.reset()
+        let previous = agents[agent]
+        agents[agent] = row
+        undo.append { [unowned self] in agents[agent] = previous }
+
+        var latest: Checkpoint?
+        let find = try connection.statement(
+            "SELECT seq, epoch, state_version, state FROM checkpoints WHERE agent_id = ? ORDER BY seq DESC LIMIT 1"
+        )
+        try find.bind(row.row, at: 1)
+        if try find.step() {
+            latest = Checkpoint(
+                agent: agent,
+                epoch: UInt64(find.int64(1)),
+                sequence: UInt64(find.int64(0)),
+                stateVersion: find.int(2),
+                state: find.blob(3)
+            )
+        }
+        find.reset()
+
+        var pending: [StoredMessage] = []
+        if var lease = leases[agent.run], !lease.claimed.contains(agent.name) {
+            let messages = try connection.statement(
+                "SELECT id, sender, payload FROM messages WHERE run_id = ? AND recipient = ? AND id <= ? ORDER BY id"
+            )
+            try messages.bind([.text(agent.run.rawValue), .text(agent.name), .integer(lease.watermark)])
+            while try messages.step() {
+                pending.append(
+                    StoredMessage(id: messages.int64(0), recipient: agent.name, sender: messages.text(1), payload: messages.blob(2))
+                )
+            }
+            messages.reset()
+            lease.claimed.insert(agent.name)
+            leases[agent.run] = lease
+            undo.append { [unowned self] in leases[agent.run]?.claimed.remove(agent.name) }
+        }
+        return Claim(epoch: row.epoch, latest: latest, pending: pending)
+    }
+
+    func commit(_ commit: Commit) throws -> [Int64] {
+        try checkLease(commit.run)
+        let time = now()
+        if let agent = commit.agent {
+            guard let row = agents[agent], row.epoch == commit.epoch else {
+                throw TroupeError.fenced(agent, epoch: commit.epoch, current: agents[agent]?.epoch ?? 0)
+            }
+            if let checkpoint = commit.checkpoint {
+                let sequence = Int64(checkpoint.sequence)
+                try connection.statement(
+                    "INSERT INTO checkpoints (agent_id, seq, epoch, state_version, created_at, state) VALUES (?, ?, ?, ?, ?, ?)"
+                ).run(.integer(row.row), .integer(sequence), .integer(Int64(commit.epoch)), .integer(Int64(checkpoint.stateVersion)), .integer(time), .blob(checkpoint.state))
+                // Retention, amortised: every `retention` checkpoints, drop those older than the last `retention`.
+                if sequence % Int64(retention) == 0, sequence > Int64(retention) {
+                    try connection.statement("DELETE FROM checkpoints WHERE agent_id = ? AND seq <= ?")
+                        .run(.integer(row.row), .integer(sequence - Int64(retention)))
+                }
+            }
+            if !commit.consumed.isEmpty {
+                let delete = try connection.statement("DELETE FROM messages WHERE id = ?")
+                for id in commit.consumed { try delete.run(.integer(id)) }
+            }
+        }
+        guard !commit.sent.isEmpty else { return [] }
+        let insert = try connection.statement(
+            "INSERT INTO messages (run_id, recipient, sender, created_at, payload) VALUES (?, ?, ?, ?, ?)"
+        )
+        var ids: [Int64] = []
+        ids.reserveCapacity(commit.sent.count)
+        for message in commit.sent {
+            try insert.run(.text(commit.run.rawValue), .text(message.recipient), .text(commit.agent?.name), .integer(time), .blob(message.payload))
+            ids.append(connection.lastInsertRowID)
+        }
+        return ids
+    }
+
+    func deadLetter(_ letter: DeadLetter) throws {
+        try checkLease(letter.agent.run)
+        try connection.statement(
+            "INSERT INTO dead_letters (run_id, agent, payload, error, failures, created_at) VALUES (?, ?, ?, ?, ?, ?)"
+        ).run(.text(letter.agent.run.rawValue), .text(letter.agent.name), .blob(letter.message), .text(letter.error), .integer(Int64(letter.failures)), .integer(now()))
+        if let id = letter.messageID {
+            try connection.statement("DELETE FROM messages WHERE id = ?").run(.integer(id))
+        }
+    }
+
+    // MARK: Events
+
+    func record(_ event: Event) throws {
+        guard leases[event.run] != nil else { return }
+        let (kind, detail, status, error) = Self.describe(event.kind)
+        let time = Int64(event.time.timeIntervalSince1970 * 1000)
+        try connection.statement(
+            "INSERT INTO events (run_id, agent, incarnation, kind, detail, created_at) VALUES (?, ?, ?, ?, ?, ?)"
+        ).run(.text(event.run.rawValue), .text(event.name), .integer(Int64(event.incarnation)), .text(kind), .text(detail), .integer(time))
+        if let status {
+            try connection.statement(
+                "UPDATE agents SET status = ?, last_error = coalesce(?, last_error), updated_at = ? WHERE run_id = ? AND name = ?"
+            ).run(.text(status), .text(error), .integer(time), .text(event.run.rawValue), .text(event.name))
+        }
+        if case .restarting(_, let restarts) = event.kind {
+            try connection.statement("UPDATE agents SET restarts = ?, updated_at = ? WHERE run_id = ? AND name = ?")
+                .run(.integer(Int64(restarts)), .integer(time), .text(event.run.rawValue), .text(event.name))
+        }
+    }
+
+    /// An event's stored kind, its detail, and the agent status and error it implies.
+    static func describe(_ kind: Event.Kind) -> (kind: String, detail: String, status: String?, error: String?) {
+        switch kind {
+        case .started: ("started", "", "running", nil)
+        case .exited(.failed(let error)): ("crashed", "\(error)", "failed", "\(error)")
+        case .exited(.cancelled): ("cancelled", "", "cancelled", nil)
+        case .exited(.stopped): ("exited", "stopped", "stopped", nil)
+        case .exited(.normal): ("exited", "normal", "exited", nil)
+        case .restarting(let delay, let restarts): ("restarting", "after \(delay), restart \(restarts)", "restarting", nil)
+        case .escalated(let restarts, let period): ("escalated", "\(restarts) restarts within \(period)", nil, nil)
+        case .deadLettered(let error, let failures): ("dead-lettered", "after \(failures) failures: \(error)", nil, nil)
+        case .stopped: ("stopped", "", "stopped", nil)
+        case .abandoned: ("abandoned", "ignored cancellation past its deadline", "abandoned", nil)
+        case .checkpointed(let sequence): ("checkpointed", "#\(sequence)", nil, nil)
+        case .quarantined(let error): ("quarantined", error, "quarantined", error)
+        }
+    }
+}
+
+/// Milliseconds since 1970, UTC.
+func now() -> Int64 {
+    var time = timespec()
+    clock_gettime(CLOCK_REALTIME, &time)
+    return Int64(time.tv_sec) * 1000 + Int64(time.tv_nsec) / 1_000_000
+}

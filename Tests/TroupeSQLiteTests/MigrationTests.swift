@@ -1,0 +1,94 @@
+import Foundation
+import Testing
+import Troupe
+@testable import TroupeSQLite
+
+@Suite(.timeLimit(.minutes(1)))
+struct MigrationTests {
+    /// The embedded list must name every file in `migrations/`, in order, with the same text.
+    @Test func theEmbeddedMigrationsMatchTheFolder() throws {
+        let folder = URL(fileURLWithPath: #filePath)
+            .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("migrations")
+        let files = try FileManager.default.contentsOfDirectory(atPath: folder.path)
+            .filter { $0.hasSuffix(".sql") }
+            .sorted()
+        #expect(files == Migrator.migrations.map(\.name))
+        for (index, migration) in Migrator.migrations.enumerated() {
+            #expect(migration.id == index + 1)
+            #expect(migration.name.hasPrefix(String(format: "%04d_", migration.id)))
+            let text = try String(contentsOf: folder.appendingPathComponent(migration.name), encoding: .utf8)
+            #expect(text == migration.sql, "\(migration.name) differs from the embedded copy")
+            #expect(text.hasPrefix("-- "), "\(migration.name) must open with a comment saying what and why")
+        }
+    }
+
+    @Test func openingCreatesTheSchemaAndRecordsEachMigration() async throws {
+        let directory = try TemporaryDirectory()
+        let path = directory.file("nested/dir/troupe.db")
+        let recorded = try await withStore(path) { store in
+            try await store.read { connection in
+                try connection.texts("SELECT name || ':' || checksum FROM troupe_migrations ORDER BY id")
+            }
+        }
+        #expect(recorded == Migrator.migrations.map { "\($0.name):\($0.checksum)" })
+        // Opening again applies nothing and changes nothing.
+        let tables = try await withStore(path) { store in
+            try await store.read { try $0.texts("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name") }
+        }
+        #expect(Set(tables).isSuperset(of: ["runs", "agents", "checkpoints", "messages", "dead_letters", "events", "commands"]))
+    }
+
+    @Test func aDatabaseFromANewerTroupeIsRefusedAndLeftUntouched() async throws {
+        let directory = try TemporaryDirectory()
+        let path = directory.file()
+        try await withStore(path) { store in
+            _ = try await store.write { connection in
+                try connection.execute(
+                    "INSERT INTO troupe_migrations (id, name, checksum, applied_at) VALUES (9999, '9999_from_the_future.sql', 'x', 0)"
+                )
+            }
+        }
+        let before = contents(path)
+        await #expect(throws: TroupeError(.futureSchema, "")) { _ = try await SQLiteStore(path: path) }
+        do {
+            _ = try await SQLiteStore(path: path)
+        } catch let error as TroupeError {
+            #expect(error.message.contains("9999_from_the_future.sql"))
+            #expect(error.message.contains("Upgrade troupe"))
+        }
+        #expect(contents(path) == before)
+    }
+
+    @Test func anEditedMigrationIsRefused() async throws {
+        let directory = try TemporaryDirectory()
+        let path = directory.file()
+        try await withStore(path) { store in
+            _ = try await store.write { try $0.execute("UPDATE troupe_migrations SET checksum = 'edited' WHERE id = 1") }
+        }
+        let before = contents(path)
+        await #expect(throws: TroupeError(.schemaMismatch, "")) { _ = try await SQLiteStore(path: path) }
+        #expect(contents(path) == before)
+    }
+
+    @Test func aFileThatIsNotSQLiteIsRefusedAndLeftUntouched() async throws {
+        let directory = try TemporaryDirectory()
+        let path = directory.file()
+        let garbage = Data(String(repeating: "not a database, just some notes\n", count: 200).utf8)
+        FileManager.default.createFile(atPath: path, contents: garbage)
+        await #expect(throws: TroupeError(.notADatabase, "")) { _ = try await SQLiteStore(path: path) }
+        #expect(contents(path) == garbage)
+    }
+
+    @Test func anotherProgramsDatabaseIsRefused() async throws {
+        let directory = try TemporaryDirectory()
+        let path = directory.file()
+        do {
+            let connection = try Connection(path: path)
+            try connection.execute("CREATE TABLE invoices (id INTEGER PRIMARY KEY, amount INTEGER)")
+        }
+        let before = contents(path)
+        await #expect(throws: TroupeError(.schemaMismatch, "")) { _ = try await SQLiteStore(path: path) }
+        #expect(contents(path) == before)
+    }
+}

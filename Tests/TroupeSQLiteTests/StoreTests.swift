@@ -1,0 +1,257 @@
+import Foundation
+import Testing
+import Troupe
+import TroupeSQLite
+import TroupeTestKit
+
+/// Grows its state by a kilobyte per message, for filling a size-limited database.
+struct Hoarder: Agent {
+    struct State: AgentState { var bytes: [String] = [] }
+    enum Message: Codable, Sendable { case grow }
+
+    func handle(_ message: Message, state: inout State, context: AgentContext<Self>) async throws {
+        state.bytes.append(String(repeating: "x", count: 1024))
+    }
+}
+
+@Suite(.timeLimit(.minutes(1)))
+struct StoreTests {
+    let agent = AgentID(run: "run-s", name: "a")
+
+    @Test func claimsFenceEarlierIncarnationsAcrossStores() async throws {
+        let directory = try TemporaryDirectory()
+        let path = directory.file()
+        try await withStore(path) { store in
+            _ = try await store.attach(RunRecord(id: "run-s", blueprint: "b", agents: ["a"]))
+            let first = try await store.claim(agent, type: "A", durability: .durable, incarnation: 1)
+            let second = try await store.claim(agent, type: "A", durability: .durable, incarnation: 2)
+            #expect(second.epoch == first.epoch + 1)
+            let checkpoint = Checkpoint(agent: agent, epoch: first.epoch, sequence: 1, stateVersion: 1, state: [1])
+            await #expect(throws: TroupeError(.fenced, "")) {
+                _ = try await store.commit(Commit(run: "run-s", agent: agent, epoch: first.epoch, checkpoint: checkpoint))
+            }
+            _ = try await store.commit(Commit(run: "run-s", agent: agent, epoch: second.epoch, checkpoint: checkpoint))
+            await store.detach("run-s", outcome: .stopped, error: nil)
+        }
+        // A later process continues the epochs and finds the checkpoint.
+        try await withStore(path) { store in
+            #expect(try await store.attach(RunRecord(id: "run-s", blueprint: "b", agents: ["a"])) == true)
+            let claim = try await store.claim(agent, type: "A", durability: .durable, incarnation: 1)
+            #expect(claim.epoch == 3)
+            #expect(claim.latest?.state == [1])
+        }
+    }
+
+    @Test func aLockedDatabaseWaitsForTheBusyTimeoutThenSaysSo() async throws {
+        let directory = try TemporaryDirectory()
+        let path = directory.file()
+        try await withStore(path, .init(busyTimeout: .milliseconds(200))) { store in
+            let other = try Connection(path: path)
+            try other.execute("BEGIN IMMEDIATE")
+            let started = ContinuousClock.now
+            await #expect(throws: TroupeError(.busy, "")) {
+                _ = try await store.attach(RunRecord(id: "run-l", blueprint: "b"))
+            }
+            #expect(started.duration(to: .now) >= .milliseconds(150))
+            try other.execute("ROLLBACK")
+            // Nothing was lost or half-written: the same call now succeeds.
+            #expect(try await store.attach(RunRecord(id: "run-l", blueprint: "b")) == false)
+        }
+    }
+
+    @Test func aFullDiskStopsTheAgentAndKeepsWhatWasCommitted() async throws {
+        let directory = try TemporaryDirectory()
+        let path = directory.file()
+        let store = try await SQLiteStore(path: path, configuration: .init(sizeLimit: 256 * 1024))
+        let blueprint = Blueprint("full", intensity: .init(maxRestarts: 0, within: .seconds(1)), durability: .durable) {
+            Child("hoarder", Hoarder())
+        }
+        let run = try Run(blueprint, id: "run-f", configuration: .test(store))
+        let probe = AgentProbe(run)
+        let task = Task { try await run.run() }
+        var sent = 0
+        do {
+            while sent < 2000 {
+                try await run.send(Hoarder.Message.grow, to: "hoarder")
+                sent += 1
+            }
+        } catch {}
+        let exits = await probe.wait(for: "hoarder", .exited)
+        guard case .exited(.failed(let failure)) = exits.last?.kind else {
+            Issue.record("the hoarder did not fail: \(exits)")
+            return
+        }
+        let error = try #require(failure as? TroupeError)
+        #expect(error.code == .storage)
+        #expect(error.message.contains("full"))
+        _ = try? await task.value
+        await store.close()
+        // What was committed is intact and readable.
+        let reopened = try await SQLiteStore(path: path)
+        let kept = try await reopened.checkpoints(of: AgentID(run: "run-f", name: "hoarder"))
+        #expect(!kept.isEmpty)
+        #expect(try await reopened.read { try $0.texts("PRAGMA integrity_check") } == ["ok"])
+        await reopened.close()
+    }
+
+    @Test func aReadOnlyDatabaseStopsTheAgentAndKeepsWhatWasCommitted() async throws {
+        let directory = try TemporaryDirectory()
+        let path = directory.file()
+        let store = try await SQLiteStore(path: path)
+        let blueprint = Blueprint("ro", intensity: .init(maxRestarts: 0, within: .seconds(1)), durability: .durable) {
+            Child("adder", Adder())
+        }
+        let run = try Run(blueprint, id: "run-ro", configuration: .test(store))
+        let probe = AgentProbe(run)
+        let task = Task { try await run.run() }
+        try await run.send(Adder.Message.add(5), to: "adder")
+        _ = try await run.call("adder", timeout: .seconds(5)) { Adder.Message.total($0) }
+        // The file system turns read-only under the run (SQLite's query_only behaves the same: SQLITE_READONLY).
+        _ = try await store.write(transaction: false) { try $0.execute("PRAGMA query_only = 1") }
+        await #expect(throws: TroupeError(.storage, "")) { try await run.send(Adder.Message.add(6), to: "adder") }
+        _ = try await store.write(transaction: false) { try $0.execute("PRAGMA query_only = 0") }
+        try await run.send(Adder.Message.add(6), to: "adder")
+        _ = try await run.call("adder", timeout: .seconds(5)) { Adder.Message.total($0) }
+        run.shutdown()
+        _ = try? await task.value
+        #expect(probe.events(of: "adder").contains { if case .started = $0.kind { true } else { false } })
+        let last = try #require(try await store.checkpoints(of: AgentID(run: "run-ro", name: "adder")).last)
+        #expect(try JSONDecoder().decode(Adder.State.self, from: Data(last.state)).total == 11)
+        await store.close()
+    }
+
+    @Test func aSecondProcessCannotDriveARunUntilItsOwnerIsGone() async throws {
+        let directory = try TemporaryDirectory()
+        let path = directory.file()
+        let record = RunRecord(id: "run-two", blueprint: "b", agents: ["a"])
+        let agent = AgentID(run: "run-two", name: "a")
+        try await withStore(path) { owner in
+            _ = try await owner.attach(record)
+            let claim = try await owner.claim(agent, type: "A", durability: .durable, incarnation: 1)
+            try await withStore(path) { intruder in
+                await #expect(throws: TroupeError(.leaseHeld, "")) { _ = try await intruder.attach(record) }
+                do {
+                    _ = try await intruder.attach(record)
+                } catch let error as TroupeError {
+                    #expect(error.message.contains("process \(getpid())"))
+                }
+                // The owner dies (its pid is now a finished process's), and the second one takes over…
+                let dead = Process()
+                dead.executableURL = URL(fileURLWithPath: "/bin/true")
+                try dead.run()
+                dead.waitUntilExit()
+                _ = try await intruder.write { connection in
+                    try connection.statement("UPDATE runs SET owner_pid = ? WHERE id = 'run-two'")
+                        .run(.integer(Int64(dead.processIdentifier)))
+                }
+                #expect(try await intruder.attach(record) == true)
+                // …after which the old owner's writes are rejected.
+                await #expect(throws: TroupeError(.leaseHeld, "")) {
+                    _ = try await owner.commit(Commit(run: "run-two", agent: agent, epoch: claim.epoch))
+                }
+            }
+        }
+    }
+
+    @Test func anUndecodableCheckpointQuarantinesTheAgentAndIsKept() async throws {
+        let directory = try TemporaryDirectory()
+        let path = directory.file()
+        let blueprint = Blueprint("q", durability: .durable) { Child("adder", Adder()) }
+        try await withStore(path) { store in
+            let run = try Run(blueprint, id: "run-q", configuration: .test(store))
+            try await withRunning(run) { try await run.send(Adder.Message.add(3), to: "adder") }
+            _ = try await store.write { try $0.execute("UPDATE checkpoints SET state = x'7b2262726f6b656e' ") }
+        }
+        try await withStore(path) { store in
+            let run = try Run(blueprint, id: "run-q", configuration: .test(store))
+            let probe = AgentProbe(run)
+            try await withRunning(run) {
+                _ = await probe.wait(for: "adder", .exited)
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            let quarantine = probe.events(of: "adder").compactMap { event -> String? in
+                if case .quarantined(let error) = event.kind { return error }
+                return nil
+            }
+            #expect(quarantine.count == 1)
+            #expect(quarantine.first?.contains("'adder'") == true)
+            #expect(quarantine.first?.contains("checkpoint #") == true)
+            let kept = try await store.checkpoints(of: AgentID(run: "run-q", name: "adder"))
+            #expect(kept.last?.state == Array("{\"broken".utf8))
+            let status = try await store.read { try $0.texts("SELECT status FROM agents WHERE name = 'adder'") }
+            #expect(status == ["quarantined"])
+        }
+    }
+
+    @Test func messagesForAnAgentThatNoLongerExistsBecomeDeadLetters() async throws {
+        let directory = try TemporaryDirectory()
+        let path = directory.file()
+        try await withStore(path) { store in
+            _ = try await store.attach(RunRecord(id: "run-o", blueprint: "old", agents: ["adder", "ghost"]))
+            let payload = Array(try JSONEncoder().encode(Adder.Message.add(1)))
+            _ = try await store.commit(Commit(run: "run-o", agent: nil, epoch: 0, sent: [("ghost", payload), ("adder", Array("{\"gone\":{}}".utf8))]))
+            await store.detach("run-o", outcome: .failed, error: "killed")
+        }
+        try await withStore(path) { store in
+            let blueprint = Blueprint("old", durability: .durable) { Child("adder", Adder()) }
+            let run = try Run(blueprint, id: "run-o", configuration: .test(store))
+            let total = try await withRunning(run) {
+                try await run.call("adder", timeout: .seconds(5)) { Adder.Message.total($0) }
+            }
+            #expect(total == 0)
+            let letters = try await store.deadLetters(of: "run-o")
+            #expect(letters.count == 2)
+            #expect(letters.contains { $0.agent.name == "ghost" && $0.error.contains("no agent 'ghost'") })
+            #expect(letters.contains { $0.agent.name == "adder" && $0.error.contains("does not decode") })
+            #expect(try await store.pendingMessages(of: "run-o").isEmpty)
+        }
+    }
+
+    @Test func aResumedRunHandlesWhatTheLastProcessAcceptedAndLogsEvents() async throws {
+        let directory = try TemporaryDirectory()
+        let path = directory.file()
+        let blueprint = Blueprint("r", durability: .durable) { Child("adder", Adder()) }
+        try await withStore(path) { store in
+            let run = try Run(blueprint, id: "run-r", configuration: .test(store))
+            try await withRunning(run) {
+                try await run.send(Adder.Message.add(1), to: "adder")
+                _ = try await run.call("adder", timeout: .seconds(5)) { Adder.Message.total($0) }
+            }
+            // Accepted, never handled: as if the process had died right after.
+            let payload = Array(try JSONEncoder().encode(Adder.Message.add(41)))
+            _ = try await store.attach(RunRecord(id: "run-r", blueprint: "r", agents: ["adder"]))
+            _ = try await store.commit(Commit(run: "run-r", agent: nil, epoch: 0, sent: [("adder", payload)]))
+            await store.detach("run-r", outcome: .failed, error: "killed")
+        }
+        try await withStore(path) { store in
+            let run = try Run(blueprint, id: "run-r", configuration: .test(store))
+            let total = try await withRunning(run) {
+                try await run.call("adder", timeout: .seconds(5)) { Adder.Message.total($0) }
+            }
+            #expect(total == 42)
+            let events = try await store.events(of: "run-r")
+            #expect(events.map(\.sequence) == events.map(\.sequence).sorted())
+            #expect(events.filter { $0.agent == "adder" && $0.kind == "started" }.count == 2)
+            let later = try await store.events(of: "run-r", since: events[1].sequence)
+            #expect(later.count == events.count - 2)
+        }
+    }
+
+    @Test func oldCheckpointsArePruned() async throws {
+        let directory = try TemporaryDirectory()
+        let path = directory.file()
+        try await withStore(path, .init(retention: 3)) { store in
+            let blueprint = Blueprint("p", durability: .checkpointed) { Child("adder", Adder()) }
+            let run = try Run(blueprint, id: "run-p", configuration: .test(store))
+            try await withRunning(run) {
+                for _ in 0..<20 {
+                    try await run.send(Adder.Message.add(1), to: "adder")
+                    _ = try await run.call("adder", timeout: .seconds(5)) { Adder.Message.total($0) }
+                }
+            }
+            let kept = try await store.checkpoints(of: AgentID(run: "run-p", name: "adder"))
+            #expect(kept.count >= 3 && kept.count < 6)
+            #expect(kept.map(\.sequence) == Array(kept.first!.sequence...kept.last!.sequence))
+        }
+    }
+}
