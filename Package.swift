@@ -91,6 +91,7 @@ let package = Package(
             name: "TroupeBench",
             dependencies: [
                 "Troupe",
+                "TroupeSQLite",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: settings

@@ -20,6 +20,11 @@ let quiet: Logger = {
 let configuration = Run.Configuration(logger: quiet)
 let filter = CommandLine.arguments.dropFirst().first
 
+// The resume benchmark's child process.
+if CommandLine.arguments.count == 4, CommandLine.arguments[1] == "--resume-child", let agents = Int(CommandLine.arguments[3]) {
+    try await resumeChild(path: CommandLine.arguments[2], agents: agents)
+}
+
 func report(_ name: String, _ value: Double, _ unit: String) {
     let rounded = value >= 100 ? String(Int(value.rounded())) : String(Double(Int(value * 100)) / 100)
     print("\(name) \(rounded) \(unit)")
@@ -272,6 +277,17 @@ let benchmarks: [(String, () async throws -> Void)] = [
     ("restart_latency", { try await restartLatency(samples: 20_000) }),
     ("restart_throughput", { try await restartThroughput(restarts: 1_000_000) }),
     ("spawn", { try await spawn(count: 100_000) }),
+    ("sqlite_checkpoints", {
+        try await checkpointThroughput(agents: 1, perAgent: 50_000, sync: false)
+        try await checkpointThroughput(agents: 1_000, perAgent: 500, sync: false)
+        try await checkpointThroughput(agents: 1, perAgent: 5_000, sync: true)
+        try await checkpointThroughput(agents: 1_000, perAgent: 200, sync: true)
+    }),
+    ("sqlite_durable_pipeline", { try await durablePipeline(count: 500_000) }),
+    ("sqlite_resume", {
+        try await resumeAfterKill(agents: 1, label: "1agent")
+        try await resumeAfterKill(agents: 10_000, label: "10000agents")
+    }),
 ]
 
 for (name, benchmark) in benchmarks where filter == nil || name.hasPrefix(filter!) {

@@ -1,0 +1,232 @@
+// The SQLite figures: group-committed checkpoints, a durable pipeline, resume after SIGKILL, bytes per checkpoint.
+import Foundation
+import Troupe
+import TroupeSQLite
+
+/// A fresh database file under the system's temporary directory.
+func temporaryDatabase(_ name: String) -> String {
+    let directory = NSTemporaryDirectory() + "troupe-bench-" + UUID().uuidString
+    try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    return directory + "/" + name + ".db"
+}
+
+func removeDatabase(_ path: String) {
+    try? FileManager.default.removeItem(atPath: (path as NSString).deletingLastPathComponent)
+}
+
+/// A 200-byte state, encoded.
+struct Snapshot: Codable, Sendable {
+    var step = 0
+    var payload = String(repeating: "p", count: 177)
+}
+
+/// Commits `count` checkpoints of a 200-byte state as fast as the store takes them.
+struct CheckpointWriter: Agent {
+    typealias State = Snapshot
+    let count: Int
+    let done: Countdown
+
+    func initialState() -> Snapshot { Snapshot() }
+
+    func run(state: inout Snapshot, context: AgentContext<Self>) async throws {
+        for _ in 0..<count {
+            state.step += 1
+            try await context.checkpoint(state)
+        }
+        done.tick()
+    }
+}
+
+func checkpointThroughput(agents: Int, perAgent: Int, sync: Bool) async throws {
+    let path = temporaryDatabase("checkpoints")
+    defer { removeDatabase(path) }
+    let store = try await SQLiteStore(path: path, configuration: .init(syncEveryCommit: sync))
+    let done = Countdown(agents)
+    let blueprint = Blueprint("checkpoints", durability: .checkpointed) {
+        for index in 0..<agents {
+            Child("writer-\(index)", CheckpointWriter(count: perAgent, done: done), restart: .temporary)
+        }
+    }
+    let run = try Run(blueprint, configuration: .init(store: store, logger: quiet))
+    let start = ContinuousClock.now
+    let task = Task { try await run.run() }
+    await done.wait()
+    let elapsed = seconds(start.duration(to: .now))
+    run.shutdown()
+    try await task.value
+    let mode = sync ? "full" : "normal"
+    report("sqlite_checkpoints_\(agents)agents_\(mode)", Double(agents * perAgent) / elapsed, "checkpoints/s")
+    if agents > 1, !sync {
+        // Bytes on disk per retained checkpoint: the checkpoint table and its index, over the rows they hold.
+        let (bytes, rows) = try await store.read { connection -> (Int64, Int64) in
+            let rows = try connection.scalar("SELECT count(*) FROM checkpoints") ?? 0
+            let bytes = (try? connection.scalar(
+                "SELECT sum(pgsize - unused) FROM dbstat WHERE name IN ('checkpoints', 'checkpoints_by_agent')"
+            )) ?? nil
+            return (bytes ?? 0, rows)
+        }
+        let pages = try await store.read { connection -> Int64 in
+            let used = (try connection.scalar("PRAGMA page_count") ?? 0) - (try connection.scalar("PRAGMA freelist_count") ?? 0)
+            return used * (try connection.scalar("PRAGMA page_size") ?? 4096)
+        }
+        if bytes > 0 { report("sqlite_bytes_per_checkpoint_200b", Double(bytes) / Double(rows), "bytes") }
+        report("sqlite_file_bytes_per_checkpoint_200b", Double(pages) / Double(rows), "bytes")
+    }
+    await store.close()
+}
+
+// MARK: Durable pipeline
+
+struct DurableProducer: Agent {
+    struct State: Codable, Sendable { var next = 1 }
+    let count: Int
+
+    func initialState() -> State { State() }
+
+    func run(state: inout State, context: AgentContext<Self>) async throws {
+        let batch = 256
+        while state.next <= count {
+            for _ in 0..<batch where state.next <= count {
+                try await context.send(state.next, to: "consumer")
+                state.next += 1
+            }
+            try await context.checkpoint(state)
+        }
+    }
+}
+
+struct DurableConsumer: Agent {
+    struct State: Codable, Sendable { var sum = 0 }
+    typealias Message = Int
+    let done: Countdown
+
+    func initialState() -> State { State() }
+
+    func handle(_ message: Int, state: inout State, context: AgentContext<Self>) async throws {
+        state.sum += message
+        done.tick()
+    }
+}
+
+func durablePipeline(count: Int) async throws {
+    let path = temporaryDatabase("pipeline")
+    defer { removeDatabase(path) }
+    let store = try await SQLiteStore(path: path)
+    let done = Countdown(count)
+    let blueprint = Blueprint("pipeline", durability: .durable) {
+        Child("producer", DurableProducer(count: count), restart: .transient)
+        Child("consumer", DurableConsumer(done: done))
+    }
+    let run = try Run(blueprint, configuration: .init(store: store, logger: quiet))
+    let start = ContinuousClock.now
+    let task = Task { try await run.run() }
+    await done.wait()
+    let elapsed = seconds(start.duration(to: .now))
+    run.shutdown()
+    try await task.value
+    await store.close()
+    report("sqlite_durable_pipeline_2agents", Double(count) / elapsed, "msgs/s")
+}
+
+// MARK: Resume after SIGKILL
+
+/// Counts the steps it handles.
+struct Stepper: Agent {
+    struct State: Codable, Sendable { var steps = 0 }
+    enum Message: Codable, Sendable { case step }
+    let first: Countdown
+    let all: Countdown
+
+    func initialState() -> State { State() }
+
+    func handle(_ message: Message, state: inout State, context: AgentContext<Self>) async throws {
+        state.steps += 1
+        first.tick()
+        all.tick()
+    }
+}
+
+func stepperBlueprint(agents: Int, first: Countdown, all: Countdown) -> Blueprint {
+    Blueprint("resume", durability: .durable) {
+        Pool("stepper", Stepper(first: first, all: all), count: agents)
+    }
+}
+
+/// The child process of the resume benchmark: each agent commits one step; then one more step per agent is
+/// accepted (stored) but not handled; then it says `ready` and waits to be killed.
+func resumeChild(path: String, agents: Int) async throws -> Never {
+    let store = try await SQLiteStore(path: path)
+    let all = Countdown(agents)
+    let run = try Run(
+        stepperBlueprint(agents: agents, first: Countdown(Int.max), all: all),
+        id: "run-resume",
+        configuration: .init(store: store, logger: quiet)
+    )
+    _ = Task { try await run.run() }
+    for index in 0..<agents { try await run.send(Stepper.Message.step, to: "stepper-\(index)") }
+    await all.wait()
+    let payload = Array(try JSONEncoder().encode(Stepper.Message.step))
+    _ = try await store.commit(
+        Commit(run: "run-resume", agent: nil, epoch: 0, sent: (0..<agents).map { ("stepper-\($0)", payload) })
+    )
+    FileHandle.standardOutput.write(Data("ready\n".utf8))
+    while true { try await Task.sleep(for: .seconds(60)) }
+}
+
+func resumeAfterKill(agents: Int, label: String) async throws {
+    let path = temporaryDatabase("resume")
+    defer { removeDatabase(path) }
+    let child = Process()
+    child.executableURL = URL(fileURLWithPath: CommandLine.arguments[0])
+    child.arguments = ["--resume-child", path, String(agents)]
+    let output = Pipe()
+    child.standardOutput = output
+    try child.run()
+    var seen = Data()
+    while !String(decoding: seen, as: UTF8.self).contains("ready") {
+        let chunk = output.fileHandleForReading.availableData
+        guard !chunk.isEmpty else { throw CocoaError(.fileReadUnknown) }
+        seen.append(chunk)
+    }
+    kill(child.processIdentifier, SIGKILL)
+    child.waitUntilExit()
+
+    let start = ContinuousClock.now
+    let first = Countdown(1)
+    let all = Countdown(agents)
+    let store = try await SQLiteStore(path: path)
+    let run = try Run(
+        stepperBlueprint(agents: agents, first: first, all: all),
+        id: "run-resume",
+        configuration: .init(store: store, logger: quiet)
+    )
+    let task = Task { try await run.run() }
+    await first.wait()
+    let toFirst = start.duration(to: .now)
+    await all.wait()
+    let toAll = start.duration(to: .now)
+    run.shutdown()
+    try await task.value
+    // Every agent must have exactly two steps: one before the kill, one after.
+    let wrong = try await store.read { connection -> Int in
+        let statement = try connection.statement(
+            """
+            SELECT c.state FROM checkpoints c JOIN agents a ON a.id = c.agent_id
+            WHERE a.run_id = 'run-resume' AND c.seq = (SELECT max(seq) FROM checkpoints WHERE agent_id = c.agent_id)
+            """
+        )
+        defer { statement.reset() }
+        var wrong = 0
+        var count = 0
+        while try statement.step() {
+            count += 1
+            let state = try JSONDecoder().decode(Stepper.State.self, from: Data(statement.blob(0)))
+            if state.steps != 2 { wrong += 1 }
+        }
+        return wrong + (agents - count)
+    }
+    await store.close()
+    report("sqlite_resume_to_first_step_\(label)", seconds(toFirst) * 1000, "ms")
+    report("sqlite_resume_to_all_steps_\(label)", seconds(toAll) * 1000, "ms")
+    report("sqlite_resume_steps_lost_or_redone_\(label)", Double(wrong), "steps")
+}
