@@ -37,6 +37,18 @@ struct CheckpointWriter: Agent {
     }
 }
 
+/// Runs `blueprint` on `store` until `done` reaches zero; returns the seconds that took, then shuts the run down.
+func secondsUntil(_ done: Countdown, running blueprint: Blueprint, on store: SQLiteStore) async throws -> Double {
+    let run = try Run(blueprint, configuration: .init(store: store, logger: quiet))
+    let start = ContinuousClock.now
+    let task = Task { try await run.run() }
+    await done.wait()
+    let elapsed = seconds(start.duration(to: .now))
+    run.shutdown()
+    try await task.value
+    return elapsed
+}
+
 func checkpointThroughput(agents: Int, perAgent: Int, sync: Bool) async throws {
     let path = temporaryDatabase("checkpoints")
     defer { removeDatabase(path) }
@@ -47,13 +59,7 @@ func checkpointThroughput(agents: Int, perAgent: Int, sync: Bool) async throws {
             Child("writer-\(index)", CheckpointWriter(count: perAgent, done: done), restart: .temporary)
         }
     }
-    let run = try Run(blueprint, configuration: .init(store: store, logger: quiet))
-    let start = ContinuousClock.now
-    let task = Task { try await run.run() }
-    await done.wait()
-    let elapsed = seconds(start.duration(to: .now))
-    run.shutdown()
-    try await task.value
+    let elapsed = try await secondsUntil(done, running: blueprint, on: store)
     let mode = sync ? "full" : "normal"
     report("sqlite_checkpoints_\(agents)agents_\(mode)", Double(agents * perAgent) / elapsed, "checkpoints/s")
     if agents > 1, !sync {
@@ -117,13 +123,7 @@ func durablePipeline(count: Int) async throws {
         Child("producer", DurableProducer(count: count), restart: .transient)
         Child("consumer", DurableConsumer(done: done))
     }
-    let run = try Run(blueprint, configuration: .init(store: store, logger: quiet))
-    let start = ContinuousClock.now
-    let task = Task { try await run.run() }
-    await done.wait()
-    let elapsed = seconds(start.duration(to: .now))
-    run.shutdown()
-    try await task.value
+    let elapsed = try await secondsUntil(done, running: blueprint, on: store)
     await store.close()
     report("sqlite_durable_pipeline_2agents", Double(count) / elapsed, "msgs/s")
 }

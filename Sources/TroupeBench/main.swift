@@ -277,10 +277,12 @@ let benchmarks: [(String, () async throws -> Void)] = [
     ("restart_latency", { try await restartLatency(samples: 20_000) }),
     ("restart_throughput", { try await restartThroughput(restarts: 1_000_000) }),
     ("spawn", { try await spawn(count: 100_000) }),
-    ("sqlite_checkpoints", {
-        try await checkpointThroughput(agents: 1, perAgent: 50_000, sync: false)
+    ("sqlite_checkpoints_1agent", {
+        try await checkpointThroughput(agents: 1, perAgent: 20_000, sync: false)
+        try await checkpointThroughput(agents: 1, perAgent: 2_000, sync: true)
+    }),
+    ("sqlite_checkpoints_1000agents", {
         try await checkpointThroughput(agents: 1_000, perAgent: 500, sync: false)
-        try await checkpointThroughput(agents: 1, perAgent: 5_000, sync: true)
         try await checkpointThroughput(agents: 1_000, perAgent: 200, sync: true)
     }),
     ("sqlite_durable_pipeline", { try await durablePipeline(count: 500_000) }),

@@ -213,14 +213,7 @@ public final class SQLiteStore: CheckpointStore {
     }
 
     public func record(_ event: Event) {
-        writer.submit(
-            Writer.Job(
-                apply: { session in try session.record(event) },
-                complete: { _ in },
-                sync: false,
-                standalone: false
-            )
-        )
+        writer.submit(event)
     }
 
     // MARK: Reading

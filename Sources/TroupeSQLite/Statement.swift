@@ -103,6 +103,12 @@ public final class Statement {
         while try step() {}
     }
 
+    /// Runs the statement, with the values already bound, to completion; then resets it.
+    public func execute() throws(SQLiteError) {
+        defer { reset() }
+        while try step() {}
+    }
+
     /// Resets the statement and clears its bindings, ready for reuse.
     public func reset() {
         sqlite3_reset(handle)

@@ -1,5 +1,6 @@
 import Dispatch
 import Synchronization
+import Troupe
 
 /// The one writing connection of a database, on its own thread, committing the work of many agents together.
 ///
@@ -12,21 +13,10 @@ import Synchronization
 /// The connection and everything it prepares stay on the writer thread; callers never block the cooperative
 /// thread pool, and the thread pool never runs SQLite.
 final class Writer: Sendable {
-    /// A unit of work for the writer thread. `apply` runs inside the batch's transaction; `complete` runs after
-    /// it committed (with the value `apply` returned) or failed.
-    struct Job: Sendable {
-        /// Runs inside the transaction. Throwing a non-SQLite error fails this job only; its writes must come after
-        /// its checks.
-        let apply: @Sendable (WriterSession) throws -> any Sendable
-        let complete: @Sendable (Result<any Sendable, any Error>) -> Void
-        /// Wait for `fsync` before completing.
-        let sync: Bool
-        /// Runs outside any transaction (pragmas, `VACUUM`), alone.
-        let standalone: Bool
-    }
-
     private struct Queue {
-        var jobs: [Job] = []
+        var jobs: [any WriterJob] = []
+        /// Events to append to the log, written with the next batch: no job (and no wake-up) each.
+        var events: [Event] = []
         var closed = false
     }
 
@@ -42,32 +32,30 @@ final class Writer: Sendable {
     }
 
     /// Enqueues `job`; the writer thread picks it up at once, batched with whatever else is waiting.
-    func submit(_ job: Job) {
+    func submit(_ job: any WriterJob) {
         let (accepted, wake) = queue.withLock { queue -> (Bool, Bool) in
             guard !queue.closed else { return (false, false) }
             queue.jobs.append(job)
-            return (true, queue.jobs.count == 1)
+            return (true, queue.jobs.count == 1 && queue.events.isEmpty)
         }
-        guard accepted else { return job.complete(.failure(SQLiteStore.closedError())) }
+        guard accepted else { return job.fail(SQLiteStore.closedError()) }
+        if wake { wakeUp.signal() }
+    }
+
+    /// Queues an event for the log; it is written with the next batch.
+    func submit(_ event: Event) {
+        let wake = queue.withLock { queue -> Bool in
+            guard !queue.closed else { return false }
+            queue.events.append(event)
+            return queue.events.count == 1 && queue.jobs.isEmpty
+        }
         if wake { wakeUp.signal() }
     }
 
     /// Runs `body` on the writer thread, inside a batch transaction, and returns its result.
     func perform<T: Sendable>(sync: Bool = false, _ body: @escaping @Sendable (WriterSession) throws -> T) async throws -> T {
         try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<T, any Error>) in
-            submit(
-                Job(
-                    apply: { session in try body(session) },
-                    complete: { result in
-                        switch result {
-                        case .success(let value): continuation.resume(returning: value as! T)
-                        case .failure(let error): continuation.resume(throwing: error)
-                        }
-                    },
-                    sync: sync,
-                    standalone: false
-                )
-            )
+            submit(PendingJob(body: body, continuation: continuation, sync: sync, standalone: false))
         }
     }
 
@@ -76,19 +64,7 @@ final class Writer: Sendable {
         let session = self.session
         return try await withTaskCancellationHandler {
             try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<T, any Error>) in
-                submit(
-                    Job(
-                        apply: { session in try body(session) },
-                        complete: { result in
-                            switch result {
-                            case .success(let value): continuation.resume(returning: value as! T)
-                            case .failure(let error): continuation.resume(throwing: error)
-                            }
-                        },
-                        sync: false,
-                        standalone: true
-                    )
-                )
+                submit(PendingJob(body: body, continuation: continuation, sync: false, standalone: true))
             }
         } onCancel: {
             session.interruptStandalone()
@@ -111,14 +87,23 @@ final class Writer: Sendable {
     private func loop() {
         while true {
             let timedOut = wakeUp.wait(timeout: .now() + session.heartbeatInterval) == .timedOut
-            let (jobs, closed) = queue.withLock { queue in
-                defer { queue.jobs.removeAll(keepingCapacity: true) }
-                return (queue.jobs, queue.closed)
+            let (jobs, taken, closed) = queue.withLock { queue in
+                defer {
+                    queue.jobs.removeAll(keepingCapacity: true)
+                    queue.events.removeAll(keepingCapacity: true)
+                }
+                return (queue.jobs, queue.events, queue.closed)
             }
-            if jobs.isEmpty {
+            if jobs.isEmpty, taken.isEmpty {
                 if closed { break }
                 if timedOut { session.heartbeat() }
                 continue
+            }
+            // Events ride with the first batch of jobs, or get a transaction of their own.
+            var events = taken
+            if !events.isEmpty, jobs.first?.standalone != false {
+                try? session.transaction(sync: false) { try session.record(events) }
+                events = []
             }
             var index = 0
             while index < jobs.count {
@@ -129,7 +114,8 @@ final class Writer: Sendable {
                 }
                 var end = index
                 while end < jobs.count, !jobs[end].standalone { end += 1 }
-                run(batch: jobs[index..<end])
+                run(batch: jobs[index..<end], events: events)
+                events = []
                 index = end
             }
             if closed, queue.withLock({ $0.jobs.isEmpty }) { break }
@@ -138,42 +124,94 @@ final class Writer: Sendable {
         finished.signal()
     }
 
-    private func run(alone job: Job) {
+    private func run(alone job: any WriterJob) {
         session.beginStandalone()
         defer { session.endStandalone() }
         do {
-            job.complete(.success(try job.apply(session)))
+            try job.apply(session)
+            job.complete()
         } catch {
-            job.complete(.failure(session.translate(error)))
+            job.fail(session.translate(error))
         }
     }
 
-    private func run(batch: ArraySlice<Job>) {
+    private func run(batch: ArraySlice<any WriterJob>, events: [Event] = []) {
         let sync = batch.contains { $0.sync }
-        var results: [Result<any Sendable, any Error>] = []
-        results.reserveCapacity(batch.count)
         do {
             try session.transaction(sync: sync) {
-                results.removeAll(keepingCapacity: true)
-                for job in batch {
-                    do {
-                        results.append(.success(try job.apply(session)))
-                    } catch let error as SQLiteError {
-                        throw error
-                    } catch {
-                        results.append(.failure(error))
-                    }
-                }
+                // A failed event write must not fail the batch's jobs: events are a log, not the work.
+                if !events.isEmpty { try? session.record(events) }
+                for job in batch { try job.apply(session) }
             }
         } catch {
+            if !events.isEmpty { try? session.transaction(sync: false) { try session.record(events) } }
             guard batch.count > 1 else {
-                batch.first?.complete(.failure(session.translate(error)))
+                batch.first?.fail(session.translate(error))
                 return
             }
             // Find out which job SQLite refused, and spare the others.
             for job in batch { run(batch: [job]) }
             return
         }
-        for (job, result) in zip(batch, results) { job.complete(result) }
+        for job in batch { job.complete() }
+    }
+}
+
+/// Work for the writer thread: applied inside a batch's transaction, completed after it commits.
+protocol WriterJob: AnyObject, Sendable {
+    /// Wait for `fsync` before completing.
+    var sync: Bool { get }
+    /// Runs outside any transaction (pragmas, `VACUUM`), alone.
+    var standalone: Bool { get }
+    /// Does the work and keeps its outcome. Throws only SQLite's errors, which abort the whole batch; the job's own
+    /// failures (a fenced commit) are kept as its outcome and fail it alone, so its writes must follow its checks.
+    func apply(_ session: WriterSession) throws
+    /// Delivers the kept outcome, once the transaction has committed.
+    func complete()
+    /// Delivers `error` instead.
+    func fail(_ error: any Error)
+}
+
+/// A job whose caller awaits a `T`.
+///
+/// `@unchecked Sendable` because `outcome` is the only mutable state and only the writer thread touches it:
+/// `apply`, `complete` and `fail` are all called from the writer's loop (or, for `fail` on a closed writer,
+/// from `submit` before the job was ever queued).
+final class PendingJob<T: Sendable>: WriterJob, @unchecked Sendable {
+    let sync: Bool
+    let standalone: Bool
+    private let body: @Sendable (WriterSession) throws -> T
+    private let continuation: UnsafeContinuation<T, any Error>
+    private var outcome: Result<T, any Error>?
+
+    init(
+        body: @escaping @Sendable (WriterSession) throws -> T,
+        continuation: UnsafeContinuation<T, any Error>,
+        sync: Bool,
+        standalone: Bool
+    ) {
+        self.body = body
+        self.continuation = continuation
+        self.sync = sync
+        self.standalone = standalone
+    }
+
+    func apply(_ session: WriterSession) throws {
+        do {
+            outcome = .success(try body(session))
+        } catch let error as SQLiteError {
+            outcome = nil
+            throw error
+        } catch {
+            outcome = .failure(error)
+        }
+    }
+
+    func complete() {
+        continuation.resume(with: outcome ?? .failure(CancellationError()))
+    }
+
+    func fail(_ error: any Error) {
+        continuation.resume(throwing: error)
     }
 }

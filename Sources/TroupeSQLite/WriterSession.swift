@@ -39,6 +39,24 @@ final class WriterSession: @unchecked Sendable {
     private var leaseChecked: Set<RunID> = []
     private var inTransaction = false
     private let standaloneRunning = Atomic<Bool>(false)
+    /// The statements of the hot paths, prepared once: no lookup by SQL text per commit.
+    private lazy var insertCheckpoint = try? connection.statement(
+        "INSERT INTO checkpoints (agent_id, seq, epoch, state_version, created_at, state) VALUES (?, ?, ?, ?, ?, ?)"
+    )
+    private lazy var pruneCheckpoints = try? connection.statement("DELETE FROM checkpoints WHERE agent_id = ? AND seq <= ?")
+    private lazy var deleteMessage = try? connection.statement("DELETE FROM messages WHERE id = ?")
+    private lazy var insertMessage = try? connection.statement(
+        "INSERT INTO messages (run_id, recipient, sender, created_at, payload) VALUES (?, ?, ?, ?, ?)"
+    )
+    private lazy var insertEvent = try? connection.statement(
+        "INSERT INTO events (run_id, agent, incarnation, kind, detail, created_at) VALUES (?, ?, ?, ?, ?, ?)"
+    )
+
+    /// A hot statement, or the error that kept it from being prepared.
+    private func prepared(_ statement: Statement?, _ sql: String) throws -> Statement {
+        if let statement { return statement }
+        return try connection.statement(sql)
+    }
     let pid = Int64(getpid())
     let host: String = {
         var buffer = [UInt8](repeating: 0, count: 256)
@@ -329,28 +347,41 @@ final class WriterSession: @unchecked Sendable {
             }
             if let checkpoint = commit.checkpoint {
                 let sequence = Int64(checkpoint.sequence)
-                try connection.statement(
-                    "INSERT INTO checkpoints (agent_id, seq, epoch, state_version, created_at, state) VALUES (?, ?, ?, ?, ?, ?)"
-                ).run(.integer(row.row), .integer(sequence), .integer(Int64(commit.epoch)), .integer(Int64(checkpoint.stateVersion)), .integer(time), .blob(checkpoint.state))
+                let insert = try prepared(insertCheckpoint, "INSERT INTO checkpoints (agent_id, seq, epoch, state_version, created_at, state) VALUES (?, ?, ?, ?, ?, ?)")
+                try insert.bind(row.row, at: 1)
+                try insert.bind(sequence, at: 2)
+                try insert.bind(Int64(commit.epoch), at: 3)
+                try insert.bind(checkpoint.stateVersion, at: 4)
+                try insert.bind(time, at: 5)
+                try insert.bind(checkpoint.state, at: 6)
+                try insert.execute()
                 // Retention, amortised: every `retention` checkpoints, drop those older than the last `retention`.
                 if sequence % Int64(retention) == 0, sequence > Int64(retention) {
-                    try connection.statement("DELETE FROM checkpoints WHERE agent_id = ? AND seq <= ?")
-                        .run(.integer(row.row), .integer(sequence - Int64(retention)))
+                    let prune = try prepared(pruneCheckpoints, "DELETE FROM checkpoints WHERE agent_id = ? AND seq <= ?")
+                    try prune.bind(row.row, at: 1)
+                    try prune.bind(sequence - Int64(retention), at: 2)
+                    try prune.execute()
                 }
             }
             if !commit.consumed.isEmpty {
-                let delete = try connection.statement("DELETE FROM messages WHERE id = ?")
-                for id in commit.consumed { try delete.run(.integer(id)) }
+                let delete = try prepared(deleteMessage, "DELETE FROM messages WHERE id = ?")
+                for id in commit.consumed {
+                    try delete.bind(id, at: 1)
+                    try delete.execute()
+                }
             }
         }
         guard !commit.sent.isEmpty else { return [] }
-        let insert = try connection.statement(
-            "INSERT INTO messages (run_id, recipient, sender, created_at, payload) VALUES (?, ?, ?, ?, ?)"
-        )
+        let insert = try prepared(insertMessage, "INSERT INTO messages (run_id, recipient, sender, created_at, payload) VALUES (?, ?, ?, ?, ?)")
         var ids: [Int64] = []
         ids.reserveCapacity(commit.sent.count)
         for message in commit.sent {
-            try insert.run(.text(commit.run.rawValue), .text(message.recipient), .text(commit.agent?.name), .integer(time), .blob(message.payload))
+            try insert.bind(commit.run.rawValue, at: 1)
+            try insert.bind(message.recipient, at: 2)
+            try insert.bind(commit.agent?.name, at: 3)
+            try insert.bind(time, at: 4)
+            try insert.bind(message.payload, at: 5)
+            try insert.execute()
             ids.append(connection.lastInsertRowID)
         }
         return ids
@@ -368,13 +399,23 @@ final class WriterSession: @unchecked Sendable {
 
     // MARK: Events
 
+    /// Appends events to the log (inside the caller's transaction). A failure to write one skips it.
+    func record(_ events: [Event]) throws {
+        for event in events { try record(event) }
+    }
+
     func record(_ event: Event) throws {
         guard leases[event.run] != nil else { return }
         let (kind, detail, status, error) = Self.describe(event.kind)
         let time = Int64(event.time.timeIntervalSince1970 * 1000)
-        try connection.statement(
-            "INSERT INTO events (run_id, agent, incarnation, kind, detail, created_at) VALUES (?, ?, ?, ?, ?, ?)"
-        ).run(.text(event.run.rawValue), .text(event.name), .integer(Int64(event.incarnation)), .text(kind), .text(detail), .integer(time))
+        let insert = try prepared(insertEvent, "INSERT INTO events (run_id, agent, incarnation, kind, detail, created_at) VALUES (?, ?, ?, ?, ?, ?)")
+        try insert.bind(event.run.rawValue, at: 1)
+        try insert.bind(event.name, at: 2)
+        try insert.bind(Int64(event.incarnation), at: 3)
+        try insert.bind(kind, at: 4)
+        try insert.bind(detail, at: 5)
+        try insert.bind(time, at: 6)
+        try insert.execute()
         if let status {
             try connection.statement(
                 "UPDATE agents SET status = ?, last_error = coalesce(?, last_error), updated_at = ? WHERE run_id = ? AND name = ?"
