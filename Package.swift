@@ -70,6 +70,7 @@ let package = Package(
             name: "TroupeCLI",
             dependencies: [
                 "Troupe",
+                "TroupeSQLite",
                 "TroupeAgents",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),

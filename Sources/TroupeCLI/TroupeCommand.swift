@@ -1,6 +1,8 @@
 public import ArgumentParser
+import Glibc
 import Logging
 import Troupe
+import TroupeSQLite
 
 /// The `troupe` command: run and steer Troupe runs.
 ///
@@ -37,8 +39,11 @@ public struct TroupeCommand: AsyncParsableCommand {
     static func exitCode(for error: any Error) -> ExitCode {
         guard let error = error as? TroupeError else { return .failure }
         switch error.code {
-        case .invalidSpec, .corruptCheckpoint, .wrongMessageType: return ExitCode(65)
-        case .unknownAddress, .unknownChild: return ExitCode(66)
+        case .invalidSpec, .corruptCheckpoint, .wrongMessageType, .quarantined, .notADatabase, .futureSchema,
+            .schemaMismatch:
+            return ExitCode(65)
+        case .unknownAddress, .unknownChild, .unknownRun: return ExitCode(66)
+        case .busy: return ExitCode(75)
         default: return .failure
         }
     }
@@ -58,6 +63,21 @@ public enum TroupeRelease {
 
 /// Options every subcommand shares.
 struct GlobalOptions: ParsableArguments {
+    @Option(
+        help: ArgumentHelp(
+            "The database file. Default: $TROUPE_DATABASE, else \(SQLiteStore.defaultPath) under the current directory.",
+            valueName: "path"
+        )
+    )
+    var database: String?
+
+    /// The database to use: `--database`, else `TROUPE_DATABASE`, else the default file.
+    var databasePath: String {
+        if let database { return database }
+        if let value = getenv("TROUPE_DATABASE"), value.pointee != 0 { return String(cString: value) }
+        return SQLiteStore.defaultPath
+    }
+
     @Option(
         help: ArgumentHelp(
             "The least severe log messages to print on standard error: trace, debug, info, notice, warning, error, critical.",

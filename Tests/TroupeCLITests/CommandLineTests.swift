@@ -34,6 +34,13 @@ struct Troupe {
     }
 }
 
+/// A database path in a fresh temporary directory.
+func temporaryDatabase() throws -> String {
+    let directory = NSTemporaryDirectory() + "troupe-cli-" + UUID().uuidString
+    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    return directory + "/troupe.db"
+}
+
 @Suite(.timeLimit(.minutes(1)))
 struct CommandLineTests {
     @Test func helpListsTheVerbsAndTheExitCodes() throws {
@@ -60,7 +67,7 @@ struct CommandLineTests {
     }
 
     @Test func theDemoRestartsTheCrashedAgentAndCountsEveryItemOnce() throws {
-        let result = try Troupe.run("demo", "--json")
+        let result = try Troupe.run("demo", "--json", "--database", try temporaryDatabase())
         #expect(result.status == 0, "\(result.stderr)")
         let lines = result.stdout.split(separator: "\n").map(String.init)
         let records = try lines.map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] ?? [:] }
@@ -78,10 +85,23 @@ struct CommandLineTests {
     }
 
     @Test func theDemoPrintsReadableLinesOnATerminal() throws {
-        let result = try Troupe.run("demo")
+        let database = try temporaryDatabase()
+        let result = try Troupe.run("demo", "--database", database)
         #expect(result.status == 0)
+        #expect(result.stdout.contains("database \(database)"))
         #expect(result.stdout.contains("transformer#1    crashed     injected fault on batch 3"))
         #expect(result.stdout.contains("transformer#2    restarting"))
         #expect(result.stdout.contains("every item exactly once"))
+    }
+
+    @Test func aFileThatIsNotADatabaseIsRefusedWithExitCode65() throws {
+        let database = try temporaryDatabase()
+        let notes = Data("my shopping list\n".utf8)
+        FileManager.default.createFile(atPath: database, contents: notes)
+        let result = try Troupe.run("demo", "--database", database)
+        #expect(result.status == 65)
+        #expect(result.stderr.contains("is not a SQLite database"))
+        #expect(result.stderr.contains("--database"))
+        #expect(FileManager.default.contents(atPath: database) == notes)
     }
 }

@@ -6,6 +6,7 @@ import UnixSignals
 import Synchronization
 import Troupe
 import TroupeAgents
+import TroupeSQLite
 
 struct DemoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -14,8 +15,8 @@ struct DemoCommand: AsyncParsableCommand {
         discussion: """
             The demo runs a monitor, a three-stage batch pipeline, a gatherer and a cruncher under one supervisor. \
             The pipeline's transformer crashes once on purpose; its supervisor restarts it, and the batch it was \
-            handling is delivered again, so every item still arrives exactly once. It works offline and takes \
-            about a second.
+            handling is delivered again, so every item still arrives exactly once. Checkpoints and events go to \
+            the database (see --database). It works offline and takes about a second.
 
             Examples:
               troupe demo
@@ -32,9 +33,15 @@ struct DemoCommand: AsyncParsableCommand {
         var logger = Logger(label: "troupe.demo")
         logger.logLevel = global.logLevel ?? .error
         let pipeline = Latch<BatchSink.State>()
+        let store: SQLiteStore
+        do {
+            store = try await SQLiteStore(path: global.databasePath)
+        } catch {
+            throw TroupeCommand.fail(error)
+        }
         let demo = try Run(
             Demo.blueprint { totals in if totals.batches == Demo.batches { pipeline.open(with: totals) } },
-            configuration: Run.Configuration(logger: logger)
+            configuration: Run.Configuration(store: store, logger: logger, durability: .checkpointed)
         )
         let printer = EventPrinter(json: json)
         let restarts = Mutex<[String]>([])
@@ -51,7 +58,7 @@ struct DemoCommand: AsyncParsableCommand {
             }
             printer.print(event)
         }
-        if !json { print("troupe demo: run \(demo.id), blueprint 'demo'") }
+        if !json { print("troupe demo: run \(demo.id), blueprint 'demo', database \(global.databasePath)") }
 
         // Under a ServiceGroup, Ctrl-C (SIGINT) or SIGTERM shuts the tree down gracefully.
         let group = ServiceGroup(
@@ -76,11 +83,9 @@ struct DemoCommand: AsyncParsableCommand {
         }
         let outcome = await body.result
         await group.triggerGracefulShutdown()
-        do {
-            try await running.value
-        } catch {
-            throw TroupeCommand.fail(error)
-        }
+        let ended = await running.result
+        await store.close()
+        if case .failure(let error) = ended { throw TroupeCommand.fail(error) }
         if case .failure(let error) = outcome, error is CancellationError {
             printError("troupe demo: interrupted; the tree was shut down gracefully")
             throw ExitCode(130)
