@@ -71,12 +71,7 @@ func checkpointThroughput(agents: Int, perAgent: Int, sync: Bool) async throws {
             )) ?? nil
             return (bytes ?? 0, rows)
         }
-        let pages = try await store.read { connection -> Int64 in
-            let used = (try connection.scalar("PRAGMA page_count") ?? 0) - (try connection.scalar("PRAGMA freelist_count") ?? 0)
-            return used * (try connection.scalar("PRAGMA page_size") ?? 4096)
-        }
         if bytes > 0 { report("sqlite_bytes_per_checkpoint_200b", Double(bytes) / Double(rows), "bytes") }
-        report("sqlite_file_bytes_per_checkpoint_200b", Double(pages) / Double(rows), "bytes")
     }
     await store.close()
 }
