@@ -109,7 +109,7 @@ let package = Package(
         // The crash test's subject: a durable counting pipeline that the test kills with SIGKILL and resumes.
         .executableTarget(
             name: "CrashPipeline",
-            dependencies: ["Troupe", "TroupeSQLite"],
+            dependencies: ["Troupe", "TroupeSQLite", "TroupeAgents"],
             path: "Tests/CrashPipeline",
             swiftSettings: settings
         ),

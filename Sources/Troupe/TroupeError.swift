@@ -35,6 +35,7 @@ public struct TroupeError: Error, Hashable, Sendable, CustomStringConvertible {
             case leaseHeld
             case quarantined
             case unknownRun
+            case unknownBlueprint
         }
 
         private let value: Value
@@ -88,6 +89,8 @@ public struct TroupeError: Error, Hashable, Sendable, CustomStringConvertible {
         public static let quarantined = Code(.quarantined)
         /// No run has that identifier.
         public static let unknownRun = Code(.unknownRun)
+        /// No blueprint has that name.
+        public static let unknownBlueprint = Code(.unknownBlueprint)
     }
 
     /// What kind of error this is.

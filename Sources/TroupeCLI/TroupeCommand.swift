@@ -30,10 +30,28 @@ public struct TroupeCommand: AsyncParsableCommand {
               75  temporary failure (database busy); safe to retry
             """,
         version: TroupeRelease.version,
-        subcommands: [DemoCommand.self, VersionCommand.self]
+        subcommands: [
+            RunCommand.self, PsCommand.self, TreeCommand.self, StatusCommand.self, EventsCommand.self,
+            CancelCommand.self, RestartCommand.self, PauseCommand.self, UnpauseCommand.self, ResumeCommand.self,
+            CheckpointsCommand.self, ForkCommand.self, DeadLettersCommand.self, PruneCommand.self,
+            BlueprintsCommand.self, DbCommand.self, VersionCommand.self, DemoCommand.self,
+        ]
     )
 
     public init() {}
+
+    /// Runs the `troupe` command with your own blueprints instead of the gallery's: a package that defines
+    /// agents builds its own operator binary with every verb.
+    ///
+    /// ```swift
+    /// @main enum Operator {
+    ///     static func main() async { await TroupeCommand.main(blueprints: [orders, billing]) }
+    /// }
+    /// ```
+    public static func main(blueprints: [BlueprintEntry]) async {
+        Catalog.install(blueprints)
+        await main()
+    }
 
     /// The exit code for an error that ended a command, by the table in `troupe --help`.
     static func exitCode(for error: any Error) -> ExitCode {
@@ -42,7 +60,7 @@ public struct TroupeCommand: AsyncParsableCommand {
         case .invalidSpec, .corruptCheckpoint, .wrongMessageType, .quarantined, .notADatabase, .futureSchema,
             .schemaMismatch:
             return ExitCode(65)
-        case .unknownAddress, .unknownChild, .unknownRun: return ExitCode(66)
+        case .unknownAddress, .unknownChild, .unknownRun, .unknownBlueprint: return ExitCode(66)
         case .busy: return ExitCode(75)
         default: return .failure
         }
@@ -70,6 +88,19 @@ struct GlobalOptions: ParsableArguments {
         )
     )
     var database: String?
+
+    @Flag(help: "Print results as JSON (one document, or JSON lines for streams).")
+    var json = false
+
+    @Option(help: ArgumentHelp("How long to wait for another process's database lock before giving up (exit 75).", valueName: "seconds"))
+    var busyTimeout: Double = 5
+
+    /// The logger for runs started by this command: standard error, at `--log-level` (errors by default).
+    func logger() -> Logger {
+        var logger = Logger(label: "troupe")
+        logger.logLevel = logLevel ?? .error
+        return logger
+    }
 
     /// The database to use: `--database`, else `TROUPE_DATABASE`, else the default file.
     var databasePath: String {

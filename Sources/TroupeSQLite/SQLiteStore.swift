@@ -75,8 +75,10 @@ public final class SQLiteStore: CheckpointStore {
 
     /// The database file.
     public let path: String
-    private let writer: Writer
+    let writer: Writer
     private let reader: Reader
+    /// Milliseconds without a heartbeat after which another host's lease counts as expired.
+    let heartbeatTimeout: Int64
 
     /// Opens (creating if needed) the database at `path` and brings its schema up to date.
     ///
@@ -92,6 +94,7 @@ public final class SQLiteStore: CheckpointStore {
         let session = try await Self.onOwnThread { try Self.open(path: path, configuration: configuration) }
         self.writer = Writer(session: session)
         self.reader = Reader(path: path, busyTimeout: configuration.busyTimeout)
+        self.heartbeatTimeout = session.leaseTimeout
     }
 
     private static func open(path: String, configuration: Configuration) throws -> WriterSession {
@@ -267,7 +270,7 @@ public final class SQLiteStore: CheckpointStore {
     }
 
     /// One entry of a run's durable event log.
-    public struct LoggedEvent: Sendable, Hashable {
+    public struct LoggedEvent: Sendable, Hashable, Codable {
         /// Its position in the log; later events have larger numbers.
         public var sequence: Int64
         /// The agent's or supervisor's name.
@@ -283,14 +286,17 @@ public final class SQLiteStore: CheckpointStore {
         public var time: Int64
     }
 
-    /// The event log of `run` after sequence number `since`, oldest first.
-    public func events(of run: RunID, since: Int64 = 0) async throws -> [LoggedEvent] {
+    /// The event log of `run` after sequence number `since` (of one agent, if given), oldest first.
+    public func events(of run: RunID, since: Int64 = 0, agent: String? = nil, limit: Int = 1_000_000) async throws -> [LoggedEvent] {
         try await read { connection in
             let statement = try connection.statement(
-                "SELECT seq, agent, incarnation, kind, detail, created_at FROM events WHERE run_id = ? AND seq > ? ORDER BY seq"
+                """
+                SELECT seq, agent, incarnation, kind, detail, created_at FROM events
+                WHERE run_id = ? AND seq > ? AND (? IS NULL OR agent = ?) ORDER BY seq LIMIT ?
+                """
             )
             defer { statement.reset() }
-            try statement.bind([.text(run.rawValue), .integer(since)])
+            try statement.bind([.text(run.rawValue), .integer(since), .text(agent), .text(agent), .integer(Int64(limit))])
             var result: [LoggedEvent] = []
             while try statement.step() {
                 result.append(

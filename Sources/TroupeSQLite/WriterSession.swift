@@ -18,6 +18,8 @@ final class WriterSession: @unchecked Sendable {
         /// Messages up to this id were stored before this process attached: pending ones go to first claims.
         var watermark: Int64
         var claimed: Set<String> = []
+        /// Dead letters an operator sent back while this process drives the run: the agent's next claim gets them.
+        var requeued: [String: [Int64]] = [:]
     }
 
     struct AgentRow {
@@ -58,13 +60,7 @@ final class WriterSession: @unchecked Sendable {
         return try connection.statement(sql)
     }
     let pid = Int64(getpid())
-    let host: String = {
-        var buffer = [UInt8](repeating: 0, count: 256)
-        buffer.withUnsafeMutableBufferPointer { bytes in
-            bytes.withMemoryRebound(to: CChar.self) { _ = gethostname($0.baseAddress!, $0.count - 1) }
-        }
-        return String(decoding: buffer.prefix { $0 != 0 }, as: UTF8.self)
-    }()
+    let host = WriterSession.localHost
 
     init(connection: Connection, retention: Int, synchronousFull: Bool, heartbeat: Duration) {
         self.connection = connection
@@ -215,10 +211,13 @@ final class WriterSession: @unchecked Sendable {
         } else {
             try connection.statement(
                 """
-                INSERT INTO runs (id, blueprint, status, created_at, updated_at, owner_pid, owner_host, lease_token,
-                heartbeat_at) VALUES (?, ?, 'running', ?, ?, ?, ?, 1, ?)
+                INSERT INTO runs (id, blueprint, status, parameters, created_at, updated_at, owner_pid, owner_host,
+                lease_token, heartbeat_at) VALUES (?, ?, 'running', ?, ?, ?, ?, ?, 1, ?)
                 """
-            ).run(.text(record.id.rawValue), .text(record.blueprint), .integer(time), .integer(time), .integer(pid), .text(host), .integer(time))
+            ).run(
+                .text(record.id.rawValue), .text(record.blueprint), .text(Self.json(record.parameters)), .integer(time),
+                .integer(time), .integer(pid), .text(host), .integer(time)
+            )
         }
         let watermark = try connection.scalar("SELECT max(id) FROM messages") ?? 0
         if existing != nil { try setAsideOrphans(record, time: time) }
@@ -259,13 +258,45 @@ final class WriterSession: @unchecked Sendable {
         }
     }
 
-    private func isAlive(pid owner: Int64, host owner_host: String?, heartbeat: Int64, now: Int64) -> Bool {
-        let fresh = now - heartbeat < leaseTimeout
-        guard owner_host == host else { return fresh }
-        if owner == pid { return true }  // another Run of this very process
-        let exists = kill(pid_t(owner), 0) == 0 || errno == EPERM
+    private func isAlive(pid owner: Int64, host ownerHost: String?, heartbeat: Int64, now: Int64) -> Bool {
+        if ownerHost == host, owner == pid { return true }  // another Run of this very process
+        return Self.isAlive(pid: owner, host: ownerHost, heartbeat: heartbeat, now: now, timeout: leaseTimeout, localHost: host)
+    }
+
+    /// Whether a lease's owner still lives: on this host, its process exists; elsewhere, its heartbeat is recent.
+    static func isAlive(pid owner: Int64, host ownerHost: String?, heartbeat: Int64, now: Int64, timeout: Int64, localHost: String) -> Bool {
+        let fresh = now - heartbeat < timeout
+        guard ownerHost == localHost else { return fresh }
+        let exists = (kill(pid_t(owner), 0) == 0 || errno == EPERM) && !isZombie(pid_t(owner))
         // A live pid with a long-silent heartbeat is another program that reused the number.
-        return exists && (fresh || now - heartbeat < leaseTimeout * 10)
+        return exists && (fresh || now - heartbeat < timeout * 10)
+    }
+
+    /// Whether `pid` has exited and waits to be reaped (a killed process whose parent has not collected it yet).
+    static func isZombie(_ pid: pid_t) -> Bool {
+        guard let file = fopen("/proc/\(pid)/stat", "r") else { return false }
+        defer { fclose(file) }
+        var buffer = [UInt8](repeating: 0, count: 512)
+        let count = fread(&buffer, 1, buffer.count, file)
+        let text = String(decoding: buffer.prefix(count), as: UTF8.self)
+        // The state follows the command name, which is in parentheses and may contain spaces.
+        guard let close = text.lastIndex(of: ")") else { return false }
+        return text[close...].dropFirst().trimmingPrefix(" ").first == "Z"
+    }
+
+    /// This machine's host name.
+    static let localHost: String = {
+        var buffer = [UInt8](repeating: 0, count: 256)
+        buffer.withUnsafeMutableBufferPointer { bytes in
+            bytes.withMemoryRebound(to: CChar.self) { _ = gethostname($0.baseAddress!, $0.count - 1) }
+        }
+        return String(decoding: buffer.prefix { $0 != 0 }, as: UTF8.self)
+    }()
+
+    static func json(_ parameters: [String: String]) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        return (try? encoder.encode(parameters)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
     }
 
     func detach(_ run: RunID, outcome: RunOutcome, error: String?) throws {
@@ -335,6 +366,17 @@ final class WriterSession: @unchecked Sendable {
             leases[agent.run] = lease
             undo.append { [unowned self] in leases[agent.run]?.claimed.remove(agent.name) }
         }
+        if let ids = leases[agent.run]?.requeued.removeValue(forKey: agent.name) {
+            let message = try connection.statement("SELECT sender, payload FROM messages WHERE id = ?")
+            for id in ids {
+                try message.bind(id, at: 1)
+                if try message.step() {
+                    pending.append(StoredMessage(id: id, recipient: agent.name, sender: message.text(0), payload: message.blob(1)))
+                }
+                message.reset()
+            }
+            undo.append { [unowned self] in leases[agent.run]?.requeued[agent.name] = ids }
+        }
         return Claim(epoch: row.epoch, latest: latest, pending: pending)
     }
 
@@ -395,6 +437,39 @@ final class WriterSession: @unchecked Sendable {
         if let id = letter.messageID {
             try connection.statement("DELETE FROM messages WHERE id = ?").run(.integer(id))
         }
+    }
+
+    // MARK: Operators
+
+    /// Moves dead letters back into their agents' durable inboxes. Returns the agents they went to.
+    func requeue(_ run: RunID, ids: [Int64]?) throws -> [String] {
+        let select = try connection.statement(
+            ids == nil
+                ? "SELECT id, agent, payload FROM dead_letters WHERE run_id = ? ORDER BY id"
+                : "SELECT id, agent, payload FROM dead_letters WHERE run_id = ? AND id = ?"
+        )
+        var letters: [(id: Int64, agent: String, payload: [UInt8])] = []
+        for id in ids ?? [0] {
+            try select.bind(run.rawValue, at: 1)
+            if ids != nil { try select.bind(id, at: 2) }
+            while try select.step() { letters.append((select.int64(0), select.text(1) ?? "", select.blob(2))) }
+            select.reset()
+        }
+        let time = now()
+        var agents: [String] = []
+        for letter in letters {
+            try connection.statement(
+                "INSERT INTO messages (run_id, recipient, sender, created_at, payload) VALUES (?, ?, NULL, ?, ?)"
+            ).run(.text(run.rawValue), .text(letter.agent), .integer(time), .blob(letter.payload))
+            let id = connection.lastInsertRowID
+            try connection.statement("DELETE FROM dead_letters WHERE id = ?").run(.integer(letter.id))
+            if leases[run] != nil {
+                leases[run]?.requeued[letter.agent, default: []].append(id)
+                undo.append { [unowned self] in leases[run]?.requeued[letter.agent]?.removeAll { $0 == id } }
+            }
+            agents.append(letter.agent)
+        }
+        return agents
     }
 
     // MARK: Events

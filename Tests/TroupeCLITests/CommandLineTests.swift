@@ -15,6 +15,10 @@ struct Troupe {
     }
 
     static func run(_ arguments: String...) throws -> Result {
+        try run(arguments: arguments)
+    }
+
+    static func run(arguments: [String]) throws -> Result {
         let process = Process()
         process.executableURL = binary
         process.arguments = arguments

@@ -36,6 +36,11 @@ final class AgentCell<A: Agent>: ChildRuntime {
     private let memory = Mutex<A.State?>(nil)
     /// The sequence number of the last checkpoint written.
     private let sequence = Atomic<UInt64>(0)
+    /// Set by an operator's fresh restart: the next incarnation starts from the initial state.
+    @usableFromInline let fresh = Atomic<Bool>(false)
+
+    @usableFromInline
+    func startFreshOnce() { fresh.store(true, ordering: .relaxed) }
 
     @usableFromInline
     init(
@@ -191,7 +196,9 @@ final class AgentCell<A: Agent>: ChildRuntime {
 
     @usableFromInline
     func loadState(_ incarnation: Incarnation) async throws -> A.State {
+        let fresh = self.fresh.exchange(false, ordering: .relaxed)
         guard durability.persistsState else {
+            if fresh { return agent.initialState() }
             guard options.restartFrom == .lastCheckpoint else { return agent.initialState() }
             return memory.withLock { $0 } ?? agent.initialState()
         }
@@ -205,7 +212,7 @@ final class AgentCell<A: Agent>: ChildRuntime {
         incarnation.epoch.store(claim.epoch, ordering: .relaxed)
         sequence.store(claim.latest?.sequence ?? 0, ordering: .relaxed)
         if !claim.pending.isEmpty { await restore(claim.pending) }
-        guard let latest = claim.latest, options.restartFrom == .lastCheckpoint else { return agent.initialState() }
+        guard let latest = claim.latest, options.restartFrom == .lastCheckpoint, !fresh else { return agent.initialState() }
         return try decode(latest)
     }
 

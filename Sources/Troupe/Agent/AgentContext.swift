@@ -368,6 +368,7 @@ public final class AgentContext<A: Agent>: Sendable {
                 }
             }
             hadWork = true
+            cell.environment.handled.add(batch.count, ordering: .relaxed)
             if durable {
                 try await handleDurably(&batch, state: &state)
                 if control.isStopping { return }

@@ -132,12 +132,15 @@ public struct RunRecord: Sendable, Hashable {
     /// The names of the blueprint's agents. When a run is resumed, durable messages to any other name have no
     /// recipient any more: the store sets them aside as dead letters.
     public var agents: [String]
+    /// The blueprint's parameters, as the operator gave them, so that a resume can rebuild the same tree.
+    public var parameters: [String: String]
 
     /// Creates a record.
-    public init(id: RunID, blueprint: String, agents: [String] = []) {
+    public init(id: RunID, blueprint: String, agents: [String] = [], parameters: [String: String] = [:]) {
         self.id = id
         self.blueprint = blueprint
         self.agents = agents
+        self.parameters = parameters
     }
 }
 
@@ -149,6 +152,8 @@ public enum RunOutcome: String, Sendable {
     case failed
     /// Every agent finished.
     case completed
+    /// An operator cancelled it.
+    case cancelled
 }
 
 /// Where agents' checkpoints, durable messages, dead letters and events are kept.

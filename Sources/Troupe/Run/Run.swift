@@ -1,5 +1,6 @@
 public import Logging
 public import ServiceLifecycle
+import Synchronization
 
 /// One running instance of a ``Blueprint``: its supervision tree, its names and its event stream.
 ///
@@ -19,7 +20,7 @@ public import ServiceLifecycle
 ///
 /// ## Topics
 /// ### Creating and running
-/// - ``init(_:id:configuration:)``
+/// - ``init(_:id:parameters:configuration:)``
 /// - ``Configuration``
 /// - ``run()``
 /// - ``shutdown()``
@@ -74,7 +75,10 @@ public final class Run: Service {
     public let blueprint: Blueprint
     /// The root of the supervision tree.
     public let supervisor: Supervisor
+    /// The parameters the blueprint was built with, recorded by the store so that a resume can rebuild it.
+    public let parameters: [String: String]
     let environment: RunEnvironment
+    private let cancelled = Atomic<Bool>(false)
 
     /// Builds a run: its supervision tree, mailboxes and names. Nothing starts until ``run()``.
     ///
@@ -83,11 +87,18 @@ public final class Run: Service {
     ///
     /// - Parameters:
     ///   - blueprint: The supervision tree to run.
-    ///   - id: The run's identity; random by default.
+    ///   - id: The run's identity; random by default. The identity of a run the store knows resumes it.
+    ///   - parameters: The parameters `blueprint` was built from, recorded for operators and resumes.
     ///   - configuration: Store, clock, randomness, logger and default durability.
     /// - Throws: ``TroupeError/Code/duplicateName`` if two children in the tree share a name.
-    public init(_ blueprint: Blueprint, id: RunID = .random(), configuration: Configuration = Configuration()) throws {
+    public init(
+        _ blueprint: Blueprint,
+        id: RunID = .random(),
+        parameters: [String: String] = [:],
+        configuration: Configuration = Configuration()
+    ) throws {
         self.id = id
+        self.parameters = parameters
         self.blueprint = blueprint
         let environment = RunEnvironment(
             run: id,
@@ -114,7 +125,12 @@ public final class Run: Service {
         let store = environment.store
         do {
             let resumed = try await store.attach(
-                RunRecord(id: id, blueprint: blueprint.name, agents: environment.registry.agentNames.sorted())
+                RunRecord(
+                    id: id,
+                    blueprint: blueprint.name,
+                    agents: environment.registry.agentNames.sorted(),
+                    parameters: parameters
+                )
             )
             environment.attachment.fulfill(.success(resumed))
         } catch {
@@ -129,7 +145,7 @@ public final class Run: Service {
             await store.detach(id, outcome: .failed, error: "\(error)")
             throw error
         }
-        await store.detach(id, outcome: .stopped, error: nil)
+        await store.detach(id, outcome: cancelled.load(ordering: .relaxed) ? .cancelled : .stopped, error: nil)
     }
 
     /// Whether the store already knew this run when it started: `true` for a resumed run. `nil` until
@@ -144,6 +160,15 @@ public final class Run: Service {
     public func shutdown() {
         supervisor.requestShutdown()
     }
+
+    /// Like ``shutdown()``, but the store records the run as cancelled by an operator rather than stopped.
+    public func cancel() {
+        cancelled.store(true, ordering: .relaxed)
+        supervisor.requestShutdown()
+    }
+
+    /// How many messages the run's handler-style agents have handled so far.
+    public var messagesHandled: Int { environment.handled.load(ordering: .relaxed) }
 
     /// The run's events as they happen. The sequence ends when ``run()`` returns.
     ///

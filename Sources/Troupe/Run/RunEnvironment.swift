@@ -1,5 +1,5 @@
 import Logging
-import Synchronization
+public import Synchronization
 
 /// What every supervisor and agent of one run shares.
 @usableFromInline
@@ -14,6 +14,8 @@ final class RunEnvironment: Sendable {
     let durability: Durability
     /// Where ``AgentContext/offload(_:)`` runs CPU-bound work: threads outside Swift's cooperative pool.
     let offload: OffloadPool
+    /// Messages handled by the run's handler-style agents, added a batch at a time.
+    @usableFromInline let handled = Atomic<Int>(0)
     /// Fulfilled when the run has attached to its store (or failed to): durable writes wait for it.
     let attachment = OneShot<Result<Bool, TroupeError>>()
 

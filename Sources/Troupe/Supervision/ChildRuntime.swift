@@ -26,6 +26,9 @@ protocol ChildRuntime: AnyObject, Sendable {
     func setAccepting(_ accepting: Bool)
     /// Removes the child for good: frees its name and sets aside its undelivered messages as dead letters.
     func remove() async
+
+    /// Makes the next incarnation start from the initial state instead of the last checkpoint (once).
+    func startFreshOnce()
 }
 
 /// One incarnation of a child: its number (the epoch), the graceful-stop request, its cancellation, the task

@@ -374,14 +374,29 @@ public actor Supervisor: Service {
     ///
     /// - Throws: ``TroupeError/Code/unknownChild`` or ``TroupeError/Code/notRunning``.
     public func restartChild(_ name: String) async throws {
+        try await restartChild(name, fresh: false)
+    }
+
+    /// Starts a new incarnation of a child; with `fresh`, from its initial state instead of its last checkpoint
+    /// (the checkpoints stay in the store). For an agent quarantined by a checkpoint it cannot read, a fresh
+    /// restart is the way back.
+    ///
+    /// - Throws: ``TroupeError/Code/unknownChild`` or ``TroupeError/Code/notRunning``.
+    public func restartChild(_ name: String, fresh: Bool) async throws {
         try requireRunning()
         let record = try record(name)
+        if fresh { record.runtime.startFreshOnce() }
         if record.current != nil {
             await stop(name, graceful: true)
             machine.stopped(name)
         }
         guard records[name] != nil else { return }
         records[name]?.restarts += 1
+        environment.events.emit(
+            name,
+            incarnation: (records[name]?.incarnations ?? 0) + 1,
+            .restarting(after: .zero, restarts: records[name]?.restarts ?? 0)
+        )
         launch(name, after: .zero)
     }
 
@@ -444,6 +459,16 @@ public actor Supervisor: Service {
             if record.runtime.supervisor != nil { count.supervisors += 1 } else { count.workers += 1 }
         }
         return count
+    }
+
+    /// The supervisor whose direct child is named `child`, searched depth-first from this one.
+    public func supervisor(of child: String) async -> Supervisor? {
+        if records[child] != nil { return self }
+        for name in machine.order {
+            guard let nested = records[name]?.runtime.supervisor else { continue }
+            if let found = await nested.supervisor(of: child) { return found }
+        }
+        return nil
     }
 
     /// The nested supervisor (or pool) with this name, searched depth-first through the tree.
@@ -526,6 +551,8 @@ public struct ChildCount: Sendable, Hashable {
 @usableFromInline
 final class SupervisorChild: ChildRuntime {
     let nested: Supervisor
+
+    @usableFromInline func startFreshOnce() {}
 
     init(_ supervisor: Supervisor) { self.nested = supervisor }
 

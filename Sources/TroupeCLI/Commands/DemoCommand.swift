@@ -26,8 +26,7 @@ struct DemoCommand: AsyncParsableCommand {
 
     @OptionGroup var global: GlobalOptions
 
-    @Flag(help: "Print the events and the summary as JSON lines.")
-    var json = false
+    private var json: Bool { global.json }
 
     func run() async throws {
         var logger = Logger(label: "troupe.demo")
@@ -35,7 +34,7 @@ struct DemoCommand: AsyncParsableCommand {
         let pipeline = Latch<BatchSink.State>()
         let store: SQLiteStore
         do {
-            store = try await SQLiteStore(path: global.databasePath)
+            store = try await global.openStore(mustExist: false)
         } catch {
             throw TroupeCommand.fail(error)
         }

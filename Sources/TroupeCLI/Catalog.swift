@@ -1,0 +1,164 @@
+public import Troupe
+import Synchronization
+import TroupeAgents
+
+/// A blueprint that a `troupe` binary can run by name, with the parameters it takes.
+///
+/// ```swift
+/// let orders = BlueprintEntry(
+///     "orders",
+///     summary: "Takes orders and books them.",
+///     parameters: [.init("shards", default: "4", help: "How many booking agents.")]
+/// ) { parameters in
+///     let shards = try parameters.int("shards")
+///     return Blueprint("orders", durability: .durable) { Pool("booker", Booker(), count: shards) }
+/// }
+/// await TroupeCommand.main(blueprints: [orders])
+/// ```
+public struct BlueprintEntry: Sendable {
+    /// One parameter of a blueprint.
+    public struct Parameter: Sendable, Codable, Hashable {
+        /// The key given as `--param KEY=VALUE`.
+        public var name: String
+        /// The value used when the operator gives none.
+        public var defaultValue: String
+        /// What it means, for `troupe blueprints`.
+        public var help: String
+
+        /// Creates a parameter.
+        public init(_ name: String, default defaultValue: String, help: String) {
+            self.name = name
+            self.defaultValue = defaultValue
+            self.help = help
+        }
+    }
+
+    /// The name operators use: `troupe run NAME`.
+    public var name: String
+    /// One sentence saying what it does.
+    public var summary: String
+    /// The parameters it takes.
+    public var parameters: [Parameter]
+    /// Builds the tree from the parameters (every declared one is present, defaults filled in).
+    public var make: @Sendable (Parameters) throws -> Blueprint
+
+    /// Creates an entry.
+    public init(
+        _ name: String,
+        summary: String,
+        parameters: [Parameter] = [],
+        make: @escaping @Sendable (Parameters) throws -> Blueprint
+    ) {
+        self.name = name
+        self.summary = summary
+        self.parameters = parameters
+        self.make = make
+    }
+
+    /// Fills in defaults and checks the operator's parameters against the declared ones.
+    ///
+    /// - Throws: ``TroupeError/Code/invalidSpec`` naming an unknown key.
+    func resolve(_ given: [String: String]) throws -> [String: String] {
+        let known = Set(parameters.map(\.name))
+        if let unknown = given.keys.sorted().first(where: { !known.contains($0) }) {
+            let list = parameters.map(\.name).joined(separator: ", ")
+            throw TroupeError(
+                .invalidSpec,
+                "blueprint '\(name)' has no parameter '\(unknown)'. Its parameters: \(list.isEmpty ? "none" : list) "
+                    + "(see `troupe blueprints`)."
+            )
+        }
+        var resolved = given
+        for parameter in parameters where resolved[parameter.name] == nil {
+            resolved[parameter.name] = parameter.defaultValue
+        }
+        return resolved
+    }
+
+    /// Builds the blueprint from already resolved parameters.
+    func build(_ resolved: [String: String]) throws -> Blueprint {
+        try make(Parameters(blueprint: name, values: resolved))
+    }
+}
+
+/// The parameters handed to ``BlueprintEntry/make``, with typed accessors that fail with a clear message.
+public struct Parameters: Sendable {
+    let blueprint: String
+    /// The raw values, by key.
+    public let values: [String: String]
+
+    /// The value of `key`.
+    public func string(_ key: String) -> String { values[key] ?? "" }
+
+    /// The value of `key` as an integer.
+    ///
+    /// - Throws: ``TroupeError/Code/invalidSpec`` if it is not one.
+    public func int(_ key: String) throws -> Int {
+        guard let value = Int(string(key)) else {
+            throw TroupeError(
+                .invalidSpec,
+                "parameter '\(key)' of blueprint '\(blueprint)' must be a whole number, not '\(string(key))'."
+            )
+        }
+        return value
+    }
+
+    /// The value of `key` as a duration: `250ms`, `2s`, `1m`, or a number of seconds.
+    ///
+    /// - Throws: ``TroupeError/Code/invalidSpec`` if it is not one.
+    public func duration(_ key: String) throws -> Duration {
+        let text = string(key)
+        let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
+        for (suffix, scale) in units where text.hasSuffix(suffix) {
+            if let number = Double(text.dropLast(suffix.count)), number >= 0 { return .milliseconds(Int64(number * scale * 1000)) }
+        }
+        if let seconds = Double(text), seconds >= 0 { return .milliseconds(Int64(seconds * 1000)) }
+        throw TroupeError(
+            .invalidSpec,
+            "parameter '\(key)' of blueprint '\(blueprint)' must be a duration such as 250ms, 2s or 1m, not '\(text)'."
+        )
+    }
+}
+
+/// The blueprints this binary can run.
+enum Catalog {
+    private static let installed = Mutex<[BlueprintEntry]?>(nil)
+
+    static func install(_ entries: [BlueprintEntry]) { installed.withLock { $0 = entries } }
+
+    static var entries: [BlueprintEntry] { installed.withLock { $0 } ?? gallery }
+
+    /// Looks a blueprint up by name.
+    ///
+    /// - Throws: ``TroupeError/Code/unknownBlueprint`` (exit 66) naming the blueprints there are.
+    static func entry(_ name: String) throws -> BlueprintEntry {
+        guard let entry = entries.first(where: { $0.name == name }) else {
+            throw TroupeError(
+                .unknownBlueprint,
+                "this troupe has no blueprint '\(name)'. It has: \(entries.map(\.name).joined(separator: ", ")). "
+                    + "`troupe blueprints` lists them with their parameters."
+            )
+        }
+        return entry
+    }
+
+    /// The blueprints of `agents/`.
+    static let gallery: [BlueprintEntry] = [
+        BlueprintEntry(
+            "counting",
+            summary: "A durable pipeline (source → relay → counter) that counts to `count`; kill it and resume it.",
+            parameters: [
+                .init("count", default: "1000000", help: "How many numbers the source emits."),
+                .init("interval", default: "100ms", help: "The pause after each batch of 25 numbers."),
+            ]
+        ) { parameters in
+            Counting.blueprint(count: try parameters.int("count"), interval: try parameters.duration("interval"))
+        },
+        BlueprintEntry(
+            "demo",
+            summary: "The demo tree: monitor, batch pipeline with an injected crash, gatherer, cruncher."
+        ) { _ in
+            Demo.blueprint { _ in }
+        },
+    ]
+}

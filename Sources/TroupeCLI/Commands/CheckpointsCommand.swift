@@ -1,0 +1,107 @@
+import ArgumentParser
+import Troupe
+import TroupeSQLite
+
+struct CheckpointsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "checkpoints",
+        abstract: "List an agent's retained checkpoints: sequence, time, size.",
+        discussion: """
+            Fork a new run from any of them with `troupe fork RUN --from AGENT@SEQ`.
+
+            Example:
+              troupe checkpoints run-3f9c02ab counter
+            """
+    )
+
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "The run.") var run: String
+    @Argument(help: "The agent.") var agent: String
+    @Option(help: ArgumentHelp("Print the state saved in this checkpoint (JSON), or in the latest with `last`, instead of the list.", valueName: "seq"))
+    var show: String?
+
+    func validate() throws {
+        if let show, show != "last", Int64(show) == nil {
+            throw ValidationError("--show takes a checkpoint's sequence number or `last`, not '\(show)'")
+        }
+    }
+
+    func run() async throws {
+        try await reportingErrors {
+            if let show {
+                let state = try await global.withStore { store in
+                    _ = try await store.run(RunID(run))
+                    let all = try await store.checkpoints(of: AgentID(run: RunID(run), name: agent))
+                    let wanted = show == "last" ? all.last : all.first { $0.sequence == UInt64(show) ?? 0 }
+                    guard let checkpoint = wanted else {
+                        throw TroupeError(
+                            .unknownChild,
+                            "run \(run) keeps no checkpoint #\(show) of '\(agent)'. `troupe checkpoints \(run) \(agent)` lists them."
+                        )
+                    }
+                    return String(decoding: checkpoint.state, as: UTF8.self)
+                }
+                return print(state)
+            }
+            let records = try await global.withStore { store in
+                _ = try await store.run(RunID(run))
+                let id = AgentID(run: RunID(run), name: agent)
+                guard try await store.hasAgent(id) else {
+                    throw TroupeError(
+                        .unknownChild,
+                        "run \(run) has no checkpointed agent '\(agent)'. `troupe tree \(run)` shows its agents."
+                    )
+                }
+                return try await store.checkpointHistory(of: id)
+            }
+            if global.json { return printJSON(records) }
+            printTable(
+                ["SEQ", "TIME", "EPOCH", "VERSION", "BYTES"],
+                records.map { [String($0.sequence), timestamp($0.createdAt), String($0.epoch), String($0.stateVersion), String($0.bytes)] }
+            )
+        }
+    }
+}
+
+struct ForkCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "fork",
+        abstract: "Create a new run that starts from an older checkpoint; the original run is untouched.",
+        discussion: """
+            --from names a checkpoint as AGENT@SEQ (see `troupe checkpoints`). That agent starts from exactly that \
+            checkpoint; every other agent from its last checkpoint written at or before it. Messages that were \
+            in flight in the original are not copied (the store keeps no history of them), so a fork is time travel \
+            for state, not a replay. The fork is created stopped: start it with `troupe resume NEW-RUN`.
+
+            Example:
+              troupe fork run-3f9c02ab --from counter@12
+            """
+    )
+
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "The run to fork.") var run: String
+    @Option(help: ArgumentHelp("The checkpoint to start from.", valueName: "agent@seq")) var from: String
+
+    func validate() throws {
+        guard from.split(separator: "@").count == 2, Int64(from.split(separator: "@")[1]) != nil else {
+            throw ValidationError("--from takes AGENT@SEQ, such as counter@12, not '\(from)'")
+        }
+    }
+
+    func run() async throws {
+        try await reportingErrors {
+            let parts = from.split(separator: "@")
+            let agent = String(parts[0])
+            let sequence = Int64(parts[1])!
+            let newRun = RunID.random()
+            try await global.withStore { store in
+                try await store.fork(AgentID(run: RunID(run), name: agent), sequence: sequence, as: newRun)
+            }
+            if global.json {
+                printJSON(["run": newRun.rawValue, "from": run, "agent": agent, "sequence": String(sequence)])
+            } else {
+                print("troupe: forked \(newRun) from \(run) at checkpoint #\(sequence) of '\(agent)'; start it with `troupe resume \(newRun)`")
+            }
+        }
+    }
+}

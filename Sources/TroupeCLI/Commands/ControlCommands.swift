@@ -1,0 +1,136 @@
+import ArgumentParser
+import Troupe
+import TroupeSQLite
+
+/// Queues an operator's command for a run, checks the agent exists, and waits (briefly) for a live run to apply it.
+func sendCommand(
+    _ global: GlobalOptions,
+    run: String,
+    verb: String,
+    agent: String?,
+    arguments: [String: String] = [:]
+) async throws {
+    try await global.withStore { store in
+        let id = RunID(run)
+        let summary = try await store.run(id)
+        if let agent {
+            let known = try await store.hasAgent(AgentID(run: id, name: agent))
+            let inTree = (try await store.treeSnapshot(of: id)).map { $0.json.contains("\"name\":\"\(agent)\"") } ?? false
+            guard known || inTree else {
+                throw TroupeError(
+                    .unknownChild,
+                    "run \(run) has no agent '\(agent)'. `troupe tree \(run)` shows its agents."
+                )
+            }
+        }
+        let command = try await store.enqueueCommand(id, verb: verb, agent: agent, arguments: arguments)
+        guard summary.ownerAlive else {
+            if global.json {
+                printJSON(["command": String(command), "status": "queued", "run": run])
+            } else {
+                print("troupe: run \(run) has no live process; '\(verb)' is queued and will be applied by `troupe resume \(run)`")
+            }
+            return
+        }
+        // The live process polls the queue every 50 ms; wait up to 5 s for its answer.
+        let deadline = ContinuousClock.now + .seconds(5)
+        while ContinuousClock.now < deadline {
+            if let done = try await store.commands(of: id).first(where: { $0.id == command }), let result = done.result {
+                if global.json {
+                    printJSON(["command": String(command), "status": "applied", "run": run, "result": result])
+                } else {
+                    print("troupe: \(verb)\(agent.map { " " + $0 } ?? ""): \(result)")
+                }
+                if result.hasPrefix("failed") || result.hasPrefix("refused") { throw ExitCode.failure }
+                return
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        if global.json {
+            printJSON(["command": String(command), "status": "queued", "run": run])
+        } else {
+            print("troupe: '\(verb)' is queued; the run's process has not applied it yet (see `troupe status \(run)`)")
+        }
+    }
+}
+
+struct CancelCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cancel",
+        abstract: "Stop a run (or one of its agents) gracefully, from any terminal.",
+        discussion: """
+            A run's agents finish their message in hand and write a final checkpoint; after --grace seconds the \
+            rest is cancelled. One agent is stopped through its shutdown ladder and stays stopped until \
+            `troupe restart`. Against a run with no live process the command is queued for its next resume.
+
+            Examples:
+              troupe cancel run-3f9c02ab
+              troupe cancel run-3f9c02ab relay
+            """
+    )
+
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "The run.") var run: String
+    @Argument(help: "An agent of the run; without it, the whole run.") var agent: String?
+    @Option(help: ArgumentHelp("Seconds to wait for a graceful stop before cancelling.", valueName: "seconds"))
+    var grace: Double = 10
+
+    func run() async throws {
+        try await reportingErrors {
+            try await sendCommand(global, run: run, verb: "cancel", agent: agent, arguments: ["grace": String(grace)])
+        }
+    }
+}
+
+struct RestartCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "restart",
+        abstract: "Restart one agent of a run from its last checkpoint (or from scratch with --fresh).",
+        discussion: """
+            A running agent is stopped gracefully first. --fresh starts it from its initial state (its checkpoints \
+            stay in the database): the way back for an agent quarantined by a checkpoint it cannot read.
+
+            Example:
+              troupe restart run-3f9c02ab counter
+            """
+    )
+
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "The run.") var run: String
+    @Argument(help: "The agent.") var agent: String
+    @Flag(help: "Start from the initial state instead of the last checkpoint.") var fresh = false
+
+    func run() async throws {
+        try await reportingErrors {
+            try await sendCommand(global, run: run, verb: "restart", agent: agent, arguments: ["fresh": String(fresh)])
+        }
+    }
+}
+
+struct PauseCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pause",
+        abstract: "Stop every agent of a live run gracefully, keeping the run and its process, until unpause."
+    )
+
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "The run.") var run: String
+
+    func run() async throws {
+        try await reportingErrors { try await sendCommand(global, run: run, verb: "pause", agent: nil) }
+    }
+}
+
+struct UnpauseCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "unpause",
+        abstract: "Start again the agents that pause stopped, from their checkpoints."
+    )
+
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "The run.") var run: String
+
+    func run() async throws {
+        try await reportingErrors { try await sendCommand(global, run: run, verb: "unpause", agent: nil) }
+    }
+}

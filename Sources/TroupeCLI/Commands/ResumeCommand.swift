@@ -1,0 +1,44 @@
+import ArgumentParser
+import Troupe
+import TroupeSQLite
+
+struct ResumeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "resume",
+        abstract: "Continue a run whose process ended (crash, kill -9, reboot, Ctrl-C) from its checkpoints.",
+        discussion: """
+            Every agent starts from its last checkpoint; durable agents first get the messages the previous process \
+            had accepted and not committed. Commands queued meanwhile (cancel, restart, pause) are applied at once. \
+            A run that a live process still drives is refused, naming that process.
+
+            Example:
+              troupe resume run-3f9c02ab
+            """
+    )
+
+    @OptionGroup var global: GlobalOptions
+
+    @Argument(help: "The run to resume (see `troupe ps`).")
+    var run: String
+
+    func run() async throws {
+        try await reportingErrors {
+            try await global.withStore { store in
+                let summary = try await store.run(RunID(run))
+                let entry = try Catalog.entry(summary.blueprint)
+                var parameters = summary.parameters
+                let durability = parameters.removeValue(forKey: RunCommand.durabilityKey)
+                let resumed = try RunCommand.makeRun(
+                    entry,
+                    parameters: try entry.resolve(parameters),
+                    durability: durability,
+                    id: RunID(run),
+                    store: store,
+                    global: global
+                )
+                if !global.json { print("troupe: resuming run \(run) of '\(entry.name)', database \(global.databasePath)") }
+                try await RunCommand.finish(RunDriver(run: resumed, store: store, json: global.json).drive(), run: RunID(run), json: global.json)
+            }
+        }
+    }
+}

@@ -1,0 +1,126 @@
+import ArgumentParser
+import Foundation
+import Logging
+import Troupe
+import TroupeSQLite
+
+struct RunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Start a run of a blueprint and show its progress.",
+        discussion: """
+            On a terminal it prints the run's events and keeps a status line current (agents running, restarting \
+            and failed, messages per second, checkpoints, the last error); otherwise it prints plain log lines. \
+            Ctrl-C stops the run gracefully with a final checkpoint; a second Ctrl-C cancels it. The run can be \
+            resumed later with `troupe resume RUN`.
+
+            Examples:
+              troupe run counting --param count=100000
+              troupe run counting --detach
+            """
+    )
+
+    @OptionGroup var global: GlobalOptions
+
+    @Argument(help: "The blueprint to run (see `troupe blueprints`).")
+    var blueprint: String
+
+    @Option(name: .customLong("param"), help: ArgumentHelp("A blueprint parameter.", valueName: "key=value"))
+    var parameters: [String] = []
+
+    @Flag(help: "Start the run in a background process and return; its output goes to a log file next to the database.")
+    var detach = false
+
+    @Option(help: ArgumentHelp("The durability of agents whose blueprint chooses none: ephemeral, checkpointed or durable.", valueName: "mode"))
+    var durability: String?
+
+    @Option(help: .hidden)
+    var id: String?
+
+    func run() async throws {
+        try await reportingErrors {
+            let entry = try Catalog.entry(blueprint)
+            var given = try parseParameters(parameters)
+            let resolved = try entry.resolve(given)
+            if let durability {
+                guard Durability(durability) != nil else {
+                    throw ValidationError("--durability must be ephemeral, checkpointed or durable, not '\(durability)'")
+                }
+                given[Self.durabilityKey] = durability
+            }
+            _ = try entry.build(resolved)  // fail here, in the foreground, on a bad parameter
+            let runID = id.map { RunID($0) } ?? RunID.random()
+            if detach { return try detachRun(runID) }
+            try await global.withStore(mustExist: false) { store in
+                let run = try Self.makeRun(entry, parameters: resolved, durability: durability, id: runID, store: store, global: global)
+                if !global.json { print("troupe: run \(runID) of '\(entry.name)', database \(global.databasePath)") }
+                try await Self.finish(RunDriver(run: run, store: store, json: global.json).drive(), run: runID, json: global.json)
+            }
+        }
+    }
+
+    /// The reserved parameter that records `--durability`, so that a resume uses the same.
+    static let durabilityKey = "troupe.durability"
+
+    static func makeRun(
+        _ entry: BlueprintEntry,
+        parameters: [String: String],
+        durability: String?,
+        id: RunID,
+        store: SQLiteStore,
+        global: GlobalOptions
+    ) throws -> Run {
+        var recorded = parameters
+        if let durability { recorded[durabilityKey] = durability }
+        return try Run(
+            try entry.build(parameters),
+            id: id,
+            parameters: recorded,
+            configuration: Run.Configuration(
+                store: store,
+                logger: global.logger(),
+                durability: durability.flatMap(Durability.init) ?? .checkpointed
+            )
+        )
+    }
+
+    static func finish(_ ending: RunDriver.Ending, run: RunID, json: Bool) throws {
+        let text: String
+        switch ending {
+        case .stopped: text = "stopped"
+        case .cancelled: text = "cancelled"
+        case .interrupted: text = "interrupted; stopped gracefully"
+        }
+        if json { printJSON(["type": "end", "run": run.rawValue, "ending": text]) } else { print("troupe: run \(run) \(text); resume it with `troupe resume \(run)`") }
+        if case .interrupted = ending { throw ExitCode(130) }
+    }
+
+    /// Starts `troupe run … --id RUN` as a background process and returns.
+    private func detachRun(_ runID: RunID) throws {
+        let database = global.databasePath
+        let directory = (database as NSString).deletingLastPathComponent
+        let logPath = (directory.isEmpty ? "." : directory) + "/\(runID).log"
+        try FileManager.default.createDirectory(atPath: directory.isEmpty ? "." : directory, withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: logPath, contents: nil)
+        guard let log = FileHandle(forWritingAtPath: logPath) else {
+            throw TroupeError(.storage, "cannot write the log file '\(logPath)'. Check the directory's permissions.")
+        }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: ProcessInfo.processInfo.arguments[0])
+        var arguments = ["run", blueprint, "--id", runID.rawValue, "--database", database]
+        for parameter in parameters { arguments += ["--param", parameter] }
+        if let durability { arguments += ["--durability", durability] }
+        if let level = global.logLevel { arguments += ["--log-level", level.rawValue] }
+        process.arguments = arguments
+        process.standardInput = FileHandle.nullDevice
+        process.standardOutput = log
+        process.standardError = log
+        try process.run()
+        if global.json {
+            printJSON(["run": runID.rawValue, "pid": String(process.processIdentifier), "log": logPath])
+        } else {
+            print("troupe: started run \(runID) in the background (pid \(process.processIdentifier)); log: \(logPath)")
+            print("watch it with `troupe events \(runID) --follow`, stop it with `troupe cancel \(runID)`")
+        }
+    }
+}

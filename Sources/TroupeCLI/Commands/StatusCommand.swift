@@ -1,0 +1,55 @@
+import ArgumentParser
+import Troupe
+import TroupeSQLite
+
+struct StatusCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "Show one run: its status, owner, parameters, agents, and the commands sent to it."
+    )
+
+    @OptionGroup var global: GlobalOptions
+
+    @Argument(help: "The run.")
+    var run: String
+
+    struct Report: Encodable {
+        var run: SQLiteStore.RunSummary
+        var displayStatus: String
+        var agents: [SQLiteStore.AgentSummary]
+        var commands: [SQLiteStore.OperatorCommand]
+        var deadLetters: Int
+    }
+
+    func run() async throws {
+        try await reportingErrors {
+            let report = try await global.withStore { store in
+                let summary = try await store.run(RunID(run))
+                return Report(
+                    run: summary,
+                    displayStatus: displayStatus(summary),
+                    agents: try await store.agents(of: RunID(run)),
+                    commands: try await store.commands(of: RunID(run)),
+                    deadLetters: try await store.deadLetterRecords(of: RunID(run)).count
+                )
+            }
+            if global.json { return printJSON(report) }
+            let summary = report.run
+            print("run         \(summary.id)")
+            print("blueprint   \(summary.blueprint)")
+            print("status      \(report.displayStatus)")
+            print("created     \(timestamp(summary.createdAt)) (\(age(summary.createdAt)) ago)")
+            if let ended = summary.endedAt { print("ended       \(timestamp(ended))") }
+            print("owner       \(summary.ownerAlive ? "pid \(summary.ownerPID ?? 0) on \(summary.ownerHost ?? "?")" : "none")")
+            let parameters = summary.parameters.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+            print("parameters  \(parameters.isEmpty ? "none" : parameters.joined(separator: " "))")
+            print("agents      \(report.agents.count) (\(report.agents.filter { $0.status == "failed" || $0.status == "quarantined" }.count) failed), \(summary.restarts) restarts")
+            print("dead letters \(report.deadLetters)")
+            if let error = summary.error { print("note        \(error)") }
+            let pending = report.commands.filter { $0.appliedAt == nil }
+            if !pending.isEmpty {
+                print("pending     " + pending.map { "\($0.verb)\($0.agent.map { " " + $0 } ?? "")" }.joined(separator: ", "))
+            }
+        }
+    }
+}

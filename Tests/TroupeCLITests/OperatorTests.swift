@@ -1,0 +1,210 @@
+import Foundation
+import Testing
+
+/// Drives the built `troupe` binary as operators do: one process runs, others steer it through the database.
+@Suite(.timeLimit(.minutes(2)))
+struct OperatorTests {
+    let database: String
+
+    init() throws { database = try temporaryDatabase() }
+
+    /// Runs `troupe ARGS --database DB` and returns its result.
+    func troupe(_ arguments: String...) throws -> Troupe.Result {
+        try Troupe.run(arguments: arguments + ["--database", database])
+    }
+
+    func json(_ arguments: String...) throws -> Any {
+        let result = try Troupe.run(arguments: arguments + ["--database", database, "--json"])
+        #expect(result.status == 0, "\(arguments): \(result.stderr)")
+        return try JSONSerialization.jsonObject(with: Data(result.stdout.utf8))
+    }
+
+    /// Starts `troupe run …` in the foreground of a child process.
+    func start(_ arguments: [String]) throws -> Process {
+        let process = Process()
+        process.executableURL = Troupe.binary
+        process.arguments = arguments + ["--database", database]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        return process
+    }
+
+    /// Polls `condition` every 50 ms for up to 20 s.
+    func eventually(_ what: String, _ condition: () throws -> Bool) throws {
+        let deadline = Date().addingTimeInterval(20)
+        while Date() < deadline {
+            if try condition() { return }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        Issue.record("timed out waiting for \(what)")
+    }
+
+    /// The runs `troupe ps` lists; none while the starting process has not created the database yet.
+    func runs() throws -> [[String: Any]] {
+        let result = try troupe("ps", "--json")
+        guard result.status == 0 else { return [] }
+        return try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [[String: Any]] ?? []
+    }
+
+    func liveRun() throws -> String {
+        var id = ""
+        try eventually("a live run in `troupe ps`") {
+            guard let run = try runs().first, run["ownerAlive"] as? Bool == true, (run["agents"] as? Int ?? 0) == 3 else { return false }
+            id = run["id"] as? String ?? ""
+            return true
+        }
+        return id
+    }
+
+    /// The counter's latest committed state (empty until it has one).
+    func counter(_ run: String) throws -> [String: Any] {
+        let state = try troupe("checkpoints", run, "counter", "--show", "last")
+        guard state.status == 0 else { return [:] }
+        return (try? JSONSerialization.jsonObject(with: Data(state.stdout.utf8)) as? [String: Any]) ?? [:]
+    }
+
+    @Test func aLiveRunIsSteeredFromAnotherProcess() throws {
+        let process = try start(["run", "counting", "--param", "count=100000000", "--param", "interval=20ms"])
+        defer { if process.isRunning { process.terminate() } }
+        let run = try liveRun()
+
+        let restart = try troupe("restart", run, "relay")
+        #expect(restart.status == 0, "\(restart.stderr)")
+        #expect(restart.stdout.contains("restarted from its last checkpoint"))
+
+        let pause = try troupe("pause", run)
+        #expect(pause.stdout.contains("paused 3 agents"))
+        #expect((try json("status", run) as? [String: Any])?["displayStatus"] as? String == "paused")
+        let unpause = try troupe("unpause", run)
+        #expect(unpause.stdout.contains("resumed 3 agents"))
+
+        let stopAgent = try troupe("cancel", run, "relay")
+        #expect(stopAgent.stdout.contains("stopped"))
+        let tree = try json("tree", run) as? [[String: Any]] ?? []
+        try eventually("the relay shown stopped") {
+            let tree = try json("tree", run) as? [[String: Any]] ?? []
+            return tree.first { $0["name"] as? String == "relay" }?["status"] as? String == "stopped"
+        }
+        #expect(tree.count == 3)
+
+        let cancel = try troupe("cancel", run, "--grace", "5")
+        #expect(cancel.status == 0)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+        #expect(try runs().first?["status"] as? String == "cancelled")
+        let events = try troupe("events", run, "--agent", "relay")
+        #expect(events.stdout.contains("restarting"))
+    }
+
+    @Test func aRunKilledWithSIGKILLResumesWithExactTotals() throws {
+        let count = 4000
+        let process = try start(["run", "counting", "--param", "count=\(count)", "--param", "interval=5ms"])
+        let run = try liveRun()
+        try eventually("some progress") { (try counter(run)["count"] as? Int ?? 0) > 200 }
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        try eventually("the run shown crashed") { try runs().first?["ownerAlive"] as? Bool == false }
+        let ps = try troupe("ps")
+        #expect(ps.stdout.contains("crashed"))
+
+        let second = try start(["resume", run])
+        defer { if second.isRunning { second.terminate() } }
+        // A second driver for the same run is refused, naming the owner.
+        try eventually("the resumed run alive") { try runs().first?["ownerAlive"] as? Bool == true }
+        let intruder = try troupe("resume", run)
+        #expect(intruder.status == 1)
+        #expect(intruder.stderr.contains("process \(second.processIdentifier)"))
+
+        try eventually("the count reached") { (try counter(run)["count"] as? Int ?? 0) == count }
+        let state = try counter(run)
+        #expect(state["sum"] as? Int == count * (count + 1) / 2)
+        #expect(state["duplicates"] as? Int == 0)
+        #expect(state["gaps"] as? Int == 0)
+        _ = try troupe("cancel", run)
+        second.waitUntilExit()
+        let check = try troupe("db", "check")
+        #expect(check.status == 0)
+        #expect(check.stdout.contains("integrity   ok"))
+    }
+
+    @Test func aForkStartsFromAnOlderCheckpointAndLeavesTheOriginal() throws {
+        let process = try start(["run", "counting", "--param", "count=100000000", "--param", "interval=5ms"])
+        let run = try liveRun()
+        try eventually("a few checkpoints") { (try counter(run)["count"] as? Int ?? 0) > 100 }
+        _ = try troupe("cancel", run)
+        process.waitUntilExit()
+        let history = try json("checkpoints", run, "counter") as? [[String: Any]] ?? []
+        let oldest = try #require(history.first?["sequence"] as? Int)
+        let original = try troupe("checkpoints", run, "counter", "--show", String(oldest)).stdout
+
+        let fork = try json("fork", run, "--from", "counter@\(oldest)") as? [String: Any]
+        let forked = try #require(fork?["run"] as? String)
+        #expect(try troupe("checkpoints", forked, "counter", "--show", String(oldest)).stdout == original)
+        #expect(try runs().map { $0["id"] as? String }.contains(forked))
+        // The original keeps its history.
+        #expect((try json("checkpoints", run, "counter") as? [[String: Any]] ?? []).count == history.count)
+
+        // The fork runs from there: its counter counts on from the old state (messages that were in flight in the
+        // original at that time are not part of a fork, so it may not reach the original's total).
+        let start = try #require((try JSONSerialization.jsonObject(with: Data(original.utf8)) as? [String: Any])?["count"] as? Int)
+        let resumed = try self.start(["resume", forked])
+        try eventually("the fork to count on") { (try counter(forked)["count"] as? Int ?? 0) > start }
+        _ = try troupe("cancel", forked)
+        resumed.waitUntilExit()
+        #expect(resumed.terminationStatus == 0)
+    }
+
+    @Test func errorsExitWithTheirClass() throws {
+        let unknownRun = try troupe("tree", "run-nope")
+        #expect(unknownRun.status == 66, "no database yet: \(unknownRun.stderr)")
+        _ = try troupe("db", "migrate")
+        #expect(try troupe("status", "run-nope").status == 66)
+        let unknownBlueprint = try troupe("run", "nope")
+        #expect(unknownBlueprint.status == 66)
+        #expect(unknownBlueprint.stderr.contains("counting"))
+        let badValue = try troupe("run", "counting", "--param", "count=lots")
+        #expect(badValue.status == 65)
+        #expect(badValue.stderr.contains("parameter 'count'"))
+        #expect(try troupe("run", "counting", "--param", "colour=red").status == 65)
+        #expect(try troupe("run", "counting", "--param", "count").status == 65)
+        #expect(try troupe("fork", "run-nope", "--from", "counter").status == 64)
+        #expect(try troupe("prune", "--keep", "0").status == 64)
+
+        // A database another process holds locked: temporary, safe to retry.
+        let locker = Process()
+        locker.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        locker.arguments = ["python3", "-c", "import sqlite3,sys,time; c=sqlite3.connect(sys.argv[1], isolation_level=None); c.execute('BEGIN IMMEDIATE'); print('locked', flush=True); time.sleep(30)", database]
+        let output = Pipe()
+        locker.standardOutput = output
+        try locker.run()
+        defer { locker.terminate() }
+        _ = output.fileHandleForReading.availableData
+        let busy = try Troupe.run(arguments: ["run", "counting", "--database", database, "--busy-timeout", "0.2"])
+        #expect(busy.status == 75, "\(busy.stderr)")
+        #expect(busy.stderr.contains("locked"))
+    }
+
+    @Test func listingsAreJSONForScripts() throws {
+        let blueprints = try json("blueprints") as? [[String: Any]] ?? []
+        #expect(blueprints.map { $0["name"] as? String } == ["counting", "demo"])
+        let process = try start(["run", "counting", "--param", "count=1000", "--param", "interval=5ms"])
+        let run = try liveRun()
+        let status = try json("status", run) as? [String: Any]
+        #expect((status?["run"] as? [String: Any])?["blueprint"] as? String == "counting")
+        #expect((status?["agents"] as? [Any])?.count == 3)
+        _ = try troupe("cancel", run)
+        process.waitUntilExit()
+        let events = try Troupe.run(arguments: ["events", run, "--json", "--database", database])
+        let lines = events.stdout.split(separator: "\n")
+        #expect(!lines.isEmpty)
+        for line in lines {
+            let event = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+            #expect(event?["sequence"] is Int)
+            #expect(event?["kind"] is String)
+        }
+        let since = try #require((try JSONSerialization.jsonObject(with: Data(lines[1].utf8)) as? [String: Any])?["sequence"] as? Int)
+        let later = try Troupe.run(arguments: ["events", run, "--json", "--since", String(since), "--database", database])
+        #expect(later.stdout.split(separator: "\n").count == lines.count - 2)
+    }
+}
