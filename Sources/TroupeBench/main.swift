@@ -286,6 +286,8 @@ let benchmarks: [(String, () async throws -> Void)] = [
         try await checkpointThroughput(agents: 1_000, perAgent: 200, sync: true)
     }),
     ("sqlite_durable_pipeline", { try await durablePipeline(count: 500_000) }),
+    ("cli_listings", { try await cliListings() }),
+    ("cli_control", { try await cliControl(agents: 1_000) }),
     ("sqlite_resume", {
         try await resumeAfterKill(agents: 1, label: "1agent")
         try await resumeAfterKill(agents: 10_000, label: "10000agents")

@@ -155,6 +155,17 @@ enum Catalog {
             Counting.blueprint(count: try parameters.int("count"), interval: try parameters.duration("interval"))
         },
         BlueprintEntry(
+            "fleet",
+            summary: "A pool of `workers` durable agents that each count the messages they handle; mostly idle.",
+            parameters: [.init("workers", default: "1000", help: "How many workers.")]
+        ) { parameters in
+            let workers = try parameters.int("workers")
+            guard workers > 0 else {
+                throw TroupeError(.invalidSpec, "parameter 'workers' of blueprint 'fleet' must be at least 1, not \(workers).")
+            }
+            return Blueprint("fleet", durability: .durable) { Pool("worker", Fleet.Worker(), count: workers) }
+        },
+        BlueprintEntry(
             "demo",
             summary: "The demo tree: monitor, batch pipeline with an injected crash, gatherer, cruncher."
         ) { _ in

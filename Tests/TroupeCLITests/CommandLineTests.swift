@@ -52,6 +52,10 @@ struct CommandLineTests {
         #expect(result.status == 0)
         #expect(result.stdout.contains("OVERVIEW: Run and steer durable multi-agent runs."))
         #expect(result.stdout.contains("demo                    Run the demo tree"))
+        for verb in ["run", "ps", "tree", "status", "events", "cancel", "restart", "pause", "unpause", "resume",
+                     "checkpoints", "fork", "dead-letters", "prune", "blueprints", "db", "version"] {
+            #expect(result.stdout.contains("\n  \(verb) "), "--help does not list '\(verb)'")
+        }
         for line in ["0   success", "64  usage error", "65  bad data", "66  not found", "75  temporary failure"] {
             #expect(result.stdout.contains(line), "missing '\(line)'")
         }

@@ -187,7 +187,7 @@ struct OperatorTests {
 
     @Test func listingsAreJSONForScripts() throws {
         let blueprints = try json("blueprints") as? [[String: Any]] ?? []
-        #expect(blueprints.map { $0["name"] as? String } == ["counting", "demo"])
+        #expect(blueprints.map { $0["name"] as? String } == ["counting", "fleet", "demo"])
         let process = try start(["run", "counting", "--param", "count=1000", "--param", "interval=5ms"])
         let run = try liveRun()
         let status = try json("status", run) as? [String: Any]

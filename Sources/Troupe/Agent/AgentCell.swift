@@ -167,6 +167,10 @@ final class AgentCell<A: Agent>: ChildRuntime {
         // A clean end (returned, or stopped on request) leaves a consistent state: keep it as the final checkpoint.
         switch reason {
         case .normal, .stopped:
+            // Durable and checkpointed handler agents committed this state already (ephemeral ones keep it in
+            // memory only here, so they always save it).
+            let saved = durability.persistsState && context.stateIsSaved.load(ordering: .relaxed)
+            guard !saved || !context.outbox.withLock({ $0.isEmpty }) else { break }
             do {
                 try await context.commit(state, announce: durability.persistsState)
             } catch {

@@ -35,6 +35,9 @@ public final class AgentContext<A: Agent>: Sendable {
     @usableFromInline let attempt = Atomic<Int>(1)
     /// Set by the passivating handler loop when it returns because it parked, not because it finished.
     @usableFromInline let passivated = Atomic<Bool>(false)
+    /// Set when the default handler loop returned with a state that is already saved (see
+    /// ``passivatingHandlerLoop(state:)``).
+    @usableFromInline let stateIsSaved = Atomic<Bool>(false)
     /// A durable agent's messages sent since its last commit, delivered when it commits.
     @usableFromInline let outbox = Mutex<[Outgoing]>([])
     /// A durable loop-style agent's messages taken from ``messages`` since its last commit.
@@ -325,6 +328,10 @@ public final class AgentContext<A: Agent>: Sendable {
     @inlinable
     func passivatingHandlerLoop(state: inout A.State) async throws {
         try await handlerLoop(state: &state, passivating: true)
+        // The loop returns only with the state of its last commit (durable and checkpointed agents commit every
+        // batch), and the default `run` returns right after: the final checkpoint would write the same state
+        // again. Skipping it is what lets a tree of idle durable agents stop fast.
+        stateIsSaved.store(true, ordering: .relaxed)
     }
 
     @inlinable
