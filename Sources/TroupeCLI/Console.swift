@@ -32,7 +32,7 @@ extension GlobalOptions {
         }
         return try await SQLiteStore(
             path: path,
-            configuration: .init(busyTimeout: .milliseconds(Int64(max(0, busyTimeout) * 1000)))
+            configuration: .init(busyTimeout: .milliseconds(Int64(max(0, busyTimeout) * 1000)), retention: retain)
         )
     }
 
@@ -121,4 +121,32 @@ func parseParameters(_ options: [String]) throws -> [String: String] {
 func displayStatus(_ run: SQLiteStore.RunSummary) -> String {
     if run.status == "running" || run.status == "paused" { return run.ownerAlive ? run.status : "crashed" }
     return run.status
+}
+
+/// How the CLI names an event and says what it carries, the same in every command's output.
+func describe(_ kind: Event.Kind) -> (verb: String, detail: String) {
+    switch kind {
+    case .started: ("started", "")
+    case .exited(.failed(let error)): ("crashed", "\(error)")
+    case .exited(.cancelled): ("cancelled", "")
+    case .exited(let reason): ("exited", "\(reason)")
+    case .restarting(let delay, let restarts): ("restarting", "in \(shortDuration(delay)) (restart \(restarts))")
+    case .escalated(let restarts, let period): ("escalated", "\(restarts) restarts within \(shortDuration(period))")
+    case .deadLettered(let error, let failures): ("dead-letter", "after \(failures) crashes: \(error)")
+    case .stopped: ("stopped", "")
+    case .abandoned: ("abandoned", "ignored cancellation past its deadline")
+    case .checkpointed(let sequence): ("checkpointed", "#\(sequence)")
+    case .quarantined(let error): ("quarantined", error)
+    }
+}
+
+/// Seconds in a duration.
+func seconds(_ duration: Duration) -> Double {
+    Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+}
+
+/// A duration as seconds with milliseconds: `0.012s`.
+func shortDuration(_ duration: Duration) -> String {
+    let whole = Int((seconds(duration) * 1000).rounded())
+    return "\(whole / 1000).\(String(repeating: "0", count: 3 - String(whole % 1000).count))\(whole % 1000)s"
 }

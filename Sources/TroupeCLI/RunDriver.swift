@@ -57,9 +57,7 @@ struct RunDriver {
                     try? await store.saveTreeSnapshot(of: run.id, json: TreeNode.json(children))
                     let handled = run.messagesHandled
                     let now = ContinuousClock.now
-                    let seconds = Double(lastTime.duration(to: now).components.attoseconds) / 1e18
-                        + Double(lastTime.duration(to: now).components.seconds)
-                    display.progress(children: children, rate: Double(handled - last) / max(seconds, 0.001))
+                    display.progress(children: children, rate: Double(handled - last) / max(seconds(lastTime.duration(to: now)), 0.001))
                     last = handled
                     lastTime = now
                 }
@@ -287,22 +285,6 @@ final class Display: Sendable {
             Swift.print(statusLine, terminator: "")
         } else {
             Swift.print(line)
-        }
-    }
-
-    private func describe(_ kind: Event.Kind) -> (String, String) {
-        switch kind {
-        case .started: ("started", "")
-        case .exited(.failed(let error)): ("crashed", "\(error)")
-        case .exited(.cancelled): ("cancelled", "")
-        case .exited(let reason): ("exited", "\(reason)")
-        case .restarting(let delay, let restarts): ("restarting", "after \(delay) (restart \(restarts))")
-        case .escalated(let restarts, let period): ("escalated", "\(restarts) restarts within \(period)")
-        case .deadLettered(let error, let failures): ("dead-letter", "after \(failures) crashes: \(error)")
-        case .stopped: ("stopped", "")
-        case .abandoned: ("abandoned", "ignored cancellation past its deadline")
-        case .checkpointed(let sequence): ("checkpointed", "#\(sequence)")
-        case .quarantined(let error): ("quarantined", error)
         }
     }
 

@@ -95,6 +95,13 @@ struct GlobalOptions: ParsableArguments {
     @Option(help: ArgumentHelp("How long to wait for another process's database lock before giving up (exit 75).", valueName: "seconds"))
     var busyTimeout: Double = 5
 
+    @Option(help: ArgumentHelp("Checkpoints a run keeps per agent, at least (older ones are pruned as it goes). Keep more to fork from further back.", valueName: "n"))
+    var retain = 3
+
+    func validate() throws {
+        guard retain >= 1 else { throw ValidationError("--retain must be at least 1 (an agent needs a checkpoint to resume from)") }
+    }
+
     /// The logger for runs started by this command: standard error, at `--log-level` (errors by default).
     func logger() -> Logger {
         var logger = Logger(label: "troupe")

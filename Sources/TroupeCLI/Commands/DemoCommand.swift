@@ -120,19 +120,13 @@ final class EventPrinter: Sendable {
     init(json: Bool) { self.json = json }
 
     func print(_ event: Event) {
-        let (verb, detail): (String, String)
         switch event.kind {
-        case .started: (verb, detail) = ("started", "")
-        case .exited(.failed(let error)): (verb, detail) = ("crashed", "\(error)")
-        case .exited: return
-        case .restarting(let delay, let restarts): (verb, detail) = ("restarting", "in \(Self.format(delay)) (restart \(restarts))")
-        case .stopped: (verb, detail) = ("stopped", "")
-        case .abandoned: (verb, detail) = ("abandoned", "ignored cancellation past its deadline")
-        case .deadLettered(let error, let failures): (verb, detail) = ("dead-letter", "after \(failures) crashes: \(error)")
-        case .escalated(let restarts, let period): (verb, detail) = ("escalated", "\(restarts) restarts within \(Self.format(period))")
-        case .quarantined(let error): (verb, detail) = ("quarantined", error)
         case .checkpointed: return
+        case .exited(.failed): break
+        case .exited: return
+        default: break
         }
+        let (verb, detail) = describe(event.kind)
         let elapsed = start.duration(to: .now)
         lock.withLock { _ in
             if json {
@@ -142,11 +136,11 @@ final class EventPrinter: Sendable {
                     incarnation: event.incarnation,
                     event: verb,
                     detail: detail,
-                    seconds: Self.seconds(elapsed)
+                    seconds: seconds(elapsed)
                 )))
             } else {
                 let who = "\(event.name)#\(event.incarnation)"
-                Swift.print("  +\(Self.format(elapsed))  \(who.padded(to: 16)) \(verb.padded(to: 11)) \(detail)".trimmingTrailingSpaces())
+                Swift.print("  +\(shortDuration(elapsed))  \(who.padded(to: 16)) \(verb.padded(to: 11)) \(detail)".trimmingTrailingSpaces())
             }
             flushOutput()
         }
@@ -202,15 +196,6 @@ final class EventPrinter: Sendable {
         var primes: Int
         var restarts: [String]
         var monitorPolls: Int
-    }
-
-    private static func seconds(_ duration: Duration) -> Double {
-        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
-    }
-
-    private static func format(_ duration: Duration) -> String {
-        let whole = Int((seconds(duration) * 1000).rounded())
-        return "\(whole / 1000).\(String(repeating: "0", count: 3 - String(whole % 1000).count))\(whole % 1000)s"
     }
 
     private static func jsonLine(_ record: some Encodable) -> String {
