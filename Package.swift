@@ -125,7 +125,7 @@ let package = Package(
         ),
         .testTarget(
             name: "TroupeCLITests",
-            dependencies: ["TroupeCLI"],
+            dependencies: ["TroupeCLI", "TroupeSQLite", "Troupe"],
             swiftSettings: settings
         ),
     ]

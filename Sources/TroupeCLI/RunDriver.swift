@@ -24,7 +24,13 @@ struct RunDriver {
         let display = Display(json: json, interactive: isatty(1) == 1 && !json)
         let run = self.run
         let store = self.store
-        run.addEventSink { event in display.event(event) }
+        // Commands can be applied once the tree is up (a resumed run may have some queued).
+        let treeStarted = Latch<Void>()
+        let root = run.blueprint.name
+        run.addEventSink { event in
+            if event.name == root, event.incarnation == 0, case .started = event.kind { treeStarted.open(with: ()) }
+            display.event(event)
+        }
         let flags = Flags()
         let outcome: Result<Void, any Error> = await withTaskGroup(of: Result<Void, any Error>?.self) { group in
             let runTask = Task { try await run.run() }
@@ -45,6 +51,7 @@ struct RunDriver {
                 return nil
             }
             group.addTask {
+                guard await treeStarted.wait() != nil else { return nil }
                 await Self.applyCommands(run: run, store: store, display: display, runTask: runTask, flags: flags)
                 return nil
             }

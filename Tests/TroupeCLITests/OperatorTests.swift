@@ -1,5 +1,7 @@
 import Foundation
 import Testing
+import Troupe
+import TroupeSQLite
 
 /// Drives the built `troupe` binary as operators do: one process runs, others steer it through the database.
 @Suite(.timeLimit(.minutes(2)))
@@ -108,6 +110,10 @@ struct OperatorTests {
         let ps = try troupe("ps")
         #expect(ps.stdout.contains("crashed"))
 
+        // Queued for the next resume, since no process drives the run now.
+        let queued = try troupe("restart", run, "relay")
+        #expect(queued.stdout.contains("queued"))
+
         let second = try start(["resume", run])
         defer { if second.isRunning { second.terminate() } }
         // A second driver for the same run is refused, naming the owner.
@@ -116,6 +122,10 @@ struct OperatorTests {
         #expect(intruder.status == 1)
         #expect(intruder.stderr.contains("process \(second.processIdentifier)"))
 
+        try eventually("the queued restart applied") {
+            (try json("status", run) as? [String: Any]).flatMap { ($0["commands"] as? [[String: Any]])?.first?["result"] as? String }
+                == "restarted from its last checkpoint"
+        }
         try eventually("the count reached") { (try counter(run)["count"] as? Int ?? 0) == count }
         let state = try counter(run)
         #expect(state["sum"] as? Int == count * (count + 1) / 2)
@@ -206,5 +216,44 @@ struct OperatorTests {
         let since = try #require((try JSONSerialization.jsonObject(with: Data(lines[1].utf8)) as? [String: Any])?["sequence"] as? Int)
         let later = try Troupe.run(arguments: ["events", run, "--json", "--since", String(since), "--database", database])
         #expect(later.stdout.split(separator: "\n").count == lines.count - 2)
+    }
+
+    @Test func deadLettersAreListedRequeuedAndPurged() async throws {
+        let store = try await SQLiteStore(path: database)
+        let run = RunID("run-dead")
+        _ = try await store.attach(RunRecord(id: run, blueprint: "counting", agents: ["counter"]))
+        for value in [7, 8, 9] {
+            try await store.deadLetter(
+                DeadLetter(agent: AgentID(run: run, name: "counter"), message: Array("{\"value\":{\"_0\":\(value)}}".utf8), error: "boom \(value)", failures: 3)
+            )
+        }
+        await store.detach(run, outcome: .failed, error: "killed")
+        await store.close()
+
+        let letters = try json("dead-letters", "run-dead") as? [[String: Any]] ?? []
+        #expect(letters.map { $0["error"] as? String } == ["boom 7", "boom 8", "boom 9"])
+        let first = try #require(letters.first?["id"] as? Int)
+        let requeue = try troupe("dead-letters", "run-dead", "requeue", "--id", String(first))
+        #expect(requeue.stdout.contains("requeued 1 messages"))
+        #expect((try json("dead-letters", "run-dead") as? [Any])?.count == 2)
+        #expect((try json("status", "run-dead") as? [String: Any])?["deadLetters"] as? Int == 2)
+        let purge = try troupe("dead-letters", "run-dead", "purge")
+        #expect(purge.stdout.contains("purged 2 dead letters"))
+        #expect((try json("dead-letters", "run-dead") as? [Any])?.isEmpty == true)
+    }
+
+    @Test func pruneSaysWhatItWouldDeleteThenDeletesIt() throws {
+        let process = try start(["run", "counting", "--param", "count=3000", "--param", "interval=2ms", "--retain", "50"])
+        let run = try liveRun()
+        try eventually("many checkpoints") { (try json("checkpoints", run, "counter") as? [Any])?.count ?? 0 > 20 }
+        _ = try troupe("cancel", run)
+        process.waitUntilExit()
+        let kept = (try json("checkpoints", run, "counter") as? [Any])?.count ?? 0
+        let dry = try json("prune", "--keep", "2", "--dry-run") as? [String: Any]
+        #expect((dry?["checkpoints"] as? Int ?? 0) >= kept - 2)
+        #expect((try json("checkpoints", run, "counter") as? [Any])?.count == kept)
+        _ = try troupe("prune", "--keep", "2")
+        #expect((try json("checkpoints", run, "counter") as? [Any])?.count == 2)
+        #expect((try json("prune", "--keep", "2", "--dry-run") as? [String: Any])?["checkpoints"] as? Int == 0)
     }
 }
