@@ -199,4 +199,13 @@ public protocol CheckpointStore: Sendable {
 
     /// Appends an event to the run's durable event log. Called on the engine's threads: must not block.
     func record(_ event: Event)
+
+    /// Whether the store keeps an event log. When `false`, the run does not hand it events at all, which keeps
+    /// the engine's event path free when nobody listens.
+    var recordsEvents: Bool { get }
+}
+
+extension CheckpointStore {
+    /// Stores keep an event log unless they say otherwise.
+    public var recordsEvents: Bool { true }
 }

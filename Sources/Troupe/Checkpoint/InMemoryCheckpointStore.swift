@@ -33,13 +33,18 @@ public final class InMemoryCheckpointStore: CheckpointStore {
 
     /// How many checkpoints are kept per agent.
     public let retention: Int
+    /// Whether ``events`` keeps the runs' events. Off by default: an in-memory log would only grow.
+    public let recordsEvents: Bool
 
     /// Creates an empty store.
     ///
-    /// - Parameter retention: How many checkpoints to keep per agent; older ones are dropped. At least 1.
-    public init(retention: Int = 3) {
+    /// - Parameters:
+    ///   - retention: How many checkpoints to keep per agent; older ones are dropped. At least 1.
+    ///   - recordsEvents: Whether to keep every event in ``events`` (for tests).
+    public init(retention: Int = 3, recordsEvents: Bool = false) {
         precondition(retention >= 1, "a checkpoint store must keep at least one checkpoint per agent")
         self.retention = retention
+        self.recordsEvents = recordsEvents
     }
 
     public func attach(_ run: RunRecord) async throws -> Bool {
@@ -138,7 +143,7 @@ public final class InMemoryCheckpointStore: CheckpointStore {
         state.withLock { $0.messages[run] ?? [] }
     }
 
-    /// Every event recorded, oldest first.
+    /// Every event recorded, oldest first (empty unless created with `recordsEvents`).
     public var events: [Event] {
         state.withLock { $0.events }
     }

@@ -138,7 +138,7 @@ public final class Run: Service {
             environment.attachment.fulfill(.failure(failure))
             throw failure
         }
-        environment.events.addSink { event in store.record(event) }
+        if store.recordsEvents { environment.events.addSink { event in store.record(event) } }
         do {
             try await supervisor.run()
         } catch {

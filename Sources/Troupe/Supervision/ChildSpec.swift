@@ -135,7 +135,10 @@ public struct AgentOptions: Sendable, Hashable {
     ) {
         self.syncCommits = syncCommits
         precondition(mailboxCapacity > 0, "mailboxCapacity must be at least 1 (got \(mailboxCapacity))")
-        precondition(maxDeliveryFailures > 0, "maxDeliveryFailures must be at least 1 (got \(maxDeliveryFailures))")
+        precondition(
+            (1...65_535).contains(maxDeliveryFailures),
+            "maxDeliveryFailures must be between 1 and 65,535 (got \(maxDeliveryFailures))"
+        )
         self.mailboxCapacity = mailboxCapacity
         self.durability = durability
         self.restartFrom = restartFrom
