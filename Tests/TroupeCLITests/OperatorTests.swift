@@ -256,4 +256,15 @@ struct OperatorTests {
         #expect((try json("checkpoints", run, "counter") as? [Any])?.count == 2)
         #expect((try json("prune", "--keep", "2", "--dry-run") as? [String: Any])?["checkpoints"] as? Int == 0)
     }
+
+    @Test func ctrlCStopsAForegroundRunGracefully() throws {
+        let process = try start(["run", "counting", "--param", "interval=10ms"])
+        let run = try liveRun()
+        kill(process.processIdentifier, SIGINT)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 130)
+        let summary = try runs().first { $0["id"] as? String == run }
+        #expect(summary?["status"] as? String == "stopped")
+        #expect(summary?["ownerAlive"] as? Bool == false)
+    }
 }
