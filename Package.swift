@@ -15,6 +15,7 @@ let package = Package(
     products: [
         .library(name: "Troupe", targets: ["Troupe"]),
         .library(name: "TroupeSQLite", targets: ["TroupeSQLite"]),
+        .library(name: "TroupeHTTP", targets: ["TroupeHTTP"]),
         .library(name: "TroupeTestKit", targets: ["TroupeTestKit"]),
         .library(name: "TroupeCLI", targets: ["TroupeCLI"]),
         .library(name: "TroupeAgents", targets: ["TroupeAgents"]),
@@ -47,6 +48,18 @@ let package = Package(
             dependencies: ["Troupe", "CSQLite"],
             exclude: [],
             resources: [.embedInCode("Migrations")],
+            swiftSettings: settings
+        ),
+        // The system libcurl (Debian: libcurl4-openssl-dev), with typed wrappers for its variadic functions.
+        .systemLibrary(name: "CCurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        // HTTP for agents: an async client over libcurl's multi interface, and a loopback server for tests and demos.
+        .target(
+            name: "TroupeHTTP",
+            dependencies: [
+                "Troupe",
+                "CCurl",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             swiftSettings: settings
         ),
         // Public helpers for testing agents: a manual clock, an agent probe, event recording.
@@ -116,6 +129,11 @@ let package = Package(
         .testTarget(
             name: "TroupeSQLiteTests",
             dependencies: ["TroupeSQLite", "Troupe", "TroupeTestKit"],
+            swiftSettings: settings
+        ),
+        .testTarget(
+            name: "TroupeHTTPTests",
+            dependencies: ["TroupeHTTP", "Troupe", "TroupeTestKit"],
             swiftSettings: settings
         ),
         .testTarget(
