@@ -106,6 +106,7 @@ let package = Package(
             dependencies: [
                 "Troupe",
                 "TroupeSQLite",
+                "TroupeHTTP",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: settings
