@@ -211,6 +211,12 @@ public final class SQLiteStore: CheckpointStore {
         try await writer.perform(sync: commit.sync) { session in try session.commit(commit) }
     }
 
+    public func recordStep(_ agent: AgentID, epoch: UInt64, key: String, result: [UInt8]) async throws {
+        try await writer.perform(sync: true) { session in
+            try session.recordStep(agent, epoch: epoch, key: key, result: result)
+        }
+    }
+
     public func deadLetter(_ letter: DeadLetter) async throws {
         try await writer.perform { session in try session.deadLetter(letter) }
     }

@@ -377,7 +377,12 @@ final class WriterSession: @unchecked Sendable {
             }
             undo.append { [unowned self] in leases[agent.run]?.requeued[agent.name] = ids }
         }
-        return Claim(epoch: row.epoch, latest: latest, pending: pending)
+        var steps: [String: [UInt8]] = [:]
+        let recorded = try connection.statement("SELECT key, result FROM steps WHERE agent_id = ?")
+        try recorded.bind(row.row, at: 1)
+        while try recorded.step() { steps[recorded.text(0) ?? ""] = recorded.blob(1) }
+        recorded.reset()
+        return Claim(epoch: row.epoch, latest: latest, pending: pending, steps: steps)
     }
 
     func commit(_ commit: Commit) throws -> [Int64] {
@@ -405,6 +410,11 @@ final class WriterSession: @unchecked Sendable {
                     try prune.execute()
                 }
             }
+            for scope in commit.finishedSteps {
+                // Keys are "SCOPE/NAME#N": the range [SCOPE/, SCOPE0) holds exactly them ("0" follows "/").
+                try connection.statement("DELETE FROM steps WHERE agent_id = ? AND key >= ? AND key < ?")
+                    .run(.integer(row.row), .text(scope + "/"), .text(scope + "0"))
+            }
             if !commit.consumed.isEmpty {
                 let delete = try prepared(deleteMessage, "DELETE FROM messages WHERE id = ?")
                 for id in commit.consumed {
@@ -427,6 +437,15 @@ final class WriterSession: @unchecked Sendable {
             ids.append(connection.lastInsertRowID)
         }
         return ids
+    }
+
+    func recordStep(_ agent: AgentID, epoch: UInt64, key: String, result: [UInt8]) throws {
+        try checkLease(agent.run)
+        guard let row = agents[agent], row.epoch == epoch else {
+            throw TroupeError.fenced(agent, epoch: epoch, current: agents[agent]?.epoch ?? 0)
+        }
+        try connection.statement("INSERT OR REPLACE INTO steps (agent_id, key, result, created_at) VALUES (?, ?, ?, ?)")
+            .run(.integer(row.row), .text(key), .blob(result), .integer(now()))
     }
 
     func deadLetter(_ letter: DeadLetter) throws {

@@ -255,3 +255,45 @@ struct StoreTests {
         }
     }
 }
+
+/// Calls an external service inside a durable step, then crashes once after it.
+struct Charger: Agent {
+    struct State: AgentState { var charged = 0 }
+    enum Message: Codable, Sendable { case charge(Int), total(Reply<Int>) }
+    struct Crash: Error {}
+    let calls: Recorder<String>
+
+    func handle(_ message: Message, state: inout State, context: AgentContext<Self>) async throws {
+        switch message {
+        case .charge(let amount):
+            let receipt = try await context.step("charge") { step in
+                calls.record(step.idempotencyKey)
+                return amount
+            }
+            if context.deliveryAttempt == 1 { throw Crash() }
+            state.charged += receipt
+        case .total(let reply):
+            reply(state.charged)
+        }
+    }
+}
+
+@Suite(.timeLimit(.minutes(1)))
+struct StepStoreTests {
+    @Test func stepResultsLiveInTheDatabaseUntilTheirUnitCommits() async throws {
+        let directory = try TemporaryDirectory()
+        let calls = Recorder<String>()
+        try await withStore(directory.file()) { store in
+            let blueprint = Blueprint("steps", durability: .durable) { Child("charger", Charger(calls: calls)) }
+            let run = try Run(blueprint, id: "run-step", configuration: .test(store))
+            let total = try await withRunning(run) {
+                try await run.send(Charger.Message.charge(5), to: "charger")
+                return try await run.call("charger", timeout: .seconds(5)) { Charger.Message.total($0) }
+            }
+            #expect(total == 5)
+            #expect(calls.values.count == 1)
+            // The unit committed, so its step record is gone.
+            #expect(try await store.read { try $0.scalar("SELECT count(*) FROM steps") } == 0)
+        }
+    }
+}

@@ -112,3 +112,44 @@ struct DurableTests {
         #expect(store.pendingMessages(of: "run-d5").isEmpty)
     }
 }
+
+/// Charges through an "external service" inside a durable step, then crashes once after it.
+struct Biller: Agent {
+    struct State: AgentState { var charged = 0 }
+    enum Message: Codable, Sendable { case bill(Int), total(Reply<Int>) }
+    struct Crash: Error {}
+    let service: Recorder<String>
+
+    func handle(_ message: Message, state: inout State, context: AgentContext<Self>) async throws {
+        switch message {
+        case .bill(let amount):
+            let receipt = try await context.step("charge") { step in
+                service.record(step.idempotencyKey)
+                return amount * 100
+            }
+            if context.deliveryAttempt == 1 { throw Crash() }
+            state.charged += receipt
+        case .total(let reply):
+            reply(state.charged)
+        }
+    }
+}
+
+@Suite(.timeLimit(.minutes(1)))
+struct DurableStepTests {
+    @Test func aCompletedStepIsReplayedAfterACrashNotCalledAgain() async throws {
+        let service = Recorder<String>()
+        let store = InMemoryCheckpointStore()
+        let blueprint = Blueprint("billing", durability: .durable) { Child("biller", Biller(service: service)) }
+        let run = try Run(blueprint, id: "run-steps", configuration: .test(store: store))
+        let total = try await withRunning(run) {
+            try await run.send(Biller.Message.bill(3), to: "biller")
+            try await run.send(Biller.Message.bill(4), to: "biller")
+            return try await run.call("biller", timeout: .seconds(5)) { Biller.Message.total($0) }
+        }
+        #expect(total == 700)
+        // One call per bill, though each bill's handler ran twice.
+        #expect(service.values.count == 2)
+        #expect(Set(service.values).count == 2)
+    }
+}

@@ -36,6 +36,10 @@ final class AgentCell<A: Agent>: ChildRuntime {
     private let memory = Mutex<A.State?>(nil)
     /// The sequence number of the last checkpoint written.
     private let sequence = Atomic<UInt64>(0)
+    /// Step results the last claim returned, handed to the incarnation's context.
+    @usableFromInline let claimedSteps = Mutex<[String: [UInt8]]>([:])
+    /// The sequence of the last checkpoint written (or claimed).
+    @usableFromInline var currentSequence: UInt64 { sequence.load(ordering: .relaxed) }
     /// Set by an operator's fresh restart: the next incarnation starts from the initial state.
     @usableFromInline let fresh = Atomic<Bool>(false)
 
@@ -149,6 +153,7 @@ final class AgentCell<A: Agent>: ChildRuntime {
                 return exitReason(for: error, incarnation)
             }
             context = AgentContext(cell: self, incarnation: incarnation, resources: resources)
+            context.replay.withLock { replay in replay = claimedSteps.withLock { claimed in claimed } }
             announce(incarnation, .started)
         }
         var reason: ExitReason
@@ -215,6 +220,7 @@ final class AgentCell<A: Agent>: ChildRuntime {
         )
         incarnation.epoch.store(claim.epoch, ordering: .relaxed)
         sequence.store(claim.latest?.sequence ?? 0, ordering: .relaxed)
+        claimedSteps.withLock { $0 = claim.steps }
         if !claim.pending.isEmpty { await restore(claim.pending) }
         guard let latest = claim.latest, options.restartFrom == .lastCheckpoint, !fresh else { return agent.initialState() }
         return try decode(latest)
@@ -301,7 +307,8 @@ final class AgentCell<A: Agent>: ChildRuntime {
                 ),
                 consumed: consumed,
                 sent: stored,
-                sync: options.syncCommits
+                sync: options.syncCommits,
+                finishedSteps: consumed.map { "m\($0)" } + ["c\(next - 1)"]
             )
         )
         if announce { environment.events.emit(name, incarnation: incarnation.number, .checkpointed(sequence: next)) }

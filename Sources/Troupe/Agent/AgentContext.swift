@@ -1,3 +1,4 @@
+import FoundationEssentials
 public import Logging
 public import Synchronization
 
@@ -38,6 +39,12 @@ public final class AgentContext<A: Agent>: Sendable {
     /// Set when the default handler loop returned with a state that is already saved (see
     /// ``passivatingHandlerLoop(state:)``).
     @usableFromInline let stateIsSaved = Atomic<Bool>(false)
+    /// Recorded step results by key, from the claim and from steps run by this incarnation.
+    @usableFromInline let replay = Mutex<[String: [UInt8]]>([:])
+    /// The unit of work of the message being handled (`m<id>`), or `nil` between messages.
+    @usableFromInline let messageScope = Mutex<String?>(nil)
+    /// Occurrences of each step name in the current unit, reset at every commit.
+    let stepCounts = Mutex<[String: Int]>([:])
     /// A durable agent's messages sent since its last commit, delivered when it commits.
     @usableFromInline let outbox = Mutex<[Outgoing]>([])
     /// A durable loop-style agent's messages taken from ``messages`` since its last commit.
@@ -274,6 +281,64 @@ public final class AgentContext<A: Agent>: Sendable {
             uncommitted.withLock { $0.insert(contentsOf: taken, at: 0) }
             throw error
         }
+        stepCounts.withLock { $0.removeAll() }
+    }
+
+    // MARK: Durable steps
+
+    /// Runs an external call once per unit of work, recording its result so that a unit handled again after a
+    /// crash replays the result instead of calling again (durable execution, as in DBOS).
+    ///
+    /// ```swift
+    /// let quote = try await context.step("quote") { step in
+    ///     try await context.http.execute(.get(url, headers: [("Idempotency-Key", step.idempotencyKey)])).decode(Quote.self)
+    /// }
+    /// ```
+    ///
+    /// A unit of work is one durable message (handler style) or the stretch since the last checkpoint (loop style,
+    /// and checkpointed handler agents). The result is stored as soon as `body` returns, in its own transaction;
+    /// the commit that finishes the unit deletes it.
+    ///
+    /// - Important: The boundary is at-least-once: a call in flight when the process dies (or whose result was not
+    ///   stored yet) runs again. Pass ``DurableStep/idempotencyKey`` to the service, which stays the same for
+    ///   every attempt of the step. Ephemeral agents record nothing: their steps run every time.
+    /// - Parameters:
+    ///   - name: The step's name; repeated names in one unit are numbered in order.
+    ///   - body: The call. Its result must be `Codable`.
+    /// - Returns: The result, fresh or replayed.
+    /// - Throws: What `body` throws, the store's errors, or ``TroupeError/Code/corruptCheckpoint`` if a recorded
+    ///   result no longer decodes as `T`.
+    public func step<T: Codable & Sendable>(_ name: String, _ body: (DurableStep) async throws -> T) async throws -> T {
+        let scope = messageScope.withLock { $0 } ?? "c\(cell.currentSequence)"
+        let occurrence = stepCounts.withLock { counts -> Int in
+            counts["\(scope)/\(name)", default: 0] += 1
+            return counts["\(scope)/\(name)"]!
+        }
+        let key = "\(scope)/\(name)#\(occurrence)"
+        let step = DurableStep(name: name, idempotencyKey: "\(cell.id)/\(key)")
+        guard cell.durability.persistsState else { return try await body(step) }
+        if let recorded = replay.withLock({ $0[key] }) {
+            do {
+                return try JSONDecoder().decode(T.self, from: Data(recorded))
+            } catch {
+                throw TroupeError(
+                    .corruptCheckpoint,
+                    "the recorded result of step '\(name)' of '\(cell.name)' does not decode as \(T.self) (\(error)). "
+                        + "The step's result type changed while a unit of work was in flight.",
+                    underlying: error
+                )
+            }
+        }
+        let result = try await body(step)
+        let encoded = Array(try JSONEncoder().encode(result))
+        try await cell.environment.store.recordStep(
+            cell.id,
+            epoch: incarnationControl.epoch.load(ordering: .relaxed),
+            key: key,
+            result: encoded
+        )
+        replay.withLock { $0[key] = encoded }
+        return result
     }
 
     /// Gives back what a durable incarnation took and never committed: its messages go back to the front of the
@@ -286,6 +351,16 @@ public final class AgentContext<A: Agent>: Sendable {
         }
         cell.mailbox.requeueFront(taken)
         outbox.withLock { $0.removeAll() }
+    }
+
+    /// The first of the run's ``Run/Configuration/services`` of type `type`, if any.
+    ///
+    /// Modules built on Troupe use it to hand agents their clients: `TroupeHTTP` defines `context.http` this way.
+    public func service<Service: Sendable>(_ type: Service.Type) -> Service? {
+        for service in cell.environment.services {
+            if let match = service as? Service { return match }
+        }
+        return nil
     }
 
     // MARK: Work off the agents' threads
@@ -392,7 +467,7 @@ public final class AgentContext<A: Agent>: Sendable {
                     if persistEach {
                         // The store holds the last good state; a crash restores it from there.
                         try await cell.agent.handle(batch[index].message, state: &state, context: self)
-                        try await cell.commit(state, control, consumed: [], outbox: [], announce: false)
+                        try await commit(state, announce: false)
                     } else {
                         // Keep the last good state in hand: a handler's changes count only if it returns.
                         var working = state
@@ -429,6 +504,9 @@ public final class AgentContext<A: Agent>: Sendable {
         var sentByHandled = 0
         while handled < batch.count, !control.isStopping {
             attempt.store(Int(batch[handled].failures) + 1, ordering: .relaxed)
+            let scope = "m\(batch[handled].id)"
+            messageScope.withLock { $0 = scope }
+            defer { messageScope.withLock { $0 = nil } }
             do {
                 var next = working
                 try await cell.agent.handle(batch[handled].message, state: &next, context: self)

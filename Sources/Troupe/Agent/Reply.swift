@@ -46,3 +46,12 @@ public struct Reply<Value: Sendable>: Sendable, Codable {
         try container.encodeNil()
     }
 }
+
+/// What ``AgentContext/step(_:_:)`` tells the call it runs.
+public struct DurableStep: Sendable, Hashable {
+    /// The step's name.
+    public var name: String
+    /// A key that stays the same for every attempt of this step (across crashes and restarts) and differs between
+    /// steps: send it to services that deduplicate (an `Idempotency-Key` header, for instance).
+    public var idempotencyKey: String
+}

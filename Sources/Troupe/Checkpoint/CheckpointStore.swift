@@ -73,12 +73,15 @@ public struct Claim: Sendable {
     /// Durable messages to the agent that an earlier *process* accepted and nobody committed: returned once, to
     /// the first claim of the agent after ``CheckpointStore/attach(_:)``, in delivery order.
     public var pending: [StoredMessage]
+    /// Results of durable steps recorded by units of work not committed yet, by step key.
+    public var steps: [String: [UInt8]]
 
     /// Creates a claim.
-    public init(epoch: UInt64, latest: Checkpoint?, pending: [StoredMessage] = []) {
+    public init(epoch: UInt64, latest: Checkpoint?, pending: [StoredMessage] = [], steps: [String: [UInt8]] = [:]) {
         self.epoch = epoch
         self.latest = latest
         self.pending = pending
+        self.steps = steps
     }
 }
 
@@ -102,6 +105,8 @@ public struct Commit: Sendable {
     public var sent: [(recipient: String, payload: [UInt8])]
     /// Wait until the commit is on disk (`fsync`), not only in the database.
     public var sync: Bool
+    /// Units of work this commit finishes: their recorded steps are deleted with it (keys `SCOPE/…`).
+    public var finishedSteps: [String]
 
     /// Creates a commit.
     public init(
@@ -111,8 +116,10 @@ public struct Commit: Sendable {
         checkpoint: Checkpoint? = nil,
         consumed: [Int64] = [],
         sent: [(recipient: String, payload: [UInt8])] = [],
-        sync: Bool = false
+        sync: Bool = false,
+        finishedSteps: [String] = []
     ) {
+        self.finishedSteps = finishedSteps
         self.run = run
         self.agent = agent
         self.epoch = epoch
@@ -196,6 +203,11 @@ public protocol CheckpointStore: Sendable {
 
     /// Records a dead letter, removing its durable message in the same step.
     func deadLetter(_ letter: DeadLetter) async throws
+
+    /// Records the result of a durable step (``AgentContext/step(_:_:)``) at once, in its own transaction.
+    ///
+    /// - Throws: ``TroupeError/Code/fenced`` if `epoch` is not the agent's current one.
+    func recordStep(_ agent: AgentID, epoch: UInt64, key: String, result: [UInt8]) async throws
 
     /// Appends an event to the run's durable event log. Called on the engine's threads: must not block.
     func record(_ event: Event)

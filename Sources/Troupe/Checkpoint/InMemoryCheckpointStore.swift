@@ -12,6 +12,7 @@ public final class InMemoryCheckpointStore: CheckpointStore {
         var checkpoints: [Checkpoint] = []
         /// Whether the current attachment has claimed it (pending messages go to the first claim only).
         var claimedSinceAttach = false
+        var steps: [String: [UInt8]] = [:]
     }
 
     private struct RunState {
@@ -77,7 +78,7 @@ public final class InMemoryCheckpointStore: CheckpointStore {
                 pending = (state.messages[agent.run] ?? []).filter { $0.recipient == agent.name && $0.id <= watermark }
             }
             state.agents[agent] = record
-            return Claim(epoch: record.epoch, latest: record.checkpoints.last, pending: pending)
+            return Claim(epoch: record.epoch, latest: record.checkpoints.last, pending: pending, steps: record.steps)
         }
     }
 
@@ -94,6 +95,11 @@ public final class InMemoryCheckpointStore: CheckpointStore {
                         record.checkpoints.removeFirst(record.checkpoints.count - retention)
                     }
                     state.agents[agent] = record
+                }
+                if !commit.finishedSteps.isEmpty {
+                    let scopes = commit.finishedSteps.map { $0 + "/" }
+                    let kept = (state.agents[agent]?.steps ?? [:]).filter { key, _ in !scopes.contains { key.hasPrefix($0) } }
+                    state.agents[agent]?.steps = kept
                 }
                 if !commit.consumed.isEmpty {
                     let consumed = Set(commit.consumed)
@@ -116,6 +122,14 @@ public final class InMemoryCheckpointStore: CheckpointStore {
         state.withLock { state in
             state.deadLetters.append(letter)
             if let id = letter.messageID { state.messages[letter.agent.run]?.removeAll { $0.id == id } }
+        }
+    }
+
+    public func recordStep(_ agent: AgentID, epoch: UInt64, key: String, result: [UInt8]) async throws {
+        try state.withLock { state in
+            let current = state.agents[agent]?.epoch ?? 0
+            guard epoch == current else { throw TroupeError.fenced(agent, epoch: epoch, current: current) }
+            state.agents[agent]?.steps[key] = result
         }
     }
 

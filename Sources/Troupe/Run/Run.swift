@@ -49,6 +49,9 @@ public final class Run: Service {
         public var durability: Durability
         /// How many threads run ``AgentContext/offload(_:)`` work at once; more jobs wait for a free thread.
         public var offloadThreads: Int
+        /// Shared clients the run's agents reach through ``AgentContext/service(_:)`` — an `HTTPClient`, for
+        /// instance, which `TroupeHTTP` exposes as `context.http`. The run does not start or stop them.
+        public var services: [any Sendable]
 
         /// Creates a configuration.
         public init(
@@ -57,8 +60,10 @@ public final class Run: Service {
             random: any RandomNumberGenerator & Sendable = SystemRandomNumberGenerator(),
             logger: Logger = Logger(label: "troupe"),
             durability: Durability = .ephemeral,
-            offloadThreads: Int = 8
+            offloadThreads: Int = 8,
+            services: [any Sendable] = []
         ) {
+            self.services = services
             precondition(offloadThreads > 0, "offloadThreads must be at least 1 (got \(offloadThreads))")
             self.offloadThreads = offloadThreads
             self.store = store
@@ -107,7 +112,8 @@ public final class Run: Service {
             logger: configuration.logger,
             random: RandomSource(configuration.random),
             durability: configuration.durability,
-            offloadWidth: configuration.offloadThreads
+            offloadWidth: configuration.offloadThreads,
+            services: configuration.services
         )
         self.environment = environment
         self.supervisor = try Supervisor(

@@ -16,6 +16,8 @@ final class RunEnvironment: Sendable {
     let offload: OffloadPool
     /// Messages handled by the run's handler-style agents, added a batch at a time.
     @usableFromInline let handled = Atomic<Int>(0)
+    /// Clients the agents share (``Run/Configuration/services``).
+    let services: [any Sendable]
     /// Fulfilled when the run has attached to its store (or failed to): durable writes wait for it.
     let attachment = OneShot<Result<Bool, TroupeError>>()
 
@@ -26,8 +28,10 @@ final class RunEnvironment: Sendable {
         logger: Logger,
         random: RandomSource,
         durability: Durability,
-        offloadWidth: Int
+        offloadWidth: Int,
+        services: [any Sendable] = []
     ) {
+        self.services = services
         self.run = run
         self.offload = OffloadPool(width: offloadWidth)
         var logger = logger
