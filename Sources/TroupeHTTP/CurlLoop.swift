@@ -1,6 +1,7 @@
 import CCurl
 import Dispatch
 import Synchronization
+import Troupe
 
 /// One libcurl multi handle, driven by a thread of its own: transfers are added, cancelled and completed there,
 /// and never block Swift's cooperative pool.
@@ -22,7 +23,7 @@ final class CurlLoop: Sendable {
         _ = CurlLoop.globalInit
         multi = Handle(curl_multi_init())
         troupe_curl_multi_setopt_long(multi.pointer, CURLMOPT_MAX_HOST_CONNECTIONS, maxConnectionsPerHost)
-        DispatchQueue(label: "troupe.http.curl").async { [self] in loop() }
+        startThread { [self] in loop() }
     }
 
     /// `curl_global_init`, once per process, before any other call.

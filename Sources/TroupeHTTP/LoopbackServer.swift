@@ -1,5 +1,6 @@
 import Glibc
 import Synchronization
+import Troupe
 
 /// A small HTTP/1.1 server on 127.0.0.1, for tests, benchmarks and offline demos — never for production traffic.
 ///
@@ -251,23 +252,3 @@ public final class LoopbackServer: Sendable {
     }
 }
 
-/// Starts a detached POSIX thread running `body`: blocking socket calls must not sit on Swift's cooperative pool,
-/// and Dispatch's pool caps its threads below what many open connections need.
-func startThread(_ body: @escaping @Sendable () -> Void) {
-    final class Box {
-        let body: @Sendable () -> Void
-        init(_ body: @escaping @Sendable () -> Void) { self.body = body }
-    }
-    var thread = pthread_t()
-    let context = Unmanaged.passRetained(Box(body)).toOpaque()
-    let created = pthread_create(&thread, nil, { context in
-        let box = Unmanaged<Box>.fromOpaque(context!).takeRetainedValue()
-        box.body()
-        return nil
-    }, context)
-    if created == 0 {
-        pthread_detach(thread)
-    } else {
-        Unmanaged<Box>.fromOpaque(context).release()
-    }
-}

@@ -24,11 +24,10 @@ final class Writer: Sendable {
     private let wakeUp = DispatchSemaphore(value: 0)
     private let finished = DispatchSemaphore(value: 0)
     private let session: WriterSession
-    private let thread = DispatchQueue(label: "troupe.sqlite.writer")
 
     init(session: WriterSession) {
         self.session = session
-        thread.async { [self] in loop() }
+        startThread { [self] in loop() }
     }
 
     /// Enqueues `job`; the writer thread picks it up at once, batched with whatever else is waiting.
