@@ -73,6 +73,7 @@ let package = Package(
             name: "TroupeAgents",
             dependencies: [
                 "Troupe",
+                "TroupeHTTP",
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "agents",
@@ -84,6 +85,7 @@ let package = Package(
             dependencies: [
                 "Troupe",
                 "TroupeSQLite",
+                "TroupeHTTP",
                 "TroupeAgents",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -139,7 +141,7 @@ let package = Package(
         ),
         .testTarget(
             name: "TroupeAgentsTests",
-            dependencies: ["TroupeAgents", "TroupeTestKit", "Troupe"],
+            dependencies: ["TroupeAgents", "TroupeTestKit", "Troupe", "TroupeHTTP"],
             swiftSettings: settings
         ),
         .testTarget(

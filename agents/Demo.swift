@@ -1,12 +1,14 @@
 public import Troupe
+import FoundationEssentials
 import Synchronization
+public import TroupeHTTP
 
 /// The demo that `troupe demo` runs: one small tree of the gallery's agents, with a fault injected into the
 /// pipeline so that the supervisor's restart shows.
 ///
 /// ```
 /// demo (oneForOne)
-/// ├── monitor      polls simulated sensors every 100 ms, publishes alerts
+/// ├── monitor      polls simulated sensors over HTTP every 100 ms, publishes alerts
 /// ├── pipeline (restForOne)
 /// │   ├── sink         reads batches as an AsyncSequence, keeps totals
 /// │   ├── transformer  doubles every item; crashes once on batch 3
@@ -22,18 +24,33 @@ public enum Demo {
     /// The batch the transformer crashes on, once.
     public static let faultyBatch = 3
 
-    /// The demo's blueprint.
+    /// The demo's blueprint. It works offline: the sensors are served by a loopback HTTP server it starts.
     ///
-    /// - Parameter onBatch: Called by the sink with its totals after every batch.
-    public static func blueprint(onBatch: @escaping @Sendable (BatchSink.State) -> Void = { _ in }) -> Blueprint {
+    /// - Parameters:
+    ///   - http: The client the monitor polls with.
+    ///   - onBatch: Called by the sink with its totals after every batch.
+    /// - Throws: ``TroupeHTTP/HTTPClientError`` if the loopback server cannot listen.
+    public static func blueprint(
+        http: HTTPClient,
+        onBatch: @escaping @Sendable (BatchSink.State) -> Void = { _ in }
+    ) throws -> Blueprint {
         let sensor = Sensor()
+        let server = try LoopbackServer { _ in
+            let body = (try? JSONEncoder().encode(sensor.read())).map(Array.init) ?? Array("[]".utf8)
+            return .respond(status: 200, headers: [("Content-Type", "application/json")], body: body)
+        }
+        let url = server.url("/sensors")
+        let poll: @Sendable () async throws -> [Monitor.Reading] = {
+            _ = server  // the server lives as long as the monitor that polls it
+            return try await http.execute(.get(url)).decode([Monitor.Reading].self)
+        }
         return Blueprint(
             "demo",
             strategy: .oneForOne,
             intensity: RestartIntensity(maxRestarts: 5, within: .seconds(10)),
             backoff: .exponential(initial: .milliseconds(50), maximum: .seconds(2), jitter: 0.1)
         ) {
-            Child("monitor", Monitor(every: .milliseconds(100), poll: { sensor.read() }, check: Demo.check))
+            Child("monitor", Monitor(every: .milliseconds(100), poll: poll, check: Demo.check))
             Blueprint("pipeline", strategy: .restForOne) {
                 Child("sink", BatchSink(onBatch: onBatch), options: AgentOptions(mailboxCapacity: 4))
                 Child("transformer", BatchTransformer(to: "sink", crashOnceOnBatch: faultyBatch))

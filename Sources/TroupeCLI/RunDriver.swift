@@ -4,6 +4,7 @@ import Glibc
 import Logging
 import Synchronization
 import Troupe
+import TroupeHTTP
 import TroupeSQLite
 import UnixSignals
 
@@ -17,7 +18,7 @@ struct RunDriver {
 
     /// How the run ended, for the exit code.
     enum Ending {
-        case stopped, cancelled, interrupted
+        case stopped, cancelled, interrupted, completed
     }
 
     func drive() async throws -> Ending {
@@ -56,6 +57,20 @@ struct RunDriver {
                 return nil
             }
             group.addTask {
+                // A run whose agents have all exited for good (transient or temporary ones that returned) is done.
+                guard await treeStarted.wait() != nil else { return nil }
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: .milliseconds(100))
+                    let leaves = Self.leaves(await run.supervisor.children())
+                    if !leaves.isEmpty, leaves.allSatisfy({ $0.status == .exited }) {
+                        flags.completed.store(true, ordering: .relaxed)
+                        run.complete()
+                        return nil
+                    }
+                }
+                return nil
+            }
+            group.addTask {
                 var last = run.messagesHandled
                 var lastTime = ContinuousClock.now
                 while !Task.isCancelled {
@@ -77,9 +92,11 @@ struct RunDriver {
         }
         let children = await run.supervisor.children()
         try? await store.saveTreeSnapshot(of: run.id, json: TreeNode.json(children))
+        RunCommand.sharedHTTPClient.shutdown()
         display.finish()
         if case .failure(let error) = outcome, !(error is CancellationError) { throw error }
         if flags.interrupts.load(ordering: .relaxed) > 0 { return .interrupted }
+        if flags.completed.load(ordering: .relaxed) { return .completed }
         return flags.cancelledByOperator.load(ordering: .relaxed) ? .cancelled : .stopped
     }
 
@@ -178,6 +195,8 @@ final class Flags: Sendable {
     let interrupts = Atomic<Int>(0)
     /// Whether an operator's `troupe cancel` ended the run.
     let cancelledByOperator = Atomic<Bool>(false)
+    /// Whether every agent exited for good.
+    let completed = Atomic<Bool>(false)
 }
 
 /// A node of the tree snapshot written to the database.

@@ -3,6 +3,7 @@ import Logging
 import Testing
 import Troupe
 import TroupeAgents
+import TroupeHTTP
 import TroupeTestKit
 
 let quiet: Logger = {
@@ -176,7 +177,11 @@ struct GalleryTests {
 
     @Test func theDemoTreeDeliversEveryItemDespiteTheInjectedCrash() async throws {
         let totals = Recorder<BatchSink.State>()
-        let run = try Run(Demo.blueprint { totals.record($0) }, configuration: configuration())
+        let http = HTTPClient()
+        defer { http.shutdown() }
+        var configuration = configuration()
+        configuration.services = [http]
+        let run = try Run(try Demo.blueprint(http: http) { totals.record($0) }, configuration: configuration)
         let probe = AgentProbe(run)
         let final = try await withRunning(run) {
             await totals.wait { $0.last?.batches == Demo.batches }.last

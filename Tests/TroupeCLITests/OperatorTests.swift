@@ -197,7 +197,7 @@ struct OperatorTests {
 
     @Test func listingsAreJSONForScripts() throws {
         let blueprints = try json("blueprints") as? [[String: Any]] ?? []
-        #expect(blueprints.map { $0["name"] as? String } == ["counting", "fleet", "demo"])
+        #expect(blueprints.map { $0["name"] as? String } == ["fetch-many", "market-monitor", "batch-stream", "llm-chat", "counting", "fleet", "demo"])
         let process = try start(["run", "counting", "--param", "count=1000", "--param", "interval=5ms"])
         let run = try liveRun()
         let status = try json("status", run) as? [String: Any]
@@ -266,5 +266,39 @@ struct OperatorTests {
         let summary = try runs().first { $0["id"] as? String == run }
         #expect(summary?["status"] as? String == "stopped")
         #expect(summary?["ownerAlive"] as? Bool == false)
+    }
+
+    @Test func oneShotBlueprintsCompleteOfflineAndTheMarketMonitorResumes() throws {
+        let fetch = try troupe("run", "fetch-many", "--param", "count=30")
+        #expect(fetch.status == 0, "\(fetch.stderr)")
+        #expect(fetch.stdout.contains("completed"))
+        let chat = try troupe("run", "llm-chat", "--param", "budget=5")
+        #expect(chat.status == 0, "\(chat.stderr)")
+        let answered = try #require(runs().first { $0["blueprint"] as? String == "llm-chat" }?["id"] as? String)
+        let state = try troupe("checkpoints", answered, "chat", "--show", "last")
+        #expect(state.stdout.contains("\"tokens\":5"))
+
+        let process = try start(["run", "market-monitor", "--param", "interval=20ms"])
+        var run = ""
+        try eventually("the monitor polling") {
+            guard let found = try runs().first(where: { $0["blueprint"] as? String == "market-monitor" && $0["ownerAlive"] as? Bool == true }) else {
+                return false
+            }
+            run = found["id"] as? String ?? ""
+            let polls = try troupe("checkpoints", run, "monitor", "--show", "last").stdout
+            return polls.contains("\"polls\":5") || polls.contains("\"polls\":6") || polls.contains("\"polls\":7")
+        }
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        let killedAt = try troupe("checkpoints", run, "monitor", "--show", "last").stdout
+        let resumed = try start(["resume", run])
+        try eventually("the monitor polling on from where it was") {
+            try troupe("checkpoints", run, "monitor", "--show", "last").stdout != killedAt
+        }
+        _ = try troupe("cancel", run)
+        resumed.waitUntilExit()
+        let events = try troupe("events", run, "--agent", "monitor")
+        // One start per process, and no poll counted twice: the epochs moved on, the poll count did too.
+        #expect(events.stdout.components(separatedBy: "started").count - 1 == 2)
     }
 }

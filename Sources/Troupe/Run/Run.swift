@@ -84,6 +84,7 @@ public final class Run: Service {
     public let parameters: [String: String]
     let environment: RunEnvironment
     private let cancelled = Atomic<Bool>(false)
+    private let completed = Atomic<Bool>(false)
 
     /// Builds a run: its supervision tree, mailboxes and names. Nothing starts until ``run()``.
     ///
@@ -151,7 +152,9 @@ public final class Run: Service {
             await store.detach(id, outcome: .failed, error: "\(error)")
             throw error
         }
-        await store.detach(id, outcome: cancelled.load(ordering: .relaxed) ? .cancelled : .stopped, error: nil)
+        let outcome: RunOutcome =
+            cancelled.load(ordering: .relaxed) ? .cancelled : (completed.load(ordering: .relaxed) ? .completed : .stopped)
+        await store.detach(id, outcome: outcome, error: nil)
     }
 
     /// Whether the store already knew this run when it started: `true` for a resumed run. `nil` until
@@ -170,6 +173,13 @@ public final class Run: Service {
     /// Like ``shutdown()``, but the store records the run as cancelled by an operator rather than stopped.
     public func cancel() {
         cancelled.store(true, ordering: .relaxed)
+        supervisor.requestShutdown()
+    }
+
+    /// Like ``shutdown()``, for a run whose work is done (every agent has exited for good): the store records it
+    /// as completed.
+    public func complete() {
+        completed.store(true, ordering: .relaxed)
         supervisor.requestShutdown()
     }
 

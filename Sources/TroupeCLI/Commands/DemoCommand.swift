@@ -6,6 +6,7 @@ import UnixSignals
 import Synchronization
 import Troupe
 import TroupeAgents
+import TroupeHTTP
 import TroupeSQLite
 
 struct DemoCommand: AsyncParsableCommand {
@@ -38,9 +39,10 @@ struct DemoCommand: AsyncParsableCommand {
         } catch {
             throw TroupeCommand.fail(error)
         }
+        let http = HTTPClient()
         let demo = try Run(
-            Demo.blueprint { totals in if totals.batches == Demo.batches { pipeline.open(with: totals) } },
-            configuration: Run.Configuration(store: store, logger: logger, durability: .checkpointed)
+            try Demo.blueprint(http: http) { totals in if totals.batches == Demo.batches { pipeline.open(with: totals) } },
+            configuration: Run.Configuration(store: store, logger: logger, durability: .checkpointed, services: [http])
         )
         let printer = EventPrinter(json: json)
         let restarts = Mutex<[String]>([])
@@ -62,7 +64,7 @@ struct DemoCommand: AsyncParsableCommand {
         // Under a ServiceGroup, Ctrl-C (SIGINT) or SIGTERM shuts the tree down gracefully.
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
-                services: [.init(service: demo)],
+                services: [.init(service: http), .init(service: demo)],  // shut down in reverse: the tree first
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger
             )

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import Troupe
+import TroupeHTTP
 import TroupeSQLite
 
 struct RunCommand: AsyncParsableCommand {
@@ -59,6 +60,9 @@ struct RunCommand: AsyncParsableCommand {
         }
     }
 
+    /// The HTTP client of runs started by this process (`context.http`); the driver shuts it down with the run.
+    static let sharedHTTPClient = HTTPClient()
+
     /// The reserved parameter that records `--durability`, so that a resume uses the same.
     static let durabilityKey = "troupe.durability"
 
@@ -79,7 +83,8 @@ struct RunCommand: AsyncParsableCommand {
             configuration: Run.Configuration(
                 store: store,
                 logger: global.logger(),
-                durability: durability.flatMap(Durability.init) ?? .checkpointed
+                durability: durability.flatMap(Durability.init) ?? .checkpointed,
+                services: [RunCommand.sharedHTTPClient]
             )
         )
     }
@@ -90,8 +95,15 @@ struct RunCommand: AsyncParsableCommand {
         case .stopped: text = "stopped"
         case .cancelled: text = "cancelled"
         case .interrupted: text = "interrupted; stopped gracefully"
+        case .completed: text = "completed"
         }
-        if json { printJSON(["type": "end", "run": run.rawValue, "ending": text]) } else { print("troupe: run \(run) \(text); resume it with `troupe resume \(run)`") }
+        if json {
+            printJSON(["type": "end", "run": run.rawValue, "ending": text])
+        } else if case .completed = ending {
+            print("troupe: run \(run) completed: every agent finished")
+        } else {
+            print("troupe: run \(run) \(text); resume it with `troupe resume \(run)`")
+        }
         if case .interrupted = ending { throw ExitCode(130) }
     }
 
