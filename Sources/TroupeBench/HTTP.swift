@@ -47,6 +47,27 @@ func loadTest(_ name: String, count: Int, concurrency: Int, _ request: @escaping
     report("\(name)_cpu_per_request", cpu / Double(count) * 1e6, "us")
 }
 
+/// From cancelling a task waiting on a transfer (to a server that never answers) to the task seeing the
+/// cancellation, and from there to the server seeing the connection close.
+func httpCancelLatency(samples: Int) async throws {
+    let server = try LoopbackServer { _ in .hang }
+    defer { server.close() }
+    let client = HTTPClient(configuration: .init(timeout: .seconds(60), retry: .never))
+    defer { client.shutdown() }
+    var latencies: [Duration] = []
+    for _ in 0..<samples {
+        let call = Task { try await client.execute(.get(server.url("/forever"))) }
+        try await Task.sleep(for: .milliseconds(20))
+        let cancelled = ContinuousClock.now
+        call.cancel()
+        _ = try? await call.value
+        latencies.append(cancelled.duration(to: .now))
+    }
+    latencies.sort()
+    report("http_cancel_latency_p50", seconds(latencies[latencies.count / 2]) * 1e6, "us")
+    report("http_cancel_latency_max", seconds(latencies[latencies.count - 1]) * 1e6, "us")
+}
+
 func httpThroughput() async throws {
     let payload = Array(String(repeating: "x", count: 512).utf8)
     let server = try LoopbackServer { _ in .respond(status: 200, headers: [("Content-Type", "text/plain")], body: payload) }

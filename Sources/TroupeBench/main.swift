@@ -286,7 +286,10 @@ let benchmarks: [(String, () async throws -> Void)] = [
         try await checkpointThroughput(agents: 1_000, perAgent: 200, sync: true)
     }),
     ("sqlite_durable_pipeline", { try await durablePipeline(count: 500_000) }),
-    ("http", { try await httpThroughput() }),
+    ("http", {
+        try await httpThroughput()
+        try await httpCancelLatency(samples: 50)
+    }),
     ("cli_listings", { try await cliListings() }),
     ("cli_control", { try await cliControl(agents: 1_000) }),
     ("sqlite_resume", {
