@@ -59,10 +59,12 @@ struct BlueprintsCommand: AsyncParsableCommand {
     func run() async throws {
         let entries = Catalog.entries
         if global.json { return printJSON(entries.map { Listing(name: $0.name, summary: $0.summary, parameters: $0.parameters) }) }
+        let width = (entries.map(\.name.count).max() ?? 0) + 2
         for entry in entries {
-            print("\(entry.name.padded(to: 12)) \(entry.summary)")
+            print("\(entry.name.padded(to: width))\(entry.summary)")
             for parameter in entry.parameters {
-                print("  --param \(parameter.name)=… (default \(parameter.defaultValue))  \(parameter.help)")
+                let fallback = parameter.defaultValue.isEmpty ? "empty" : parameter.defaultValue
+                print("  --param \(parameter.name)=…  \(parameter.help) (default: \(fallback))")
             }
         }
     }
