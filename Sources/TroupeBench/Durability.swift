@@ -76,6 +76,45 @@ func checkpointThroughput(agents: Int, perAgent: Int, sync: Bool) async throws {
     await store.close()
 }
 
+/// A handler-style agent whose every message changes a 200-byte state: checkpointed agents commit per message.
+struct CheckpointHandler: Agent {
+    typealias State = Snapshot
+    typealias Message = Int
+    let done: Countdown
+
+    func initialState() -> Snapshot { Snapshot() }
+
+    func handle(_ message: Int, state: inout Snapshot, context: AgentContext<Self>) async throws {
+        state.step += 1
+        done.tick()
+    }
+}
+
+/// Checkpoints/s of 1,000 checkpointed handler agents, each handling `perAgent` messages (one commit per message,
+/// no `checkpointed` event per commit, unlike loop-style checkpoints).
+func handlerCheckpointThroughput(agents: Int, perAgent: Int) async throws {
+    let path = temporaryDatabase("handlers")
+    defer { removeDatabase(path) }
+    let store = try await SQLiteStore(path: path)
+    let done = Countdown(agents * perAgent)
+    let blueprint = Blueprint("handlers", durability: .checkpointed) {
+        for index in 0..<agents { Child("handler-\(index)", CheckpointHandler(done: done)) }
+    }
+    let run = try Run(blueprint, configuration: .init(store: store, logger: quiet))
+    let task = Task { try await run.run() }
+    let addresses = try (0..<agents).map { try run.address(of: "handler-\($0)", as: Int.self) }
+    let start = ContinuousClock.now
+    for round in 0..<perAgent {
+        for address in addresses { try await address.send(round) }
+    }
+    await done.wait()
+    let elapsed = seconds(start.duration(to: .now))
+    run.shutdown()
+    try await task.value
+    await store.close()
+    report("sqlite_checkpoints_\(agents)handlers_normal", Double(agents * perAgent) / elapsed, "checkpoints/s")
+}
+
 // MARK: Durable pipeline
 
 struct DurableProducer: Agent {

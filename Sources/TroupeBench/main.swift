@@ -284,6 +284,7 @@ let benchmarks: [(String, () async throws -> Void)] = [
     ("sqlite_checkpoints_1000agents", {
         try await checkpointThroughput(agents: 1_000, perAgent: 500, sync: false)
         try await checkpointThroughput(agents: 1_000, perAgent: 200, sync: true)
+        try await handlerCheckpointThroughput(agents: 1_000, perAgent: 200)
     }),
     ("sqlite_durable_pipeline", { try await durablePipeline(count: 500_000) }),
     ("http", {
