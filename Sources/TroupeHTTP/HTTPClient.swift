@@ -2,6 +2,7 @@ import CCurl
 import FoundationEssentials
 import Glibc
 public import ServiceLifecycle
+import Synchronization
 
 /// An async HTTP client over libcurl's multi interface, driven by a thread of its own.
 ///
@@ -177,7 +178,7 @@ public final class HTTPClient: Service, Sendable {
         } onCancel: {
             box.cancel(on: loop)
         }
-        return HTTPStreamedResponse(head: head, body: HTTPBody(base: body, cancel: { box.cancel(on: loop) }))
+        return HTTPStreamedResponse(head: head, body: HTTPBody(base: body))
     }
 
     private func makeTransfer(_ request: HTTPRequest, sink: Transfer.Sink) -> Transfer {
@@ -255,7 +256,6 @@ public struct HTTPStreamedResponse: Sendable {
 public struct HTTPBody: AsyncSequence, Sendable {
     public typealias Element = [UInt8]
     let base: AsyncThrowingStream<[UInt8], any Error>
-    let cancel: @Sendable () -> Void
 
     public func makeAsyncIterator() -> AsyncThrowingStream<[UInt8], any Error>.Iterator { base.makeAsyncIterator() }
 
@@ -267,5 +267,4 @@ public struct HTTPBody: AsyncSequence, Sendable {
     }
 }
 
-import Synchronization
 

@@ -164,11 +164,6 @@ final class AgentCell<A: Agent>: ChildRuntime {
         } catch {
             reason = exitReason(for: error, incarnation)
         }
-        if durability == .durable, case .failed = reason {
-            context.abandonUncommitted()
-        } else if durability == .durable, case .cancelled = reason {
-            context.abandonUncommitted()
-        }
         // A clean end (returned, or stopped on request) leaves a consistent state: keep it as the final checkpoint.
         switch reason {
         case .normal, .stopped:
@@ -183,7 +178,8 @@ final class AgentCell<A: Agent>: ChildRuntime {
                 reason = .failed(error)
             }
         case .cancelled, .failed:
-            break
+            // What a durable incarnation took or sent since its last commit never happened.
+            if durability == .durable { context.abandonUncommitted() }
         }
         await agent.tearDown(context.resources, reason: reason, context: context)
         return reason

@@ -41,13 +41,11 @@ struct RunCommand: AsyncParsableCommand {
     func run() async throws {
         try await reportingErrors {
             let entry = try Catalog.entry(blueprint)
-            var given = try parseParameters(parameters)
-            let resolved = try entry.resolve(given)
+            let resolved = try entry.resolve(try parseParameters(parameters))
             if let durability {
                 guard Durability(durability) != nil else {
                     throw ValidationError("--durability must be ephemeral, checkpointed or durable, not '\(durability)'")
                 }
-                given[Self.durabilityKey] = durability
             }
             _ = try entry.build(resolved)  // fail here, in the foreground, on a bad parameter
             let runID = id.map { RunID($0) } ?? RunID.random()
