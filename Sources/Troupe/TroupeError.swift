@@ -22,6 +22,7 @@ public struct TroupeError: Error, Hashable, Sendable, CustomStringConvertible {
             case unknownChild
             case childNotStopped
             case childRunning
+            case childRestarting
             case escalated
             case fenced
             case corruptCheckpoint
@@ -59,6 +60,9 @@ public struct TroupeError: Error, Hashable, Sendable, CustomStringConvertible {
         public static let unknownChild = Code(.unknownChild)
         /// The operation needs a stopped child, and the child is running.
         public static let childRunning = Code(.childRunning)
+        /// The child is waiting to start or being stopped for a restart; an operator request that needs it
+        /// settled is refused (OTP's `{error, restarting}`). Retry once it runs.
+        public static let childRestarting = Code(.childRestarting)
         /// The operation needs a running child, and the child is stopped.
         public static let childNotStopped = Code(.childNotStopped)
         /// A supervisor exceeded its restart intensity and gave up.

@@ -134,6 +134,7 @@ func describe(_ kind: Event.Kind) -> (verb: String, detail: String) {
     case .escalated(let restarts, let period): ("escalated", "\(restarts) restarts within \(shortDuration(period))")
     case .deadLettered(let error, let failures): ("dead-letter", "after \(failures) crashes: \(error)")
     case .stopped: ("stopped", "")
+    case .killed: ("killed", "cancelled after its graceful deadline")
     case .abandoned: ("abandoned", "ignored cancellation past its deadline")
     case .checkpointed(let sequence): ("checkpointed", "#\(sequence)")
     case .quarantined(let error): ("quarantined", error)

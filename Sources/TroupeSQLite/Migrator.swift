@@ -25,6 +25,11 @@ struct Migrator {
         Migration(id: 1, name: "0001_initial_schema.sql", sql: String(decoding: PackageResources._001_initial_schema_sql, as: UTF8.self)),
         Migration(id: 2, name: "0002_run_tree_snapshot.sql", sql: String(decoding: PackageResources._002_run_tree_snapshot_sql, as: UTF8.self)),
         Migration(id: 3, name: "0003_steps.sql", sql: String(decoding: PackageResources._003_steps_sql, as: UTF8.self)),
+        Migration(
+            id: 4,
+            name: "0004_message_leases.sql",
+            sql: String(decoding: PackageResources._004_message_leases_sql, as: UTF8.self)
+        ),
     ]
 
     /// FNV-1a, 64 bits, as 16 hex digits: enough to notice an edited file, and no dependency.

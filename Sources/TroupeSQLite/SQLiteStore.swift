@@ -97,8 +97,14 @@ public final class SQLiteStore: CheckpointStore {
         self.heartbeatTimeout = session.leaseTimeout
     }
 
+    /// Whether `path` names an in-memory database (`:memory:`, or a URI with `mode=memory`, which lets the
+    /// store's reader share it through SQLite's shared cache).
+    static func isInMemory(_ path: String) -> Bool {
+        path == ":memory:" || (path.hasPrefix("file:") && path.contains("mode=memory"))
+    }
+
     private static func open(path: String, configuration: Configuration) throws -> WriterSession {
-        if path != ":memory:", let slash = path.lastIndex(of: "/") {
+        if !isInMemory(path), !path.hasPrefix("file:"), let slash = path.lastIndex(of: "/") {
             let directory = String(path[..<slash])
             if !directory.isEmpty { try createDirectories(directory) }
         }
@@ -118,7 +124,7 @@ public final class SQLiteStore: CheckpointStore {
             // Check before writing anything, so that a file we refuse is left exactly as it was.
             _ = try migrator.history(connection)
             let mode = try connection.texts("PRAGMA journal_mode = WAL").first ?? ""
-            if mode != "wal", path != ":memory:" {
+            if mode != "wal", !Self.isInMemory(path) {
                 throw TroupeError(
                     .storage,
                     "the database '\(path)' cannot use write-ahead logging (journal mode stayed '\(mode)'); Troupe needs "

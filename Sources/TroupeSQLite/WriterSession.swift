@@ -14,12 +14,9 @@ import Troupe
 /// `sqlite3_interrupt`, which SQLite documents as safe from any thread, and reads an atomic.
 final class WriterSession: @unchecked Sendable {
     struct Lease {
+        /// The run's lease token while this process owns it. Messages it accepts carry it; a claim adopts (and
+        /// returns) the agent's messages that carry an older one.
         var token: Int64
-        /// Messages up to this id were stored before this process attached: pending ones go to first claims.
-        var watermark: Int64
-        var claimed: Set<String> = []
-        /// Dead letters an operator sent back while this process drives the run: the agent's next claim gets them.
-        var requeued: [String: [Int64]] = [:]
     }
 
     struct AgentRow {
@@ -48,7 +45,7 @@ final class WriterSession: @unchecked Sendable {
     private lazy var pruneCheckpoints = try? connection.statement("DELETE FROM checkpoints WHERE agent_id = ? AND seq <= ?")
     private lazy var deleteMessage = try? connection.statement("DELETE FROM messages WHERE id = ?")
     private lazy var insertMessage = try? connection.statement(
-        "INSERT INTO messages (run_id, recipient, sender, created_at, payload) VALUES (?, ?, ?, ?, ?)"
+        "INSERT INTO messages (run_id, recipient, sender, created_at, payload, lease) VALUES (?, ?, ?, ?, ?, ?)"
     )
     private lazy var insertEvent = try? connection.statement(
         "INSERT INTO events (run_id, agent, incarnation, kind, detail, created_at) VALUES (?, ?, ?, ?, ?, ?)"
@@ -219,10 +216,9 @@ final class WriterSession: @unchecked Sendable {
                 .integer(time), .integer(pid), .text(host), .integer(time)
             )
         }
-        let watermark = try connection.scalar("SELECT max(id) FROM messages") ?? 0
         if existing != nil { try setAsideOrphans(record, time: time) }
         let previous = leases[record.id]
-        leases[record.id] = Lease(token: token, watermark: watermark)
+        leases[record.id] = Lease(token: token)
         leaseChecked.insert(record.id)
         let forgotten = agents.filter { $0.key.run == record.id }
         for key in forgotten.keys { agents[key] = nil }
@@ -350,32 +346,22 @@ final class WriterSession: @unchecked Sendable {
         }
         find.reset()
 
+        // Messages accepted under an older lease (by a process that died, or requeued by an operator) are adopted by
+        // this lease and returned, once: adoption is what marks them returned, in the same transaction.
         var pending: [StoredMessage] = []
-        if var lease = leases[agent.run], !lease.claimed.contains(agent.name) {
-            let messages = try connection.statement(
-                "SELECT id, sender, payload FROM messages WHERE run_id = ? AND recipient = ? AND id <= ? ORDER BY id"
+        if let lease = leases[agent.run] {
+            let adopt = try connection.statement(
+                """
+                UPDATE messages SET lease = ? WHERE run_id = ? AND recipient = ? AND lease < ?
+                RETURNING id, sender, payload
+                """
             )
-            try messages.bind([.text(agent.run.rawValue), .text(agent.name), .integer(lease.watermark)])
-            while try messages.step() {
-                pending.append(
-                    StoredMessage(id: messages.int64(0), recipient: agent.name, sender: messages.text(1), payload: messages.blob(2))
-                )
+            try adopt.bind([.integer(lease.token), .text(agent.run.rawValue), .text(agent.name), .integer(lease.token)])
+            while try adopt.step() {
+                pending.append(StoredMessage(id: adopt.int64(0), recipient: agent.name, sender: adopt.text(1), payload: adopt.blob(2)))
             }
-            messages.reset()
-            lease.claimed.insert(agent.name)
-            leases[agent.run] = lease
-            undo.append { [unowned self] in leases[agent.run]?.claimed.remove(agent.name) }
-        }
-        if let ids = leases[agent.run]?.requeued.removeValue(forKey: agent.name) {
-            let message = try connection.statement("SELECT sender, payload FROM messages WHERE id = ?")
-            for id in ids {
-                try message.bind(id, at: 1)
-                if try message.step() {
-                    pending.append(StoredMessage(id: id, recipient: agent.name, sender: message.text(0), payload: message.blob(1)))
-                }
-                message.reset()
-            }
-            undo.append { [unowned self] in leases[agent.run]?.requeued[agent.name] = ids }
+            adopt.reset()
+            pending.sort { $0.id < $1.id }
         }
         var steps: [String: [UInt8]] = [:]
         let recorded = try connection.statement("SELECT key, result FROM steps WHERE agent_id = ?")
@@ -424,7 +410,11 @@ final class WriterSession: @unchecked Sendable {
             }
         }
         guard !commit.sent.isEmpty else { return [] }
-        let insert = try prepared(insertMessage, "INSERT INTO messages (run_id, recipient, sender, created_at, payload) VALUES (?, ?, ?, ?, ?)")
+        let insert = try prepared(
+            insertMessage,
+            "INSERT INTO messages (run_id, recipient, sender, created_at, payload, lease) VALUES (?, ?, ?, ?, ?, ?)"
+        )
+        let token = leases[commit.run]?.token ?? 0
         var ids: [Int64] = []
         ids.reserveCapacity(commit.sent.count)
         for message in commit.sent {
@@ -433,6 +423,7 @@ final class WriterSession: @unchecked Sendable {
             try insert.bind(commit.agent?.name, at: 3)
             try insert.bind(time, at: 4)
             try insert.bind(message.payload, at: 5)
+            try insert.bind(token, at: 6)
             try insert.execute()
             ids.append(connection.lastInsertRowID)
         }
@@ -455,6 +446,18 @@ final class WriterSession: @unchecked Sendable {
         ).run(.text(letter.agent.run.rawValue), .text(letter.agent.name), .blob(letter.message), .text(letter.error), .integer(Int64(letter.failures)), .integer(now()))
         if let id = letter.messageID {
             try connection.statement("DELETE FROM messages WHERE id = ?").run(.integer(id))
+            // The message's unit of work ends here: its recorded steps must never be replayed to anything else.
+            if let row = agents[letter.agent] {
+                try connection.statement("DELETE FROM steps WHERE agent_id = ? AND key >= ? AND key < ?")
+                    .run(.integer(row.row), .text("m\(id)/"), .text("m\(id)0"))
+            } else {
+                try connection.statement(
+                    """
+                    DELETE FROM steps WHERE agent_id = (SELECT id FROM agents WHERE run_id = ? AND name = ?)
+                    AND key >= ? AND key < ?
+                    """
+                ).run(.text(letter.agent.run.rawValue), .text(letter.agent.name), .text("m\(id)/"), .text("m\(id)0"))
+            }
         }
     }
 
@@ -477,15 +480,11 @@ final class WriterSession: @unchecked Sendable {
         let time = now()
         var agents: [String] = []
         for letter in letters {
+            // Lease 0: accepted by no owner, so the agent's next claim (a restart, or the next resume) adopts it.
             try connection.statement(
-                "INSERT INTO messages (run_id, recipient, sender, created_at, payload) VALUES (?, ?, NULL, ?, ?)"
+                "INSERT INTO messages (run_id, recipient, sender, created_at, payload, lease) VALUES (?, ?, NULL, ?, ?, 0)"
             ).run(.text(run.rawValue), .text(letter.agent), .integer(time), .blob(letter.payload))
-            let id = connection.lastInsertRowID
             try connection.statement("DELETE FROM dead_letters WHERE id = ?").run(.integer(letter.id))
-            if leases[run] != nil {
-                leases[run]?.requeued[letter.agent, default: []].append(id)
-                undo.append { [unowned self] in leases[run]?.requeued[letter.agent]?.removeAll { $0 == id } }
-            }
             agents.append(letter.agent)
         }
         return agents
@@ -533,6 +532,7 @@ final class WriterSession: @unchecked Sendable {
         case .escalated(let restarts, let period): ("escalated", "\(restarts) restarts within \(period)", nil, nil)
         case .deadLettered(let error, let failures): ("dead-lettered", "after \(failures) failures: \(error)", nil, nil)
         case .stopped: ("stopped", "", "stopped", nil)
+        case .killed: ("killed", "cancelled after its graceful deadline", "stopped", nil)
         case .abandoned: ("abandoned", "ignored cancellation past its deadline", "abandoned", nil)
         case .checkpointed(let sequence): ("checkpointed", "#\(sequence)", nil, nil)
         case .quarantined(let error): ("quarantined", error, "quarantined", error)

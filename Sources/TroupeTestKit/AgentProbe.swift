@@ -13,12 +13,13 @@ public import Troupe
 public final class AgentProbe: Sendable {
     /// The kinds of event a probe can wait for.
     public enum Kind: Sendable, Hashable {
-        case started, exited, failed, restarting, escalated, deadLettered, stopped, abandoned, checkpointed
+        case started, exited, failed, restarting, escalated, deadLettered, stopped, killed, abandoned, checkpointed, quarantined
 
         func matches(_ kind: Event.Kind) -> Bool {
             switch (self, kind) {
             case (.started, .started), (.exited, .exited), (.restarting, .restarting), (.escalated, .escalated),
-                (.deadLettered, .deadLettered), (.stopped, .stopped), (.abandoned, .abandoned),
+                (.deadLettered, .deadLettered), (.stopped, .stopped), (.killed, .killed), (.abandoned, .abandoned),
+                (.quarantined, .quarantined),
                 (.checkpointed, .checkpointed):
                 return true
             case (.failed, .exited(let reason)):

@@ -97,6 +97,9 @@ final class AgentCell<A: Agent>: ChildRuntime {
     func setAccepting(_ accepting: Bool) { mailbox.setAccepting(accepting) }
 
     @usableFromInline
+    func refuse(because error: TroupeError) { mailbox.refuse(because: error) }
+
+    @usableFromInline
     func requestStop(_ incarnation: Incarnation) {
         incarnation.requestStop()
         mailbox.interrupt()
@@ -155,12 +158,16 @@ final class AgentCell<A: Agent>: ChildRuntime {
             context = AgentContext(cell: self, incarnation: incarnation, resources: resources)
             context.replay.withLock { replay in replay = claimedSteps.withLock { claimed in claimed } }
             announce(incarnation, .started)
+            incarnation.began()
         }
         var reason: ExitReason
         do {
             try await agent.run(state: &state, context: context)
-            if context.passivated.exchange(false, ordering: .relaxed) { return nil }
-            reason = incarnation.isStopping ? .stopped : (Task.isCancelled ? .cancelled : .normal)
+            reason = incarnation.isCancelled || Task.isCancelled ? .cancelled : (incarnation.isStopping ? .stopped : .normal)
+        } catch is Passivation {
+            // The incarnation gave up its task with its state parked in the cell; whichever task resumes it reports
+            // its end. The signal travels up this task's own stack: no other task can see or take it.
+            return nil
         } catch {
             reason = exitReason(for: error, incarnation)
         }
@@ -193,8 +200,8 @@ final class AgentCell<A: Agent>: ChildRuntime {
     @usableFromInline
     func exitReason(for error: any Error, _ incarnation: Incarnation) -> ExitReason {
         if error is CancellationError {
+            if incarnation.isCancelled || Task.isCancelled { return .cancelled }
             if incarnation.isStopping { return .stopped }
-            if Task.isCancelled { return .cancelled }
         }
         return .failed(error)
     }
@@ -284,7 +291,9 @@ final class AgentCell<A: Agent>: ChildRuntime {
             return
         }
         let encoded = try JSONEncoder().encode(state)
-        let next = sequence.add(1, ordering: .relaxed).newValue
+        // The sequence advances only once the store has accepted the commit: a failed commit leaves the unit of work
+        // (and the scope its recorded steps are filed under) as it was, so its retry replays them.
+        let next = sequence.load(ordering: .relaxed) + 1
         var stored: [(recipient: String, payload: [UInt8])] = []
         for message in outbox {
             if let payload = message.payload { stored.append((message.recipient, payload)) }
@@ -307,6 +316,7 @@ final class AgentCell<A: Agent>: ChildRuntime {
                 finishedSteps: consumed.map { "m\($0)" } + ["c\(next - 1)"]
             )
         )
+        sequence.store(next, ordering: .relaxed)
         if announce { environment.events.emit(name, incarnation: incarnation.number, .checkpointed(sequence: next)) }
         var storedIndex = 0
         for message in outbox {
@@ -369,6 +379,13 @@ final class AgentCell<A: Agent>: ChildRuntime {
         }
         environment.events.emit(name, incarnation: 0, .deadLettered(error: error, failures: failures))
     }
+}
+
+/// Thrown by the passivating handler loop when the incarnation parks instead of ending: the agent's `run` returns
+/// through it, and the cell returns "passivated" to its caller on the same task.
+@usableFromInline
+struct Passivation: Error {
+    @usableFromInline init() {}
 }
 
 /// A message sent by a durable agent, held until the agent commits.

@@ -34,8 +34,6 @@ public final class AgentContext<A: Agent>: Sendable {
     @usableFromInline let incarnationControl: Incarnation
     @usableFromInline let _resources: A.Resources?
     @usableFromInline let attempt = Atomic<Int>(1)
-    /// Set by the passivating handler loop when it returns because it parked, not because it finished.
-    @usableFromInline let passivated = Atomic<Bool>(false)
     /// Set when the default handler loop returned with a state that is already saved (see
     /// ``passivatingHandlerLoop(state:)``).
     @usableFromInline let stateIsSaved = Atomic<Bool>(false)
@@ -86,8 +84,16 @@ public final class AgentContext<A: Agent>: Sendable {
     /// This incarnation's number: 1 for the first start, one more for every restart.
     public var incarnation: UInt64 { incarnationControl.number }
 
-    /// The agent's own address, which stays the same across its restarts.
-    public var address: Address<A.Message> { Address(cell.mailbox) }
+    /// The agent's own address, which stays the same across its restarts. A durable agent's sends through it join
+    /// its unit of work, as ``send(_:to:)`` does.
+    public var address: Address<A.Message> { typedAddress(cell.mailbox) }
+
+    /// An address to `mailbox` that, for a durable agent, stages its sends until the agent commits.
+    func typedAddress<Message: Sendable>(_ mailbox: Mailbox<Message>) -> Address<Message> {
+        guard cell.durability == .durable else { return Address(mailbox) }
+        let name = mailbox.name
+        return Address(mailbox) { [self] message in try stage(message, to: name) }
+    }
 
     /// What ``Agent/setUp(context:)`` acquired for this incarnation.
     ///
@@ -158,11 +164,14 @@ public final class AgentContext<A: Agent>: Sendable {
 
     /// Resolves a name to a typed ``Address`` once, for sending many messages without a lookup each.
     ///
+    /// For a ``Durability/durable`` agent, sends through the address join the agent's unit of work exactly as
+    /// ``send(_:to:)`` does: they are delivered when the agent commits, and never if it crashes first.
+    ///
     /// - Throws: ``TroupeError/Code/unknownAddress`` or ``TroupeError/Code/wrongMessageType``.
     public func address<Message: Sendable>(of name: String, as type: Message.Type = Message.self) throws
         -> Address<Message>
     {
-        Address(try cell.environment.registry.mailbox(name, as: type))
+        typedAddress(try cell.environment.registry.mailbox(name, as: type))
     }
 
     /// Sends a request and waits for its reply, like `gen_server:call`.
@@ -275,6 +284,7 @@ public final class AgentContext<A: Agent>: Sendable {
             defer { outbox.removeAll() }
             return outbox
         }
+        let scope = "c\(cell.currentSequence)"
         do {
             try await cell.commit(state, incarnationControl, consumed: consumed, outbox: sent, announce: announce)
         } catch {
@@ -282,6 +292,11 @@ public final class AgentContext<A: Agent>: Sendable {
             throw error
         }
         stepCounts.withLock { $0.removeAll() }
+        // The units this commit finished are over: their recorded results must never be replayed again.
+        if !replay.withLock({ $0.isEmpty }) {
+            let finished = consumed.map { "m\($0)/" } + [scope + "/"]
+            replay.withLock { replay in replay = replay.filter { key, _ in !finished.contains { key.hasPrefix($0) } } }
+        }
     }
 
     // MARK: Durable steps
@@ -436,10 +451,7 @@ public final class AgentContext<A: Agent>: Sendable {
                     yields += 1
                     received = cell.mailbox.receiveOrPark(into: &batch, wake: yields == patience ? wake : nil)
                 }
-                if case .parked = received {
-                    passivated.store(true, ordering: .relaxed)
-                    return
-                }
+                if case .parked = received { throw Passivation() }
                 _ = cell.parked.withLock { $0.take() }
                 if case .interrupted = received { continue }
             } else {
@@ -463,10 +475,14 @@ public final class AgentContext<A: Agent>: Sendable {
                     return
                 }
                 attempt.store(Int(batch[index].failures) + 1, ordering: .relaxed)
+                // Whether a failure is the message's (its handler threw) or the store's (the commit failed): only the
+                // former counts towards the message's dead letter, the rule durable agents follow too.
+                var handled = false
                 do {
                     if persistEach {
                         // The store holds the last good state; a crash restores it from there.
                         try await cell.agent.handle(batch[index].message, state: &state, context: self)
+                        handled = true
                         try await commit(state, announce: false)
                     } else {
                         // Keep the last good state in hand: a handler's changes count only if it returns.
@@ -480,7 +496,7 @@ public final class AgentContext<A: Agent>: Sendable {
                         batch,
                         failedAt: index,
                         error: error,
-                        countsAsFailure: !cancelled,
+                        countsAsFailure: !cancelled && !handled,
                         lastGood: state
                     )
                     throw error

@@ -10,21 +10,25 @@ public final class InMemoryCheckpointStore: CheckpointStore {
     private struct AgentRecord {
         var epoch: UInt64 = 0
         var checkpoints: [Checkpoint] = []
-        /// Whether the current attachment has claimed it (pending messages go to the first claim only).
-        var claimedSinceAttach = false
         var steps: [String: [UInt8]] = [:]
     }
 
     private struct RunState {
         var attached = false
-        /// Messages stored before the current attachment; handed to first claims.
-        var watermark: Int64 = 0
+        /// Grows with every attach: messages carry the lease they were accepted under.
+        var lease: UInt64 = 0
+    }
+
+    /// A stored message and the lease it was accepted (or last adopted) under.
+    private struct Row {
+        var message: StoredMessage
+        var lease: UInt64
     }
 
     private struct State {
         var runs: [RunID: RunState] = [:]
         var agents: [AgentID: AgentRecord] = [:]
-        var messages: [RunID: [StoredMessage]] = [:]
+        var messages: [RunID: [Row]] = [:]
         var nextMessage: Int64 = 0
         var deadLetters: [DeadLetter] = []
         var events: [Event] = []
@@ -57,8 +61,7 @@ public final class InMemoryCheckpointStore: CheckpointStore {
                     "run \(run.id) is already being driven by another Run in this process. Wait for it to end."
                 )
             }
-            state.runs[run.id] = RunState(attached: true, watermark: state.nextMessage)
-            for key in state.agents.keys where key.run == run.id { state.agents[key]?.claimedSinceAttach = false }
+            state.runs[run.id] = RunState(attached: true, lease: (state.runs[run.id]?.lease ?? 0) + 1)
             return known
         }
     }
@@ -71,11 +74,15 @@ public final class InMemoryCheckpointStore: CheckpointStore {
         state.withLock { state in
             var record = state.agents[agent] ?? AgentRecord()
             record.epoch += 1
+            // Messages accepted under an older lease are adopted by the current one and returned, once.
             var pending: [StoredMessage] = []
-            if !record.claimedSinceAttach {
-                record.claimedSinceAttach = true
-                let watermark = state.runs[agent.run]?.watermark ?? 0
-                pending = (state.messages[agent.run] ?? []).filter { $0.recipient == agent.name && $0.id <= watermark }
+            let lease = state.runs[agent.run]?.lease ?? 0
+            if var rows = state.messages[agent.run] {
+                for index in rows.indices where rows[index].message.recipient == agent.name && rows[index].lease < lease {
+                    rows[index].lease = lease
+                    pending.append(rows[index].message)
+                }
+                state.messages[agent.run] = rows
             }
             state.agents[agent] = record
             return Claim(epoch: record.epoch, latest: record.checkpoints.last, pending: pending, steps: record.steps)
@@ -103,16 +110,21 @@ public final class InMemoryCheckpointStore: CheckpointStore {
                 }
                 if !commit.consumed.isEmpty {
                     let consumed = Set(commit.consumed)
-                    state.messages[agent.run]?.removeAll { consumed.contains($0.id) }
+                    state.messages[agent.run]?.removeAll { consumed.contains($0.message.id) }
                 }
             }
             guard !commit.sent.isEmpty else { return [] }
             let run = commit.run
+            let lease = state.runs[run]?.lease ?? 0
             return commit.sent.map { message in
                 state.nextMessage += 1
-                state.messages[run, default: []].append(
-                    StoredMessage(id: state.nextMessage, recipient: message.recipient, sender: commit.agent?.name, payload: message.payload)
+                let stored = StoredMessage(
+                    id: state.nextMessage,
+                    recipient: message.recipient,
+                    sender: commit.agent?.name,
+                    payload: message.payload
                 )
+                state.messages[run, default: []].append(Row(message: stored, lease: lease))
                 return state.nextMessage
             }
         }
@@ -121,7 +133,15 @@ public final class InMemoryCheckpointStore: CheckpointStore {
     public func deadLetter(_ letter: DeadLetter) async throws {
         state.withLock { state in
             state.deadLetters.append(letter)
-            if let id = letter.messageID { state.messages[letter.agent.run]?.removeAll { $0.id == id } }
+            if let id = letter.messageID {
+                state.messages[letter.agent.run]?.removeAll { $0.message.id == id }
+                // The message's unit of work ends here: its recorded steps must never be replayed to anything else.
+                let scope = "m\(id)/"
+                if var record = state.agents[letter.agent] {
+                    record.steps = record.steps.filter { !$0.key.hasPrefix(scope) }
+                    state.agents[letter.agent] = record
+                }
+            }
         }
     }
 
@@ -154,7 +174,7 @@ public final class InMemoryCheckpointStore: CheckpointStore {
 
     /// The durable messages of `run` that no agent has committed yet, in delivery order.
     public func pendingMessages(of run: RunID) -> [StoredMessage] {
-        state.withLock { $0.messages[run] ?? [] }
+        state.withLock { ($0.messages[run] ?? []).map(\.message) }
     }
 
     /// Every event recorded, oldest first (empty unless created with `recordsEvents`).

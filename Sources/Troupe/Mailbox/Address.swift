@@ -9,10 +9,20 @@
 /// let sink = try context.address(of: "sink", as: Sink.Message.self)
 /// for item in items { try await sink.send(.item(item)) }
 /// ```
+///
+/// An address that a ``Durability/durable`` agent gets from its own context (``AgentContext/address(of:as:)``,
+/// ``AgentContext/address``) sends the way ``AgentContext/send(_:to:)`` does for that agent: the message joins
+/// the agent's unit of work and is delivered only when the agent commits, exactly once. Keep such an address to
+/// that agent; handed to another agent, its sends would still join the first agent's unit of work.
 public struct Address<Message: Sendable>: Sendable, Hashable, CustomStringConvertible {
     @usableFromInline let mailbox: Mailbox<Message>
+    /// Set on addresses a durable agent got from its context: sends are staged in that agent's outbox.
+    @usableFromInline let stage: (@Sendable (Message) throws -> Void)?
 
-    init(_ mailbox: Mailbox<Message>) { self.mailbox = mailbox }
+    init(_ mailbox: Mailbox<Message>, stage: (@Sendable (Message) throws -> Void)? = nil) {
+        self.mailbox = mailbox
+        self.stage = stage
+    }
 
     /// The agent's name within its run.
     public var name: String { mailbox.name }
@@ -28,6 +38,7 @@ public struct Address<Message: Sendable>: Sendable, Hashable, CustomStringConver
     ///   sending task is cancelled while waiting for room (the message is then not delivered).
     @inlinable
     public func send(_ message: Message) async throws {
+        if let stage { return try stage(message) }
         try await mailbox.send(message)
     }
 
@@ -37,6 +48,10 @@ public struct Address<Message: Sendable>: Sendable, Hashable, CustomStringConver
     /// - Throws: As ``send(_:)``. Messages before the failing one have been delivered.
     @inlinable
     public func send(contentsOf messages: some Sequence<Message>) async throws {
+        if let stage {
+            for message in messages { try stage(message) }
+            return
+        }
         try await mailbox.send(contentsOf: messages)
     }
 
@@ -47,7 +62,11 @@ public struct Address<Message: Sendable>: Sendable, Hashable, CustomStringConver
     @discardableResult
     @inlinable
     public func trySend(_ message: Message) throws -> Bool {
-        try mailbox.trySend(message)
+        if let stage {
+            try stage(message)
+            return true
+        }
+        return try mailbox.trySend(message)
     }
 
     public static func == (lhs: Address, rhs: Address) -> Bool { lhs.mailbox === rhs.mailbox }

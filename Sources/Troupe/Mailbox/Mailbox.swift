@@ -1,3 +1,4 @@
+import Synchronization
 public import DequeModule
 
 /// A message in a mailbox, with how many times delivering it has crashed the agent.
@@ -259,8 +260,17 @@ final class Mailbox<Message: Sendable>: AnyMailbox {
         }
     }
 
+    /// Why the mailbox refuses messages, when it is not simply stopped (a quarantined agent).
+    private let refusal = Mutex<TroupeError?>(nil)
+
     @usableFromInline
-    func stoppedError() -> TroupeError { TroupeError.addressStopped(name) }
+    func stoppedError() -> TroupeError { refusal.withLock { $0 } ?? TroupeError.addressStopped(name) }
+
+    /// Turns senders away with `error` (and fails the parked ones with it) until the mailbox accepts again.
+    func refuse(because error: TroupeError) {
+        refusal.withLock { $0 = error }
+        setAccepting(false)
+    }
 
     private enum ParkAction {
         case parked
@@ -433,13 +443,17 @@ final class Mailbox<Message: Sendable>: AnyMailbox {
     }
 
     func setAccepting(_ accepting: Bool) {
+        if accepting { refusal.withLock { $0 = nil } }
         let refused = state.withLock { state -> [Parked] in
             state.accepting = accepting
             guard !accepting else { return [] }
             defer { state.parked.removeAll() }
             return Array(state.parked)
         }
-        for sender in refused { sender.continuation.resume(throwing: TroupeError.addressStopped(name)) }
+        if !refused.isEmpty {
+            let error = stoppedError()
+            for sender in refused { sender.continuation.resume(throwing: error) }
+        }
     }
 
     /// Closes the mailbox for good and returns what was still queued.

@@ -21,6 +21,9 @@ public struct Event: Sendable, CustomStringConvertible {
         case deadLettered(error: String, failures: Int)
         /// A child was stopped on request and will not be restarted (terminated, deleted, or shut down).
         case stopped
+        /// A child did not stop within its graceful deadline (or was stopped without one) and ended when its task
+        /// was cancelled, the ladder's second rung (OTP's `killed`, as opposed to `shutdown`).
+        case killed
         /// A child ignored cancellation past its deadline and was left behind; it may still be running.
         case abandoned
         /// A checkpoint was written.
@@ -36,6 +39,7 @@ public struct Event: Sendable, CustomStringConvertible {
             case .escalated(let restarts, let period): "escalated after \(restarts) restarts within \(period)"
             case .deadLettered(let error, let failures): "dead-lettered a message after \(failures) crashes: \(error)"
             case .stopped: "stopped"
+            case .killed: "killed (cancelled after its graceful deadline)"
             case .abandoned: "abandoned (ignored cancellation past its deadline)"
             case .checkpointed(let sequence): "checkpointed #\(sequence)"
             case .quarantined(let error): "quarantined: \(error)"
@@ -139,6 +143,7 @@ final class EventBus: Sendable {
         case .checkpointed: .trace
         case .exited(let reason): reason.isFailure ? .warning : .debug
         case .restarting: .info
+        case .killed: .warning
         case .escalated, .deadLettered, .abandoned, .quarantined: .error
         }
     }

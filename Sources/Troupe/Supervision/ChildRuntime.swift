@@ -24,6 +24,8 @@ protocol ChildRuntime: AnyObject, Sendable {
     func cancel(_ incarnation: Incarnation)
     /// Lets senders reach the child again, or turns them away while it is stopped.
     func setAccepting(_ accepting: Bool)
+    /// Turns senders away with `error` (a quarantined agent) until the child accepts messages again.
+    func refuse(because error: TroupeError)
     /// Removes the child for good: frees its name and sets aside its undelivered messages as dead letters.
     func remove() async
 
@@ -43,29 +45,45 @@ final class Incarnation: Sendable {
     /// The fencing token the store gave this incarnation's claim (0 until claimed).
     @usableFromInline let epoch = Atomic<UInt64>(0)
     @usableFromInline let stopping = Atomic<Bool>(false)
-    private let began = Atomic<Bool>(false)
+    /// Set once the incarnation has reported that its `setUp` returned.
+    private let hasBegun = Atomic<Bool>(false)
+    /// Whether the incarnation was cancelled (the ladder's second rung, or the run's cancellation).
+    private let wasCancelled = Atomic<Bool>(false)
     /// Fulfilled when a graceful stop is requested, so that sleepers wake.
     let stopRequested = OneShot<Void>()
     /// Fulfilled with the exit reason when the incarnation has ended.
     let exit = OneShot<ExitReason>()
     private let report: @Sendable (ExitReason) -> Void
+    private let reportBegan: @Sendable () -> Void
     private let activations = Mutex<(latest: UInt64, task: Task<Void, Never>?, cancelled: Bool)>((0, nil, false))
 
     /// - Parameters:
     ///   - number: The incarnation's number in this process.
     ///   - report: Tells the supervisor how the incarnation ended; called once.
-    init(number: UInt64, report: @escaping @Sendable (ExitReason) -> Void) {
+    ///   - began: Tells the supervisor that the incarnation's `setUp` returned, so the next child may start;
+    ///     called at most once.
+    init(
+        number: UInt64,
+        report: @escaping @Sendable (ExitReason) -> Void,
+        began: @escaping @Sendable () -> Void = {}
+    ) {
         self.number = number
         self.report = report
+        self.reportBegan = began
     }
 
     @inlinable
     var isStopping: Bool { stopping.load(ordering: .relaxed) }
 
-    /// Whether the incarnation got past its restart delay.
-    var hasBegun: Bool { began.load(ordering: .relaxed) }
+    /// Reports (once) that the incarnation's `setUp` returned: its supervisor may start the next child.
+    @usableFromInline
+    func began() {
+        if !hasBegun.exchange(true, ordering: .relaxed) { reportBegan() }
+    }
 
-    func markBegun() { began.store(true, ordering: .relaxed) }
+    /// Whether the incarnation was cancelled rather than only asked to stop.
+    @usableFromInline
+    var isCancelled: Bool { wasCancelled.load(ordering: .relaxed) }
 
     func requestStop() {
         stopping.store(true, ordering: .sequentiallyConsistent)
@@ -99,6 +117,7 @@ final class Incarnation: Sendable {
 
     /// Cancels the task running the incarnation, and every task that resumes it later.
     func cancel() {
+        wasCancelled.store(true, ordering: .relaxed)
         let task = activations.withLock { state -> Task<Void, Never>? in
             state.cancelled = true
             return state.task

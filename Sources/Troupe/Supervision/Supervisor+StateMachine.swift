@@ -1,31 +1,129 @@
 import DequeModule
 
 extension Supervisor {
-    /// The supervisor's decisions, free of tasks and clocks: given a child's exit, what to do.
+    /// The supervisor's whole state, free of tasks and clocks: every child's lifecycle, the start queue and the
+    /// restart intensity window.
     ///
-    /// Time comes in as a `Duration` since the run started and chance as a number in `0..<1`, so every decision
-    /// is a pure function of its inputs and is tested by calling it, with no tasks and no waiting. The actor
-    /// carries the returned actions out.
+    /// Every change is an event — a child began, exited or finished stopping, an operator request, a timer, the
+    /// shutdown — handled by one method that returns what the actor must do. The actor consumes its events one at a
+    /// time in one loop, so no two transitions ever interleave (OTP's `supervisor.erl` handles calls and `'EXIT'`
+    /// signals the same way). Time comes in as a `Duration` since the run started and chance as a number in
+    /// `0..<1`, so every decision is a pure function of its inputs, tested without tasks.
+    ///
+    /// A child's life:
+    ///
+    /// ```
+    ///   idle ──(supervisor starts)──▶ queued ──(its turn, not before its delay)──▶ starting(n)
+    ///   starting(n) ──(setUp returned)──▶ running(n) ──(exit)──▶ decided by strategy and restart type
+    ///   running(n)/starting(n) ──(stop requested)──▶ stopping(n) ──(ladder done)──▶ queued | stopped | removed
+    ///   exited / stopped / quarantined ──(operator restart)──▶ queued
+    /// ```
+    ///
+    /// At most one child is `starting` at a time: the next one's `setUp` begins only after the previous one's
+    /// returned (or it exited), as OTP's synchronous start does, for the first start and for group restarts alike.
     struct StateMachine {
-        enum ChildExitedAction: Equatable {
-            /// Restart these children, in start order, after `delay`; running siblings among them are stopped
-            /// first, in reverse start order.
-            case restart([String], after: Duration)
-            /// Too many restarts: stop every child in reverse start order and fail.
-            case escalate
-            /// Keep the child, stopped (a transient child that exited normally).
-            case keepStopped(String)
-            /// Remove the child (a temporary child).
-            case remove(String)
-            /// Nothing to do: the supervisor is stopping, or the child is unknown.
-            case ignore
+        /// Where a child is in its life.
+        enum Phase: Equatable {
+            /// Never started by this run of the supervisor.
+            case idle
+            /// Waiting in the start queue: for its turn, and not before `notBefore` (a restart's backoff).
+            case queued(notBefore: Duration)
+            /// Incarnation `n` is launched; its `setUp` has not returned yet.
+            case starting(UInt64)
+            /// Incarnation `n` runs.
+            case running(UInt64)
+            /// The shutdown ladder is stopping incarnation `n`.
+            case stopping(UInt64)
+            /// Stopped on purpose (terminated, or the supervisor shut down).
+            case stopped
+            /// Ended on its own and not restarted (a transient child that exited normally).
+            case exited
+            /// Its checkpoint cannot be read: not restarted until an operator restarts it.
+            case quarantined
+
+            /// The live incarnation, if any.
+            var incarnation: UInt64? {
+                switch self {
+                case .starting(let n), .running(let n), .stopping(let n): n
+                default: nil
+                }
+            }
         }
 
-        private struct Child {
+        struct Child {
             var restart: ChildSpec.Restart
-            var running = false
+            var phase: Phase = .idle
             var consecutiveRestarts = 0
             var startedAt: Duration = .zero
+            /// The number of the latest incarnation (0 if never launched).
+            var incarnations: UInt64 = 0
+            /// Restarts since the supervisor started, automatic and operator ones.
+            var restarts = 0
+        }
+
+        /// What to do once a child's stop ladder has finished.
+        enum AfterStop: Equatable {
+            /// Queue it again (a restart of it or its group).
+            case restart(notBefore: Duration)
+            /// Keep it, stopped.
+            case keep
+            /// Remove it (a temporary child).
+            case remove
+        }
+
+        /// What the actor does about a child's exit.
+        enum ExitAction: Equatable {
+            /// Nothing: a stale report (an incarnation already replaced or being stopped), or the supervisor is
+            /// stopping.
+            case ignore
+            /// The child stays, stopped or exited; nothing else to do.
+            case keep
+            /// The child is quarantined: keep it and its messages, refuse new ones.
+            case quarantine
+            /// Remove the child's runtime for good (temporary).
+            case remove(String)
+            /// Stop these live siblings through their ladders, one after the other (reverse start order), report
+            /// each with ``groupMemberStopped(_:incarnation:)``, remove the runtimes of the temporary children in
+            /// `remove`, then call ``groupStopsFinished()``, which queues `restart` (in start order) to start after
+            /// `after`.
+            case restartGroup(
+                stop: [(name: String, incarnation: UInt64)],
+                remove: [String],
+                restart: [String],
+                after: Duration
+            )
+            /// Too many restarts: stop every child in reverse start order and fail.
+            case escalate
+
+            static func == (lhs: ExitAction, rhs: ExitAction) -> Bool {
+                switch (lhs, rhs) {
+                case (.ignore, .ignore), (.keep, .keep), (.quarantine, .quarantine), (.escalate, .escalate): true
+                case (.remove(let a), .remove(let b)): a == b
+                case (.restartGroup(let s1, let r1, let q1, let d1), .restartGroup(let s2, let r2, let q2, let d2)):
+                    s1.map(\.name) == s2.map(\.name) && s1.map(\.incarnation) == s2.map(\.incarnation) && r1 == r2
+                        && q1 == q2 && d1 == d2
+                default: false
+                }
+            }
+        }
+
+        /// What the actor does next about starting children.
+        enum StartAction: Equatable {
+            /// Launch incarnation `incarnation` of `name` now.
+            case launch(String, incarnation: UInt64)
+            /// Nothing can start before `at`: set a timer.
+            case wake(at: Duration)
+            /// Nothing to start (or one is starting already).
+            case none
+        }
+
+        /// A refusal of an operator request that conflicts with the child's phase (OTP's `{error, running}` and
+        /// `{error, restarting}`).
+        enum Refusal: Error, Equatable {
+            case unknown
+            case duplicate
+            case running
+            case restarting
         }
 
         let strategy: RestartStrategy
@@ -33,7 +131,9 @@ extension Supervisor {
         let backoff: Backoff
         /// Children in start order.
         private(set) var order: [String] = []
-        private var children: [String: Child] = [:]
+        private(set) var children: [String: Child] = [:]
+        /// Children waiting to start, in the order they are to start.
+        private(set) var queue: Deque<String> = []
         /// When the restarts inside the current intensity window happened.
         private var restartTimes: Deque<Duration> = []
         /// Whether the supervisor is shutting down or escalating: exits are then expected and not acted on.
@@ -45,68 +145,151 @@ extension Supervisor {
             self.backoff = backoff
         }
 
-        /// Adds a child at the end of the start order.
+        // MARK: Reading
+
+        func phase(of name: String) -> Phase? { children[name]?.phase }
+
+        func child(_ name: String) -> Child? { children[name] }
+
+        /// Whether a child occupies a live incarnation or a place in the start queue.
+        private func isActiveOrQueued(_ name: String) -> Bool {
+            switch children[name]?.phase {
+            case .queued, .starting, .running, .stopping: true
+            default: false
+            }
+        }
+
+        /// Children with a live incarnation that is not being stopped, as OTP's `count_children` counts `active`:
+        /// a child waiting out its restart delay is not active.
+        var activeCount: Int {
+            children.values.count { child in
+                switch child.phase {
+                case .starting, .running: true
+                default: false
+                }
+            }
+        }
+
+        /// Whether every queued child has started: nothing queued and nothing starting.
+        var isSettled: Bool {
+            queue.isEmpty && !children.values.contains { if case .starting = $0.phase { true } else { false } }
+        }
+
+        /// Whether the supervisor's own start is over: every child's first incarnation has returned from its
+        /// `setUp` or ended. (A child that failed at start and waits out, or runs, a restart counts as started.)
+        var hasStarted: Bool {
+            children.values.allSatisfy { child in
+                child.incarnations > 1 || (child.incarnations == 1 && child.phase != .starting(1))
+            }
+        }
+
+        /// How many restarts fall within the intensity window ending `now`.
+        func restartsInWindow(at now: Duration) -> Int {
+            restartTimes.count { now - $0 < intensity.period }
+        }
+
+        // MARK: Events: the supervisor's own life
+
+        /// Adds a child at the end of the start order, idle.
         mutating func add(_ name: String, restart: ChildSpec.Restart) {
             precondition(children[name] == nil, "child '\(name)' added twice")
             order.append(name)
             children[name] = Child(restart: restart)
         }
 
-        mutating func remove(_ name: String) {
-            children[name] = nil
-            order.removeAll { $0 == name }
-        }
-
-        func isRunning(_ name: String) -> Bool { children[name]?.running ?? false }
-
-        /// A new incarnation of the child is (about to be) running, from `now`.
-        mutating func started(_ name: String, at now: Duration) {
-            children[name]?.running = true
-            children[name]?.startedAt = now
-        }
-
-        /// The child was stopped on purpose (terminated, or stopped to be restarted with a sibling).
-        mutating func stopped(_ name: String) {
-            children[name]?.running = false
-        }
-
-        /// A fresh start of the supervisor (first run, or restarted by its parent): forget past restarts.
-        mutating func reset() {
+        /// The supervisor starts (first run, or restarted by its parent): forget past restarts and queue every
+        /// child in start order.
+        mutating func begin(at now: Duration) {
             isStopping = false
             restartTimes.removeAll()
+            queue.removeAll()
             for name in order {
-                children[name]?.running = false
                 children[name]?.consecutiveRestarts = 0
+                children[name]?.restarts = 0
+                children[name]?.phase = .queued(notBefore: now)
+                queue.append(name)
             }
         }
 
-        /// The supervisor starts shutting down; later exits are ignored.
-        mutating func beginStopping() {
+        /// The supervisor is shutting down: later exits are ignored, nothing more starts. Returns the live
+        /// children to stop, in reverse start order; queued ones become stopped at once.
+        mutating func beginStopping() -> [(name: String, incarnation: UInt64)] {
             isStopping = true
+            for name in queue { children[name]?.phase = .stopped }
+            queue.removeAll()
+            var live: [(String, UInt64)] = []
+            for name in order.reversed() {
+                switch children[name]?.phase {
+                case .starting(let n), .running(let n):
+                    children[name]?.phase = .stopping(n)
+                    live.append((name, n))
+                default: break
+                }
+            }
+            return live
         }
 
-        /// Decides what to do about a child that exited on its own.
+        // MARK: Events: starting
+
+        /// What to start next, if anything, at `now`.
+        mutating func nextStart(at now: Duration) -> StartAction {
+            guard !isStopping else { return .none }
+            if children.values.contains(where: { if case .starting = $0.phase { true } else { false } }) {
+                return .none
+            }
+            guard let name = queue.first, case .queued(let notBefore) = children[name]?.phase else { return .none }
+            guard notBefore <= now else { return .wake(at: notBefore) }
+            queue.removeFirst()
+            children[name]?.incarnations += 1
+            let number = children[name]?.incarnations ?? 1
+            children[name]?.phase = .starting(number)
+            children[name]?.startedAt = now
+            return .launch(name, incarnation: number)
+        }
+
+        /// Incarnation `incarnation` of `name` returned from its `setUp`.
+        mutating func childBegan(_ name: String, incarnation: UInt64) {
+            guard children[name]?.phase == .starting(incarnation) else { return }
+            children[name]?.phase = .running(incarnation)
+        }
+
+        // MARK: Events: exits
+
+        /// Decides what to do about a child's exit on its own.
         ///
         /// - Parameters:
         ///   - name: The child.
+        ///   - incarnation: Which incarnation exited; a report about any other is stale and ignored.
         ///   - reason: How it ended.
+        ///   - quarantined: Whether it ended because its checkpoint cannot be read.
         ///   - now: The time, as a duration since the run started.
         ///   - random: A draw in `0..<1` for the backoff's jitter.
         mutating func childExited(
             _ name: String,
+            incarnation: UInt64,
             reason: ExitReason,
+            quarantined: Bool = false,
             at now: Duration,
             random: Double
-        ) -> ChildExitedAction {
+        ) -> ExitAction {
             guard !isStopping, var child = children[name] else { return .ignore }
-            child.running = false
-            children[name] = child
+            switch child.phase {
+            case .starting(let n) where n == incarnation, .running(let n) where n == incarnation: break
+            default: return .ignore  // stale, or being stopped: the stop ladder handles it
+            }
+            if quarantined {
+                children[name]?.phase = .quarantined
+                return .quarantine
+            }
             switch child.restart.value {
             case .temporary:
                 remove(name)
                 return .remove(name)
             case .transient:
-                guard reason.isFailure else { return .keepStopped(name) }
+                guard reason.isFailure else {
+                    children[name]?.phase = .exited
+                    return .keep
+                }
             case .permanent:
                 break
             }
@@ -116,29 +299,179 @@ extension Supervisor {
                 restartTimes.removeFirst()
             }
             if restartTimes.count > intensity.maxRestarts {
+                children[name]?.phase = .exited
                 isStopping = true
                 return .escalate
             }
 
             if now - child.startedAt >= backoff.resetAfter { child.consecutiveRestarts = 0 }
             child.consecutiveRestarts += 1
+            child.phase = .exited
             children[name] = child
             let delay = backoff.delay(attempt: child.consecutiveRestarts, random: random)
 
+            let group: [String]
             switch strategy.value {
             case .oneForOne:
-                return .restart([name], after: delay)
+                group = [name]
             case .oneForAll:
-                return .restart(order.filter { $0 == name || isRunning($0) }, after: delay)
+                group = order.filter { $0 == name || isActiveOrQueued($0) }
             case .restForOne:
-                guard let index = order.firstIndex(of: name) else { return .restart([name], after: delay) }
-                return .restart([name] + order[(index + 1)...].filter { isRunning($0) }, after: delay)
+                let index = order.firstIndex(of: name) ?? order.count
+                group = [name] + order[(index + 1)...].filter { isActiveOrQueued($0) }
+            }
+            return restart(group, crashed: name, notBefore: now + delay, delay: delay)
+        }
+
+        /// Orders the stop of the live members of `group` (in reverse start order) and the removal of its temporary
+        /// members; the rest are queued by ``groupStopsFinished()``, in start order, not before `notBefore`.
+        private mutating func restart(_ group: [String], crashed: String, notBefore: Duration, delay: Duration)
+            -> ExitAction
+        {
+            var stops: [(name: String, incarnation: UInt64)] = []
+            var removals: [String] = []
+            for name in group.reversed() where name != crashed {
+                guard let phase = children[name]?.phase else { continue }
+                queue.removeAll { $0 == name }
+                let temporary = children[name]?.restart == .temporary
+                switch phase {
+                case .starting(let n), .running(let n):
+                    children[name]?.phase = .stopping(n)
+                    stops.append((name, n))
+                    if temporary { removals.append(name) }
+                default:
+                    // Queued, not started yet: nothing to stop.
+                    children[name]?.phase = .stopped
+                    if temporary {
+                        remove(name)
+                        removals.append(name)
+                    }
+                }
+            }
+            let restarted = group.filter { !removals.contains($0) }
+            for name in restarted { children[name]?.restarts += 1 }
+            pendingRestart = (restarted, notBefore)
+            return .restartGroup(stop: stops, remove: removals, restart: restarted, after: delay)
+        }
+
+        /// The group whose restart waits for its members' stops, so that they are queued in start order.
+        private var pendingRestart: (names: [String], notBefore: Duration)?
+
+        /// A stop ladder ordered by ``childExited(_:incarnation:reason:quarantined:at:random:)`` (a group restart)
+        /// has finished.
+        mutating func groupMemberStopped(_ name: String, incarnation: UInt64) {
+            guard children[name]?.phase == .stopping(incarnation) else { return }
+            if children[name]?.restart == .temporary {
+                remove(name)
+                return
+            }
+            children[name]?.phase = .stopped
+        }
+
+        /// Every stop of the group restart has finished: queue the group, in start order.
+        mutating func groupStopsFinished() {
+            guard let (names, notBefore) = pendingRestart else { return }
+            pendingRestart = nil
+            guard !isStopping else { return }
+            queue.removeAll { names.contains($0) }
+            for name in order where names.contains(name) && children[name] != nil {
+                switch children[name]?.phase {
+                case .stopped, .exited, .queued:
+                    children[name]?.phase = .queued(notBefore: notBefore)
+                    queue.append(name)
+                default: break
+                }
             }
         }
 
-        /// How many restarts fall within the intensity window ending `now`.
-        func restartsInWindow(at now: Duration) -> Int {
-            restartTimes.count { now - $0 < intensity.period }
+        // MARK: Events: operators
+
+        /// An operator adds a child: it is queued to start after those already queued.
+        mutating func startChild(_ name: String, restart: ChildSpec.Restart, at now: Duration) throws(Refusal) {
+            guard children[name] == nil else { throw .duplicate }
+            add(name, restart: restart)
+            children[name]?.phase = .queued(notBefore: now)
+            queue.append(name)
+        }
+
+        /// An operator terminates a child. Returns the incarnation to stop, if one is live; the child is then
+        /// `stopping` until ``stopFinished(_:incarnation:then:)``. A temporary child is removed (OTP), and `true`
+        /// is returned in `removed`.
+        mutating func terminateChild(_ name: String) throws(Refusal) -> (stop: UInt64?, removed: Bool) {
+            guard let child = children[name] else { throw .unknown }
+            let temporary = child.restart == .temporary
+            switch child.phase {
+            case .starting(let n), .running(let n):
+                children[name]?.phase = .stopping(n)
+                return (n, temporary)
+            case .stopping:
+                throw .restarting
+            case .queued:
+                queue.removeAll { $0 == name }
+                fallthrough
+            default:
+                if temporary {
+                    remove(name)
+                    return (nil, true)
+                }
+                children[name]?.phase = .stopped
+                return (nil, false)
+            }
+        }
+
+        /// An operator restarts a child. A running child is stopped first (Troupe's extension of OTP's
+        /// `restart_child`, which accepts only terminated children): the incarnation to stop is returned, and the
+        /// child is queued when ``stopFinished(_:incarnation:then:)`` reports it stopped. A child waiting to start
+        /// or being stopped is refused with `restarting`.
+        mutating func restartChild(_ name: String, at now: Duration) throws(Refusal) -> UInt64? {
+            guard let child = children[name] else { throw .unknown }
+            switch child.phase {
+            case .queued, .stopping:
+                throw .restarting
+            case .starting(let n), .running(let n):
+                children[name]?.phase = .stopping(n)
+                children[name]?.restarts += 1
+                return n
+            case .idle, .stopped, .exited, .quarantined:
+                children[name]?.restarts += 1
+                children[name]?.phase = .queued(notBefore: now)
+                queue.append(name)
+                return nil
+            }
+        }
+
+        /// An operator deletes a stopped child.
+        mutating func deleteChild(_ name: String) throws(Refusal) {
+            guard let child = children[name] else { throw .unknown }
+            switch child.phase {
+            case .queued: throw .restarting
+            case .starting, .running, .stopping: throw .running
+            default: remove(name)
+            }
+        }
+
+        /// A stop ladder ordered by an operator's request has finished.
+        mutating func stopFinished(_ name: String, incarnation: UInt64, then next: AfterStop) {
+            guard children[name]?.phase == .stopping(incarnation) else { return }
+            switch next {
+            case .remove:
+                remove(name)
+            case .keep:
+                children[name]?.phase = .stopped
+            case .restart(let notBefore):
+                if isStopping {
+                    children[name]?.phase = .stopped
+                } else {
+                    children[name]?.phase = .queued(notBefore: notBefore)
+                    queue.append(name)
+                }
+            }
+        }
+
+        private mutating func remove(_ name: String) {
+            children[name] = nil
+            order.removeAll { $0 == name }
+            queue.removeAll { $0 == name }
         }
     }
 }

@@ -28,34 +28,50 @@ public actor Supervisor: Service {
     public nonisolated let name: String
     let environment: RunEnvironment
     private let factoryContext: ChildFactoryContext
+    /// Every child's lifecycle, the start queue and the intensity window. Only the supervise loop changes it.
     private var machine: StateMachine
-    private var records: [String: Record] = [:]
+    /// Each child's runtime (mailbox, checkpoint) and live incarnation, by name.
+    private var entries: [String: Entry] = [:]
     private var isRunning = false
-    /// The current run's control stream, reachable without the actor so that exits and stop requests never wait,
-    /// and whether a shutdown was requested before the run started.
+    /// The current run's control stream, reachable without the actor so that exits, operator requests and stop
+    /// requests never wait for it, and whether a shutdown was requested before the run started.
     private nonisolated let inbox = Mutex<(stream: AsyncStream<Control>.Continuation?, shutdownPending: Bool)>(
         (nil, false)
     )
+    /// Operator requests waiting for a child's start (OTP's `start_child` returns once `init` has).
+    private var startReplies: [String: [CheckedContinuation<Void, any Error>]] = [:]
+    /// The pending start timer: its token and its deadline.
+    private var timer: (token: UInt64, at: Duration, task: Task<Void, Never>)?
+    private var timerTokens: UInt64 = 0
+    /// The incarnation this supervisor runs as under its parent, told when every child has started.
+    private var parentIncarnation: Incarnation?
+    /// Whether the supervisor is still starting its children; a shutdown requested meanwhile waits for the end of
+    /// the start (OTP's supervisor handles no request before its `init` has started every child).
+    private var startingUp = false
+    private var shutdownDeferred = false
 
-    private struct Current {
-        let incarnation: Incarnation
-    }
-
-    private struct Record {
+    private struct Entry {
         let spec: ChildSpec
         let runtime: any ChildRuntime
-        var current: Current?
-        var incarnations: UInt64 = 0
-        var restarts = 0
-        var stopping = false
-        /// Stopped on purpose (terminated or shut down) rather than exited on its own.
-        var terminated = false
+        var incarnation: Incarnation?
     }
 
+    /// Everything that changes a supervisor, consumed one at a time by its supervise loop.
     enum Control: Sendable {
         case exited(String, incarnation: UInt64, ExitReason)
+        case began(String, incarnation: UInt64)
+        case timer(UInt64)
+        case request(Request, CheckedContinuation<Void, any Error>)
         case shutdown
         case cancel
+    }
+
+    /// An operator's request, answered through its continuation once the loop has carried it out.
+    enum Request: Sendable {
+        case start(ChildSpec)
+        case terminate(String)
+        case restart(String, fresh: Bool)
+        case delete(String)
     }
 
     private enum Outcome {
@@ -88,27 +104,28 @@ public actor Supervisor: Service {
         self.environment = context.environment
         self.factoryContext = context
         var machine = StateMachine(strategy: strategy, intensity: intensity, backoff: backoff)
-        var records: [String: Record] = [:]
+        var entries: [String: Entry] = [:]
         for spec in children {
-            guard records[spec.name] == nil else {
+            guard entries[spec.name] == nil else {
                 throw TroupeError(
                     .duplicateName,
                     "supervisor '\(name)' has two children named '\(spec.name)'. Give each child its own name."
                 )
             }
-            records[spec.name] = Record(spec: spec, runtime: try spec.make(context))
+            entries[spec.name] = Entry(spec: spec, runtime: try spec.make(context))
             machine.add(spec.name, restart: spec.restart)
         }
         self.machine = machine
-        self.records = records
+        self.entries = entries
     }
 
     // MARK: Running
 
     /// Starts the children in order and supervises them until shutdown.
     ///
-    /// Returns after a graceful shutdown (``requestShutdown()``, or swift-service-lifecycle's graceful shutdown)
-    /// or cancellation, once every child has been stopped in reverse start order.
+    /// Children start one after the other: a child's ``Agent/setUp(context:)`` begins only after the previous
+    /// child's returned. Returns after a graceful shutdown (``requestShutdown()``, or swift-service-lifecycle's
+    /// graceful shutdown) or cancellation, once every child has been stopped in reverse start order.
     ///
     /// - Throws: ``TroupeError/Code/escalated`` when the restart intensity is exceeded; the children have been
     ///   stopped by then.
@@ -139,6 +156,7 @@ public actor Supervisor: Service {
         precondition(!isRunning, "supervisor '\(name)' is already running; a supervisor runs once at a time")
         isRunning = true
         defer { isRunning = false }
+        parentIncarnation = incarnation
         let (stream, continuation) = AsyncStream<Control>.makeStream()
         let pending = inbox.withLock { inbox in
             inbox.stream = continuation
@@ -147,12 +165,7 @@ public actor Supervisor: Service {
         }
         if pending || incarnation?.isStopping == true { continuation.yield(.shutdown) }
 
-        machine.reset()
-        for name in machine.order {
-            records[name]?.terminated = false
-            records[name]?.restarts = 0
-            launch(name, after: .zero)
-        }
+        machine.begin(at: environment.clock.now)
         environment.events.emit(name, incarnation: incarnation?.number ?? 0, .started)
 
         let outcome = await withTaskCancellationHandler {
@@ -165,115 +178,184 @@ public actor Supervisor: Service {
             continuation.yield(.cancel)
         }
 
-        machine.beginStopping()
+        // From here on, requests are refused at once, and those still queued are answered.
+        inbox.withLock { $0.stream = nil }
+        continuation.finish()
+        timer?.task.cancel()
+        timer = nil
+        for await control in stream {
+            if case .request(_, let reply) = control { reply.resume(throwing: notRunningError()) }
+        }
         // The stop ladder must be able to wait out its deadlines even when this task is cancelled (a cancelled
         // task's sleeps end at once), so it runs in a task of its own, which cancellation does not reach. Awaiting
         // its value keeps it structured in practice: run() does not return before it has finished.
         let graceful: Bool
         if case .cancelled = outcome { graceful = false } else { graceful = true }
         await Task { await self.stopAll(graceful: graceful) }.value
-        inbox.withLock { $0.stream = nil }
-        continuation.finish()
+        for (name, replies) in startReplies {
+            for reply in replies { reply.resume(throwing: notRunningError(child: name)) }
+        }
+        startReplies = [:]
+        parentIncarnation = nil
 
         if case .escalated(let error) = outcome { throw error }
     }
 
+    /// The one loop that changes the supervisor: each event is handled to the end before the next is taken.
     private func supervise(_ stream: AsyncStream<Control>) async -> Outcome {
+        startingUp = true
+        shutdownDeferred = false
+        startNext()
         for await control in stream {
             switch control {
             case .exited(let child, let number, let reason):
+                let wasStarting = machine.phase(of: child) == .starting(number)
                 if let error = await childExited(child, incarnation: number, reason: reason) {
                     return .escalated(error)
                 }
+                if wasStarting { answerStart(of: child, failure: reason) }
+            case .began(let child, let number):
+                machine.childBegan(child, incarnation: number)
+                if machine.phase(of: child) == .running(number) { answerStart(of: child, failure: nil) }
+            case .timer(let token):
+                if timer?.token == token { timer = nil }
+            case .request(let request, let reply):
+                await handle(request, reply: reply)
             case .shutdown:
-                return .shutdown
+                if !startingUp { return .shutdown }
+                shutdownDeferred = true
             case .cancel:
                 return .cancelled
             }
+            startNext()
+            if shutdownDeferred, !startingUp { return .shutdown }
         }
         return .cancelled
     }
 
-    private func stopAll(graceful: Bool) async {
-        for name in machine.order.reversed() {
-            await stop(name, graceful: graceful)
-            records[name]?.terminated = true
-            records[name]?.runtime.setAccepting(false)
+    /// Starts the next queued child if none is starting, or sets a timer for the earliest one can.
+    private func startNext() {
+        while true {
+            switch machine.nextStart(at: environment.clock.now) {
+            case .launch(let name, let number):
+                launch(name, incarnation: number)
+            case .wake(let deadline):
+                setTimer(deadline)
+                return
+            case .none:
+                if startingUp, machine.hasStarted {
+                    startingUp = false
+                    parentIncarnation?.began()
+                }
+                return
+            }
         }
+    }
+
+    private func setTimer(_ deadline: Duration) {
+        if let timer, timer.at == deadline { return }
+        timer?.task.cancel()
+        guard let control = inbox.withLock({ $0.stream }) else { return }
+        timerTokens += 1
+        let token = timerTokens
+        let clock = environment.clock
+        // Unstructured on purpose: the loop must keep taking events while a restart waits out its backoff. The task
+        // only posts an event; it is cancelled when replaced and when the supervisor stops.
+        let task = Task {
+            try? await clock.sleep(for: deadline - clock.now)
+            control.yield(.timer(token))
+        }
+        timer = (token, deadline, task)
+    }
+
+    private func stopAll(graceful: Bool) async {
+        for (name, number) in machine.beginStopping() {
+            if let incarnation = entries[name]?.incarnation, incarnation.number == number {
+                await stop(name, incarnation, graceful: graceful)
+            }
+            machine.stopFinished(name, incarnation: number, then: .keep)
+        }
+        for name in machine.order { entries[name]?.runtime.setAccepting(false) }
     }
 
     // MARK: Incarnations
 
-    private func launch(_ name: String, after delay: Duration) {
-        guard var record = records[name], let control = self.inbox.withLock({ $0.stream }) else { return }
-        record.incarnations += 1
-        record.terminated = false
+    private func launch(_ name: String, incarnation number: UInt64) {
+        guard let entry = entries[name], let control = self.inbox.withLock({ $0.stream }) else { return }
         let environment = self.environment
-        let incarnation = Incarnation(number: record.incarnations) { [number = record.incarnations] reason in
+        let incarnation = Incarnation(number: number) { reason in
             environment.events.emit(name, incarnation: number, .exited(reason))
             control.yield(.exited(name, incarnation: number, reason))
+        } began: {
+            control.yield(.began(name, incarnation: number))
         }
-        let runtime = record.runtime
+        let runtime = entry.runtime
         runtime.setAccepting(true)
-        machine.started(name, at: environment.clock.now + delay)
+        entries[name]?.incarnation = incarnation
         // Unstructured on purpose: a child that ignores cancellation must not hold its supervisor hostage. It is
         // abandoned (and reported) after its deadlines, which a task-group child could not be, since the group would
         // wait for it forever. Its exit is reported through the control stream, so nothing is lost.
         incarnation.activate {
-            guard await incarnation.sleep(for: delay, clock: environment.clock) else {
-                incarnation.finish(incarnation.isStopping ? .stopped : .cancelled)
-                return
-            }
-            incarnation.markBegun()
-            // nil: the incarnation passivated; the task that resumes it reports its end.
             if let reason = await runtime.run(incarnation) { incarnation.finish(reason) }
         }
-        record.current = Current(incarnation: incarnation)
-        records[name] = record
     }
 
     /// Acts on a child's exit. Returns an error if the supervisor must escalate.
     private func childExited(_ name: String, incarnation number: UInt64, reason: ExitReason) async -> TroupeError? {
-        guard let record = records[name], let current = record.current, current.incarnation.number == number,
-            !record.stopping
-        else { return nil }
-        records[name]?.current = nil
+        guard let entry = entries[name] else { return nil }
+        var quarantine: TroupeError?
         if case .failed(let error) = reason, let troupeError = error as? TroupeError, troupeError.code == .quarantined {
-            // Restarting cannot help: the same checkpoint would fail again. Keep the agent (and its messages) until
-            // an operator restarts it from a state it can read.
-            machine.stopped(name)
-            environment.events.emit(name, incarnation: number, .quarantined(error: troupeError.message))
-            return nil
+            quarantine = troupeError
         }
         let now = environment.clock.now
         // Draw only when the backoff uses chance: the system generator costs a system call.
         let random = machine.backoff.jitter > 0 ? environment.random.next() : 0.5
-        let action = machine.childExited(name, reason: reason, at: now, random: random)
+        let action = machine.childExited(
+            name,
+            incarnation: number,
+            reason: reason,
+            quarantined: quarantine != nil,
+            at: now,
+            random: random
+        )
+        if action != .ignore, entries[name]?.incarnation?.number == number { entries[name]?.incarnation = nil }
         switch action {
         case .ignore:
             return nil
-        case .keepStopped:
-            record.runtime.setAccepting(false)
+        case .keep:
+            entry.runtime.setAccepting(false)
             return nil
-        case .remove:
-            records[name] = nil
-            await record.runtime.remove()
+        case .quarantine:
+            // Restarting cannot help: the same checkpoint would fail again. Keep the agent (and its messages) until
+            // an operator restarts it from a state it can read; refuse new messages, saying why.
+            let error = quarantine ?? TroupeError(.quarantined, "agent '\(name)' is quarantined")
+            entry.runtime.refuse(because: error)
+            environment.events.emit(name, incarnation: number, .quarantined(error: error.message))
             return nil
-        case .restart(let names, let delay):
-            for sibling in names.reversed() where sibling != name {
-                await stop(sibling, graceful: true)
-                machine.stopped(sibling)
+        case .remove(let removed):
+            entries[removed] = nil
+            await entry.runtime.remove()
+            return nil
+        case .restartGroup(let stops, let removals, let restarted, let delay):
+            for (sibling, siblingNumber) in stops {
+                if let incarnation = entries[sibling]?.incarnation, incarnation.number == siblingNumber {
+                    await stop(sibling, incarnation, graceful: true)
+                }
+                machine.groupMemberStopped(sibling, incarnation: siblingNumber)
             }
-            for child in names {
-                guard records[child] != nil else { continue }
-                records[child]?.restarts += 1
-                let restarts = records[child]?.restarts ?? 0
+            for removed in removals {
+                let runtime = entries[removed]?.runtime
+                entries[removed] = nil
+                await runtime?.remove()
+            }
+            machine.groupStopsFinished()
+            for child in restarted {
+                guard let state = machine.child(child) else { continue }
                 environment.events.emit(
                     child,
-                    incarnation: (records[child]?.incarnations ?? 0) + 1,
-                    .restarting(after: delay, restarts: restarts)
+                    incarnation: state.incarnations + 1,
+                    .restarting(after: delay, restarts: state.restarts)
                 )
-                launch(child, after: delay)
             }
             return nil
         case .escalate:
@@ -289,90 +371,202 @@ public actor Supervisor: Service {
         }
     }
 
-    /// Stops a child's current incarnation through the shutdown ladder: graceful, then cancellation, then abandon.
-    private func stop(_ name: String, graceful: Bool) async {
-        guard let record = records[name], let current = record.current, !record.stopping else { return }
-        records[name]?.stopping = true
-        let shutdown = record.spec.shutdown
+    /// Stops an incarnation through the shutdown ladder: graceful (unless `graceful` is false or the child's
+    /// graceful deadline is zero), then cancellation, then abandon. Emits `stopped` if it ended within its graceful
+    /// deadline, `killed` if it took cancellation, `abandoned` if it outlived both deadlines.
+    private func stop(_ name: String, _ incarnation: Incarnation, graceful: Bool) async {
+        guard let entry = entries[name] else { return }
+        let shutdown = entry.spec.shutdown
         let clock = environment.clock
-        let incarnation = current.incarnation
         var reason: ExitReason?
         if graceful, shutdown.graceful != .zero {
-            record.runtime.requestStop(incarnation)
+            entry.runtime.requestStop(incarnation)
             reason = await withDeadline(shutdown.graceful, clock: clock) { await incarnation.exit.wait() }
         }
-        if reason == nil {
-            record.runtime.cancel(incarnation)
-            reason = await withDeadline(shutdown.cancellation, clock: clock) { await incarnation.exit.wait() }
-        }
-        if reason == nil {
-            environment.events.emit(name, incarnation: incarnation.number, .abandoned)
+        let kind: Event.Kind
+        if reason != nil {
+            kind = .stopped
         } else {
-            environment.events.emit(name, incarnation: incarnation.number, .stopped)
+            entry.runtime.cancel(incarnation)
+            reason = await withDeadline(shutdown.cancellation, clock: clock) { await incarnation.exit.wait() }
+            kind = reason == nil ? .abandoned : .killed
         }
-        records[name]?.stopping = false
-        if records[name]?.current?.incarnation === incarnation { records[name]?.current = nil }
+        environment.events.emit(name, incarnation: incarnation.number, kind)
+        if entries[name]?.incarnation === incarnation { entries[name]?.incarnation = nil }
+    }
+
+    // MARK: Operator requests
+
+    private func notRunningError(child: String? = nil) -> TroupeError {
+        TroupeError(
+            .notRunning,
+            "supervisor '\(name)' is not running\(child.map { " (child '\($0)' was not started)" } ?? ""). Start "
+                + "the run first; children can be changed only while their supervisor runs."
+        )
+    }
+
+    /// Hands a request to the supervise loop and waits for its answer.
+    private func submit(_ request: Request) async throws {
+        try await withCheckedThrowingContinuation { (reply: CheckedContinuation<Void, any Error>) in
+            let accepted = inbox.withLock { inbox -> Bool in
+                guard let stream = inbox.stream else { return false }
+                if case .enqueued = stream.yield(.request(request, reply)) { return true }
+                return false
+            }
+            if !accepted { reply.resume(throwing: notRunningError()) }
+        }
+    }
+
+    private func refusal(_ refusal: StateMachine.Refusal, child: String) -> TroupeError {
+        switch refusal {
+        case .unknown:
+            let known = machine.order.joined(separator: ", ")
+            return TroupeError(
+                .unknownChild,
+                "supervisor '\(name)' has no child named '\(child)'. Its children are: \(known.isEmpty ? "none" : known)."
+            )
+        case .duplicate:
+            return TroupeError(
+                .duplicateName,
+                "supervisor '\(name)' already has a child named '\(child)'. Delete it first, or pick another name."
+            )
+        case .running:
+            return TroupeError(
+                .childRunning,
+                "child '\(child)' of supervisor '\(name)' is running. Terminate it first, then delete it."
+            )
+        case .restarting:
+            return TroupeError(
+                .childRestarting,
+                "child '\(child)' of supervisor '\(name)' is being restarted (waiting to start, or being stopped). "
+                    + "Try again once it runs."
+            )
+        }
+    }
+
+    /// Carries out an operator request inside the supervise loop.
+    private func handle(_ request: Request, reply: CheckedContinuation<Void, any Error>) async {
+        let now = environment.clock.now
+        switch request {
+        case .start(let spec):
+            do {
+                guard machine.child(spec.name) == nil else { throw refusal(.duplicate, child: spec.name) }
+                let runtime = try spec.make(factoryContext)
+                try machine.startChild(spec.name, restart: spec.restart, at: now)
+                entries[spec.name] = Entry(spec: spec, runtime: runtime)
+                startReplies[spec.name, default: []].append(reply)
+            } catch let error as StateMachine.Refusal {
+                reply.resume(throwing: refusal(error, child: spec.name))
+            } catch {
+                reply.resume(throwing: error)
+            }
+        case .terminate(let name):
+            do {
+                let (number, removed) = try machine.terminateChild(name)
+                let entry = entries[name]
+                if let number {
+                    if let incarnation = entry?.incarnation, incarnation.number == number {
+                        await stop(name, incarnation, graceful: true)
+                    }
+                    machine.stopFinished(name, incarnation: number, then: removed ? .remove : .keep)
+                }
+                answerStart(of: name, failure: .stopped)
+                if removed {
+                    entries[name] = nil
+                    await entry?.runtime.remove()
+                } else {
+                    entry?.runtime.setAccepting(false)
+                }
+                reply.resume()
+            } catch {
+                reply.resume(throwing: refusal(error, child: name))
+            }
+        case .restart(let name, let fresh):
+            do {
+                let number = try machine.restartChild(name, at: now)
+                let entry = entries[name]
+                if fresh { entry?.runtime.startFreshOnce() }
+                if let number {
+                    if let incarnation = entry?.incarnation, incarnation.number == number {
+                        await stop(name, incarnation, graceful: true)
+                    }
+                    machine.stopFinished(name, incarnation: number, then: .restart(notBefore: environment.clock.now))
+                }
+                guard let state = machine.child(name), case .queued = state.phase else {
+                    reply.resume(throwing: notRunningError(child: name))
+                    return
+                }
+                environment.events.emit(
+                    name,
+                    incarnation: state.incarnations + 1,
+                    .restarting(after: .zero, restarts: state.restarts)
+                )
+                startReplies[name, default: []].append(reply)
+            } catch {
+                reply.resume(throwing: refusal(error, child: name))
+            }
+        case .delete(let name):
+            do {
+                try machine.deleteChild(name)
+                let runtime = entries[name]?.runtime
+                entries[name] = nil
+                await runtime?.remove()
+                reply.resume()
+            } catch {
+                reply.resume(throwing: refusal(error, child: name))
+            }
+        }
+    }
+
+    /// Answers the requests waiting for `name` to start: its `setUp` returned (`failure` nil), or it ended first.
+    private func answerStart(of name: String, failure: ExitReason?) {
+        guard let replies = startReplies.removeValue(forKey: name) else { return }
+        for reply in replies {
+            switch failure {
+            case nil: reply.resume()
+            case .failed(let error): reply.resume(throwing: error)
+            case .some:
+                reply.resume(
+                    throwing: TroupeError(
+                        .childNotStopped,
+                        "child '\(name)' of supervisor '\(self.name)' ended (\(failure!)) before it finished starting."
+                    )
+                )
+            }
+        }
     }
 
     // MARK: Dynamic children
 
-    private func requireRunning() throws {
-        guard isRunning, !machine.isStopping else {
-            throw TroupeError(
-                .notRunning,
-                "supervisor '\(name)' is not running. Start the run first; children can be changed only while "
-                    + "their supervisor runs."
-            )
-        }
-    }
-
-    private func record(_ name: String) throws -> Record {
-        guard let record = records[name] else {
-            let known = machine.order.joined(separator: ", ")
-            throw TroupeError(
-                .unknownChild,
-                "supervisor '\(self.name)' has no child named '\(name)'. Its children are: \(known)."
-            )
-        }
-        return record
-    }
-
-    /// Adds a child at the end of the start order and starts it.
+    /// Adds a child at the end of the start order and starts it; returns once its ``Agent/setUp(context:)`` has
+    /// returned (OTP's `start_child`).
     ///
     /// - Parameter child: A ``Child``, ``Pool`` or ``Blueprint``.
-    /// - Throws: ``TroupeError/Code/duplicateName`` if the name is taken in the run, or
-    ///   ``TroupeError/Code/notRunning``.
+    /// - Throws: ``TroupeError/Code/duplicateName`` if the name is taken in the run,
+    ///   ``TroupeError/Code/notRunning``, or what the child's first `setUp` threw (the child stays, under its
+    ///   restart type).
     public func startChild(_ child: some BlueprintComponent) async throws {
-        try requireRunning()
-        let spec = child.spec
-        guard records[spec.name] == nil else {
-            throw TroupeError(
-                .duplicateName,
-                "supervisor '\(name)' already has a child named '\(spec.name)'. Delete it first, or pick another name."
-            )
-        }
-        records[spec.name] = Record(spec: spec, runtime: try spec.make(factoryContext))
-        machine.add(spec.name, restart: spec.restart)
-        launch(spec.name, after: .zero)
+        try await submit(.start(child.spec))
     }
 
-    /// Stops a child through its shutdown ladder and keeps it, stopped, until ``restartChild(_:)`` or
-    /// ``deleteChild(_:)``. Messages sent to it meanwhile are refused with ``TroupeError/Code/addressStopped``;
-    /// messages already queued wait for its restart.
+    /// Stops a child through its shutdown ladder. A ``ChildSpec/Restart/temporary`` child is then removed (as in
+    /// OTP); any other is kept, stopped, until ``restartChild(_:)`` or ``deleteChild(_:)``. Messages sent to a kept
+    /// child meanwhile are refused with ``TroupeError/Code/addressStopped``; messages already queued wait for its
+    /// restart. A child waiting out a restart delay is taken out of the start queue.
     ///
-    /// - Throws: ``TroupeError/Code/unknownChild``.
+    /// - Throws: ``TroupeError/Code/unknownChild``, ``TroupeError/Code/childRestarting`` if it is being stopped
+    ///   already, or ``TroupeError/Code/notRunning``.
     public func terminateChild(_ name: String) async throws {
-        let record = try record(name)
-        machine.stopped(name)
-        records[name]?.terminated = true
-        if record.current != nil { await stop(name, graceful: true) }
-        record.runtime.setAccepting(false)
+        try await submit(.terminate(name))
     }
 
-    /// Starts a new incarnation of a child, resuming from its last checkpoint. A running child is first stopped
-    /// through its shutdown ladder. Operator restarts do not count towards the restart intensity.
+    /// Starts a new incarnation of a child, resuming from its last checkpoint, and returns once its `setUp` has
+    /// returned. A running child is first stopped through its shutdown ladder (OTP's `restart_child` accepts only
+    /// terminated children; Troupe restarts running ones too). Operator restarts do not count towards the restart
+    /// intensity.
     ///
-    /// - Throws: ``TroupeError/Code/unknownChild`` or ``TroupeError/Code/notRunning``.
+    /// - Throws: ``TroupeError/Code/unknownChild``, ``TroupeError/Code/childRestarting`` if the child is waiting
+    ///   to start or being stopped (OTP's `{error, restarting}`), or ``TroupeError/Code/notRunning``.
     public func restartChild(_ name: String) async throws {
         try await restartChild(name, fresh: false)
     }
@@ -381,40 +575,18 @@ public actor Supervisor: Service {
     /// (the checkpoints stay in the store). For an agent quarantined by a checkpoint it cannot read, a fresh
     /// restart is the way back.
     ///
-    /// - Throws: ``TroupeError/Code/unknownChild`` or ``TroupeError/Code/notRunning``.
+    /// - Throws: As ``restartChild(_:)``.
     public func restartChild(_ name: String, fresh: Bool) async throws {
-        try requireRunning()
-        let record = try record(name)
-        if fresh { record.runtime.startFreshOnce() }
-        if record.current != nil {
-            await stop(name, graceful: true)
-            machine.stopped(name)
-        }
-        guard records[name] != nil else { return }
-        records[name]?.restarts += 1
-        environment.events.emit(
-            name,
-            incarnation: (records[name]?.incarnations ?? 0) + 1,
-            .restarting(after: .zero, restarts: records[name]?.restarts ?? 0)
-        )
-        launch(name, after: .zero)
+        try await submit(.restart(name, fresh: fresh))
     }
 
     /// Removes a stopped child: frees its name, and sets aside any messages still queued for it as dead letters.
     ///
-    /// - Throws: ``TroupeError/Code/unknownChild``, or ``TroupeError/Code/childRunning`` if it is running
-    ///   (terminate it first).
+    /// - Throws: ``TroupeError/Code/unknownChild``, ``TroupeError/Code/childRunning`` if it is running
+    ///   (terminate it first), ``TroupeError/Code/childRestarting`` if it is waiting to start, or
+    ///   ``TroupeError/Code/notRunning``.
     public func deleteChild(_ name: String) async throws {
-        let record = try record(name)
-        guard record.current == nil else {
-            throw TroupeError(
-                .childRunning,
-                "child '\(name)' of supervisor '\(self.name)' is running. Terminate it first, then delete it."
-            )
-        }
-        records[name] = nil
-        machine.remove(name)
-        await record.runtime.remove()
+        try await submit(.delete(name))
     }
 
     /// The children in start order, with their status; nested supervisors list their own children.
@@ -422,50 +594,53 @@ public actor Supervisor: Service {
         var result: [ChildInfo] = []
         result.reserveCapacity(machine.order.count)
         for name in machine.order {
-            guard let record = records[name] else { continue }
+            guard let entry = entries[name], let child = machine.child(name) else { continue }
             let status: ChildInfo.Status
-            if let current = record.current {
-                if record.stopping {
-                    status = .stopping
-                } else {
-                    status = current.incarnation.hasBegun ? .running : .restarting
-                }
-            } else {
-                status = record.terminated ? .stopped : .exited
+            switch child.phase {
+            case .queued: status = .restarting
+            case .starting, .running: status = .running
+            case .stopping: status = .stopping
+            case .idle, .stopped: status = .stopped
+            case .exited, .quarantined: status = .exited
             }
+            let live = child.phase.incarnation != nil
             var info = ChildInfo(
                 name: name,
-                typeName: record.runtime.typeName,
-                restart: record.spec.restart,
+                typeName: entry.runtime.typeName,
+                restart: entry.spec.restart,
                 status: status,
-                incarnation: record.incarnations,
-                restarts: record.restarts,
-                mailboxDepth: record.runtime.mailboxDepth,
-                isPassivated: record.current != nil && record.runtime.isPassivated
+                incarnation: child.incarnations,
+                restarts: child.restarts,
+                mailboxDepth: entry.runtime.mailboxDepth,
+                isPassivated: live && entry.runtime.isPassivated
             )
-            if let nested = record.runtime.supervisor { info.children = await nested.children() }
+            if let nested = entry.runtime.supervisor { info.children = await nested.children() }
             result.append(info)
         }
         return result
     }
 
-    /// Counts the children, like OTP's `count_children`.
+    /// Counts the children, like OTP's `count_children`: `active` counts children with a live incarnation, not
+    /// those waiting out a restart delay or being stopped.
     public func count() -> ChildCount {
         var count = ChildCount()
         for name in machine.order {
-            guard let record = records[name] else { continue }
+            guard let entry = entries[name], let child = machine.child(name) else { continue }
             count.specs += 1
-            if record.current != nil { count.active += 1 }
-            if record.runtime.supervisor != nil { count.supervisors += 1 } else { count.workers += 1 }
+            switch child.phase {
+            case .starting, .running: count.active += 1
+            default: break
+            }
+            if entry.runtime.supervisor != nil { count.supervisors += 1 } else { count.workers += 1 }
         }
         return count
     }
 
     /// The supervisor whose direct child is named `child`, searched depth-first from this one.
     public func supervisor(of child: String) async -> Supervisor? {
-        if records[child] != nil { return self }
+        if entries[child] != nil { return self }
         for name in machine.order {
-            guard let nested = records[name]?.runtime.supervisor else { continue }
+            guard let nested = entries[name]?.runtime.supervisor else { continue }
             if let found = await nested.supervisor(of: child) { return found }
         }
         return nil
@@ -475,7 +650,7 @@ public actor Supervisor: Service {
     public func supervisor(named name: String) async -> Supervisor? {
         if name == self.name { return self }
         for child in machine.order {
-            guard let nested = records[child]?.runtime.supervisor else { continue }
+            guard let nested = entries[child]?.runtime.supervisor else { continue }
             if let found = await nested.supervisor(named: name) { return found }
         }
         return nil
@@ -484,9 +659,9 @@ public actor Supervisor: Service {
     /// Removes every child for good (the supervisor itself is being deleted from its parent).
     func removeAll() async {
         for name in machine.order {
-            await records[name]?.runtime.remove()
+            await entries[name]?.runtime.remove()
         }
-        records = [:]
+        entries = [:]
     }
 }
 
@@ -572,8 +747,8 @@ final class SupervisorChild: ChildRuntime {
     func run(_ incarnation: Incarnation) async -> ExitReason? {
         do {
             try await nested.run(incarnation: incarnation)
-            if incarnation.isStopping { return .stopped }
-            return Task.isCancelled ? .cancelled : .normal
+            if incarnation.isCancelled || Task.isCancelled { return .cancelled }
+            return incarnation.isStopping ? .stopped : .normal
         } catch {
             return .failed(error)
         }
@@ -592,6 +767,9 @@ final class SupervisorChild: ChildRuntime {
 
     @usableFromInline
     func setAccepting(_ accepting: Bool) {}
+
+    @usableFromInline
+    func refuse(because error: TroupeError) {}
 
     @usableFromInline
     func remove() async {

@@ -1,0 +1,380 @@
+public import Troupe
+
+/// The behaviour every ``CheckpointStore`` must have, as one suite of checks run against each backend.
+///
+/// Two stores that each pass their own tests can still disagree (one reused message ids, the other did not); this
+/// suite is the definition of a store. A backend's tests run every check in ``checks`` against a ``Backend``:
+///
+/// ```swift
+/// @Test(arguments: StoreConformance.checks)
+/// func conformance(check: StoreConformance.Check) async throws {
+///     try await check.run(on: .inMemory)
+/// }
+/// ```
+///
+/// A failed check throws ``Failure`` saying what differed.
+public enum StoreConformance {
+    /// A store opened on a backend's data, with the read-side operations the checks need.
+    public struct Handle: Sendable {
+        /// The store.
+        public var store: any CheckpointStore
+        /// The durable messages of a run not yet committed by their recipients, in delivery order.
+        public var pendingMessages: @Sendable (RunID) async throws -> [StoredMessage]
+        /// The retained checkpoints of an agent, oldest first.
+        public var checkpoints: @Sendable (AgentID) async throws -> [Checkpoint]
+        /// The dead letters of a run, oldest first.
+        public var deadLetters: @Sendable (RunID) async throws -> [DeadLetter]
+        /// Closes the store (nothing for stores that hold no resources).
+        public var close: @Sendable () async -> Void
+
+        /// Creates a handle.
+        public init(
+            store: any CheckpointStore,
+            pendingMessages: @escaping @Sendable (RunID) async throws -> [StoredMessage],
+            checkpoints: @escaping @Sendable (AgentID) async throws -> [Checkpoint],
+            deadLetters: @escaping @Sendable (RunID) async throws -> [DeadLetter],
+            close: @escaping @Sendable () async -> Void = {}
+        ) {
+            self.store = store
+            self.pendingMessages = pendingMessages
+            self.checkpoints = checkpoints
+            self.deadLetters = deadLetters
+            self.close = close
+        }
+    }
+
+    /// A kind of store under test: makes fresh, empty data and opens stores on it.
+    public struct Backend: Sendable, CustomStringConvertible {
+        /// The backend's name, for test output.
+        public var name: String
+        /// The retention every store this backend opens is configured with.
+        public var retention: Int
+        /// Makes fresh data and returns a function that opens a store on it. Opening twice gives a second store
+        /// instance on the same data where the backend can (a file, a server), or the same instance (memory).
+        public var fresh: @Sendable () async throws -> @Sendable () async throws -> Handle
+
+        /// Creates a backend.
+        public init(
+            name: String,
+            retention: Int = 3,
+            fresh: @escaping @Sendable () async throws -> @Sendable () async throws -> Handle
+        ) {
+            self.name = name
+            self.retention = retention
+            self.fresh = fresh
+        }
+
+        public var description: String { name }
+
+        /// ``InMemoryCheckpointStore``, opened as the same instance each time.
+        public static let inMemory = Backend(name: "in-memory") {
+            let store = InMemoryCheckpointStore(retention: 3)
+            let handle = Handle(
+                store: store,
+                pendingMessages: { store.pendingMessages(of: $0) },
+                checkpoints: { store.checkpoints(of: $0) },
+                deadLetters: { run in store.deadLetters.filter { $0.agent.run == run } }
+            )
+            return { handle }
+        }
+    }
+
+    /// One check of the suite.
+    public struct Check: Sendable, CustomStringConvertible {
+        /// What the check pins, as a sentence.
+        public var name: String
+        let body: @Sendable (Backend) async throws -> Void
+
+        /// Runs the check against `backend`.
+        ///
+        /// - Throws: ``Failure`` if the store does not behave as specified, or the store's own errors.
+        public func run(on backend: Backend) async throws { try await body(backend) }
+
+        public var description: String { name }
+    }
+
+    /// A difference between what a store did and what the contract says.
+    public struct Failure: Error, CustomStringConvertible {
+        /// What differed.
+        public var description: String
+    }
+
+    /// Every check of the suite.
+    public static let checks: [Check] = [
+        Check(name: "message ids are never reused, even after the inbox drains", body: idsAreNeverReused),
+        Check(name: "ids stay unique across a resume on a new store instance", body: idsStayUniqueAcrossAResume),
+        Check(name: "pending messages are those an earlier owner accepted, returned once", body: pendingOnce),
+        Check(name: "a message stored after a resume is never pending, whatever its id", body: noPendingAfterResume),
+        Check(name: "recorded steps are returned by claims and deleted by the commit of their unit", body: steps),
+        Check(name: "a dead letter removes its message and its recorded steps", body: deadLetterSteps),
+        Check(name: "a commit from a replaced epoch is rejected and applies nothing", body: fencing),
+        Check(name: "a commit after the run was resumed elsewhere is rejected", body: fencingAcrossInstances),
+        Check(name: "claims return the latest checkpoint and retention keeps the newest", body: retention),
+        Check(name: "a committed state, its consumed messages and its sent messages apply together", body: atomicity),
+    ]
+
+    // MARK: Helpers
+
+    static func expect(_ condition: Bool, _ message: @autoclosure () -> String) throws(Failure) {
+        if !condition { throw Failure(description: message()) }
+    }
+
+    static func fenced(_ body: () async throws -> Void) async -> Bool {
+        do {
+            try await body()
+            return false
+        } catch let error as TroupeError {
+            return error.code == .fenced || error.code == .leaseHeld || error.code == .notRunning
+        } catch {
+            return false
+        }
+    }
+
+    static let run: RunID = "run-conformance"
+    static let agent = AgentID(run: run, name: "a")
+    static let other = AgentID(run: run, name: "b")
+    static let record = RunRecord(id: run, blueprint: "conformance", agents: ["a", "b"])
+
+    static func send(_ store: any CheckpointStore, to recipient: String, _ text: String) async throws -> Int64 {
+        try await store.commit(Commit(run: run, agent: nil, epoch: 0, sent: [(recipient, Array(text.utf8))]))[0]
+    }
+
+    static func claim(_ store: any CheckpointStore, _ agent: AgentID = agent, incarnation: UInt64 = 1) async throws -> Claim {
+        try await store.claim(agent, type: "Conformance", durability: .durable, incarnation: incarnation)
+    }
+
+    static func checkpoint(_ agent: AgentID, epoch: UInt64, sequence: UInt64, _ text: String) -> Checkpoint {
+        Checkpoint(agent: agent, epoch: epoch, sequence: sequence, stateVersion: 1, state: Array(text.utf8))
+    }
+
+    // MARK: Checks
+
+    static func idsAreNeverReused(_ backend: Backend) async throws {
+        let handle = try await backend.fresh()()
+        let store = handle.store
+        _ = try await store.attach(record)
+        let claim = try await claim(store)
+        var seen: Set<Int64> = []
+        for round in 0..<5 {
+            let id = try await send(store, to: "a", "m\(round)")
+            try expect(!seen.contains(id), "id \(id) was handed out twice (round \(round)): \(seen.sorted())")
+            seen.insert(id)
+            // Drain the inbox: the largest id is deleted each time.
+            _ = try await store.commit(Commit(run: run, agent: agent, epoch: claim.epoch, consumed: [id]))
+        }
+        await store.detach(run, outcome: .stopped, error: nil)
+        await handle.close()
+    }
+
+    static func idsStayUniqueAcrossAResume(_ backend: Backend) async throws {
+        let open = try await backend.fresh()
+        var first = try await open()
+        _ = try await first.store.attach(record)
+        let claim = try await claim(first.store)
+        let a = try await send(first.store, to: "a", "one")
+        _ = try await first.store.commit(Commit(run: run, agent: agent, epoch: claim.epoch, consumed: [a]))
+        await first.store.detach(run, outcome: .stopped, error: nil)
+        await first.close()
+        first = try await open()
+        _ = try await first.store.attach(record)
+        let b = try await send(first.store, to: "a", "two")
+        try expect(b != a, "id \(a) was reused after a resume")
+        await first.store.detach(run, outcome: .stopped, error: nil)
+        await first.close()
+    }
+
+    static func pendingOnce(_ backend: Backend) async throws {
+        let open = try await backend.fresh()
+        var handle = try await open()
+        _ = try await handle.store.attach(record)
+        let firstClaim = try await claim(handle.store)
+        try expect(firstClaim.pending.isEmpty, "a new run's first claim returned pending messages")
+        let early = try await send(handle.store, to: "a", "early")
+        // A restart within the same owner: the message was delivered live, so it is not pending.
+        let restart = try await claim(handle.store, incarnation: 2)
+        try expect(restart.pending.isEmpty, "a message accepted by the current owner came back as pending")
+        await handle.store.detach(run, outcome: .stopped, error: nil)
+        await handle.close()
+
+        handle = try await open()
+        _ = try await handle.store.attach(record)
+        let claims = try await claim(handle.store, incarnation: 1)
+        try expect(claims.pending.map(\.id) == [early], "expected [\(early)] pending after the resume, got \(claims.pending.map(\.id))")
+        try expect(claims.pending.first?.payload == Array("early".utf8), "the pending message's payload changed")
+        let again = try await claim(handle.store, incarnation: 2)
+        try expect(again.pending.isEmpty, "a pending message was returned twice: \(again.pending.map(\.id))")
+        let other = try await claim(handle.store, other)
+        try expect(other.pending.isEmpty, "another agent's message was returned to 'b'")
+        await handle.store.detach(run, outcome: .stopped, error: nil)
+        await handle.close()
+    }
+
+    static func noPendingAfterResume(_ backend: Backend) async throws {
+        let open = try await backend.fresh()
+        var handle = try await open()
+        _ = try await handle.store.attach(record)
+        _ = try await claim(handle.store)
+        let old = try await send(handle.store, to: "a", "old")
+        await handle.store.detach(run, outcome: .stopped, error: nil)
+        await handle.close()
+
+        handle = try await open()
+        _ = try await handle.store.attach(record)
+        let claim = try await claim(handle.store)
+        try expect(claim.pending.map(\.id) == [old], "expected [\(old)] pending, got \(claim.pending.map(\.id))")
+        // The resumed agent commits the old message: the inbox drains. A message to 'b' is stored afterwards.
+        _ = try await handle.store.commit(Commit(run: run, agent: agent, epoch: claim.epoch, consumed: [old]))
+        let fresh = try await send(handle.store, to: "b", "new")
+        let b = try await Self.claim(handle.store, other)
+        try expect(b.pending.isEmpty, "message \(fresh), stored after the resume, was returned as pending: it is handled twice")
+        await handle.store.detach(run, outcome: .stopped, error: nil)
+        await handle.close()
+    }
+
+    static func steps(_ backend: Backend) async throws {
+        let handle = try await backend.fresh()()
+        let store = handle.store
+        _ = try await store.attach(record)
+        var claim = try await claim(store)
+        let id = try await send(store, to: "a", "m")
+        try await store.recordStep(agent, epoch: claim.epoch, key: "m\(id)/get#1", result: [1])
+        try await store.recordStep(agent, epoch: claim.epoch, key: "c0/poll#1", result: [2])
+        claim = try await Self.claim(store, incarnation: 2)
+        try expect(claim.steps == ["m\(id)/get#1": [1], "c0/poll#1": [2]], "claims returned steps \(claim.steps)")
+        _ = try await store.commit(
+            Commit(
+                run: run,
+                agent: agent,
+                epoch: claim.epoch,
+                checkpoint: checkpoint(agent, epoch: claim.epoch, sequence: 1, "s"),
+                consumed: [id],
+                finishedSteps: ["m\(id)"]
+            )
+        )
+        claim = try await Self.claim(store, incarnation: 3)
+        try expect(claim.steps == ["c0/poll#1": [2]], "the commit of m\(id) left steps \(claim.steps)")
+        _ = try await store.commit(Commit(run: run, agent: agent, epoch: claim.epoch, finishedSteps: ["c0"]))
+        claim = try await Self.claim(store, incarnation: 4)
+        try expect(claim.steps.isEmpty, "the commit of c0 left steps \(claim.steps)")
+        let stale = await fenced { try await store.recordStep(agent, epoch: 1, key: "c1/x#1", result: [3]) }
+        try expect(stale, "a step from a replaced epoch was recorded")
+        await store.detach(run, outcome: .stopped, error: nil)
+        await handle.close()
+    }
+
+    static func deadLetterSteps(_ backend: Backend) async throws {
+        let handle = try await backend.fresh()()
+        let store = handle.store
+        _ = try await store.attach(record)
+        var claim = try await claim(store)
+        let poison = try await send(store, to: "a", "poison")
+        let next = try await send(store, to: "a", "next")
+        try await store.recordStep(agent, epoch: claim.epoch, key: "m\(poison)/get#1", result: [9])
+        try await store.recordStep(agent, epoch: claim.epoch, key: "m\(next)/get#1", result: [8])
+        try await store.deadLetter(DeadLetter(agent: agent, message: Array("poison".utf8), error: "boom", failures: 3, messageID: poison))
+        let pending = try await handle.pendingMessages(run).map(\.id)
+        try expect(pending == [next], "after the dead letter the inbox holds \(pending), expected [\(next)]")
+        let letters = try await handle.deadLetters(run)
+        try expect(letters.count == 1 && letters[0].error == "boom" && letters[0].message == Array("poison".utf8), "dead letters: \(letters)")
+        claim = try await Self.claim(store, incarnation: 2)
+        try expect(claim.steps == ["m\(next)/get#1": [8]], "the dead letter's steps survived it: \(claim.steps)")
+        await store.detach(run, outcome: .stopped, error: nil)
+        await handle.close()
+    }
+
+    static func fencing(_ backend: Backend) async throws {
+        let handle = try await backend.fresh()()
+        let store = handle.store
+        _ = try await store.attach(record)
+        let old = try await claim(store)
+        let current = try await claim(store, incarnation: 2)
+        try expect(current.epoch > old.epoch, "epochs did not grow: \(old.epoch) then \(current.epoch)")
+        let id = try await send(store, to: "a", "m")
+        let rejected = await fenced {
+            _ = try await store.commit(
+                Commit(
+                    run: run,
+                    agent: agent,
+                    epoch: old.epoch,
+                    checkpoint: checkpoint(agent, epoch: old.epoch, sequence: 1, "stale"),
+                    consumed: [id],
+                    sent: [("b", [1])]
+                )
+            )
+        }
+        try expect(rejected, "a commit from epoch \(old.epoch) was accepted while \(current.epoch) is current")
+        try expect(try await handle.checkpoints(agent).isEmpty, "the fenced commit's checkpoint was written")
+        let pending = try await handle.pendingMessages(run).map(\.id)
+        try expect(pending == [id], "the fenced commit changed the inbox: \(pending)")
+        await store.detach(run, outcome: .stopped, error: nil)
+        await handle.close()
+    }
+
+    static func fencingAcrossInstances(_ backend: Backend) async throws {
+        let open = try await backend.fresh()
+        let first = try await open()
+        _ = try await first.store.attach(record)
+        let claim = try await claim(first.store)
+        await first.store.detach(run, outcome: .stopped, error: nil)
+        let second = try await open()
+        let resumed = try await second.store.attach(record)
+        try expect(resumed, "attach did not report a known run as resumed")
+        _ = try await Self.claim(second.store)
+        let rejected = await fenced {
+            _ = try await first.store.commit(
+                Commit(run: run, agent: agent, epoch: claim.epoch, checkpoint: checkpoint(agent, epoch: claim.epoch, sequence: 1, "zombie"))
+            )
+        }
+        try expect(rejected, "the former owner's commit was accepted after the run was resumed")
+        try expect(try await second.checkpoints(agent).isEmpty, "the former owner's checkpoint was written")
+        await second.store.detach(run, outcome: .stopped, error: nil)
+        await second.close()
+        await first.close()
+    }
+
+    static func retention(_ backend: Backend) async throws {
+        let handle = try await backend.fresh()()
+        let store = handle.store
+        _ = try await store.attach(record)
+        let claim = try await claim(store)
+        for sequence in UInt64(1)...10 {
+            _ = try await store.commit(
+                Commit(run: run, agent: agent, epoch: claim.epoch, checkpoint: checkpoint(agent, epoch: claim.epoch, sequence: sequence, "s\(sequence)"))
+            )
+        }
+        let kept = try await handle.checkpoints(agent).map(\.sequence)
+        let n = UInt64(backend.retention)
+        try expect(kept.last == 10, "the latest checkpoint is missing: kept \(kept)")
+        try expect(kept.count >= backend.retention && kept.count < 2 * backend.retention, "kept \(kept) with retention \(n)")
+        try expect(kept == Array((11 - UInt64(kept.count))...10), "kept checkpoints are not the newest: \(kept)")
+        let latest = try await Self.claim(store, incarnation: 2).latest
+        try expect(latest?.sequence == 10 && latest?.state == Array("s10".utf8), "claim returned \(String(describing: latest))")
+        await store.detach(run, outcome: .stopped, error: nil)
+        await handle.close()
+    }
+
+    static func atomicity(_ backend: Backend) async throws {
+        let handle = try await backend.fresh()()
+        let store = handle.store
+        _ = try await store.attach(record)
+        let claim = try await claim(store)
+        let input = try await send(store, to: "a", "in")
+        let ids = try await store.commit(
+            Commit(
+                run: run,
+                agent: agent,
+                epoch: claim.epoch,
+                checkpoint: checkpoint(agent, epoch: claim.epoch, sequence: 1, "after"),
+                consumed: [input],
+                sent: [("b", Array("out1".utf8)), ("b", Array("out2".utf8))]
+            )
+        )
+        try expect(ids.count == 2 && ids[0] < ids[1] && !ids.contains(input), "sent ids \(ids) (input \(input))")
+        let pending = try await handle.pendingMessages(run)
+        try expect(pending.map(\.id) == ids, "inbox after the commit: \(pending.map(\.id)), expected \(ids)")
+        try expect(pending.allSatisfy { $0.recipient == "b" && $0.sender == "a" }, "recipients/senders: \(pending)")
+        try expect(try await handle.checkpoints(agent).map(\.state) == [Array("after".utf8)], "checkpoint not written")
+        await store.detach(run, outcome: .stopped, error: nil)
+        await handle.close()
+    }
+}
