@@ -12,6 +12,10 @@ final class CurlLoop: Sendable {
     private struct Inbox {
         var starting: [Transfer] = []
         var stopping = false
+        /// The multi handle is cleaned up (or the thread never started): no `curl_multi_wakeup` may touch it.
+        var closed = false
+        /// Why the loop's thread could not start, if it could not.
+        var failure: String?
     }
 
     /// `curl_multi_*` handle. Only the loop thread uses it, except `curl_multi_wakeup`.
@@ -23,7 +27,24 @@ final class CurlLoop: Sendable {
         _ = CurlLoop.globalInit
         multi = Handle(curl_multi_init())
         troupe_curl_multi_setopt_long(multi.pointer, CURLMOPT_MAX_HOST_CONNECTIONS, maxConnectionsPerHost)
-        startThread { [self] in loop() }
+        if let failure = startThread({ [self] in loop() }) {
+            // The loop never runs: fail every request at once, and let stop() return without waiting for it.
+            inbox.withLock { inbox in
+                inbox.stopping = true
+                inbox.closed = true
+                inbox.failure = failure
+            }
+            curl_multi_cleanup(multi.pointer)
+            finished.signal()
+        }
+    }
+
+    /// Wakes the loop, unless the multi handle is gone. Under the inbox's lock, so that the loop cannot clean the
+    /// handle up between the check and the call.
+    private func wake() {
+        inbox.withLock { inbox in
+            if !inbox.closed { curl_multi_wakeup(multi.pointer) }
+        }
     }
 
     /// `curl_global_init`, once per process, before any other call.
@@ -31,19 +52,32 @@ final class CurlLoop: Sendable {
 
     /// Hands a transfer to the loop.
     func start(_ transfer: Transfer) {
-        let accepted = inbox.withLock { inbox -> Bool in
-            guard !inbox.stopping else { return false }
+        let refusal = inbox.withLock { inbox -> (stopping: Bool, failure: String?) in
+            guard !inbox.stopping else { return (true, inbox.failure) }
             inbox.starting.append(transfer)
-            return true
+            return (false, nil)
         }
-        guard accepted else { return transfer.fail(HTTPClientError.shutdown(transfer.request.url)) }
-        curl_multi_wakeup(multi.pointer)
+        if let failure = refusal.failure {
+            return transfer.fail(
+                HTTPClientError(
+                    code: .shutdown,
+                    curlCode: nil,
+                    status: nil,
+                    url: HTTPClientError.redact(transfer.request.url),
+                    message: "the HTTP client could not start its thread (\(failure)); create a new client once "
+                        + "threads are available",
+                    attempts: 1
+                )
+            )
+        }
+        guard !refusal.stopping else { return transfer.fail(HTTPClientError.shutdown(transfer.request.url)) }
+        wake()
     }
 
     /// Asks the loop to abort a transfer as soon as it wakes (within microseconds).
     func cancel(_ transfer: Transfer) {
         transfer.aborted.store(true, ordering: .sequentiallyConsistent)
-        curl_multi_wakeup(multi.pointer)
+        wake()
     }
 
     /// Fails every transfer with ``HTTPClientError/Code/shutdown`` and stops the thread.
@@ -52,9 +86,14 @@ final class CurlLoop: Sendable {
             defer { inbox.stopping = true }
             return !inbox.stopping
         }
-        guard first else { return }
-        curl_multi_wakeup(multi.pointer)
+        guard first else {
+            finished.wait()
+            finished.signal()  // for any other caller waiting too
+            return
+        }
+        wake()
         finished.wait()
+        finished.signal()
     }
 
     // MARK: The loop thread
@@ -109,6 +148,7 @@ final class CurlLoop: Sendable {
             }
             curl_multi_poll(multi.pointer, nil, 0, 1000, nil)
         }
+        inbox.withLock { $0.closed = true }
         curl_multi_cleanup(multi.pointer)
         finished.signal()
     }

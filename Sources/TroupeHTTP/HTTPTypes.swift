@@ -104,6 +104,12 @@ public struct HTTPResponse: Sendable {
 /// Retried: transport failures (connection refused or reset, timeouts, an empty or cut-off response) of idempotent
 /// requests, and `429 Too Many Requests` / `503 Service Unavailable` answers to any request (the server says it did
 /// not process it), waiting what `Retry-After` asks when it says (capped at ``maxDelay``).
+///
+/// A non-idempotent request (`POST`, `PATCH`) is sent on a connection of its own, so it reaches the server at most
+/// once per attempt, and a transport failure never retries it. An idempotent request reuses kept-alive
+/// connections; when the one it reused turns out to have been closed by the server before it answered, libcurl
+/// sends that attempt once more on a new connection (as browsers do), so the server may see up to one request
+/// more than ``attempts``.
 public struct RetryPolicy: Sendable, Hashable {
     /// Attempts in all, the first included. 1: never retry.
     public var attempts: Int

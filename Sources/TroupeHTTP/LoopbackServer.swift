@@ -84,7 +84,10 @@ public final class LoopbackServer: Sendable {
         }
         self.listener = socket
         self.port = Int(UInt16(bigEndian: address.sin_port))
-        startThread { [self] in acceptLoop() }
+        if let failure = startThread({ [self] in acceptLoop() }) {
+            Glibc.close(socket)
+            throw HTTPClientError(code: .transport, curlCode: nil, status: nil, url: "http://127.0.0.1", message: "cannot start the loopback server's thread: \(failure)", attempts: 1)
+        }
     }
 
     /// `http://127.0.0.1:PORT` followed by `path`.
@@ -126,7 +129,11 @@ public final class LoopbackServer: Sendable {
             }
             var yes: Int32 = 1
             setsockopt(connection, Int32(IPPROTO_TCP), TCP_NODELAY, &yes, socklen_t(MemoryLayout<Int32>.size))
-            startThread { [self] in serve(connection) }
+            if startThread({ [self] in serve(connection) }) != nil {
+                // No thread for it: refuse the connection rather than leave the client waiting.
+                state.withLock { _ = $0.connections.remove(connection) }
+                Glibc.close(connection)
+            }
         }
     }
 

@@ -60,6 +60,12 @@ final class Transfer: @unchecked Sendable {
         troupe_curl_setopt_string(easy, CURLOPT_URL, request.url)
         troupe_curl_setopt_pointer(easy, CURLOPT_PRIVATE, opaque)
         troupe_curl_setopt_long(easy, CURLOPT_NOSIGNAL, 1)
+        if !request.isIdempotent {
+            // libcurl silently re-sends a request on a new connection when the kept-alive one it reused turns out
+            // closed; for a POST that means the server may get it twice. A fresh connection for each
+            // non-idempotent request leaves libcurl nothing to re-send: one call, at most one request on the wire.
+            troupe_curl_setopt_long(easy, CURLOPT_FRESH_CONNECT, 1)
+        }
         troupe_curl_setopt_string(easy, CURLOPT_USERAGENT, userAgent)
         troupe_curl_setopt_long(easy, CURLOPT_HTTP_VERSION, Int(CURL_HTTP_VERSION_2TLS))
         troupe_curl_setopt_long(easy, CURLOPT_SSL_VERIFYPEER, verifyTLS ? 1 : 0)

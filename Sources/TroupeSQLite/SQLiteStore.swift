@@ -92,7 +92,7 @@ public final class SQLiteStore: CheckpointStore {
     public init(path: String, configuration: Configuration = Configuration()) async throws {
         self.path = path
         let session = try await Self.onOwnThread { try Self.open(path: path, configuration: configuration) }
-        self.writer = Writer(session: session)
+        self.writer = try Writer(session: session)
         self.reader = Reader(path: path, busyTimeout: configuration.busyTimeout)
         self.heartbeatTimeout = session.leaseTimeout
     }

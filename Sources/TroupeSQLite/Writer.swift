@@ -25,9 +25,18 @@ final class Writer: Sendable {
     private let finished = DispatchSemaphore(value: 0)
     private let session: WriterSession
 
-    init(session: WriterSession) {
+    /// - Throws: ``TroupeError/Code/storage`` if the writer thread cannot be started (the body never runs, so
+    ///   nothing would ever complete a job or let ``close()`` return).
+    init(session: WriterSession) throws {
         self.session = session
-        startThread { [self] in loop() }
+        if let failure = startThread({ [self] in loop() }) {
+            session.close()
+            throw TroupeError(
+                .storage,
+                "cannot start the database writer thread for '\(session.path)': \(failure). The process may have "
+                    + "reached its thread limit; free threads or raise the limit, then retry."
+            )
+        }
     }
 
     /// Enqueues `job`; the writer thread picks it up at once, batched with whatever else is waiting.

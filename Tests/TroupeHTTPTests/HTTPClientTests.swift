@@ -86,6 +86,21 @@ struct HTTPClientTests {
         #expect(server.requestCount == 1)
     }
 
+    @Test func aPostAnsweredByAResetOnAKeptAliveConnectionIsSentOnce() async throws {
+        let posts = Atomic<Int>(0)
+        let server = try LoopbackServer { request in
+            guard request.method == "POST" else { return .respond(status: 200, body: Array("ok".utf8)) }
+            posts.add(1, ordering: .relaxed)
+            return .reset
+        }
+        defer { server.close() }
+        let http = client()
+        defer { http.shutdown() }
+        _ = try await http.execute(.get(server.url()))  // leaves a kept-alive connection behind
+        await #expect(throws: HTTPClientError.self) { _ = try await http.execute(try .post(server.url(), json: [1])) }
+        #expect(posts.load(ordering: .relaxed) == 1)
+    }
+
     @Test func aResetConnectionIsATransportErrorRetriedForAGet() async throws {
         let server = try LoopbackServer { _ in .reset }
         defer { server.close() }

@@ -270,3 +270,27 @@ struct QuarantineTests {
         }
     }
 }
+
+@Suite(.timeLimit(.minutes(1)))
+struct EventSinkTests {
+    @Test func aSlowEventSinkHoldsUpNoAgent() async throws {
+        let gate = Gate()
+        let first = Atomic<Bool>(true)
+        let seen = Atomic<Int>(0)
+        let run = try Run(Blueprint("slow-sink") { Child("counter", Counter()) }, configuration: .test())
+        // The sink stalls on its first event until the test lets it go, as a terminal nobody reads would.
+        run.addEventSink { _ in
+            if first.exchange(false, ordering: .relaxed) { gate.wait() }
+            seen.add(1, ordering: .relaxed)
+        }
+        let total = try await withRunning(run) {
+            for n in 1...1_000 { try await run.send(Counter.Message.add(n), to: "counter") }
+            let total = try await run.call("counter", timeout: .seconds(20)) { Counter.Message.total($0) }
+            gate.release()
+            return total
+        }
+        #expect(total == 500_500)
+        // run() returned only after the sink had every event.
+        #expect(seen.load(ordering: .relaxed) >= 3)
+    }
+}

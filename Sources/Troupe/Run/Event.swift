@@ -75,6 +75,8 @@ final class EventBus: Sendable {
     private struct State {
         var subscribers: [UInt64: AsyncStream<Event>.Continuation] = [:]
         var sinks: [@Sendable (Event) -> Void] = []
+        /// The tasks feeding buffered sinks, awaited by ``drained()``.
+        var sinkTasks: [Task<Void, Never>] = []
         var nextID: UInt64 = 0
     }
 
@@ -127,9 +129,29 @@ final class EventBus: Sendable {
         return stream
     }
 
+    /// Adds a sink called synchronously on the emitting thread: for the engine's own non-blocking consumers (the
+    /// store's event log, which only enqueues).
     func addSink(_ sink: @escaping @Sendable (Event) -> Void) {
         state.withLock { $0.sinks.append(sink) }
         listeners.add(1, ordering: .relaxed)
+    }
+
+    /// Adds a sink fed from a bounded buffer on a task of its own, so that a slow sink (a terminal, a pipe) never
+    /// holds up an agent or a supervisor. When more than `limit` events wait, the oldest are dropped.
+    func addBufferedSink(limit: Int, _ sink: @escaping @Sendable (Event) -> Void) {
+        let stream = subscribe(bufferingNewest: limit)
+        // Unstructured on purpose: the sink lives as long as the run's events, which no caller's scope spans; the
+        // task ends when the bus finishes, and the run awaits it (``drained()``) before `run()` returns.
+        let task = Task {
+            for await event in stream { sink(event) }
+        }
+        state.withLock { $0.sinkTasks.append(task) }
+    }
+
+    /// Waits until every buffered sink has been handed every event (call after ``finish()``).
+    func drained() async {
+        let tasks = state.withLock { $0.sinkTasks }
+        for task in tasks { await task.value }
     }
 
     func finish() {

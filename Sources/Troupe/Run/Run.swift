@@ -127,8 +127,20 @@ public final class Run: Service {
     ///
     /// - Throws: ``TroupeError/Code/escalated`` if the root supervisor gave up.
     public func run() async throws {
-        // The run is over when its root supervisor returns: end every event sequence, so readers' loops finish.
-        defer { environment.events.finish() }
+        // The run is over when its root supervisor returns: end every event sequence, so readers' loops finish,
+        // and let every event sink see the last events before returning.
+        do {
+            try await runTree()
+        } catch {
+            environment.events.finish()
+            await environment.events.drained()
+            throw error
+        }
+        environment.events.finish()
+        await environment.events.drained()
+    }
+
+    private func runTree() async throws {
         let store = environment.store
         do {
             let resumed = try await store.attach(
@@ -193,9 +205,17 @@ public final class Run: Service {
         environment.events.subscribe(bufferingNewest: limit)
     }
 
-    /// Calls `sink` synchronously with every event, on the thread that produced it. Keep it fast.
-    public func addEventSink(_ sink: @escaping @Sendable (Event) -> Void) {
-        environment.events.addSink(sink)
+    /// Calls `sink` with every event, in order, on a task of its own.
+    ///
+    /// Events wait for the sink in a bounded buffer, so a slow sink (printing to a pipe nobody reads) never holds
+    /// up agents or supervisors; if more than `limit` events wait, the oldest are dropped. ``run()`` returns only
+    /// after the sink has been handed every event of the run.
+    ///
+    /// - Parameters:
+    ///   - limit: How many events may wait for the sink.
+    ///   - sink: Called once per event.
+    public func addEventSink(bufferingNewest limit: Int = 100_000, _ sink: @escaping @Sendable (Event) -> Void) {
+        environment.events.addBufferedSink(limit: limit, sink)
     }
 
     /// Sends a message to an agent or pool by name, suspending while its mailbox is full.
