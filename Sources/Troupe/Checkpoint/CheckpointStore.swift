@@ -70,8 +70,10 @@ public struct Claim: Sendable {
     public var epoch: UInt64
     /// The agent's latest checkpoint, if any.
     public var latest: Checkpoint?
-    /// Durable messages to the agent that an earlier *process* accepted and nobody committed: returned once, to
-    /// the first claim of the agent after ``CheckpointStore/attach(_:)``, in delivery order.
+    /// Durable messages to the agent accepted under an earlier lease of the run (by a process that died, or put
+    /// back by an operator) and not committed: the claim adopts them into the current lease, so each is returned
+    /// once per lease, in delivery order. Messages accepted under the current lease were delivered live and are
+    /// never returned, whatever their ids.
     public var pending: [StoredMessage]
     /// Results of durable steps recorded by units of work not committed yet, by step key.
     public var steps: [String: [UInt8]]
@@ -172,7 +174,11 @@ public enum RunOutcome: String, Sendable {
 /// Fencing: every incarnation ``claim(_:type:incarnation:)``s its agent and receives an epoch larger than any
 /// before; a ``commit(_:)`` carrying an older epoch is rejected with ``TroupeError/Code/fenced``, so that a late
 /// write from an abandoned incarnation cannot overwrite its successor's progress. One process at a time drives a
-/// run: ``attach(_:)`` takes the run's lease.
+/// run: ``attach(_:)`` takes the run's lease, and a store instance whose lease was taken over rejects its writes.
+///
+/// Message identifiers are opaque and never reused, not even after the inbox drains or across resumes: durable
+/// steps are filed under them. The conformance suite in `TroupeTestKit` (`StoreConformance`) is the definition of
+/// these rules; every store runs it.
 public protocol CheckpointStore: Sendable {
     /// Starts driving a run: records it if it is new, or takes it over when it is resumed.
     ///
