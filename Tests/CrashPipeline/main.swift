@@ -4,7 +4,8 @@
 //
 //     troupe-crash-pipeline DATABASE RUN-ID COUNT
 //
-// Prints `complete …` and exits 0 once the counter has seen COUNT numbers.
+// Prints `attached` once it holds the run's lease, then `complete …` and exits 0 once the counter has seen COUNT
+// numbers.
 import Foundation
 import Troupe
 import TroupeAgents
@@ -31,6 +32,11 @@ if let last = try await store.checkpoints(of: AgentID(run: runID, name: "counter
 let (finished, finish) = AsyncStream.makeStream(of: Counting.Counter.State.self)
 let run = try Run(Counting.blueprint(count: count) { finish.yield($0) }, id: runID, configuration: .init(store: store))
 let driver = Task { try await run.run() }
+// Say when this process holds the run's lease, so that the crash test kills only processes that took it.
+Task {
+    while run.isResumed == nil { try await Task.sleep(for: .milliseconds(1)) }
+    FileHandle.standardOutput.write(Data("attached\n".utf8))
+}
 var final: Counting.Counter.State?
 for await state in finished {
     final = state
