@@ -146,7 +146,7 @@ let package = Package(
         ),
         .testTarget(
             name: "TroupeCLITests",
-            dependencies: ["TroupeCLI", "TroupeSQLite", "Troupe"],
+            dependencies: ["TroupeCLI", "TroupeSQLite", "Troupe", "TroupeTestKit"],
             swiftSettings: settings
         ),
     ]

@@ -135,6 +135,21 @@ public enum StoreConformance {
     static let other = AgentID(run: run, name: "b")
     static let record = RunRecord(id: run, blueprint: "conformance", agents: ["a", "b"])
 
+    /// Opens a store on fresh data, attaches the run, runs `body`, then detaches and closes.
+    static func attached(_ backend: Backend, _ body: (Handle, any CheckpointStore) async throws -> Void) async throws {
+        let handle = try await backend.fresh()()
+        _ = try await handle.store.attach(record)
+        do {
+            try await body(handle, handle.store)
+        } catch {
+            await handle.store.detach(run, outcome: .failed, error: nil)
+            await handle.close()
+            throw error
+        }
+        await handle.store.detach(run, outcome: .stopped, error: nil)
+        await handle.close()
+    }
+
     static func send(_ store: any CheckpointStore, to recipient: String, _ text: String) async throws -> Int64 {
         try await store.commit(Commit(run: run, agent: nil, epoch: 0, sent: [(recipient, Array(text.utf8))]))[0]
     }
@@ -150,20 +165,17 @@ public enum StoreConformance {
     // MARK: Checks
 
     static func idsAreNeverReused(_ backend: Backend) async throws {
-        let handle = try await backend.fresh()()
-        let store = handle.store
-        _ = try await store.attach(record)
-        let claim = try await claim(store)
-        var seen: Set<Int64> = []
-        for round in 0..<5 {
-            let id = try await send(store, to: "a", "m\(round)")
-            try expect(!seen.contains(id), "id \(id) was handed out twice (round \(round)): \(seen.sorted())")
-            seen.insert(id)
-            // Drain the inbox: the largest id is deleted each time.
-            _ = try await store.commit(Commit(run: run, agent: agent, epoch: claim.epoch, consumed: [id]))
+        try await attached(backend) { handle, store in
+            let claim = try await claim(store)
+            var seen: Set<Int64> = []
+            for round in 0..<5 {
+                let id = try await send(store, to: "a", "m\(round)")
+                try expect(!seen.contains(id), "id \(id) was handed out twice (round \(round)): \(seen.sorted())")
+                seen.insert(id)
+                // Drain the inbox: the largest id is deleted each time.
+                _ = try await store.commit(Commit(run: run, agent: agent, epoch: claim.epoch, consumed: [id]))
+            }
         }
-        await store.detach(run, outcome: .stopped, error: nil)
-        await handle.close()
     }
 
     static func idsStayUniqueAcrossAResume(_ backend: Backend) async throws {
@@ -232,82 +244,73 @@ public enum StoreConformance {
     }
 
     static func steps(_ backend: Backend) async throws {
-        let handle = try await backend.fresh()()
-        let store = handle.store
-        _ = try await store.attach(record)
-        var claim = try await claim(store)
-        let id = try await send(store, to: "a", "m")
-        try await store.recordStep(agent, epoch: claim.epoch, key: "m\(id)/get#1", result: [1])
-        try await store.recordStep(agent, epoch: claim.epoch, key: "c0/poll#1", result: [2])
-        claim = try await Self.claim(store, incarnation: 2)
-        try expect(claim.steps == ["m\(id)/get#1": [1], "c0/poll#1": [2]], "claims returned steps \(claim.steps)")
-        _ = try await store.commit(
-            Commit(
-                run: run,
-                agent: agent,
-                epoch: claim.epoch,
-                checkpoint: checkpoint(agent, epoch: claim.epoch, sequence: 1, "s"),
-                consumed: [id],
-                finishedSteps: ["m\(id)"]
-            )
-        )
-        claim = try await Self.claim(store, incarnation: 3)
-        try expect(claim.steps == ["c0/poll#1": [2]], "the commit of m\(id) left steps \(claim.steps)")
-        _ = try await store.commit(Commit(run: run, agent: agent, epoch: claim.epoch, finishedSteps: ["c0"]))
-        claim = try await Self.claim(store, incarnation: 4)
-        try expect(claim.steps.isEmpty, "the commit of c0 left steps \(claim.steps)")
-        let stale = await fenced { try await store.recordStep(agent, epoch: 1, key: "c1/x#1", result: [3]) }
-        try expect(stale, "a step from a replaced epoch was recorded")
-        await store.detach(run, outcome: .stopped, error: nil)
-        await handle.close()
-    }
-
-    static func deadLetterSteps(_ backend: Backend) async throws {
-        let handle = try await backend.fresh()()
-        let store = handle.store
-        _ = try await store.attach(record)
-        var claim = try await claim(store)
-        let poison = try await send(store, to: "a", "poison")
-        let next = try await send(store, to: "a", "next")
-        try await store.recordStep(agent, epoch: claim.epoch, key: "m\(poison)/get#1", result: [9])
-        try await store.recordStep(agent, epoch: claim.epoch, key: "m\(next)/get#1", result: [8])
-        try await store.deadLetter(DeadLetter(agent: agent, message: Array("poison".utf8), error: "boom", failures: 3, messageID: poison))
-        let pending = try await handle.pendingMessages(run).map(\.id)
-        try expect(pending == [next], "after the dead letter the inbox holds \(pending), expected [\(next)]")
-        let letters = try await handle.deadLetters(run)
-        try expect(letters.count == 1 && letters[0].error == "boom" && letters[0].message == Array("poison".utf8), "dead letters: \(letters)")
-        claim = try await Self.claim(store, incarnation: 2)
-        try expect(claim.steps == ["m\(next)/get#1": [8]], "the dead letter's steps survived it: \(claim.steps)")
-        await store.detach(run, outcome: .stopped, error: nil)
-        await handle.close()
-    }
-
-    static func fencing(_ backend: Backend) async throws {
-        let handle = try await backend.fresh()()
-        let store = handle.store
-        _ = try await store.attach(record)
-        let old = try await claim(store)
-        let current = try await claim(store, incarnation: 2)
-        try expect(current.epoch > old.epoch, "epochs did not grow: \(old.epoch) then \(current.epoch)")
-        let id = try await send(store, to: "a", "m")
-        let rejected = await fenced {
+        try await attached(backend) { handle, store in
+            var claim = try await claim(store)
+            let id = try await send(store, to: "a", "m")
+            try await store.recordStep(agent, epoch: claim.epoch, key: "m\(id)/get#1", result: [1])
+            try await store.recordStep(agent, epoch: claim.epoch, key: "c0/poll#1", result: [2])
+            claim = try await Self.claim(store, incarnation: 2)
+            try expect(claim.steps == ["m\(id)/get#1": [1], "c0/poll#1": [2]], "claims returned steps \(claim.steps)")
             _ = try await store.commit(
                 Commit(
                     run: run,
                     agent: agent,
-                    epoch: old.epoch,
-                    checkpoint: checkpoint(agent, epoch: old.epoch, sequence: 1, "stale"),
+                    epoch: claim.epoch,
+                    checkpoint: checkpoint(agent, epoch: claim.epoch, sequence: 1, "s"),
                     consumed: [id],
-                    sent: [("b", [1])]
+                    finishedSteps: ["m\(id)"]
                 )
             )
+            claim = try await Self.claim(store, incarnation: 3)
+            try expect(claim.steps == ["c0/poll#1": [2]], "the commit of m\(id) left steps \(claim.steps)")
+            _ = try await store.commit(Commit(run: run, agent: agent, epoch: claim.epoch, finishedSteps: ["c0"]))
+            claim = try await Self.claim(store, incarnation: 4)
+            try expect(claim.steps.isEmpty, "the commit of c0 left steps \(claim.steps)")
+            let stale = await fenced { try await store.recordStep(agent, epoch: 1, key: "c1/x#1", result: [3]) }
+            try expect(stale, "a step from a replaced epoch was recorded")
         }
-        try expect(rejected, "a commit from epoch \(old.epoch) was accepted while \(current.epoch) is current")
-        try expect(try await handle.checkpoints(agent).isEmpty, "the fenced commit's checkpoint was written")
-        let pending = try await handle.pendingMessages(run).map(\.id)
-        try expect(pending == [id], "the fenced commit changed the inbox: \(pending)")
-        await store.detach(run, outcome: .stopped, error: nil)
-        await handle.close()
+    }
+
+    static func deadLetterSteps(_ backend: Backend) async throws {
+        try await attached(backend) { handle, store in
+            var claim = try await claim(store)
+            let poison = try await send(store, to: "a", "poison")
+            let next = try await send(store, to: "a", "next")
+            try await store.recordStep(agent, epoch: claim.epoch, key: "m\(poison)/get#1", result: [9])
+            try await store.recordStep(agent, epoch: claim.epoch, key: "m\(next)/get#1", result: [8])
+            try await store.deadLetter(DeadLetter(agent: agent, message: Array("poison".utf8), error: "boom", failures: 3, messageID: poison))
+            let pending = try await handle.pendingMessages(run).map(\.id)
+            try expect(pending == [next], "after the dead letter the inbox holds \(pending), expected [\(next)]")
+            let letters = try await handle.deadLetters(run)
+            try expect(letters.count == 1 && letters[0].error == "boom" && letters[0].message == Array("poison".utf8), "dead letters: \(letters)")
+            claim = try await Self.claim(store, incarnation: 2)
+            try expect(claim.steps == ["m\(next)/get#1": [8]], "the dead letter's steps survived it: \(claim.steps)")
+        }
+    }
+
+    static func fencing(_ backend: Backend) async throws {
+        try await attached(backend) { handle, store in
+            let old = try await claim(store)
+            let current = try await claim(store, incarnation: 2)
+            try expect(current.epoch > old.epoch, "epochs did not grow: \(old.epoch) then \(current.epoch)")
+            let id = try await send(store, to: "a", "m")
+            let rejected = await fenced {
+                _ = try await store.commit(
+                    Commit(
+                        run: run,
+                        agent: agent,
+                        epoch: old.epoch,
+                        checkpoint: checkpoint(agent, epoch: old.epoch, sequence: 1, "stale"),
+                        consumed: [id],
+                        sent: [("b", [1])]
+                    )
+                )
+            }
+            try expect(rejected, "a commit from epoch \(old.epoch) was accepted while \(current.epoch) is current")
+            try expect(try await handle.checkpoints(agent).isEmpty, "the fenced commit's checkpoint was written")
+            let pending = try await handle.pendingMessages(run).map(\.id)
+            try expect(pending == [id], "the fenced commit changed the inbox: \(pending)")
+        }
     }
 
     static func fencingAcrossInstances(_ backend: Backend) async throws {
@@ -333,48 +336,42 @@ public enum StoreConformance {
     }
 
     static func retention(_ backend: Backend) async throws {
-        let handle = try await backend.fresh()()
-        let store = handle.store
-        _ = try await store.attach(record)
-        let claim = try await claim(store)
-        for sequence in UInt64(1)...10 {
-            _ = try await store.commit(
-                Commit(run: run, agent: agent, epoch: claim.epoch, checkpoint: checkpoint(agent, epoch: claim.epoch, sequence: sequence, "s\(sequence)"))
-            )
+        try await attached(backend) { handle, store in
+            let claim = try await claim(store)
+            for sequence in UInt64(1)...10 {
+                _ = try await store.commit(
+                    Commit(run: run, agent: agent, epoch: claim.epoch, checkpoint: checkpoint(agent, epoch: claim.epoch, sequence: sequence, "s\(sequence)"))
+                )
+            }
+            let kept = try await handle.checkpoints(agent).map(\.sequence)
+            let n = UInt64(backend.retention)
+            try expect(kept.last == 10, "the latest checkpoint is missing: kept \(kept)")
+            try expect(kept.count >= backend.retention && kept.count < 2 * backend.retention, "kept \(kept) with retention \(n)")
+            try expect(kept == Array((11 - UInt64(kept.count))...10), "kept checkpoints are not the newest: \(kept)")
+            let latest = try await Self.claim(store, incarnation: 2).latest
+            try expect(latest?.sequence == 10 && latest?.state == Array("s10".utf8), "claim returned \(String(describing: latest))")
         }
-        let kept = try await handle.checkpoints(agent).map(\.sequence)
-        let n = UInt64(backend.retention)
-        try expect(kept.last == 10, "the latest checkpoint is missing: kept \(kept)")
-        try expect(kept.count >= backend.retention && kept.count < 2 * backend.retention, "kept \(kept) with retention \(n)")
-        try expect(kept == Array((11 - UInt64(kept.count))...10), "kept checkpoints are not the newest: \(kept)")
-        let latest = try await Self.claim(store, incarnation: 2).latest
-        try expect(latest?.sequence == 10 && latest?.state == Array("s10".utf8), "claim returned \(String(describing: latest))")
-        await store.detach(run, outcome: .stopped, error: nil)
-        await handle.close()
     }
 
     static func atomicity(_ backend: Backend) async throws {
-        let handle = try await backend.fresh()()
-        let store = handle.store
-        _ = try await store.attach(record)
-        let claim = try await claim(store)
-        let input = try await send(store, to: "a", "in")
-        let ids = try await store.commit(
-            Commit(
-                run: run,
-                agent: agent,
-                epoch: claim.epoch,
-                checkpoint: checkpoint(agent, epoch: claim.epoch, sequence: 1, "after"),
-                consumed: [input],
-                sent: [("b", Array("out1".utf8)), ("b", Array("out2".utf8))]
+        try await attached(backend) { handle, store in
+            let claim = try await claim(store)
+            let input = try await send(store, to: "a", "in")
+            let ids = try await store.commit(
+                Commit(
+                    run: run,
+                    agent: agent,
+                    epoch: claim.epoch,
+                    checkpoint: checkpoint(agent, epoch: claim.epoch, sequence: 1, "after"),
+                    consumed: [input],
+                    sent: [("b", Array("out1".utf8)), ("b", Array("out2".utf8))]
+                )
             )
-        )
-        try expect(ids.count == 2 && ids[0] < ids[1] && !ids.contains(input), "sent ids \(ids) (input \(input))")
-        let pending = try await handle.pendingMessages(run)
-        try expect(pending.map(\.id) == ids, "inbox after the commit: \(pending.map(\.id)), expected \(ids)")
-        try expect(pending.allSatisfy { $0.recipient == "b" && $0.sender == "a" }, "recipients/senders: \(pending)")
-        try expect(try await handle.checkpoints(agent).map(\.state) == [Array("after".utf8)], "checkpoint not written")
-        await store.detach(run, outcome: .stopped, error: nil)
-        await handle.close()
+            try expect(ids.count == 2 && ids[0] < ids[1] && !ids.contains(input), "sent ids \(ids) (input \(input))")
+            let pending = try await handle.pendingMessages(run)
+            try expect(pending.map(\.id) == ids, "inbox after the commit: \(pending.map(\.id)), expected \(ids)")
+            try expect(pending.allSatisfy { $0.recipient == "b" && $0.sender == "a" }, "recipients/senders: \(pending)")
+            try expect(try await handle.checkpoints(agent).map(\.state) == [Array("after".utf8)], "checkpoint not written")
+        }
     }
 }

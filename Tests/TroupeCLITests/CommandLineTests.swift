@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TroupeTestKit
 
 /// Runs the built `troupe` binary as an operator would.
 struct Troupe {
@@ -14,11 +15,12 @@ struct Troupe {
         var stderr: String
     }
 
-    static func run(_ arguments: String...) throws -> Result {
-        try run(arguments: arguments)
+    static func run(_ arguments: String...) async throws -> Result {
+        try await run(arguments: arguments)
     }
 
-    static func run(arguments: [String]) throws -> Result {
+    /// Runs the binary to its end; every blocking wait happens off the cooperative pool.
+    static func run(arguments: [String]) async throws -> Result {
         let process = Process()
         process.executableURL = binary
         process.arguments = arguments
@@ -27,12 +29,13 @@ struct Troupe {
         process.standardOutput = out
         process.standardError = err
         try process.run()
-        let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        let stderr = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
+        async let stdout = offThePool { out.fileHandleForReading.readDataToEndOfFile() }
+        let stderr = await offThePool { err.fileHandleForReading.readDataToEndOfFile() }
+        let stdoutData = await stdout
+        await offThePool { process.waitUntilExit() }
         return Result(
             status: process.terminationStatus,
-            stdout: String(decoding: stdout, as: UTF8.self),
+            stdout: String(decoding: stdoutData, as: UTF8.self),
             stderr: String(decoding: stderr, as: UTF8.self)
         )
     }
@@ -47,8 +50,8 @@ func temporaryDatabase() throws -> String {
 
 @Suite(.timeLimit(.minutes(1)))
 struct CommandLineTests {
-    @Test func helpListsTheVerbsAndTheExitCodes() throws {
-        let result = try Troupe.run("--help")
+    @Test func helpListsTheVerbsAndTheExitCodes() async throws {
+        let result = try await Troupe.run("--help")
         #expect(result.status == 0)
         #expect(result.stdout.contains("OVERVIEW: Run and steer durable multi-agent runs."))
         #expect(result.stdout.contains("demo                    Run the demo tree"))
@@ -61,21 +64,21 @@ struct CommandLineTests {
         }
     }
 
-    @Test func versionPrintsTheRelease() throws {
-        let result = try Troupe.run("version")
+    @Test func versionPrintsTheRelease() async throws {
+        let result = try await Troupe.run("version")
         #expect(result.status == 0)
         #expect(result.stdout == "troupe 0.1.0\n")
     }
 
-    @Test func usageErrorsExitWith64() throws {
-        let result = try Troupe.run("frobnicate")
+    @Test func usageErrorsExitWith64() async throws {
+        let result = try await Troupe.run("frobnicate")
         #expect(result.status == 64)
         #expect(result.stderr.contains("Unexpected argument 'frobnicate'"))
         #expect(result.stdout.isEmpty)
     }
 
-    @Test func theDemoRestartsTheCrashedAgentAndCountsEveryItemOnce() throws {
-        let result = try Troupe.run("demo", "--json", "--database", try temporaryDatabase())
+    @Test func theDemoRestartsTheCrashedAgentAndCountsEveryItemOnce() async throws {
+        let result = try await Troupe.run("demo", "--json", "--database", try temporaryDatabase())
         #expect(result.status == 0, "\(result.stderr)")
         let lines = result.stdout.split(separator: "\n").map(String.init)
         let records = try lines.map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] ?? [:] }
@@ -92,9 +95,9 @@ struct CommandLineTests {
         #expect(crashes.first?["detail"] as? String == "injected fault on batch 3")
     }
 
-    @Test func theDemoPrintsReadableLinesOnATerminal() throws {
+    @Test func theDemoPrintsReadableLinesOnATerminal() async throws {
         let database = try temporaryDatabase()
-        let result = try Troupe.run("demo", "--database", database)
+        let result = try await Troupe.run("demo", "--database", database)
         #expect(result.status == 0)
         #expect(result.stdout.contains("database \(database)"))
         #expect(result.stdout.contains("transformer#1    crashed     injected fault on batch 3"))
@@ -102,11 +105,11 @@ struct CommandLineTests {
         #expect(result.stdout.contains("every item exactly once"))
     }
 
-    @Test func aFileThatIsNotADatabaseIsRefusedWithExitCode65() throws {
+    @Test func aFileThatIsNotADatabaseIsRefusedWithExitCode65() async throws {
         let database = try temporaryDatabase()
         let notes = Data("my shopping list\n".utf8)
         FileManager.default.createFile(atPath: database, contents: notes)
-        let result = try Troupe.run("demo", "--database", database)
+        let result = try await Troupe.run("demo", "--database", database)
         #expect(result.status == 65)
         #expect(result.stderr.contains("is not a SQLite database"))
         #expect(result.stderr.contains("--database"))

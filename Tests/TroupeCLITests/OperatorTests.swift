@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import Troupe
 import TroupeSQLite
+import TroupeTestKit
 
 /// Drives the built `troupe` binary as operators do: one process runs, others steer it through the database.
 @Suite(.timeLimit(.minutes(2)))
@@ -11,12 +12,12 @@ struct OperatorTests {
     init() throws { database = try temporaryDatabase() }
 
     /// Runs `troupe ARGS --database DB` and returns its result.
-    func troupe(_ arguments: String...) throws -> Troupe.Result {
-        try Troupe.run(arguments: arguments + ["--database", database])
+    func troupe(_ arguments: String...) async throws -> Troupe.Result {
+        try await Troupe.run(arguments: arguments + ["--database", database])
     }
 
-    func json(_ arguments: String...) throws -> Any {
-        let result = try Troupe.run(arguments: arguments + ["--database", database, "--json"])
+    func json(_ arguments: String...) async throws -> Any {
+        let result = try await Troupe.run(arguments: arguments + ["--database", database, "--json"])
         #expect(result.status == 0, "\(arguments): \(result.stderr)")
         return try JSONSerialization.jsonObject(with: Data(result.stdout.utf8))
     }
@@ -33,26 +34,26 @@ struct OperatorTests {
     }
 
     /// Polls `condition` every 50 ms for up to 20 s.
-    func eventually(_ what: String, _ condition: () throws -> Bool) throws {
+    func eventually(_ what: String, _ condition: () async throws -> Bool) async throws {
         let deadline = Date().addingTimeInterval(20)
         while Date() < deadline {
-            if try condition() { return }
-            Thread.sleep(forTimeInterval: 0.05)
+            if try await condition() { return }
+            try await Task.sleep(for: .milliseconds(50))
         }
         Issue.record("timed out waiting for \(what)")
     }
 
     /// The runs `troupe ps` lists; none while the starting process has not created the database yet.
-    func runs() throws -> [[String: Any]] {
-        let result = try troupe("ps", "--json")
+    func runs() async throws -> [[String: Any]] {
+        let result = try await troupe("ps", "--json")
         guard result.status == 0 else { return [] }
         return try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [[String: Any]] ?? []
     }
 
-    func liveRun() throws -> String {
+    func liveRun() async throws -> String {
         var id = ""
-        try eventually("a live run in `troupe ps`") {
-            guard let run = try runs().first, run["ownerAlive"] as? Bool == true, (run["agents"] as? Int ?? 0) == 3 else { return false }
+        try await eventually("a live run in `troupe ps`") {
+            guard let run = try await runs().first, run["ownerAlive"] as? Bool == true, (run["agents"] as? Int ?? 0) == 3 else { return false }
             id = run["id"] as? String ?? ""
             return true
         }
@@ -60,126 +61,126 @@ struct OperatorTests {
     }
 
     /// The counter's latest committed state (empty until it has one).
-    func counter(_ run: String) throws -> [String: Any] {
-        let state = try troupe("checkpoints", run, "counter", "--show", "last")
+    func counter(_ run: String) async throws -> [String: Any] {
+        let state = try await troupe("checkpoints", run, "counter", "--show", "last")
         guard state.status == 0 else { return [:] }
         return (try? JSONSerialization.jsonObject(with: Data(state.stdout.utf8)) as? [String: Any]) ?? [:]
     }
 
-    @Test func aLiveRunIsSteeredFromAnotherProcess() throws {
+    @Test func aLiveRunIsSteeredFromAnotherProcess() async throws {
         let process = try start(["run", "counting", "--param", "count=100000000", "--param", "interval=20ms"])
         defer { if process.isRunning { process.terminate() } }
-        let run = try liveRun()
+        let run = try await liveRun()
 
-        let restart = try troupe("restart", run, "relay")
+        let restart = try await troupe("restart", run, "relay")
         #expect(restart.status == 0, "\(restart.stderr)")
         #expect(restart.stdout.contains("restarted from its last checkpoint"))
 
-        let pause = try troupe("pause", run)
+        let pause = try await troupe("pause", run)
         #expect(pause.stdout.contains("paused 3 agents"))
-        #expect((try json("status", run) as? [String: Any])?["displayStatus"] as? String == "paused")
-        let unpause = try troupe("unpause", run)
+        #expect((try await json("status", run) as? [String: Any])?["displayStatus"] as? String == "paused")
+        let unpause = try await troupe("unpause", run)
         #expect(unpause.stdout.contains("resumed 3 agents"))
 
-        let stopAgent = try troupe("cancel", run, "relay")
+        let stopAgent = try await troupe("cancel", run, "relay")
         #expect(stopAgent.stdout.contains("stopped"))
-        let tree = try json("tree", run) as? [[String: Any]] ?? []
-        try eventually("the relay shown stopped") {
-            let tree = try json("tree", run) as? [[String: Any]] ?? []
+        let tree = try await json("tree", run) as? [[String: Any]] ?? []
+        try await eventually("the relay shown stopped") {
+            let tree = try await json("tree", run) as? [[String: Any]] ?? []
             return tree.first { $0["name"] as? String == "relay" }?["status"] as? String == "stopped"
         }
         #expect(tree.count == 3)
 
-        let cancel = try troupe("cancel", run, "--grace", "5")
+        let cancel = try await troupe("cancel", run, "--grace", "5")
         #expect(cancel.status == 0)
-        process.waitUntilExit()
+        await offThePool { process.waitUntilExit() }
         #expect(process.terminationStatus == 0)
-        #expect(try runs().first?["status"] as? String == "cancelled")
-        let events = try troupe("events", run, "--agent", "relay")
+        #expect(try await runs().first?["status"] as? String == "cancelled")
+        let events = try await troupe("events", run, "--agent", "relay")
         #expect(events.stdout.contains("restarting"))
     }
 
-    @Test func aRunKilledWithSIGKILLResumesWithExactTotals() throws {
+    @Test func aRunKilledWithSIGKILLResumesWithExactTotals() async throws {
         let count = 4000
         let process = try start(["run", "counting", "--param", "count=\(count)", "--param", "interval=5ms"])
-        let run = try liveRun()
-        try eventually("some progress") { (try counter(run)["count"] as? Int ?? 0) > 200 }
+        let run = try await liveRun()
+        try await eventually("some progress") { (try await counter(run)["count"] as? Int ?? 0) > 200 }
         kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
-        try eventually("the run shown crashed") { try runs().first?["ownerAlive"] as? Bool == false }
-        let ps = try troupe("ps")
+        await offThePool { process.waitUntilExit() }
+        try await eventually("the run shown crashed") { try await runs().first?["ownerAlive"] as? Bool == false }
+        let ps = try await troupe("ps")
         #expect(ps.stdout.contains("crashed"))
 
         // Queued for the next resume, since no process drives the run now.
-        let queued = try troupe("restart", run, "relay")
+        let queued = try await troupe("restart", run, "relay")
         #expect(queued.stdout.contains("queued"))
 
         let second = try start(["resume", run])
         defer { if second.isRunning { second.terminate() } }
         // A second driver for the same run is refused, naming the owner.
-        try eventually("the resumed run alive") { try runs().first?["ownerAlive"] as? Bool == true }
-        let intruder = try troupe("resume", run)
+        try await eventually("the resumed run alive") { try await runs().first?["ownerAlive"] as? Bool == true }
+        let intruder = try await troupe("resume", run)
         #expect(intruder.status == 1)
         #expect(intruder.stderr.contains("process \(second.processIdentifier)"))
 
-        try eventually("the queued restart applied") {
-            (try json("status", run) as? [String: Any]).flatMap { ($0["commands"] as? [[String: Any]])?.first?["result"] as? String }
+        try await eventually("the queued restart applied") {
+            (try await json("status", run) as? [String: Any]).flatMap { ($0["commands"] as? [[String: Any]])?.first?["result"] as? String }
                 == "restarted from its last checkpoint"
         }
-        try eventually("the count reached") { (try counter(run)["count"] as? Int ?? 0) == count }
-        let state = try counter(run)
+        try await eventually("the count reached") { (try await counter(run)["count"] as? Int ?? 0) == count }
+        let state = try await counter(run)
         #expect(state["sum"] as? Int == count * (count + 1) / 2)
         #expect(state["duplicates"] as? Int == 0)
         #expect(state["gaps"] as? Int == 0)
-        _ = try troupe("cancel", run)
-        second.waitUntilExit()
-        let check = try troupe("db", "check")
+        _ = try await troupe("cancel", run)
+        await offThePool { second.waitUntilExit() }
+        let check = try await troupe("db", "check")
         #expect(check.status == 0)
         #expect(check.stdout.contains("integrity   ok"))
     }
 
-    @Test func aForkStartsFromAnOlderCheckpointAndLeavesTheOriginal() throws {
+    @Test func aForkStartsFromAnOlderCheckpointAndLeavesTheOriginal() async throws {
         let process = try start(["run", "counting", "--param", "count=100000000", "--param", "interval=5ms"])
-        let run = try liveRun()
-        try eventually("a few checkpoints") { (try counter(run)["count"] as? Int ?? 0) > 100 }
-        _ = try troupe("cancel", run)
-        process.waitUntilExit()
-        let history = try json("checkpoints", run, "counter") as? [[String: Any]] ?? []
+        let run = try await liveRun()
+        try await eventually("a few checkpoints") { (try await counter(run)["count"] as? Int ?? 0) > 100 }
+        _ = try await troupe("cancel", run)
+        await offThePool { process.waitUntilExit() }
+        let history = try await json("checkpoints", run, "counter") as? [[String: Any]] ?? []
         let oldest = try #require(history.first?["sequence"] as? Int)
-        let original = try troupe("checkpoints", run, "counter", "--show", String(oldest)).stdout
+        let original = try await troupe("checkpoints", run, "counter", "--show", String(oldest)).stdout
 
-        let fork = try json("fork", run, "--from", "counter@\(oldest)") as? [String: Any]
+        let fork = try await json("fork", run, "--from", "counter@\(oldest)") as? [String: Any]
         let forked = try #require(fork?["run"] as? String)
-        #expect(try troupe("checkpoints", forked, "counter", "--show", String(oldest)).stdout == original)
-        #expect(try runs().map { $0["id"] as? String }.contains(forked))
+        #expect(try await troupe("checkpoints", forked, "counter", "--show", String(oldest)).stdout == original)
+        #expect(try await runs().map { $0["id"] as? String }.contains(forked))
         // The original keeps its history.
-        #expect((try json("checkpoints", run, "counter") as? [[String: Any]] ?? []).count == history.count)
+        #expect((try await json("checkpoints", run, "counter") as? [[String: Any]] ?? []).count == history.count)
 
         // The fork runs from there: its counter counts on from the old state (messages that were in flight in the
         // original at that time are not part of a fork, so it may not reach the original's total).
         let start = try #require((try JSONSerialization.jsonObject(with: Data(original.utf8)) as? [String: Any])?["count"] as? Int)
         let resumed = try self.start(["resume", forked])
-        try eventually("the fork to count on") { (try counter(forked)["count"] as? Int ?? 0) > start }
-        _ = try troupe("cancel", forked)
-        resumed.waitUntilExit()
+        try await eventually("the fork to count on") { (try await counter(forked)["count"] as? Int ?? 0) > start }
+        _ = try await troupe("cancel", forked)
+        await offThePool { resumed.waitUntilExit() }
         #expect(resumed.terminationStatus == 0)
     }
 
-    @Test func errorsExitWithTheirClass() throws {
-        let unknownRun = try troupe("tree", "run-nope")
+    @Test func errorsExitWithTheirClass() async throws {
+        let unknownRun = try await troupe("tree", "run-nope")
         #expect(unknownRun.status == 66, "no database yet: \(unknownRun.stderr)")
-        _ = try troupe("db", "migrate")
-        #expect(try troupe("status", "run-nope").status == 66)
-        let unknownBlueprint = try troupe("run", "nope")
+        _ = try await troupe("db", "migrate")
+        #expect(try await troupe("status", "run-nope").status == 66)
+        let unknownBlueprint = try await troupe("run", "nope")
         #expect(unknownBlueprint.status == 66)
         #expect(unknownBlueprint.stderr.contains("counting"))
-        let badValue = try troupe("run", "counting", "--param", "count=lots")
+        let badValue = try await troupe("run", "counting", "--param", "count=lots")
         #expect(badValue.status == 65)
         #expect(badValue.stderr.contains("parameter 'count'"))
-        #expect(try troupe("run", "counting", "--param", "colour=red").status == 65)
-        #expect(try troupe("run", "counting", "--param", "count").status == 65)
-        #expect(try troupe("fork", "run-nope", "--from", "counter").status == 64)
-        #expect(try troupe("prune", "--keep", "0").status == 64)
+        #expect(try await troupe("run", "counting", "--param", "colour=red").status == 65)
+        #expect(try await troupe("run", "counting", "--param", "count").status == 65)
+        #expect(try await troupe("fork", "run-nope", "--from", "counter").status == 64)
+        #expect(try await troupe("prune", "--keep", "0").status == 64)
 
         // A database another process holds locked: temporary, safe to retry.
         let locker = Process()
@@ -189,23 +190,23 @@ struct OperatorTests {
         locker.standardOutput = output
         try locker.run()
         defer { locker.terminate() }
-        _ = output.fileHandleForReading.availableData
-        let busy = try Troupe.run(arguments: ["run", "counting", "--database", database, "--busy-timeout", "0.2"])
+        _ = await offThePool { output.fileHandleForReading.availableData }
+        let busy = try await Troupe.run(arguments: ["run", "counting", "--database", database, "--busy-timeout", "0.2"])
         #expect(busy.status == 75, "\(busy.stderr)")
         #expect(busy.stderr.contains("locked"))
     }
 
-    @Test func listingsAreJSONForScripts() throws {
-        let blueprints = try json("blueprints") as? [[String: Any]] ?? []
+    @Test func listingsAreJSONForScripts() async throws {
+        let blueprints = try await json("blueprints") as? [[String: Any]] ?? []
         #expect(blueprints.map { $0["name"] as? String } == ["fetch-many", "market-monitor", "batch-stream", "llm-chat", "counting", "fleet", "demo"])
         let process = try start(["run", "counting", "--param", "count=1000", "--param", "interval=5ms"])
-        let run = try liveRun()
-        let status = try json("status", run) as? [String: Any]
+        let run = try await liveRun()
+        let status = try await json("status", run) as? [String: Any]
         #expect((status?["run"] as? [String: Any])?["blueprint"] as? String == "counting")
         #expect((status?["agents"] as? [Any])?.count == 3)
-        _ = try troupe("cancel", run)
-        process.waitUntilExit()
-        let events = try Troupe.run(arguments: ["events", run, "--json", "--database", database])
+        _ = try await troupe("cancel", run)
+        await offThePool { process.waitUntilExit() }
+        let events = try await Troupe.run(arguments: ["events", run, "--json", "--database", database])
         let lines = events.stdout.split(separator: "\n")
         #expect(!lines.isEmpty)
         for line in lines {
@@ -214,7 +215,7 @@ struct OperatorTests {
             #expect(event?["kind"] is String)
         }
         let since = try #require((try JSONSerialization.jsonObject(with: Data(lines[1].utf8)) as? [String: Any])?["sequence"] as? Int)
-        let later = try Troupe.run(arguments: ["events", run, "--json", "--since", String(since), "--database", database])
+        let later = try await Troupe.run(arguments: ["events", run, "--json", "--since", String(since), "--database", database])
         #expect(later.stdout.split(separator: "\n").count == lines.count - 2)
     }
 
@@ -230,74 +231,74 @@ struct OperatorTests {
         await store.detach(run, outcome: .failed, error: "killed")
         await store.close()
 
-        let letters = try json("dead-letters", "run-dead") as? [[String: Any]] ?? []
+        let letters = try await json("dead-letters", "run-dead") as? [[String: Any]] ?? []
         #expect(letters.map { $0["error"] as? String } == ["boom 7", "boom 8", "boom 9"])
         let first = try #require(letters.first?["id"] as? Int)
-        let requeue = try troupe("dead-letters", "run-dead", "requeue", "--id", String(first))
+        let requeue = try await troupe("dead-letters", "run-dead", "requeue", "--id", String(first))
         #expect(requeue.stdout.contains("requeued 1 messages"))
-        #expect((try json("dead-letters", "run-dead") as? [Any])?.count == 2)
-        #expect((try json("status", "run-dead") as? [String: Any])?["deadLetters"] as? Int == 2)
-        let purge = try troupe("dead-letters", "run-dead", "purge")
+        #expect((try await json("dead-letters", "run-dead") as? [Any])?.count == 2)
+        #expect((try await json("status", "run-dead") as? [String: Any])?["deadLetters"] as? Int == 2)
+        let purge = try await troupe("dead-letters", "run-dead", "purge")
         #expect(purge.stdout.contains("purged 2 dead letters"))
-        #expect((try json("dead-letters", "run-dead") as? [Any])?.isEmpty == true)
+        #expect((try await json("dead-letters", "run-dead") as? [Any])?.isEmpty == true)
     }
 
-    @Test func pruneSaysWhatItWouldDeleteThenDeletesIt() throws {
+    @Test func pruneSaysWhatItWouldDeleteThenDeletesIt() async throws {
         let process = try start(["run", "counting", "--param", "count=3000", "--param", "interval=2ms", "--retain", "50"])
-        let run = try liveRun()
-        try eventually("many checkpoints") { (try json("checkpoints", run, "counter") as? [Any])?.count ?? 0 > 20 }
-        _ = try troupe("cancel", run)
-        process.waitUntilExit()
-        let kept = (try json("checkpoints", run, "counter") as? [Any])?.count ?? 0
-        let dry = try json("prune", "--keep", "2", "--dry-run") as? [String: Any]
+        let run = try await liveRun()
+        try await eventually("many checkpoints") { (try await json("checkpoints", run, "counter") as? [Any])?.count ?? 0 > 20 }
+        _ = try await troupe("cancel", run)
+        await offThePool { process.waitUntilExit() }
+        let kept = (try await json("checkpoints", run, "counter") as? [Any])?.count ?? 0
+        let dry = try await json("prune", "--keep", "2", "--dry-run") as? [String: Any]
         #expect((dry?["checkpoints"] as? Int ?? 0) >= kept - 2)
-        #expect((try json("checkpoints", run, "counter") as? [Any])?.count == kept)
-        _ = try troupe("prune", "--keep", "2")
-        #expect((try json("checkpoints", run, "counter") as? [Any])?.count == 2)
-        #expect((try json("prune", "--keep", "2", "--dry-run") as? [String: Any])?["checkpoints"] as? Int == 0)
+        #expect((try await json("checkpoints", run, "counter") as? [Any])?.count == kept)
+        _ = try await troupe("prune", "--keep", "2")
+        #expect((try await json("checkpoints", run, "counter") as? [Any])?.count == 2)
+        #expect((try await json("prune", "--keep", "2", "--dry-run") as? [String: Any])?["checkpoints"] as? Int == 0)
     }
 
-    @Test func ctrlCStopsAForegroundRunGracefully() throws {
+    @Test func ctrlCStopsAForegroundRunGracefully() async throws {
         let process = try start(["run", "counting", "--param", "interval=10ms"])
-        let run = try liveRun()
+        let run = try await liveRun()
         kill(process.processIdentifier, SIGINT)
-        process.waitUntilExit()
+        await offThePool { process.waitUntilExit() }
         #expect(process.terminationStatus == 130)
-        let summary = try runs().first { $0["id"] as? String == run }
+        let summary = try await runs().first { $0["id"] as? String == run }
         #expect(summary?["status"] as? String == "stopped")
         #expect(summary?["ownerAlive"] as? Bool == false)
     }
 
-    @Test func oneShotBlueprintsCompleteOfflineAndTheMarketMonitorResumes() throws {
-        let fetch = try troupe("run", "fetch-many", "--param", "count=30")
+    @Test func oneShotBlueprintsCompleteOfflineAndTheMarketMonitorResumes() async throws {
+        let fetch = try await troupe("run", "fetch-many", "--param", "count=30")
         #expect(fetch.status == 0, "\(fetch.stderr)")
         #expect(fetch.stdout.contains("completed"))
-        let chat = try troupe("run", "llm-chat", "--param", "budget=5")
+        let chat = try await troupe("run", "llm-chat", "--param", "budget=5")
         #expect(chat.status == 0, "\(chat.stderr)")
-        let answered = try #require(runs().first { $0["blueprint"] as? String == "llm-chat" }?["id"] as? String)
-        let state = try troupe("checkpoints", answered, "chat", "--show", "last")
+        let answered = try #require(await runs().first { $0["blueprint"] as? String == "llm-chat" }?["id"] as? String)
+        let state = try await troupe("checkpoints", answered, "chat", "--show", "last")
         #expect(state.stdout.contains("\"tokens\":5"))
 
         let process = try start(["run", "market-monitor", "--param", "interval=20ms"])
         var run = ""
-        try eventually("the monitor polling") {
-            guard let found = try runs().first(where: { $0["blueprint"] as? String == "market-monitor" && $0["ownerAlive"] as? Bool == true }) else {
+        try await eventually("the monitor polling") {
+            guard let found = try await runs().first(where: { $0["blueprint"] as? String == "market-monitor" && $0["ownerAlive"] as? Bool == true }) else {
                 return false
             }
             run = found["id"] as? String ?? ""
-            let polls = try troupe("checkpoints", run, "monitor", "--show", "last").stdout
+            let polls = try await troupe("checkpoints", run, "monitor", "--show", "last").stdout
             return polls.contains("\"polls\":5") || polls.contains("\"polls\":6") || polls.contains("\"polls\":7")
         }
         kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
-        let killedAt = try troupe("checkpoints", run, "monitor", "--show", "last").stdout
+        await offThePool { process.waitUntilExit() }
+        let killedAt = try await troupe("checkpoints", run, "monitor", "--show", "last").stdout
         let resumed = try start(["resume", run])
-        try eventually("the monitor polling on from where it was") {
-            try troupe("checkpoints", run, "monitor", "--show", "last").stdout != killedAt
+        try await eventually("the monitor polling on from where it was") {
+            try await troupe("checkpoints", run, "monitor", "--show", "last").stdout != killedAt
         }
-        _ = try troupe("cancel", run)
-        resumed.waitUntilExit()
-        let events = try troupe("events", run, "--agent", "monitor")
+        _ = try await troupe("cancel", run)
+        await offThePool { resumed.waitUntilExit() }
+        let events = try await troupe("events", run, "--agent", "monitor")
         // One start per process, and no poll counted twice: the epochs moved on, the poll count did too.
         #expect(events.stdout.components(separatedBy: "started").count - 1 == 2)
     }

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import Troupe
+import TroupeTestKit
 import TroupeSQLite
 
 /// Kills a durable counting pipeline with SIGKILL at random moments, resumes it each time, and checks that every
@@ -38,26 +39,30 @@ struct CrashTests {
             let (process, output) = try start(database, count: count)
             // Kill only once it holds the lease (a loaded machine can take longer than the random delay to start):
             // every kill is then a crash of a run in progress, and each start counts as one owner.
-            var said = Data()
-            while !String(decoding: said, as: UTF8.self).contains("\n") {
-                let chunk = output.fileHandleForReading.availableData
-                if chunk.isEmpty { break }
-                said.append(chunk)
+            let reader = output.fileHandleForReading
+            _ = await offThePool {
+                var said = Data()
+                while !String(decoding: said, as: UTF8.self).contains("\n") {
+                    let chunk = reader.availableData
+                    if chunk.isEmpty { break }
+                    said.append(chunk)
+                }
+                return said
             }
             try await Task.sleep(for: .milliseconds(Int.random(in: 30...400, using: &generator)))
             guard process.isRunning else {
-                process.waitUntilExit()
+                await offThePool { process.waitUntilExit() }
                 #expect(process.terminationStatus == 0)
                 break
             }
             kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
+            await offThePool { process.waitUntilExit() }
             kills += 1
         }
         // Resume until done, with no more kills.
         let (process, output) = try start(database, count: count)
-        let printed = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
+        let printed = await offThePool { output.fileHandleForReading.readDataToEndOfFile() }
+        await offThePool { process.waitUntilExit() }
         #expect(process.terminationStatus == 0)
         #expect(String(decoding: printed, as: UTF8.self).contains("complete"))
         #expect(kills >= 3, "the pipeline finished before it could be killed a few times; raise the count")

@@ -139,7 +139,7 @@ struct StoreTests {
                 let dead = Process()
                 dead.executableURL = URL(fileURLWithPath: "/bin/true")
                 try dead.run()
-                dead.waitUntilExit()
+                await offThePool { dead.waitUntilExit() }
                 _ = try await intruder.write { connection in
                     try connection.statement("UPDATE runs SET owner_pid = ? WHERE id = 'run-two'")
                         .run(.integer(Int64(dead.processIdentifier)))

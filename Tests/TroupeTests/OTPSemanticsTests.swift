@@ -52,8 +52,13 @@ struct OTPSemanticsTests {
         while !done(), clock.now < deadline { try? await Task.sleep(for: .milliseconds(5)) }
     }
 
-    @Test func anOperatorRestartDuringAGroupRestartNeverLeavesTwoIncarnations() async throws {
-        let log = Recorder<String>()
+    /// A `restForOne` pair whose `a` has just crashed while `b` is slow to stop: `operatorCall` runs while the
+    /// supervisor stops `b`, then `b` is let go. Returns the call's outcome, with the run still running.
+    func duringAGroupRestart(
+        log: Recorder<String>,
+        _ operatorCall: @escaping @Sendable (Supervisor) async throws -> Void,
+        then check: (Run, AgentProbe, Result<Void, any Error>) async throws -> Void
+    ) async throws {
         let gate = Gate()
         let blueprint = Blueprint("rest", strategy: .restForOne, backoff: .none) {
             Child("a", Tracked(name: "a", log: log))
@@ -67,18 +72,26 @@ struct OTPSemanticsTests {
             // The supervisor is now stopping b, which holds on until the gate opens.
             await probe.wait(for: "a", .failed)
             let finished = Atomic<Bool>(false)
-            let restart = Task {
+            let supervisor = run.supervisor
+            let call = Task {
                 defer { finished.store(true, ordering: .relaxed) }
-                try await run.supervisor.restartChild("a")
+                try await operatorCall(supervisor)
             }
             await giveItAChance { finished.load(ordering: .relaxed) || log.count("setUp a") >= 2 }
             gate.release()
             gate.release()  // and for the restarted b's stop at shutdown
-            let outcome = await restart.result
+            let outcome = await call.result
+            await probe.wait(for: "b", .started, count: 2)
+            try await check(run, probe, outcome)
+        }
+    }
+
+    @Test func anOperatorRestartDuringAGroupRestartNeverLeavesTwoIncarnations() async throws {
+        let log = Recorder<String>()
+        try await duringAGroupRestart(log: log, { try await $0.restartChild("a") }) { run, _, outcome in
             if case .failure(let error) = outcome {
                 #expect((error as? TroupeError)?.code == .childRestarting)
             }
-            await probe.wait(for: "b", .started, count: 2)
             let count = await run.supervisor.count()
             #expect(count.active == 2)
             let live = log.count("setUp a") - log.count("tearDown a")
@@ -90,27 +103,8 @@ struct OTPSemanticsTests {
 
     @Test func terminatingAChildDuringItsGroupRestartIsNotUndone() async throws {
         let log = Recorder<String>()
-        let gate = Gate()
-        let blueprint = Blueprint("rest", strategy: .restForOne, backoff: .none) {
-            Child("a", Tracked(name: "a", log: log))
-            Child("b", Tracked(name: "b", log: log, slowStop: gate))
-        }
-        let run = try Run(blueprint, configuration: .test())
-        let probe = AgentProbe(run)
-        try await withRunning(run) {
-            await probe.wait(for: "b", .started)
-            try await run.send(Tracked.Message.crash, to: "a")
-            await probe.wait(for: "a", .failed)
-            let finished = Atomic<Bool>(false)
-            let terminate = Task {
-                defer { finished.store(true, ordering: .relaxed) }
-                try await run.supervisor.terminateChild("a")
-            }
-            await giveItAChance { finished.load(ordering: .relaxed) }
-            gate.release()
-            gate.release()  // and for the restarted b's stop at shutdown
-            try await terminate.value
-            await probe.wait(for: "b", .started, count: 2)
+        try await duringAGroupRestart(log: log, { try await $0.terminateChild("a") }) { run, _, outcome in
+            try outcome.get()
             let a = await run.supervisor.children().first { $0.name == "a" }
             #expect(a?.status == .stopped)
             #expect(log.count("setUp a") == log.count("tearDown a"), "\(log.values)")

@@ -293,9 +293,10 @@ public final class AgentContext<A: Agent>: Sendable {
         }
         stepCounts.withLock { $0.removeAll() }
         // The units this commit finished are over: their recorded results must never be replayed again.
-        if !replay.withLock({ $0.isEmpty }) {
+        replay.withLock { replay in
+            guard !replay.isEmpty else { return }
             let finished = consumed.map { "m\($0)/" } + [scope + "/"]
-            replay.withLock { replay in replay = replay.filter { key, _ in !finished.contains { key.hasPrefix($0) } } }
+            replay = replay.filter { key, _ in !finished.contains { key.hasPrefix($0) } }
         }
     }
 

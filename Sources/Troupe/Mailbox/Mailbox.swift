@@ -1,4 +1,3 @@
-import Synchronization
 public import DequeModule
 
 /// A message in a mailbox, with how many times delivering it has crashed the agent.
@@ -92,6 +91,9 @@ final class Mailbox<Message: Sendable>: AnyMailbox {
         @usableFromInline var wake: (@Sendable () -> Void)?
         @usableFromInline var interrupted = false
         @usableFromInline var accepting = true
+        /// Why the mailbox refuses messages when it is not simply stopped (a quarantined agent); boxed, so that an
+        /// idle mailbox pays one word for it.
+        @usableFromInline var refusal: Refusal?
         @usableFromInline var nextID: UInt64 = 0
 
         @usableFromInline init() {}
@@ -260,16 +262,19 @@ final class Mailbox<Message: Sendable>: AnyMailbox {
         }
     }
 
-    /// Why the mailbox refuses messages, when it is not simply stopped (a quarantined agent).
-    private let refusal = Mutex<TroupeError?>(nil)
+    /// The reason a refusing mailbox gives.
+    @usableFromInline
+    final class Refusal: Sendable {
+        let error: TroupeError
+        init(_ error: TroupeError) { self.error = error }
+    }
 
     @usableFromInline
-    func stoppedError() -> TroupeError { refusal.withLock { $0 } ?? TroupeError.addressStopped(name) }
+    func stoppedError() -> TroupeError { state.withLock { $0.refusal?.error } ?? TroupeError.addressStopped(name) }
 
     /// Turns senders away with `error` (and fails the parked ones with it) until the mailbox accepts again.
     func refuse(because error: TroupeError) {
-        refusal.withLock { $0 = error }
-        setAccepting(false)
+        setAccepting(false, refusal: Refusal(error))
     }
 
     private enum ParkAction {
@@ -443,15 +448,19 @@ final class Mailbox<Message: Sendable>: AnyMailbox {
     }
 
     func setAccepting(_ accepting: Bool) {
-        if accepting { refusal.withLock { $0 = nil } }
+        setAccepting(accepting, refusal: nil)
+    }
+
+    private func setAccepting(_ accepting: Bool, refusal: Refusal?) {
         let refused = state.withLock { state -> [Parked] in
             state.accepting = accepting
+            state.refusal = refusal
             guard !accepting else { return [] }
             defer { state.parked.removeAll() }
             return Array(state.parked)
         }
         if !refused.isEmpty {
-            let error = stoppedError()
+            let error = refusal?.error ?? TroupeError.addressStopped(name)
             for sender in refused { sender.continuation.resume(throwing: error) }
         }
     }

@@ -1,5 +1,7 @@
 public import FoundationEssentials
 import Logging
+import Dispatch
+import DequeModule
 import Synchronization
 
 /// Something that happened to an agent or supervisor in a run.
@@ -75,8 +77,8 @@ final class EventBus: Sendable {
     private struct State {
         var subscribers: [UInt64: AsyncStream<Event>.Continuation] = [:]
         var sinks: [@Sendable (Event) -> Void] = []
-        /// The tasks feeding buffered sinks, awaited by ``drained()``.
-        var sinkTasks: [Task<Void, Never>] = []
+        /// Sinks fed on threads of their own, finished by ``finish()`` and awaited by ``drained()``.
+        var pumps: [SinkPump] = []
         var nextID: UInt64 = 0
     }
 
@@ -89,6 +91,11 @@ final class EventBus: Sendable {
     init(run: RunID, logger: Logger) {
         self.run = run
         self.logger = logger
+    }
+
+    deinit {
+        // A run that never ran: let the sinks' threads end.
+        for pump in state.withLock({ $0.pumps }) { pump.finish() }
     }
 
     func emit(_ name: String, incarnation: UInt64, _ kind: Event.Kind) {
@@ -108,8 +115,9 @@ final class EventBus: Sendable {
             )
         }
         guard listened else { return }
-        let (subscribers, sinks) = state.withLock { (Array($0.subscribers.values), $0.sinks) }
+        let (subscribers, sinks, pumps) = state.withLock { (Array($0.subscribers.values), $0.sinks, $0.pumps) }
         for sink in sinks { sink(event) }
+        for pump in pumps { pump.push(event) }
         for subscriber in subscribers { subscriber.yield(event) }
     }
 
@@ -136,27 +144,25 @@ final class EventBus: Sendable {
         listeners.add(1, ordering: .relaxed)
     }
 
-    /// Adds a sink fed from a bounded buffer on a task of its own, so that a slow sink (a terminal, a pipe) never
-    /// holds up an agent or a supervisor. When more than `limit` events wait, the oldest are dropped.
+    /// Adds a sink fed from a bounded buffer by a thread of its own, so that a slow sink (a terminal, a pipe that
+    /// nobody reads) holds up neither an agent nor a supervisor, nor a thread of Swift's cooperative pool. When
+    /// more than `limit` events wait, the oldest are dropped.
     func addBufferedSink(limit: Int, _ sink: @escaping @Sendable (Event) -> Void) {
-        let stream = subscribe(bufferingNewest: limit)
-        // Unstructured on purpose: the sink lives as long as the run's events, which no caller's scope spans; the
-        // task ends when the bus finishes, and the run awaits it (``drained()``) before `run()` returns.
-        let task = Task {
-            for await event in stream { sink(event) }
-        }
-        state.withLock { $0.sinkTasks.append(task) }
+        let pump = SinkPump(limit: limit, sink: sink)
+        state.withLock { $0.pumps.append(pump) }
+        listeners.add(1, ordering: .relaxed)
     }
 
     /// Waits until every buffered sink has been handed every event (call after ``finish()``).
     func drained() async {
-        let tasks = state.withLock { $0.sinkTasks }
-        for task in tasks { await task.value }
+        let pumps = state.withLock { $0.pumps }
+        for pump in pumps { _ = await pump.done.wait() }
     }
 
     func finish() {
-        let subscribers = state.withLock { Array($0.subscribers.values) }
+        let (subscribers, pumps) = state.withLock { (Array($0.subscribers.values), $0.pumps) }
         for subscriber in subscribers { subscriber.finish() }
+        for pump in pumps { pump.finish() }
     }
 
     private static func level(of kind: Event.Kind) -> Logger.Level {
@@ -168,5 +174,63 @@ final class EventBus: Sendable {
         case .killed: .warning
         case .escalated, .deadLettered, .abandoned, .quarantined: .error
         }
+    }
+}
+
+/// One buffered event sink: a bounded queue, and a thread of its own that hands the queued events to the sink in
+/// order.
+final class SinkPump: Sendable {
+    private struct Queue {
+        var events: Deque<Event> = []
+        var finished = false
+    }
+
+    private let queue = Mutex(Queue())
+    private let ready = DispatchSemaphore(value: 0)
+    private let limit: Int
+    private let sink: @Sendable (Event) -> Void
+    /// Set if the thread could not be started: events then go to the sink on the emitting thread, since a slow
+    /// emitter is better than lost events.
+    private let inline = Atomic<Bool>(false)
+    /// Fulfilled once the sink has been handed every event pushed before ``finish()``.
+    let done = OneShot<Void>()
+
+    init(limit: Int, sink: @escaping @Sendable (Event) -> Void) {
+        precondition(limit > 0, "an event sink needs room for at least one event (got \(limit))")
+        self.limit = limit
+        self.sink = sink
+        if startThread({ [self] in pump() }) != nil {
+            inline.store(true, ordering: .sequentiallyConsistent)
+            done.fulfill(())
+        }
+    }
+
+    func push(_ event: Event) {
+        if inline.load(ordering: .relaxed) { return sink(event) }
+        let accepted = queue.withLock { queue -> Bool in
+            guard !queue.finished else { return false }
+            if queue.events.count >= limit { queue.events.removeFirst() }
+            queue.events.append(event)
+            return true
+        }
+        if accepted { ready.signal() }
+    }
+
+    func finish() {
+        queue.withLock { $0.finished = true }
+        ready.signal()
+    }
+
+    private func pump() {
+        while true {
+            ready.wait()
+            let (events, finished) = queue.withLock { queue in
+                defer { queue.events.removeAll(keepingCapacity: true) }
+                return (queue.events, queue.finished)
+            }
+            for event in events { sink(event) }
+            if finished { break }
+        }
+        done.fulfill(())
     }
 }

@@ -129,15 +129,15 @@ public final class Run: Service {
     public func run() async throws {
         // The run is over when its root supervisor returns: end every event sequence, so readers' loops finish,
         // and let every event sink see the last events before returning.
+        let outcome: Result<Void, any Error>
         do {
-            try await runTree()
+            outcome = .success(try await runTree())
         } catch {
-            environment.events.finish()
-            await environment.events.drained()
-            throw error
+            outcome = .failure(error)
         }
         environment.events.finish()
         await environment.events.drained()
+        try outcome.get()
     }
 
     private func runTree() async throws {

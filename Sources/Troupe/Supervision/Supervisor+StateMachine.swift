@@ -138,6 +138,10 @@ extension Supervisor {
         private var restartTimes: Deque<Duration> = []
         /// Whether the supervisor is shutting down or escalating: exits are then expected and not acted on.
         private(set) var isStopping = false
+        /// The child launched last: the only one that can be `starting`.
+        private var launched: String?
+        /// Children queued by ``begin(at:)`` whose first incarnation has neither returned from `setUp` nor ended.
+        private var awaitingFirstStart: Set<String> = []
 
         init(strategy: RestartStrategy, intensity: RestartIntensity, backoff: Backoff) {
             self.strategy = strategy
@@ -170,18 +174,19 @@ extension Supervisor {
             }
         }
 
-        /// Whether every queued child has started: nothing queued and nothing starting.
-        var isSettled: Bool {
-            queue.isEmpty && !children.values.contains { if case .starting = $0.phase { true } else { false } }
+        /// Whether a child is in its `setUp`. Only the child launched last can be: nothing is launched while
+        /// another starts.
+        var isStarting: Bool {
+            guard let launched, case .starting = children[launched]?.phase else { return false }
+            return true
         }
 
-        /// Whether the supervisor's own start is over: every child's first incarnation has returned from its
-        /// `setUp` or ended. (A child that failed at start and waits out, or runs, a restart counts as started.)
-        var hasStarted: Bool {
-            children.values.allSatisfy { child in
-                child.incarnations > 1 || (child.incarnations == 1 && child.phase != .starting(1))
-            }
-        }
+        /// Whether every queued child has started: nothing queued and nothing starting.
+        var isSettled: Bool { queue.isEmpty && !isStarting }
+
+        /// Whether the supervisor's own start is over: every child queued by ``begin(at:)`` has returned from its
+        /// first `setUp` or ended (a child that failed at start and waits out a restart counts as started).
+        var hasStarted: Bool { awaitingFirstStart.isEmpty }
 
         /// How many restarts fall within the intensity window ending `now`.
         func restartsInWindow(at now: Duration) -> Int {
@@ -209,12 +214,14 @@ extension Supervisor {
                 children[name]?.phase = .queued(notBefore: now)
                 queue.append(name)
             }
+            awaitingFirstStart = Set(order)
         }
 
         /// The supervisor is shutting down: later exits are ignored, nothing more starts. Returns the live
         /// children to stop, in reverse start order; queued ones become stopped at once.
         mutating func beginStopping() -> [(name: String, incarnation: UInt64)] {
             isStopping = true
+            awaitingFirstStart.removeAll()
             for name in queue { children[name]?.phase = .stopped }
             queue.removeAll()
             var live: [(String, UInt64)] = []
@@ -233,10 +240,7 @@ extension Supervisor {
 
         /// What to start next, if anything, at `now`.
         mutating func nextStart(at now: Duration) -> StartAction {
-            guard !isStopping else { return .none }
-            if children.values.contains(where: { if case .starting = $0.phase { true } else { false } }) {
-                return .none
-            }
+            guard !isStopping, !isStarting else { return .none }
             guard let name = queue.first, case .queued(let notBefore) = children[name]?.phase else { return .none }
             guard notBefore <= now else { return .wake(at: notBefore) }
             queue.removeFirst()
@@ -244,6 +248,7 @@ extension Supervisor {
             let number = children[name]?.incarnations ?? 1
             children[name]?.phase = .starting(number)
             children[name]?.startedAt = now
+            launched = name
             return .launch(name, incarnation: number)
         }
 
@@ -251,6 +256,7 @@ extension Supervisor {
         mutating func childBegan(_ name: String, incarnation: UInt64) {
             guard children[name]?.phase == .starting(incarnation) else { return }
             children[name]?.phase = .running(incarnation)
+            awaitingFirstStart.remove(name)
         }
 
         // MARK: Events: exits
@@ -277,6 +283,7 @@ extension Supervisor {
             case .starting(let n) where n == incarnation, .running(let n) where n == incarnation: break
             default: return .ignore  // stale, or being stopped: the stop ladder handles it
             }
+            awaitingFirstStart.remove(name)
             if quarantined {
                 children[name]?.phase = .quarantined
                 return .quarantine
@@ -370,9 +377,10 @@ extension Supervisor {
 
         /// Every stop of the group restart has finished: queue the group, in start order.
         mutating func groupStopsFinished() {
-            guard let (names, notBefore) = pendingRestart else { return }
+            guard let (group, notBefore) = pendingRestart else { return }
             pendingRestart = nil
             guard !isStopping else { return }
+            let names = Set(group)
             queue.removeAll { names.contains($0) }
             for name in order where names.contains(name) && children[name] != nil {
                 switch children[name]?.phase {
@@ -399,6 +407,7 @@ extension Supervisor {
         /// is returned in `removed`.
         mutating func terminateChild(_ name: String) throws(Refusal) -> (stop: UInt64?, removed: Bool) {
             guard let child = children[name] else { throw .unknown }
+            awaitingFirstStart.remove(name)
             let temporary = child.restart == .temporary
             switch child.phase {
             case .starting(let n), .running(let n):
@@ -469,6 +478,7 @@ extension Supervisor {
         }
 
         private mutating func remove(_ name: String) {
+            awaitingFirstStart.remove(name)
             children[name] = nil
             order.removeAll { $0 == name }
             queue.removeAll { $0 == name }
