@@ -155,8 +155,12 @@ final class AgentCell<A: Agent>: ChildRuntime {
             } catch {
                 return exitReason(for: error, incarnation)
             }
-            context = AgentContext(cell: self, incarnation: incarnation, resources: resources)
-            context.replay.withLock { replay in replay = claimedSteps.withLock { claimed in claimed } }
+            context = AgentContext(
+                cell: self,
+                incarnation: incarnation,
+                resources: resources,
+                replay: claimedSteps.withLock { $0 }
+            )
             announce(incarnation, .started)
             incarnation.began()
         }
@@ -177,7 +181,7 @@ final class AgentCell<A: Agent>: ChildRuntime {
             // Durable and checkpointed handler agents committed this state already (ephemeral ones keep it in
             // memory only here, so they always save it).
             let saved = durability.persistsState && context.stateIsSaved.load(ordering: .relaxed)
-            guard !saved || !context.outbox.withLock({ $0.isEmpty }) else { break }
+            guard !saved || context.work.hasOutgoing else { break }
             do {
                 try await context.commit(state, announce: durability.persistsState)
             } catch {

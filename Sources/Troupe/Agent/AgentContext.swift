@@ -33,22 +33,14 @@ public final class AgentContext<A: Agent>: Sendable {
     @usableFromInline let cell: AgentCell<A>
     @usableFromInline let incarnationControl: Incarnation
     @usableFromInline let _resources: A.Resources?
+    /// The delivery attempt of the message being handled. An atomic outside ``work``'s lock: the handler loop sets
+    /// it for every message, ephemeral agents' included, whose hot path takes no lock.
     @usableFromInline let attempt = Atomic<Int>(1)
     /// Set when the default handler loop returned with a state that is already saved (see
     /// ``passivatingHandlerLoop(state:)``).
     @usableFromInline let stateIsSaved = Atomic<Bool>(false)
-    /// Recorded step results by key, from the claim and from steps run by this incarnation.
-    @usableFromInline let replay = Mutex<[String: [UInt8]]>([:])
-    /// The unit of work of the message being handled (`m<id>`), or `nil` between messages.
-    @usableFromInline let messageScope = Mutex<String?>(nil)
-    /// Occurrences of each step name in the current unit, reset at every commit.
-    let stepCounts = Mutex<[String: Int]>([:])
-    /// A durable agent's messages sent since its last commit, delivered when it commits.
-    @usableFromInline let outbox = Mutex<[Outgoing]>([])
-    /// A durable loop-style agent's messages taken from ``messages`` since its last commit.
-    @usableFromInline let uncommitted = Mutex<[Envelope<A.Message>]>([])
-    /// How many times the handler loop yields, finding the mailbox empty, before it gives up its task.
-    @usableFromInline static var yieldsBeforePassivating: Int { 2 }
+    /// What the incarnation has taken, sent and recorded since its last commit, under one lock.
+    @usableFromInline let work: UnitOfWork<A.Message>
 
     private let cachedLogger = Mutex<Logger?>(nil)
 
@@ -66,11 +58,13 @@ public final class AgentContext<A: Agent>: Sendable {
         }
     }
 
+    /// - Parameter replay: Step results that earlier attempts of uncommitted units recorded (from the claim).
     @usableFromInline
-    init(cell: AgentCell<A>, incarnation: Incarnation, resources: A.Resources?) {
+    init(cell: AgentCell<A>, incarnation: Incarnation, resources: A.Resources?, replay: [String: [UInt8]] = [:]) {
         self.cell = cell
         self.incarnationControl = incarnation
         self._resources = resources
+        self.work = UnitOfWork(replay: replay)
     }
 
     // MARK: Identity
@@ -146,7 +140,7 @@ public final class AgentContext<A: Agent>: Sendable {
                 await target.deliverCommitted(Envelope(message), force: toSelf)
             }
         }
-        outbox.withLock { $0.append(outgoing) }
+        work.stage(outgoing)
     }
 
     /// Sends a message only if the recipient's mailbox has room.
@@ -275,29 +269,16 @@ public final class AgentContext<A: Agent>: Sendable {
     @usableFromInline
     func commit(_ state: A.State, consumed: [Int64] = [], announce: Bool) async throws {
         var consumed = consumed
-        let taken = uncommitted.withLock { taken in
-            defer { taken.removeAll() }
-            return taken
-        }
+        let (taken, sent) = work.takeForCommit()
         for envelope in taken where envelope.id != 0 { consumed.append(envelope.id) }
-        let sent = outbox.withLock { outbox in
-            defer { outbox.removeAll() }
-            return outbox
-        }
         let scope = "c\(cell.currentSequence)"
         do {
             try await cell.commit(state, incarnationControl, consumed: consumed, outbox: sent, announce: announce)
         } catch {
-            uncommitted.withLock { $0.insert(contentsOf: taken, at: 0) }
+            work.restore(taken)
             throw error
         }
-        stepCounts.withLock { $0.removeAll() }
-        // The units this commit finished are over: their recorded results must never be replayed again.
-        replay.withLock { replay in
-            guard !replay.isEmpty else { return }
-            let finished = consumed.map { "m\($0)/" } + [scope + "/"]
-            replay = replay.filter { key, _ in !finished.contains { key.hasPrefix($0) } }
-        }
+        work.committed(finishing: consumed.map { "m\($0)" } + [scope])
     }
 
     // MARK: Durable steps
@@ -325,15 +306,10 @@ public final class AgentContext<A: Agent>: Sendable {
     /// - Throws: What `body` throws, the store's errors, or ``TroupeError/Code/corruptCheckpoint`` if a recorded
     ///   result no longer decodes as `T`.
     public func step<T: Codable & Sendable>(_ name: String, _ body: (DurableStep) async throws -> T) async throws -> T {
-        let scope = messageScope.withLock { $0 } ?? "c\(cell.currentSequence)"
-        let occurrence = stepCounts.withLock { counts -> Int in
-            counts["\(scope)/\(name)", default: 0] += 1
-            return counts["\(scope)/\(name)"]!
-        }
-        let key = "\(scope)/\(name)#\(occurrence)"
+        let (key, recorded) = work.nextStep(name, fallback: "c\(cell.currentSequence)")
         let step = DurableStep(name: name, idempotencyKey: "\(cell.id)/\(key)")
         guard cell.durability.persistsState else { return try await body(step) }
-        if let recorded = replay.withLock({ $0[key] }) {
+        if let recorded {
             do {
                 return try JSONDecoder().decode(T.self, from: Data(recorded))
             } catch {
@@ -353,7 +329,7 @@ public final class AgentContext<A: Agent>: Sendable {
             key: key,
             result: encoded
         )
-        replay.withLock { $0[key] = encoded }
+        work.record(key, result: encoded)
         return result
     }
 
@@ -361,12 +337,7 @@ public final class AgentContext<A: Agent>: Sendable {
     /// mailbox, the messages it sent are dropped (they were never seen).
     @usableFromInline
     func abandonUncommitted() {
-        let taken = uncommitted.withLock { taken in
-            defer { taken.removeAll() }
-            return taken
-        }
-        cell.mailbox.requeueFront(taken)
-        outbox.withLock { $0.removeAll() }
+        cell.mailbox.requeueFront(work.abandon())
     }
 
     /// The first of the run's ``Run/Configuration/services`` of type `type`, if any.
@@ -412,154 +383,17 @@ public final class AgentContext<A: Agent>: Sendable {
     /// - Throws: The handler's error, or `CancellationError` when the task is cancelled.
     @inlinable
     public func handleMessages(state: inout A.State) async throws {
-        try await handlerLoop(state: &state, passivating: false)
+        try await cell.handlerLoop(state: &state, context: self, passivating: false)
     }
 
     /// The default `run`'s loop, which passivates when the mailbox is empty.
     @inlinable
     func passivatingHandlerLoop(state: inout A.State) async throws {
-        try await handlerLoop(state: &state, passivating: true)
+        try await cell.handlerLoop(state: &state, context: self, passivating: true)
         // The loop returns only with the state of its last commit (durable and checkpointed agents commit every
         // batch), and the default `run` returns right after: the final checkpoint would write the same state
         // again. Skipping it is what lets a tree of idle durable agents stop fast.
         stateIsSaved.store(true, ordering: .relaxed)
-    }
-
-    @inlinable
-    func handlerLoop(state: inout A.State, passivating: Bool) async throws {
-        let cell = self.cell
-        let control = incarnationControl
-        let persistEach = cell.durability == .checkpointed
-        let durable = cell.durability == .durable
-        var batch: [Envelope<A.Message>] = []
-        var hadWork = false
-        while !control.isStopping {
-            if passivating {
-                if Task.isCancelled { throw CancellationError() }
-                // Leave the state where a resuming task finds it *before* the wake hook can fire.
-                cell.parked.withLock { $0 = AgentCell<A>.Parked(state: state, context: self) }
-                var received = cell.mailbox.receiveOrPark(into: &batch, wake: nil)
-                // Under a steady stream the mailbox is empty only for an instant: a busy agent lets the senders run
-                // a little before giving up its task, which costs more to get back than a yield. An agent that has
-                // had nothing to do passivates at once.
-                let patience = hadWork ? Self.yieldsBeforePassivating : 0
-                var yields = 0
-                if patience == 0, case .parked = received {
-                    received = cell.mailbox.receiveOrPark(into: &batch, wake: wake)
-                }
-                while case .parked = received, yields < patience {
-                    await Task.yield()
-                    yields += 1
-                    received = cell.mailbox.receiveOrPark(into: &batch, wake: yields == patience ? wake : nil)
-                }
-                if case .parked = received { throw Passivation() }
-                _ = cell.parked.withLock { $0.take() }
-                if case .interrupted = received { continue }
-            } else {
-                switch await cell.mailbox.receive(into: &batch) {
-                case .messages, .parked: break
-                case .interrupted: continue
-                case .cancelled: throw CancellationError()
-                }
-            }
-            hadWork = true
-            cell.environment.handled.add(batch.count, ordering: .relaxed)
-            if durable {
-                try await handleDurably(&batch, state: &state)
-                if control.isStopping { return }
-                continue
-            }
-            var index = 0
-            while index < batch.count {
-                if control.isStopping {
-                    cell.mailbox.requeueFront(batch[index...])
-                    return
-                }
-                attempt.store(Int(batch[index].failures) + 1, ordering: .relaxed)
-                // Whether a failure is the message's (its handler threw) or the store's (the commit failed): only the
-                // former counts towards the message's dead letter, the rule durable agents follow too.
-                var handled = false
-                do {
-                    if persistEach {
-                        // The store holds the last good state; a crash restores it from there.
-                        try await cell.agent.handle(batch[index].message, state: &state, context: self)
-                        handled = true
-                        try await commit(state, announce: false)
-                    } else {
-                        // Keep the last good state in hand: a handler's changes count only if it returns.
-                        var working = state
-                        try await cell.agent.handle(batch[index].message, state: &working, context: self)
-                        state = working
-                    }
-                } catch {
-                    let cancelled = Task.isCancelled && error is CancellationError
-                    await cell.requeueAfterCrash(
-                        batch,
-                        failedAt: index,
-                        error: error,
-                        countsAsFailure: !cancelled && !handled,
-                        lastGood: state
-                    )
-                    throw error
-                }
-                index += 1
-            }
-            batch.removeAll(keepingCapacity: true)
-        }
-    }
-
-    /// Handles a batch for a durable agent and commits it in one transaction: the state after the last message
-    /// handled successfully, those messages' removal from the inbox, and what they sent. A message that throws is
-    /// not part of the commit, nor is anything it sent; it goes back to the mailbox with the rest of the batch.
-    @inlinable
-    func handleDurably(_ batch: inout [Envelope<A.Message>], state: inout A.State) async throws {
-        let cell = self.cell
-        let control = incarnationControl
-        var working = state
-        var handled = 0
-        var failure: (any Error)?
-        var sentByHandled = 0
-        while handled < batch.count, !control.isStopping {
-            attempt.store(Int(batch[handled].failures) + 1, ordering: .relaxed)
-            let scope = "m\(batch[handled].id)"
-            messageScope.withLock { $0 = scope }
-            defer { messageScope.withLock { $0 = nil } }
-            do {
-                var next = working
-                try await cell.agent.handle(batch[handled].message, state: &next, context: self)
-                working = next
-            } catch {
-                failure = error
-                break
-            }
-            handled += 1
-            sentByHandled = outbox.withLock { $0.count }
-        }
-        // What the failing message sent never happened.
-        outbox.withLock { $0.removeSubrange(sentByHandled...) }
-        if handled > 0 {
-            var consumed: [Int64] = []
-            consumed.reserveCapacity(handled)
-            for envelope in batch[..<handled] where envelope.id != 0 { consumed.append(envelope.id) }
-            do {
-                try await commit(working, consumed: consumed, announce: false)
-            } catch {
-                // Nothing of the batch is committed: all of it is handled again by the next incarnation.
-                outbox.withLock { $0.removeAll() }
-                cell.mailbox.requeueFront(batch)
-                batch.removeAll(keepingCapacity: true)
-                throw error
-            }
-            state = working
-        }
-        if let failure {
-            let cancelled = Task.isCancelled && failure is CancellationError
-            await cell.requeueAfterCrash(batch, failedAt: handled, error: failure, countsAsFailure: !cancelled, lastGood: state)
-            batch.removeAll(keepingCapacity: true)
-            throw failure
-        }
-        if handled < batch.count { cell.mailbox.requeueFront(batch[handled...]) }
-        batch.removeAll(keepingCapacity: true)
     }
 
     /// Resumes this incarnation when its passivated mailbox gets work.
@@ -594,7 +428,7 @@ final class MessageCursor<A: Agent> {
         defer { index += 1 }
         if context.cell.durability == .durable {
             let envelope = batch[index]
-            context.uncommitted.withLock { $0.append(envelope) }
+            context.work.took(envelope)
         }
         return batch[index].message
     }
