@@ -5,7 +5,8 @@ public import Synchronization
 /// One agent child: its mailbox, its in-memory checkpoint and its checkpoint sequence, all of which outlive the
 /// incarnations that run it.
 ///
-/// The incarnation loop is `@inlinable` and reached through `runner`, a closure made where the agent's type is
+/// The incarnation's start and loop are `@inlinable` and reached through `starter` and `runner`, closures made where
+/// the agent's type is
 /// concrete (``Child`` and ``Pool`` are inlinable): the supervisor sees children only as `any ChildRuntime`, and
 /// this is what lets each agent type's message loop be specialised rather than run as generic code (measured in
 /// `troupe-bench`: several times faster per message).
@@ -18,9 +19,12 @@ final class AgentCell<A: Agent>: ChildRuntime {
     @usableFromInline let durability: Durability
     @usableFromInline let mailbox: Mailbox<A.Message>
     @usableFromInline let environment: RunEnvironment
+    private let starter: @Sendable (AgentCell, Incarnation) async -> Bool
     private let runner: @Sendable (AgentCell, Incarnation) async -> ExitReason?
     /// A passivated incarnation's state and context, while it holds no task.
     @usableFromInline let parked: Mutex<Parked?> = Mutex(nil)
+    /// A claim made ahead of the next incarnation's start (``prepare(_:)``).
+    @usableFromInline let prepared: Mutex<Prepared?> = Mutex(nil)
 
     @usableFromInline
     struct Parked: Sendable {
@@ -52,8 +56,10 @@ final class AgentCell<A: Agent>: ChildRuntime {
         agent: A,
         options: AgentOptions,
         context: ChildFactoryContext,
+        starter: @escaping @Sendable (AgentCell, Incarnation) async -> Bool,
         runner: @escaping @Sendable (AgentCell, Incarnation) async -> ExitReason?
     ) throws {
+        self.starter = starter
         let environment = context.environment
         self.runner = runner
         self.name = name
@@ -134,36 +140,48 @@ final class AgentCell<A: Agent>: ChildRuntime {
         await runner(self, incarnation)
     }
 
+    @usableFromInline
+    func start(_ incarnation: Incarnation) async -> Bool {
+        await starter(self, incarnation)
+    }
+
+    /// Claims the agent's checkpoint and runs its `setUp`, on the caller's task (the supervisor's: OTP's
+    /// synchronous start), then continues the incarnation on a task of its own.
+    @inlinable
+    func startIncarnation(_ incarnation: Incarnation) async -> Bool {
+        let state: A.State
+        do {
+            state = try await loadState(incarnation)
+        } catch {
+            incarnation.finish(.failed(error))
+            return false
+        }
+        let work = UnitOfWork<A.Message>(replay: claimedSteps.withLock { $0 })
+        let setUpContext = AgentContext(cell: self, incarnation: incarnation, resources: nil, work: work)
+        let resources: A.Resources
+        do {
+            resources = try await agent.setUp(context: setUpContext)
+        } catch {
+            incarnation.finish(exitReason(for: error, incarnation))
+            return false
+        }
+        let context = AgentContext(cell: self, incarnation: incarnation, resources: resources, work: work)
+        announce(incarnation, .started)
+        // The loop picks the incarnation up where a resumed passivated one would be.
+        parked.withLock { $0 = Parked(state: state, context: context) }
+        resume(incarnation)
+        return true
+    }
+
     @inlinable
     func runIncarnation(_ incarnation: Incarnation) async -> ExitReason? {
-        var state: A.State
-        let context: AgentContext<A>
-        if let resumed = parked.withLock({ parked in parked.take() }) {
-            // A passivated incarnation, woken by a message, a stop request or a cancellation.
-            state = resumed.state
-            context = resumed.context
-        } else {
-            do {
-                state = try await loadState(incarnation)
-            } catch {
-                return .failed(error)
-            }
-            let setUpContext = AgentContext(cell: self, incarnation: incarnation, resources: nil)
-            let resources: A.Resources
-            do {
-                resources = try await agent.setUp(context: setUpContext)
-            } catch {
-                return exitReason(for: error, incarnation)
-            }
-            context = AgentContext(
-                cell: self,
-                incarnation: incarnation,
-                resources: resources,
-                replay: claimedSteps.withLock { $0 }
-            )
-            announce(incarnation, .started)
-            incarnation.began()
+        // Started by start(_:), or passivated and woken by a message, a stop request or a cancellation: either
+        // way the state and context wait in `parked`.
+        guard let resumed = parked.withLock({ parked in parked.take() }) else {
+            preconditionFailure("agent '\(name)': incarnation \(incarnation.number) ran without being started")
         }
+        var state = resumed.state
+        let context = resumed.context
         var reason: ExitReason
         do {
             try await agent.run(state: &state, context: context)
@@ -212,25 +230,74 @@ final class AgentCell<A: Agent>: ChildRuntime {
 
     @usableFromInline
     func loadState(_ incarnation: Incarnation) async throws -> A.State {
+        let claimed: Prepared
+        if let early = prepared.withLock({ $0.take() }), early.incarnation == incarnation.number {
+            claimed = early
+        } else {
+            claimed = await claimState(incarnation.number)
+        }
+        let (state, epoch) = try claimed.result.get()
+        incarnation.epoch.store(epoch, ordering: .relaxed)
+        return state
+    }
+
+    /// A claim made ahead of an incarnation's start by ``prepare(_:)``.
+    @usableFromInline
+    struct Prepared: Sendable {
+        @usableFromInline let incarnation: UInt64
+        @usableFromInline let result: Result<(state: A.State, epoch: UInt64), any Error>
+    }
+
+    /// Claims the agent for incarnation `number` ahead of its start, so that the claims of many children share the
+    /// store's batches while their `setUp`s still run one after the other. Persisting agents only.
+    @usableFromInline
+    func prepare(_ number: UInt64) async {
+        guard durability.persistsState else { return }
+        let claimed = await claimState(number)
+        prepared.withLock { $0 = claimed }
+    }
+
+    /// Forgets a claim made ahead that no start used (the child was not started after all).
+    @usableFromInline
+    func discardPrepared() {
+        _ = prepared.withLock { $0.take() }
+    }
+
+    @usableFromInline
+    var claimsAhead: Bool { durability.persistsState }
+
+    /// Claims the agent for incarnation `number` (persisting agents), or reads its in-memory checkpoint.
+    @usableFromInline
+    func claimState(_ number: UInt64) async -> Prepared {
+        do {
+            return Prepared(incarnation: number, result: .success(try await claimedState(number)))
+        } catch {
+            return Prepared(incarnation: number, result: .failure(error))
+        }
+    }
+
+    private func claimedState(_ number: UInt64) async throws -> (state: A.State, epoch: UInt64) {
         let fresh = self.fresh.exchange(false, ordering: .relaxed)
         guard durability.persistsState else {
-            if fresh { return agent.initialState() }
-            guard options.restartFrom == .lastCheckpoint else { return agent.initialState() }
-            return memory.withLock { $0 } ?? agent.initialState()
+            if fresh { return (agent.initialState(), 0) }
+            guard options.restartFrom == .lastCheckpoint else { return (agent.initialState(), 0) }
+            return (memory.withLock { $0 } ?? agent.initialState(), 0)
         }
         try await environment.attached()
         let claim = try await environment.store.claim(
             id,
             type: typeName,
             durability: durability,
-            incarnation: incarnation.number
+            incarnation: number
         )
-        incarnation.epoch.store(claim.epoch, ordering: .relaxed)
+        let epoch = claim.epoch
         sequence.store(claim.latest?.sequence ?? 0, ordering: .relaxed)
         claimedSteps.withLock { $0 = claim.steps }
         if !claim.pending.isEmpty { await restore(claim.pending) }
-        guard let latest = claim.latest, options.restartFrom == .lastCheckpoint, !fresh else { return agent.initialState() }
-        return try decode(latest)
+        guard let latest = claim.latest, options.restartFrom == .lastCheckpoint, !fresh else {
+            return (agent.initialState(), epoch)
+        }
+        return (try decode(latest), epoch)
     }
 
     /// Puts durable messages accepted by an earlier process back in the mailbox, ahead of newer ones.

@@ -58,13 +58,13 @@ public final class AgentContext<A: Agent>: Sendable {
         }
     }
 
-    /// - Parameter replay: Step results that earlier attempts of uncommitted units recorded (from the claim).
+    /// - Parameter work: The incarnation's unit of work, shared by its `setUp` context and its own.
     @usableFromInline
-    init(cell: AgentCell<A>, incarnation: Incarnation, resources: A.Resources?, replay: [String: [UInt8]] = [:]) {
+    init(cell: AgentCell<A>, incarnation: Incarnation, resources: A.Resources?, work: UnitOfWork<A.Message>) {
         self.cell = cell
         self.incarnationControl = incarnation
         self._resources = resources
-        self.work = UnitOfWork(replay: replay)
+        self.work = work
     }
 
     // MARK: Identity

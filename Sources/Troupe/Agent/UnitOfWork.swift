@@ -28,6 +28,7 @@ final class UnitOfWork<Message: Sendable>: Sendable {
     private let state: Mutex<State>
 
     /// - Parameter replay: Step results recorded by earlier attempts of units not committed yet (from the claim).
+    @usableFromInline
     init(replay: [String: [UInt8]] = [:]) {
         state = Mutex(State(replay: replay))
     }

@@ -14,7 +14,13 @@ protocol ChildRuntime: AnyObject, Sendable {
     /// Whether the child's incarnation is passivated: alive, but holding no task until it has work.
     var isPassivated: Bool { get }
 
-    /// Runs one incarnation, or resumes a passivated one, and says how it ended. Never throws: failures are exit
+    /// Starts an incarnation: an agent claims its checkpoint and runs its `setUp` on the caller's task, then its
+    /// message loop continues on a task of its own; a nested supervisor starts its children. Returns once that is
+    /// done: `true` if the incarnation runs, `false` if it ended during its start (its end is then reported through
+    /// ``Incarnation/finish(_:)`` as any other). The supervisor calls it from its loop, one child at a time: this is
+    /// OTP's synchronous start.
+    func start(_ incarnation: Incarnation) async -> Bool
+    /// Runs a started incarnation, or resumes a passivated one, and says how it ended. Never throws: failures are exit
     /// reasons. Returns `nil` if the incarnation passivated instead (an idle agent holds no task): whichever task
     /// resumes it later reports its end through ``Incarnation/finish(_:)``.
     func run(_ incarnation: Incarnation) async -> ExitReason?
@@ -31,6 +37,14 @@ protocol ChildRuntime: AnyObject, Sendable {
 
     /// Makes the next incarnation start from the initial state instead of the last checkpoint (once).
     func startFreshOnce()
+
+    /// Whether the child claims its state from the store when it starts, which ``prepare(_:)`` can do ahead.
+    var claimsAhead: Bool { get }
+    /// Claims the child's state for incarnation `number` ahead of its start, so that the claims of many children
+    /// share the store's batches while their starts still run one after the other.
+    func prepare(_ number: UInt64) async
+    /// Forgets a claim made ahead that no start used.
+    func discardPrepared()
 }
 
 /// One incarnation of a child: its number (the epoch), the graceful-stop request, its cancellation, the task
@@ -45,8 +59,6 @@ final class Incarnation: Sendable {
     /// The fencing token the store gave this incarnation's claim (0 until claimed).
     @usableFromInline let epoch = Atomic<UInt64>(0)
     @usableFromInline let stopping = Atomic<Bool>(false)
-    /// Set once the incarnation has reported that its `setUp` returned.
-    private let hasBegun = Atomic<Bool>(false)
     /// Whether the incarnation was cancelled (the ladder's second rung, or the run's cancellation).
     private let wasCancelled = Atomic<Bool>(false)
     /// Fulfilled when a graceful stop is requested, so that sleepers wake.
@@ -54,32 +66,19 @@ final class Incarnation: Sendable {
     /// Fulfilled with the exit reason when the incarnation has ended.
     let exit = OneShot<ExitReason>()
     private let report: @Sendable (ExitReason) -> Void
-    private let reportBegan: @Sendable () -> Void
     private let activations = Mutex<(latest: UInt64, task: Task<Void, Never>?, cancelled: Bool)>((0, nil, false))
 
     /// - Parameters:
     ///   - number: The incarnation's number in this process.
     ///   - report: Tells the supervisor how the incarnation ended; called once.
-    ///   - began: Tells the supervisor that the incarnation's `setUp` returned, so the next child may start;
-    ///     called at most once.
-    init(
-        number: UInt64,
-        report: @escaping @Sendable (ExitReason) -> Void,
-        began: @escaping @Sendable () -> Void = {}
-    ) {
+    init(number: UInt64, report: @escaping @Sendable (ExitReason) -> Void) {
         self.number = number
         self.report = report
-        self.reportBegan = began
     }
 
     @inlinable
     var isStopping: Bool { stopping.load(ordering: .relaxed) }
 
-    /// Reports (once) that the incarnation's `setUp` returned: its supervisor may start the next child.
-    @usableFromInline
-    func began() {
-        if !hasBegun.exchange(true, ordering: .relaxed) { reportBegan() }
-    }
 
     /// Whether the incarnation was cancelled rather than only asked to stop.
     @usableFromInline

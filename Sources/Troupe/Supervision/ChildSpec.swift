@@ -173,9 +173,14 @@ public struct Child: BlueprintComponent {
     ) {
         self.spec = ChildSpec(name: name, restart: restart, shutdown: shutdown) { context in
             // The runner closure is made here, where A is concrete, so the message loop is specialised for it.
-            try AgentCell(name: name, agent: agent, options: options, context: context) {
-                await $0.runIncarnation($1)
-            }
+            try AgentCell(
+                name: name,
+                agent: agent,
+                options: options,
+                context: context,
+                starter: { await $0.startIncarnation($1) },
+                runner: { await $0.runIncarnation($1) }
+            )
         }
     }
 }
@@ -218,9 +223,14 @@ public struct Pool: BlueprintComponent {
         precondition(count > 0, "pool '\(name)' needs at least one member (got count \(count))")
         self.spec = ChildSpec(name: name, restart: .permanent, shutdown: .infinity) { context in
             let members = try (0..<count).map { index in
-                try AgentCell(name: "\(name)-\(index)", agent: agent(index), options: options, context: context) {
-                    await $0.runIncarnation($1)
-                }
+                try AgentCell(
+                    name: "\(name)-\(index)",
+                    agent: agent(index),
+                    options: options,
+                    context: context,
+                    starter: { await $0.startIncarnation($1) },
+                    runner: { await $0.runIncarnation($1) }
+                )
             }
             return try Pool.supervise(
                 name,

@@ -252,6 +252,18 @@ extension Supervisor {
             return .launch(name, incarnation: number)
         }
 
+        /// The queued children that ``nextStart(at:)`` would launch one after the other at `now`, with the
+        /// incarnation number each would get, if their starts all succeed.
+        func dueToStart(at now: Duration) -> [(name: String, incarnation: UInt64)] {
+            guard !isStopping, !isStarting else { return [] }
+            var due: [(String, UInt64)] = []
+            for name in queue {
+                guard let child = children[name], case .queued(let notBefore) = child.phase, notBefore <= now else { break }
+                due.append((name, child.incarnations + 1))
+            }
+            return due
+        }
+
         /// Incarnation `incarnation` of `name` returned from its `setUp`.
         mutating func childBegan(_ name: String, incarnation: UInt64) {
             guard children[name]?.phase == .starting(incarnation) else { return }
@@ -335,6 +347,13 @@ extension Supervisor {
         private mutating func restart(_ group: [String], crashed: String, notBefore: Duration, delay: Duration)
             -> ExitAction
         {
+            if group.count == 1 {
+                // The child alone (oneForOne, or no live sibling): nothing to stop, queue it at once.
+                children[crashed]?.restarts += 1
+                children[crashed]?.phase = .queued(notBefore: notBefore)
+                queue.append(crashed)
+                return .restartGroup(stop: [], remove: [], restart: group, after: delay)
+            }
             var stops: [(name: String, incarnation: UInt64)] = []
             var removals: [String] = []
             for name in group.reversed() where name != crashed {

@@ -43,8 +43,8 @@ public actor Supervisor: Service {
     /// The pending start timer: its token and its deadline.
     private var timer: (token: UInt64, at: Duration, task: Task<Void, Never>)?
     private var timerTokens: UInt64 = 0
-    /// The incarnation this supervisor runs as under its parent, told when every child has started.
-    private var parentIncarnation: Incarnation?
+    /// Fulfilled (with `true`) once every child has started, for a parent waiting to start its next child.
+    private var startedSignal: OneShot<Bool>?
     /// Whether the supervisor is still starting its children; a shutdown requested meanwhile waits for the end of
     /// the start (OTP's supervisor handles no request before its `init` has started every child).
     private var startingUp = false
@@ -59,7 +59,6 @@ public actor Supervisor: Service {
     /// Everything that changes a supervisor, consumed one at a time by its supervise loop.
     enum Control: Sendable {
         case exited(String, incarnation: UInt64, ExitReason)
-        case began(String, incarnation: UInt64)
         case timer(UInt64)
         case request(Request, CheckedContinuation<Void, any Error>)
         case shutdown
@@ -152,11 +151,11 @@ public actor Supervisor: Service {
         _ = inbox.withLock { $0.stream?.yield(.shutdown) }
     }
 
-    func run(incarnation: Incarnation?) async throws {
+    func run(incarnation: Incarnation?, started: OneShot<Bool>? = nil) async throws {
         precondition(!isRunning, "supervisor '\(name)' is already running; a supervisor runs once at a time")
         isRunning = true
         defer { isRunning = false }
-        parentIncarnation = incarnation
+        startedSignal = started
         let (stream, continuation) = AsyncStream<Control>.makeStream()
         let pending = inbox.withLock { inbox in
             inbox.stream = continuation
@@ -196,7 +195,8 @@ public actor Supervisor: Service {
             for reply in replies { reply.resume(throwing: notRunningError(child: name)) }
         }
         startReplies = [:]
-        parentIncarnation = nil
+        startedSignal?.fulfill(false)
+        startedSignal = nil
 
         if case .escalated(let error) = outcome { throw error }
     }
@@ -205,18 +205,15 @@ public actor Supervisor: Service {
     private func supervise(_ stream: AsyncStream<Control>) async -> Outcome {
         startingUp = true
         shutdownDeferred = false
-        startNext()
+        await startNext()
         for await control in stream {
             switch control {
             case .exited(let child, let number, let reason):
-                let wasStarting = machine.phase(of: child) == .starting(number)
+                let wasStarting = !startReplies.isEmpty && machine.phase(of: child) == .starting(number)
                 if let error = await childExited(child, incarnation: number, reason: reason) {
                     return .escalated(error)
                 }
                 if wasStarting { answerStart(of: child, failure: reason) }
-            case .began(let child, let number):
-                machine.childBegan(child, incarnation: number)
-                if machine.phase(of: child) == .running(number) { answerStart(of: child, failure: nil) }
             case .timer(let token):
                 if timer?.token == token { timer = nil }
             case .request(let request, let reply):
@@ -227,29 +224,52 @@ public actor Supervisor: Service {
             case .cancel:
                 return .cancelled
             }
-            startNext()
+            await startNext()
             if shutdownDeferred, !startingUp { return .shutdown }
         }
         return .cancelled
     }
 
-    /// Starts the next queued child if none is starting, or sets a timer for the earliest one can.
-    private func startNext() {
+    /// Starts the queued children that are due, one after the other, or sets a timer for the earliest one that
+    /// is not.
+    private func startNext() async {
+        let prefetched = await claimAhead()
+        defer { for runtime in prefetched { runtime.discardPrepared() } }
         while true {
             switch machine.nextStart(at: environment.clock.now) {
             case .launch(let name, let number):
-                launch(name, incarnation: number)
+                await launch(name, incarnation: number)
             case .wake(let deadline):
                 setTimer(deadline)
                 return
             case .none:
                 if startingUp, machine.hasStarted {
                     startingUp = false
-                    parentIncarnation?.began()
+                    startedSignal?.fulfill(true)
                 }
                 return
             }
         }
+    }
+
+    /// Claims, concurrently, the state of the queued children that are due and claim from the store, before their
+    /// starts run one after the other: their claims then share the store's batches (a resume of thousands of durable
+    /// agents takes a few writer transactions, not one each). Returns the runtimes prepared; a claim that no start
+    /// used is discarded.
+    private func claimAhead() async -> [any ChildRuntime] {
+        let due = machine.dueToStart(at: environment.clock.now)
+        guard due.count > 1 else { return [] }
+        let ahead = due.compactMap { name, number -> (any ChildRuntime, UInt64)? in
+            guard let runtime = entries[name]?.runtime, runtime.claimsAhead else { return nil }
+            return (runtime, number)
+        }
+        guard ahead.count > 1 else { return [] }
+        await withTaskGroup(of: Void.self) { group in
+            for (runtime, number) in ahead {
+                group.addTask { await runtime.prepare(number) }
+            }
+        }
+        return ahead.map(\.0)
     }
 
     private func setTimer(_ deadline: Duration) {
@@ -280,29 +300,29 @@ public actor Supervisor: Service {
 
     // MARK: Incarnations
 
-    private func launch(_ name: String, incarnation number: UInt64) {
-        guard let entry = entries[name], let control = self.inbox.withLock({ $0.stream }) else { return }
+    /// Starts incarnation `number` of `name` and waits until it has started (its `setUp` returned) or ended.
+    private func launch(_ name: String, incarnation number: UInt64) async {
+        guard let runtime = entries[name]?.runtime, let control = self.inbox.withLock({ $0.stream }) else { return }
         let environment = self.environment
         let incarnation = Incarnation(number: number) { reason in
             environment.events.emit(name, incarnation: number, .exited(reason))
             control.yield(.exited(name, incarnation: number, reason))
-        } began: {
-            control.yield(.began(name, incarnation: number))
         }
-        let runtime = entry.runtime
         runtime.setAccepting(true)
         entries[name]?.incarnation = incarnation
-        // Unstructured on purpose: a child that ignores cancellation must not hold its supervisor hostage. It is
-        // abandoned (and reported) after its deadlines, which a task-group child could not be, since the group would
-        // wait for it forever. Its exit is reported through the control stream, so nothing is lost.
-        incarnation.activate {
-            if let reason = await runtime.run(incarnation) { incarnation.finish(reason) }
-        }
+        // The start runs here, in the loop, so the next child's start waits for it (OTP's synchronous start). After
+        // it the incarnation runs on a task of its own, unstructured on purpose: a child that ignores cancellation
+        // must not hold its supervisor hostage; it is abandoned (and reported) after its deadlines, which a
+        // task-group child could not be. Its exit is reported through the control stream, so nothing is lost. An
+        // incarnation that ended during its start is reported the same way, and handled as the next event.
+        guard await runtime.start(incarnation) else { return }
+        machine.childBegan(name, incarnation: number)
+        answerStart(of: name, failure: nil)
     }
 
     /// Acts on a child's exit. Returns an error if the supervisor must escalate.
     private func childExited(_ name: String, incarnation number: UInt64, reason: ExitReason) async -> TroupeError? {
-        guard let entry = entries[name] else { return nil }
+        guard let runtime = entries[name]?.runtime else { return nil }
         var quarantine: TroupeError?
         if case .failed(let error) = reason, let troupeError = error as? TroupeError, troupeError.code == .quarantined {
             quarantine = troupeError
@@ -323,18 +343,18 @@ public actor Supervisor: Service {
         case .ignore:
             return nil
         case .keep:
-            entry.runtime.setAccepting(false)
+            runtime.setAccepting(false)
             return nil
         case .quarantine:
             // Restarting cannot help: the same checkpoint would fail again. Keep the agent (and its messages) until
             // an operator restarts it from a state it can read; refuse new messages, saying why.
             let error = quarantine ?? TroupeError(.quarantined, "agent '\(name)' is quarantined")
-            entry.runtime.refuse(because: error)
+            runtime.refuse(because: error)
             environment.events.emit(name, incarnation: number, .quarantined(error: error.message))
             return nil
         case .remove(let removed):
             entries[removed] = nil
-            await entry.runtime.remove()
+            await runtime.remove()
             return nil
         case .restartGroup(let stops, let removals, let restarted, let delay):
             for (sibling, siblingNumber) in stops {
@@ -520,7 +540,7 @@ public actor Supervisor: Service {
 
     /// Answers the requests waiting for `name` to start: its `setUp` returned (`failure` nil), or it ended first.
     private func answerStart(of name: String, failure: ExitReason?) {
-        guard let replies = startReplies.removeValue(forKey: name) else { return }
+        guard !startReplies.isEmpty, let replies = startReplies.removeValue(forKey: name) else { return }
         for reply in replies {
             switch failure {
             case nil: reply.resume()
@@ -728,6 +748,9 @@ final class SupervisorChild: ChildRuntime {
     let nested: Supervisor
 
     @usableFromInline func startFreshOnce() {}
+    @usableFromInline var claimsAhead: Bool { false }
+    @usableFromInline func prepare(_ number: UInt64) async {}
+    @usableFromInline func discardPrepared() {}
 
     init(_ supervisor: Supervisor) { self.nested = supervisor }
 
@@ -744,9 +767,25 @@ final class SupervisorChild: ChildRuntime {
     var isPassivated: Bool { false }
 
     @usableFromInline
+    func start(_ incarnation: Incarnation) async -> Bool {
+        let started = OneShot<Bool>()
+        incarnation.activate {
+            let reason = await self.run(incarnation, started: started)
+            started.fulfill(false)
+            incarnation.finish(reason)
+        }
+        // The nested supervisor says so once its own children have started (or it ends first).
+        return await started.wait() ?? false
+    }
+
+    @usableFromInline
     func run(_ incarnation: Incarnation) async -> ExitReason? {
+        await run(incarnation, started: nil)
+    }
+
+    private func run(_ incarnation: Incarnation, started: OneShot<Bool>?) async -> ExitReason {
         do {
-            try await nested.run(incarnation: incarnation)
+            try await nested.run(incarnation: incarnation, started: started)
             if incarnation.isCancelled || Task.isCancelled { return .cancelled }
             return incarnation.isStopping ? .stopped : .normal
         } catch {
