@@ -65,7 +65,7 @@ let package = Package(
         // Public helpers for testing agents: a manual clock, an agent probe, event recording.
         .target(
             name: "TroupeTestKit",
-            dependencies: ["Troupe"],
+            dependencies: ["Troupe", .product(name: "Logging", package: "swift-log")],
             swiftSettings: settings
         ),
         // Example agents: the tutorial's patterns, written against the public API only.

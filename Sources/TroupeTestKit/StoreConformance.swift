@@ -1,3 +1,5 @@
+import FoundationEssentials
+import Logging
 public import Troupe
 
 /// The behaviour every ``CheckpointStore`` must have, as one suite of checks run against each backend.
@@ -111,6 +113,10 @@ public enum StoreConformance {
         Check(name: "a commit after the run was resumed elsewhere is rejected", body: fencingAcrossInstances),
         Check(name: "claims return the latest checkpoint and retention keeps the newest", body: retention),
         Check(name: "a committed state, its consumed messages and its sent messages apply together", body: atomicity),
+        Check(name: "epochs continue across a resume, and the latest checkpoint is found", body: epochsContinue),
+        Check(name: "a resumed run handles what the dead owner accepted, once", body: resumeHandlesAccepted),
+        Check(name: "each durable message's step is its own: three messages make three calls", body: stepsPerMessage),
+        Check(name: "a step recorded before a crash is replayed, not called again, and gone after the commit", body: stepReplay),
     ]
 
     // MARK: Helpers
@@ -160,6 +166,141 @@ public enum StoreConformance {
 
     static func checkpoint(_ agent: AgentID, epoch: UInt64, sequence: UInt64, _ text: String) -> Checkpoint {
         Checkpoint(agent: agent, epoch: epoch, sequence: sequence, stateVersion: 1, state: Array(text.utf8))
+    }
+
+    // MARK: Engine-level checks: a run of durable agents on the store
+
+    /// Adds numbers; answers its total; calls a recorded "service" in a durable step for `.charge`, crashing once
+    /// after the step when told to.
+    struct Ledger: Agent {
+        struct State: AgentState { var total = 0 }
+        enum Message: Codable, Sendable {
+            case add(Int)
+            case charge(Int, crashOnce: Bool)
+            case total(Reply<Int>)
+        }
+        struct Crash: Error {}
+        let calls: Recorder<String>
+
+        func handle(_ message: Message, state: inout State, context: AgentContext<Self>) async throws {
+            switch message {
+            case .add(let n):
+                state.total += n
+            case .charge(let amount, let crashOnce):
+                let receipt = try await context.step("charge") { step -> Int in
+                    calls.record("\(step.idempotencyKey)=\(amount)")
+                    return amount
+                }
+                if crashOnce, context.deliveryAttempt == 1 { throw Crash() }
+                state.total += receipt
+            case .total(let reply):
+                reply(state.total)
+            }
+        }
+    }
+
+    static let quiet: Logger = {
+        var logger = Logger(label: "troupe.conformance", factory: { _ in SwiftLogNoOpLogHandler() })
+        logger.logLevel = .critical
+        return logger
+    }()
+
+    static func ledgerRun(_ store: any CheckpointStore, calls: Recorder<String> = Recorder()) throws -> Run {
+        try Run(
+            Blueprint("conformance", durability: .durable) { Child("a", Ledger(calls: calls)) },
+            id: run,
+            configuration: Run.Configuration(store: store, logger: quiet)
+        )
+    }
+
+    static func total(_ run: Run) async throws -> Int {
+        try await run.call("a", timeout: .seconds(20)) { Ledger.Message.total($0) }
+    }
+
+    static func epochsContinue(_ backend: Backend) async throws {
+        let open = try await backend.fresh()
+        var handle = try await open()
+        _ = try await handle.store.attach(record)
+        let first = try await claim(handle.store)
+        let second = try await claim(handle.store, incarnation: 2)
+        _ = try await handle.store.commit(
+            Commit(run: run, agent: agent, epoch: second.epoch, checkpoint: checkpoint(agent, epoch: second.epoch, sequence: 1, "kept"))
+        )
+        await handle.store.detach(run, outcome: .stopped, error: nil)
+        await handle.close()
+        handle = try await open()
+        _ = try await handle.store.attach(record)
+        let resumed = try await claim(handle.store)
+        try expect(resumed.epoch > second.epoch && second.epoch > first.epoch, "epochs \(first.epoch), \(second.epoch), then \(resumed.epoch) after the resume")
+        try expect(resumed.latest?.state == Array("kept".utf8), "the resumed claim found \(String(describing: resumed.latest))")
+        await handle.store.detach(run, outcome: .stopped, error: nil)
+        await handle.close()
+    }
+
+    static func resumeHandlesAccepted(_ backend: Backend) async throws {
+        let open = try await backend.fresh()
+        var handle = try await open()
+        let first = try ledgerRun(handle.store)
+        try await withRunning(first) {
+            try await first.send(Ledger.Message.add(5), to: "a")
+            _ = try await total(first)
+        }
+        // Accepted by an owner that died before handling them.
+        _ = try await handle.store.attach(record)
+        let payloads = try [Ledger.Message.add(10), .add(20)].map { Array(try JSONEncoder().encode($0)) }
+        _ = try await handle.store.commit(Commit(run: run, agent: nil, epoch: 0, sent: payloads.map { ("a", $0) }))
+        await handle.store.detach(run, outcome: .failed, error: "killed")
+        await handle.close()
+
+        handle = try await open()
+        let second = try ledgerRun(handle.store)
+        let sum = try await withRunning(second) {
+            try await second.send(Ledger.Message.add(100), to: "a")
+            return try await total(second)
+        }
+        try expect(second.isResumed == true, "the second run was not a resume")
+        try expect(sum == 135, "total \(sum) after the resume, expected 135 (5 + 10 + 20 + 100, each once)")
+        let left = try await handle.pendingMessages(run)
+        try expect(left.isEmpty, "messages left in the inbox: \(left.map(\.id))")
+        await handle.close()
+    }
+
+    static func stepsPerMessage(_ backend: Backend) async throws {
+        let handle = try await backend.fresh()()
+        let calls = Recorder<String>()
+        let ledger = try ledgerRun(handle.store, calls: calls)
+        let sum = try await withRunning(ledger) {
+            // One after the other, each committed before the next is sent: the inbox drains between them.
+            for amount in [1, 2, 3] {
+                try await ledger.send(Ledger.Message.charge(amount, crashOnce: false), to: "a")
+                _ = try await total(ledger)
+            }
+            return try await total(ledger)
+        }
+        try expect(sum == 6, "total \(sum): a message replayed another message's recorded result")
+        try expect(calls.values.count == 3, "\(calls.values.count) calls for three messages: \(calls.values)")
+        let keys = calls.values.map { $0.split(separator: "=")[0] }
+        try expect(Set(keys).count == 3, "idempotency keys repeat across messages: \(calls.values)")
+        await handle.close()
+    }
+
+    static func stepReplay(_ backend: Backend) async throws {
+        let handle = try await backend.fresh()()
+        let calls = Recorder<String>()
+        let ledger = try ledgerRun(handle.store, calls: calls)
+        let sum = try await withRunning(ledger) {
+            try await ledger.send(Ledger.Message.charge(5, crashOnce: true), to: "a")
+            return try await total(ledger)
+        }
+        try expect(sum == 5, "total \(sum) after the crash and replay, expected 5")
+        try expect(calls.values.count == 1, "the step was called \(calls.values.count) times: \(calls.values)")
+        // The unit committed: a new incarnation finds no recorded step.
+        let record = RunRecord(id: run, blueprint: "conformance", agents: ["a"])
+        _ = try await handle.store.attach(record)
+        let claim = try await claim(handle.store, incarnation: 9)
+        try expect(claim.steps.isEmpty, "steps survived their unit's commit: \(claim.steps)")
+        await handle.store.detach(run, outcome: .stopped, error: nil)
+        await handle.close()
     }
 
     // MARK: Checks

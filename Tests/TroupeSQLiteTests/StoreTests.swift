@@ -18,30 +18,6 @@ struct Hoarder: Agent {
 struct StoreTests {
     let agent = AgentID(run: "run-s", name: "a")
 
-    @Test func claimsFenceEarlierIncarnationsAcrossStores() async throws {
-        let directory = try TemporaryDirectory()
-        let path = directory.file()
-        try await withStore(path) { store in
-            _ = try await store.attach(RunRecord(id: "run-s", blueprint: "b", agents: ["a"]))
-            let first = try await store.claim(agent, type: "A", durability: .durable, incarnation: 1)
-            let second = try await store.claim(agent, type: "A", durability: .durable, incarnation: 2)
-            #expect(second.epoch == first.epoch + 1)
-            let checkpoint = Checkpoint(agent: agent, epoch: first.epoch, sequence: 1, stateVersion: 1, state: [1])
-            await #expect(throws: TroupeError(.fenced, "")) {
-                _ = try await store.commit(Commit(run: "run-s", agent: agent, epoch: first.epoch, checkpoint: checkpoint))
-            }
-            _ = try await store.commit(Commit(run: "run-s", agent: agent, epoch: second.epoch, checkpoint: checkpoint))
-            await store.detach("run-s", outcome: .stopped, error: nil)
-        }
-        // A later process continues the epochs and finds the checkpoint.
-        try await withStore(path) { store in
-            #expect(try await store.attach(RunRecord(id: "run-s", blueprint: "b", agents: ["a"])) == true)
-            let claim = try await store.claim(agent, type: "A", durability: .durable, incarnation: 1)
-            #expect(claim.epoch == 3)
-            #expect(claim.latest?.state == [1])
-        }
-    }
-
     @Test func aLockedDatabaseWaitsForTheBusyTimeoutThenSaysSo() async throws {
         let directory = try TemporaryDirectory()
         let path = directory.file()
@@ -234,66 +210,6 @@ struct StoreTests {
             #expect(events.filter { $0.agent == "adder" && $0.kind == "started" }.count == 2)
             let later = try await store.events(of: "run-r", since: events[1].sequence)
             #expect(later.count == events.count - 2)
-        }
-    }
-
-    @Test func oldCheckpointsArePruned() async throws {
-        let directory = try TemporaryDirectory()
-        let path = directory.file()
-        try await withStore(path, .init(retention: 3)) { store in
-            let blueprint = Blueprint("p", durability: .checkpointed) { Child("adder", Adder()) }
-            let run = try Run(blueprint, id: "run-p", configuration: .test(store))
-            try await withRunning(run) {
-                for _ in 0..<20 {
-                    try await run.send(Adder.Message.add(1), to: "adder")
-                    _ = try await run.call("adder", timeout: .seconds(5)) { Adder.Message.total($0) }
-                }
-            }
-            let kept = try await store.checkpoints(of: AgentID(run: "run-p", name: "adder"))
-            #expect(kept.count >= 3 && kept.count < 6)
-            #expect(kept.map(\.sequence) == Array(kept.first!.sequence...kept.last!.sequence))
-        }
-    }
-}
-
-/// Calls an external service inside a durable step, then crashes once after it.
-struct Charger: Agent {
-    struct State: AgentState { var charged = 0 }
-    enum Message: Codable, Sendable { case charge(Int), total(Reply<Int>) }
-    struct Crash: Error {}
-    let calls: Recorder<String>
-
-    func handle(_ message: Message, state: inout State, context: AgentContext<Self>) async throws {
-        switch message {
-        case .charge(let amount):
-            let receipt = try await context.step("charge") { step in
-                calls.record(step.idempotencyKey)
-                return amount
-            }
-            if context.deliveryAttempt == 1 { throw Crash() }
-            state.charged += receipt
-        case .total(let reply):
-            reply(state.charged)
-        }
-    }
-}
-
-@Suite(.timeLimit(.minutes(1)))
-struct StepStoreTests {
-    @Test func stepResultsLiveInTheDatabaseUntilTheirUnitCommits() async throws {
-        let directory = try TemporaryDirectory()
-        let calls = Recorder<String>()
-        try await withStore(directory.file()) { store in
-            let blueprint = Blueprint("steps", durability: .durable) { Child("charger", Charger(calls: calls)) }
-            let run = try Run(blueprint, id: "run-step", configuration: .test(store))
-            let total = try await withRunning(run) {
-                try await run.send(Charger.Message.charge(5), to: "charger")
-                return try await run.call("charger", timeout: .seconds(5)) { Charger.Message.total($0) }
-            }
-            #expect(total == 5)
-            #expect(calls.values.count == 1)
-            // The unit committed, so its step record is gone.
-            #expect(try await store.read { try $0.scalar("SELECT count(*) FROM steps") } == 0)
         }
     }
 }

@@ -62,28 +62,6 @@ struct DurableTests {
         #expect(seen.values == [1, 2, 3])
     }
 
-    @Test func messagesAcceptedBeforeTheProcessDiedAreHandledOnResume() async throws {
-        let store = InMemoryCheckpointStore()
-        let blueprint = Blueprint("durable", durability: .durable) { Child("counter", Counter()) }
-        let first = try Run(blueprint, id: "run-d3", configuration: .test(store: store))
-        #expect(first.isResumed == nil)
-        try await withRunning(first) {
-            try await first.send(Counter.Message.add(5), to: "counter")
-            #expect(first.isResumed == false)
-        }
-        // Messages a dead process had stored but not handled.
-        let payloads = try [Counter.Message.add(10), .add(20)].map { Array(try JSONEncoder().encode($0)) }
-        _ = try await store.commit(Commit(run: "run-d3", agent: nil, epoch: 0, sent: payloads.map { ("counter", $0) }))
-
-        let second = try Run(blueprint, id: "run-d3", configuration: .test(store: store))
-        let total = try await withRunning(second) {
-            try await second.call("counter", timeout: .seconds(5)) { Counter.Message.total($0) }
-        }
-        #expect(second.isResumed == true)
-        #expect(total == 35)
-        #expect(store.pendingMessages(of: "run-d3").isEmpty)
-    }
-
     @Test func twoRunsCannotDriveOneRunID() async throws {
         let store = InMemoryCheckpointStore()
         let blueprint = Blueprint("durable", durability: .durable) { Child("counter", Counter()) }
@@ -110,46 +88,5 @@ struct DurableTests {
         #expect(store.deadLetters.count == 1)
         #expect(store.deadLetters.first?.messageID != nil)
         #expect(store.pendingMessages(of: "run-d5").isEmpty)
-    }
-}
-
-/// Charges through an "external service" inside a durable step, then crashes once after it.
-struct Biller: Agent {
-    struct State: AgentState { var charged = 0 }
-    enum Message: Codable, Sendable { case bill(Int), total(Reply<Int>) }
-    struct Crash: Error {}
-    let service: Recorder<String>
-
-    func handle(_ message: Message, state: inout State, context: AgentContext<Self>) async throws {
-        switch message {
-        case .bill(let amount):
-            let receipt = try await context.step("charge") { step in
-                service.record(step.idempotencyKey)
-                return amount * 100
-            }
-            if context.deliveryAttempt == 1 { throw Crash() }
-            state.charged += receipt
-        case .total(let reply):
-            reply(state.charged)
-        }
-    }
-}
-
-@Suite(.timeLimit(.minutes(1)))
-struct DurableStepTests {
-    @Test func aCompletedStepIsReplayedAfterACrashNotCalledAgain() async throws {
-        let service = Recorder<String>()
-        let store = InMemoryCheckpointStore()
-        let blueprint = Blueprint("billing", durability: .durable) { Child("biller", Biller(service: service)) }
-        let run = try Run(blueprint, id: "run-steps", configuration: .test(store: store))
-        let total = try await withRunning(run) {
-            try await run.send(Biller.Message.bill(3), to: "biller")
-            try await run.send(Biller.Message.bill(4), to: "biller")
-            return try await run.call("biller", timeout: .seconds(5)) { Biller.Message.total($0) }
-        }
-        #expect(total == 700)
-        // One call per bill, though each bill's handler ran twice.
-        #expect(service.values.count == 2)
-        #expect(Set(service.values).count == 2)
     }
 }
