@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import Testing
+import TroupeTestKit
 @testable import TroupeHTTP
 
 /// Fast retries, so that fault tests take milliseconds.
@@ -178,6 +179,28 @@ struct HTTPClientTests {
         await #expect(throws: CancellationError.self) { _ = try await call.value }
         // Far below the 30 s timeout; the latency itself is measured by `troupe-bench http` (http_cancel_latency).
         #expect(cancelled.duration(to: .now) < .seconds(10))
+    }
+
+    @Test func cancellationsRacingShutdownEndEveryCallAndNeverTouchAFreedHandle() async throws {
+        let server = try LoopbackServer { _ in .hang }
+        defer { server.close() }
+        for _ in 0..<100 {
+            let http = client(timeout: .seconds(30))
+            let calls = (0..<4).map { _ in Task { try await http.execute(.get(server.url("/forever"))) } }
+            // Shutdown on a thread of its own while the calls are cancelled: the cancellations' wake-ups race the
+            // client's cleanup of its libcurl handle.
+            async let shutdown: Void = offThePool { http.shutdown() }
+            for call in calls { call.cancel() }
+            await shutdown
+            for call in calls {
+                let outcome = await call.result
+                guard case .failure(let error) = outcome else {
+                    Issue.record("a call to a server that never answers succeeded")
+                    continue
+                }
+                #expect(error is CancellationError || (error as? HTTPClientError)?.code == .shutdown, "\(error)")
+            }
+        }
     }
 
     @Test func aStreamedBodyArrivesAsServerSentEvents() async throws {
