@@ -230,13 +230,12 @@ final class AgentCell<A: Agent>: ChildRuntime {
 
     @usableFromInline
     func loadState(_ incarnation: Incarnation) async throws -> A.State {
-        let claimed: Prepared
-        if let early = prepared.withLock({ $0.take() }), early.incarnation == incarnation.number {
-            claimed = early
+        let (state, epoch): (A.State, UInt64)
+        if durability.persistsState, let early = prepared.withLock({ $0.take() }), early.incarnation == incarnation.number {
+            (state, epoch) = try early.result.get()
         } else {
-            claimed = await claimState(incarnation.number)
+            (state, epoch) = try await claimedState(incarnation.number)
         }
-        let (state, epoch) = try claimed.result.get()
         incarnation.epoch.store(epoch, ordering: .relaxed)
         return state
     }
@@ -267,8 +266,7 @@ final class AgentCell<A: Agent>: ChildRuntime {
     var claimsAhead: Bool { durability.persistsState }
 
     /// Claims the agent for incarnation `number` (persisting agents), or reads its in-memory checkpoint.
-    @usableFromInline
-    func claimState(_ number: UInt64) async -> Prepared {
+    private func claimState(_ number: UInt64) async -> Prepared {
         do {
             return Prepared(incarnation: number, result: .success(try await claimedState(number)))
         } catch {

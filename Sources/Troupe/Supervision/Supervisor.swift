@@ -257,6 +257,7 @@ public actor Supervisor: Service {
     /// agents takes a few writer transactions, not one each). Returns the runtimes prepared; a claim that no start
     /// used is discarded.
     private func claimAhead() async -> [any ChildRuntime] {
+        guard machine.queue.count > 1 else { return [] }  // the common case: a lone restart, nothing to batch
         let due = machine.dueToStart(at: environment.clock.now)
         guard due.count > 1 else { return [] }
         let ahead = due.compactMap { name, number -> (any ChildRuntime, UInt64)? in
