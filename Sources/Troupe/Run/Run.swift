@@ -205,7 +205,8 @@ public final class Run: Service {
         environment.events.subscribe(bufferingNewest: limit)
     }
 
-    /// Calls `sink` with every event, in order, on a thread of its own (never one of the cooperative pool's, so a sink may block).
+    /// Calls `sink` with every event, in order, on a thread of its own (never one of the cooperative pool's, so a
+    /// sink may block).
     ///
     /// Events wait for the sink in a bounded buffer, so a slow sink (printing to a pipe nobody reads) never holds
     /// up agents or supervisors; if more than `limit` events wait, the oldest are dropped. ``run()`` returns only
