@@ -181,9 +181,6 @@ extension Supervisor {
             return true
         }
 
-        /// Whether every queued child has started: nothing queued and nothing starting.
-        var isSettled: Bool { queue.isEmpty && !isStarting }
-
         /// Whether the supervisor's own start is over: every child queued by ``begin(at:)`` has returned from its
         /// first `setUp` or ended (a child that failed at start and waits out a restart counts as started).
         var hasStarted: Bool { awaitingFirstStart.isEmpty }
