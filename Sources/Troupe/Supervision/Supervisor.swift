@@ -8,8 +8,12 @@ import Synchronization
 /// order and supervises them until graceful shutdown, cancellation or escalation, then stops them in reverse start
 /// order, each through its shutdown ladder (see ``ChildSpec/Shutdown``).
 ///
-/// Decisions (whom to restart, when, whether to escalate) come from a pure state machine; the actor carries them
-/// out. Child exits reach it through one ordered stream, so restarts never interleave.
+/// Every child's lifecycle lives in a pure state machine; the actor only carries out what it decides. Everything
+/// that changes the supervisor — a child's exit, a restart timer, each operator call (``startChild(_:)``,
+/// ``terminateChild(_:)``, ``restartChild(_:)``, ``deleteChild(_:)``), the shutdown — is an event on one ordered
+/// stream, handled to the end before the next: an agent never has two live incarnations, and a call that conflicts
+/// with a restart in progress is refused with ``TroupeError/Code/childRestarting``. Children start one after the
+/// other, each `setUp` on the supervisor's own task, as OTP's synchronous start.
 ///
 /// ## Topics
 /// ### Running
