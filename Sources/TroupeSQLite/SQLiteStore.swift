@@ -108,6 +108,7 @@ public final class SQLiteStore: CheckpointStore {
             let directory = String(path[..<slash])
             if !directory.isEmpty { try createDirectories(directory) }
         }
+        if !isInMemory(path), !path.hasPrefix("file:") { try createPrivately(path) }
         let connection: Connection
         do {
             connection = try Connection(path: path, mode: .readWrite, busyTimeout: configuration.busyTimeout)
@@ -156,11 +157,28 @@ public final class SQLiteStore: CheckpointStore {
         )
     }
 
+    /// Creates the database file, if it does not exist yet, readable and writable by its owner only (0600, whatever
+    /// the umask): checkpoints hold agents' state. SQLite gives the `-wal` and `-shm` files the database file's mode.
+    private static func createPrivately(_ path: String) throws {
+        let descriptor = Glibc.open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else {
+            if errno == EEXIST { return }  // an existing database keeps the mode its owner gave it
+            throw TroupeError(
+                .storage,
+                "cannot create the database '\(path)': \(String(cString: strerror(errno))). Check the directory's "
+                    + "permissions, or pass --database (or TROUPE_DATABASE) to use another file."
+            )
+        }
+        fchmod(descriptor, 0o600)
+        Glibc.close(descriptor)
+    }
+
+    /// Creates the missing directories of the database's path, private to their owner (0700).
     private static func createDirectories(_ directory: String) throws {
         var current = directory.hasPrefix("/") ? "" : "."
         for component in directory.split(separator: "/") {
             current += "/" + component
-            if mkdir(current, 0o755) != 0, errno != EEXIST {
+            if mkdir(current, 0o700) != 0, errno != EEXIST {
                 throw TroupeError(
                     .storage,
                     "cannot create the directory '\(current)' for the database: \(String(cString: strerror(errno))). "
@@ -188,8 +206,10 @@ public final class SQLiteStore: CheckpointStore {
         let reader = self.reader
         await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
             DispatchQueue.global().async {
-                writer.close()
+                // The reader first: the writer's last act folds the WAL into the database file, which an open read
+                // transaction of our own would hold back.
                 reader.close()
+                writer.close()
                 continuation.resume()
             }
         }

@@ -196,6 +196,17 @@ struct OperatorTests {
         #expect(busy.stderr.contains("locked"))
     }
 
+    @Test func aDetachedRunsLogIsPrivate() async throws {
+        let started = try await json("run", "counting", "--param", "count=100000000", "--detach") as? [String: String]
+        let run = try #require(started?["run"])
+        let log = try #require(started?["log"])
+        let mode = try FileManager.default.attributesOfItem(atPath: log)[.posixPermissions] as? Int
+        #expect(mode == 0o600)
+        try await eventually("the detached run alive") { try await runs().first?["ownerAlive"] as? Bool == true }
+        _ = try await troupe("cancel", run)
+        try await eventually("the detached run stopped") { try await runs().first?["ownerAlive"] as? Bool == false }
+    }
+
     @Test func listingsAreJSONForScripts() async throws {
         let blueprints = try await json("blueprints") as? [[String: Any]] ?? []
         #expect(blueprints.map { $0["name"] as? String } == ["fetch-many", "market-monitor", "batch-stream", "llm-chat", "counting", "fleet", "demo"])

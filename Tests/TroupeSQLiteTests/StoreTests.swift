@@ -213,3 +213,49 @@ struct StoreTests {
         }
     }
 }
+
+@Suite(.timeLimit(.minutes(1)))
+struct DatabaseFileTests {
+    func mode(_ path: String) -> Int? {
+        (try? FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int) ?? nil
+    }
+
+    @Test func theDatabaseItsLogFilesAndItsNewDirectoryArePrivate() async throws {
+        let directory = try TemporaryDirectory()
+        let path = directory.path + "/nested/troupe.db"
+        try await withStore(path) { store in
+            let run = try Run(Blueprint("p", durability: .durable) { Child("adder", Adder()) }, id: "run-p", configuration: .test(store))
+            try await withRunning(run) {
+                try await run.send(Adder.Message.add(1), to: "adder")
+                _ = try await run.call("adder", timeout: .seconds(5)) { Adder.Message.total($0) }
+                #expect(mode(path + "-wal") == 0o600)
+                #expect(mode(path + "-shm") == 0o600)
+            }
+        }
+        #expect(mode(path) == 0o600)
+        #expect(mode(directory.path + "/nested") == 0o700)
+    }
+
+    @Test func aCleanCloseLeavesEveryCommitInTheDatabaseFileAlone() async throws {
+        let directory = try TemporaryDirectory()
+        let path = directory.file()
+        try await withStore(path) { store in
+            let run = try Run(Blueprint("w", durability: .durable) { Child("adder", Adder()) }, id: "run-w", configuration: .test(store))
+            try await withRunning(run) {
+                for _ in 0..<50 { try await run.send(Adder.Message.add(2), to: "adder") }
+                #expect(try await run.call("adder", timeout: .seconds(5)) { Adder.Message.total($0) } == 100)
+            }
+        }
+        #expect((try FileManager.default.attributesOfItem(atPath: path + "-wal")[.size] as? Int ?? 0) == 0)
+        // A copy of the database file alone holds everything.
+        let copy = directory.file("copy.db")
+        try FileManager.default.copyItem(atPath: path, toPath: copy)
+        try await withStore(copy) { store in
+            let latest = try await store.checkpoints(of: AgentID(run: "run-w", name: "adder")).last
+            let state = try JSONDecoder().decode(Adder.State.self, from: Data(try #require(latest).state))
+            #expect(state.total == 100)
+            let status = try await store.read { try $0.texts("SELECT status FROM runs WHERE id = 'run-w'") }
+            #expect(status == ["stopped"])
+        }
+    }
+}

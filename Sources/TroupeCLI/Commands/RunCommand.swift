@@ -110,8 +110,13 @@ struct RunCommand: AsyncParsableCommand {
         let database = global.databasePath
         let directory = (database as NSString).deletingLastPathComponent
         let logPath = (directory.isEmpty ? "." : directory) + "/\(runID).log"
-        try FileManager.default.createDirectory(atPath: directory.isEmpty ? "." : directory, withIntermediateDirectories: true)
-        FileManager.default.createFile(atPath: logPath, contents: nil)
+        try FileManager.default.createDirectory(
+            atPath: directory.isEmpty ? "." : directory,
+            withIntermediateDirectories: true,
+            attributes: [.posixPermissions: 0o700]
+        )
+        // The log is the run's: readable by its owner only, like the database next to it.
+        FileManager.default.createFile(atPath: logPath, contents: nil, attributes: [.posixPermissions: 0o600])
         guard let log = FileHandle(forWritingAtPath: logPath) else {
             throw TroupeError(.storage, "cannot write the log file '\(logPath)'. Check the directory's permissions.")
         }
