@@ -264,3 +264,24 @@ func resumeAfterKill(agents: Int, label: String) async throws {
     report("sqlite_resume_to_all_steps_\(label)", seconds(toAll) * 1000, "ms")
     report("sqlite_resume_steps_lost_or_redone_\(label)", Double(wrong), "steps")
 }
+
+/// Counts its start in `setUp`: durable agents that only start, to time their claims.
+struct ClaimedAgent: Agent {
+    typealias Message = Int
+    let started: Countdown
+    func setUp(context: AgentContext<Self>) async throws { started.tick() }
+}
+
+/// Time from a run's start until all of `agents` durable agents have claimed their rows and started.
+func claimThroughput(agents: Int) async throws {
+    let path = temporaryDatabase("claims")
+    defer { removeDatabase(path) }
+    let store = try await SQLiteStore(path: path)
+    let started = Countdown(agents)
+    let blueprint = Blueprint("claims", durability: .durable) {
+        for index in 0..<agents { Child("agent-\(index)", ClaimedAgent(started: started)) }
+    }
+    let elapsed = try await secondsUntil(started, running: blueprint, on: store)
+    report("sqlite_claim_\(agents)agents", elapsed * 1000, "ms")
+    await store.close()
+}

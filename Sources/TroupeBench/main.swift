@@ -287,6 +287,7 @@ let benchmarks: [(String, () async throws -> Void)] = [
         try await handlerCheckpointThroughput(agents: 1_000, perAgent: 200)
     }),
     ("sqlite_durable_pipeline", { try await durablePipeline(count: 500_000) }),
+    ("sqlite_claim_100000agents", { try await claimThroughput(agents: 100_000) }),
     ("http", {
         try await httpThroughput()
         try await httpCancelLatency(samples: 50)
