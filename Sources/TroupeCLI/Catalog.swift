@@ -111,14 +111,11 @@ public struct Parameters: Sendable {
     public func duration(_ key: String) throws -> Duration {
         let text = string(key)
         let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
-        for (suffix, scale) in units where text.hasSuffix(suffix) {
-            if let number = Double(text.dropLast(suffix.count)), number >= 0 { return .milliseconds(Int64(number * scale * 1000)) }
+        do {
+            return try DurationInput.parse(text, "parameter '\(key)' of blueprint '\(blueprint)'", units: units, bare: 1)
+        } catch {
+            throw TroupeError(.invalidSpec, error.description + ".")
         }
-        if let seconds = Double(text), seconds >= 0 { return .milliseconds(Int64(seconds * 1000)) }
-        throw TroupeError(
-            .invalidSpec,
-            "parameter '\(key)' of blueprint '\(blueprint)' must be a duration such as 250ms, 2s or 1m, not '\(text)'."
-        )
     }
 }
 

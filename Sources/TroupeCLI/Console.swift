@@ -32,7 +32,7 @@ extension GlobalOptions {
         }
         return try await SQLiteStore(
             path: path,
-            configuration: .init(busyTimeout: .milliseconds(Int64(max(0, busyTimeout) * 1000)), retention: retain)
+            configuration: .init(busyTimeout: try DurationInput.seconds(busyTimeout, "--busy-timeout"), retention: retain)
         )
     }
 

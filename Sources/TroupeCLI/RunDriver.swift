@@ -131,14 +131,25 @@ struct RunDriver {
             switch command.verb {
             case "cancel":
                 guard let agent = command.agent else {
-                    let grace = Double(command.arguments["grace"] ?? "") ?? 10
+                    // Checked where it was typed, and again here: a command written by another tool or an older
+                    // troupe must fail with its reason, never crash the process that applies it.
+                    let text = command.arguments["grace"] ?? "10"
+                    guard let seconds = Double(text) else {
+                        throw TroupeError(.invalidSpec, "--grace takes a number of seconds, not '\(text)'")
+                    }
+                    let grace: Duration
+                    do {
+                        grace = try DurationInput.seconds(seconds, "--grace")
+                    } catch {
+                        throw TroupeError(.invalidSpec, error.description)
+                    }
                     flags.cancelledByOperator.store(true, ordering: .relaxed)
                     run.cancel()
                     Task {
-                        try? await Task.sleep(for: .milliseconds(Int64(grace * 1000)))
+                        try? await Task.sleep(for: grace)
                         runTask.cancel()
                     }
-                    return "cancelling the run (grace \(grace)s)"
+                    return "cancelling the run (grace \(text)s)"
                 }
                 try await supervisor(of: agent, in: run).terminateChild(agent)
                 return "stopped"

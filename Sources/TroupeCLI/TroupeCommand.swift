@@ -92,7 +92,7 @@ struct GlobalOptions: ParsableArguments {
     @Flag(help: "Print results as JSON (one document, or JSON lines for streams).")
     var json = false
 
-    @Option(help: ArgumentHelp("How long to wait for another process's database lock before giving up (exit 75).", valueName: "seconds"))
+    @Option(help: ArgumentHelp("Seconds to wait for another process's database lock before giving up (exit 75); 0 to 10 years.", valueName: "seconds"))
     var busyTimeout: Double = 5
 
     @Option(help: ArgumentHelp("Checkpoints a run keeps per agent, at least (older ones are pruned as it goes). Keep more to fork from further back.", valueName: "n"))
@@ -100,6 +100,11 @@ struct GlobalOptions: ParsableArguments {
 
     func validate() throws {
         guard retain >= 1 else { throw ValidationError("--retain must be at least 1 (an agent needs a checkpoint to resume from)") }
+        do {
+            _ = try DurationInput.seconds(busyTimeout, "--busy-timeout")
+        } catch {
+            throw ValidationError(error.description)
+        }
     }
 
     /// The logger for runs started by this command: standard error, at `--log-level` (errors by default).

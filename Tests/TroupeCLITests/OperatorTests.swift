@@ -196,6 +196,43 @@ struct OperatorTests {
         #expect(busy.stderr.contains("locked"))
     }
 
+    @Test func numbersThatAreNoDurationAreUsageErrorsNotCrashes() async throws {
+        for bad in ["inf", "nan", "1e300", "-1"] {
+            let cancel = try await troupe("cancel", "run-x", "--grace", bad)
+            #expect(cancel.status == 64, "--grace \(bad): \(cancel.stderr)")
+            #expect(cancel.stderr.contains("--grace"), "\(cancel.stderr)")
+            let busy = try await troupe("ps", "--busy-timeout", bad)
+            #expect(busy.status == 64, "--busy-timeout \(bad): \(busy.stderr)")
+        }
+        let prune = try await troupe("prune", "--events-older-than", "9999999999999d")
+        #expect(prune.status == 64, "\(prune.stderr)")
+        for bad in ["inf", "1e30", "1e30ms", "nan"] {
+            let param = try await troupe("run", "market-monitor", "--param", "interval=\(bad)")
+            #expect(param.status == 65, "interval=\(bad): \(param.stderr)")
+            #expect(param.stderr.contains("parameter 'interval'"), "\(param.stderr)")
+            #expect(!param.stderr.contains("Fatal error"), "\(param.stderr)")
+        }
+    }
+
+    @Test func aStoredCommandThatCannotBeAppliedFailsWithoutCrashingTheRun() async throws {
+        let process = try start(["run", "counting", "--param", "count=100000000"])
+        let run = try await liveRun()
+        // Written as another tool (or an older troupe) might: the CLI itself refuses this value.
+        let store = try await SQLiteStore(path: database)
+        _ = try await store.enqueueCommand(RunID(run), verb: "cancel", agent: nil, arguments: ["grace": "inf"])
+        await store.close()
+        var result = ""
+        try await eventually("the command completed") {
+            let commands = (try await json("status", run) as? [String: Any])?["commands"] as? [[String: Any]] ?? []
+            result = commands.first?["result"] as? String ?? ""
+            return !result.isEmpty
+        }
+        #expect(result.contains("failed") && result.contains("--grace"), "\(result)")
+        #expect(process.isRunning)
+        _ = try await troupe("cancel", run)
+        await offThePool { process.waitUntilExit() }
+    }
+
     @Test func aDetachedRunsLogIsPrivate() async throws {
         let started = try await json("run", "counting", "--param", "count=100000000", "--detach") as? [String: String]
         let run = try #require(started?["run"])

@@ -72,8 +72,16 @@ struct CancelCommand: AsyncParsableCommand {
     @OptionGroup var global: GlobalOptions
     @Argument(help: "The run.") var run: String
     @Argument(help: "An agent of the run; without it, the whole run.") var agent: String?
-    @Option(help: ArgumentHelp("Seconds to wait for a graceful stop before cancelling.", valueName: "seconds"))
+    @Option(help: ArgumentHelp("Seconds to wait for a graceful stop before cancelling (0 to 10 years).", valueName: "seconds"))
     var grace: Double = 10
+
+    func validate() throws {
+        do {
+            _ = try DurationInput.seconds(grace, "--grace")
+        } catch {
+            throw ValidationError(error.description)
+        }
+    }
 
     func run() async throws {
         try await reportingErrors {

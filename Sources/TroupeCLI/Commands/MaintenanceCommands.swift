@@ -21,14 +21,14 @@ struct PruneCommand: AsyncParsableCommand {
     func validate() throws {
         guard keep >= 1 else { throw ValidationError("--keep must be at least 1 (an agent needs a checkpoint to resume from)") }
         if let text = eventsOlderThan, Self.milliseconds(text) == nil {
-            throw ValidationError("--events-older-than takes an age such as 30m, 12h or 7d, not '\(text)'")
+            throw ValidationError("--events-older-than takes an age from 0 to 10 years such as 30m, 12h or 7d, not '\(text)'")
         }
     }
 
     static func milliseconds(_ text: String) -> Int64? {
-        let units: [Character: Int64] = ["m": 60_000, "h": 3_600_000, "d": 86_400_000]
-        guard let unit = text.last.flatMap({ units[$0] }), let count = Int64(text.dropLast()), count >= 0 else { return nil }
-        return count * unit
+        let units: [(String, Double)] = [("m", 60), ("h", 3600), ("d", 86_400)]
+        guard let age = try? DurationInput.parse(text, "--events-older-than", units: units, bare: nil) else { return nil }
+        return DurationInput.milliseconds(age)
     }
 
     func run() async throws {
