@@ -18,7 +18,7 @@ struct RunDriver {
 
     /// How the run ended, for the exit code.
     enum Ending {
-        case stopped, cancelled, interrupted, completed
+        case stopped, cancelled, interrupted, terminated, completed
     }
 
     func drive() async throws -> Ending {
@@ -40,8 +40,11 @@ struct RunDriver {
             }
             group.addTask {
                 // Ctrl-C or SIGTERM: stop gracefully (final checkpoints); again: cancel.
-                for await _ in await UnixSignalsSequence(trapping: .sigint, .sigterm) {
+                for await signal in await UnixSignalsSequence(trapping: .sigint, .sigterm) {
                     if flags.interrupts.add(1, ordering: .relaxed).newValue == 1 {
+                        // A service manager stops with SIGTERM and reads a non-zero status as a failure: a graceful
+                        // stop it asked for ends with 0. Ctrl-C (SIGINT) ends with 130, as shells expect.
+                        flags.terminated.store(signal == .sigterm, ordering: .relaxed)
                         display.note("stopping gracefully (final checkpoints); press Ctrl-C again to cancel")
                         run.shutdown()
                     } else {
@@ -95,7 +98,9 @@ struct RunDriver {
         RunCommand.sharedHTTPClient.shutdown()
         display.finish()
         if case .failure(let error) = outcome, !(error is CancellationError) { throw error }
-        if flags.interrupts.load(ordering: .relaxed) > 0 { return .interrupted }
+        if flags.interrupts.load(ordering: .relaxed) > 0 {
+            return flags.terminated.load(ordering: .relaxed) ? .terminated : .interrupted
+        }
         if flags.completed.load(ordering: .relaxed) { return .completed }
         return flags.cancelledByOperator.load(ordering: .relaxed) ? .cancelled : .stopped
     }
@@ -204,6 +209,8 @@ struct RunDriver {
 final class Flags: Sendable {
     /// Ctrl-C (or SIGTERM) presses so far.
     let interrupts = Atomic<Int>(0)
+    /// Whether the first of them was SIGTERM.
+    let terminated = Atomic<Bool>(false)
     /// Whether an operator's `troupe cancel` ended the run.
     let cancelledByOperator = Atomic<Bool>(false)
     /// Whether every agent exited for good.

@@ -26,8 +26,9 @@ public struct TroupeCommand: AsyncParsableCommand {
               1   any other failure
               64  usage error (unknown option, bad argument)
               65  bad data (malformed parameter, undecodable checkpoint)
-              66  not found (unknown run, agent, blueprint or checkpoint)
+              66  not found (unknown run, agent, blueprint, checkpoint or dead letter)
               75  temporary failure (database busy); safe to retry
+              130 a foreground run stopped by Ctrl-C (SIGINT); SIGTERM's graceful stop exits 0
             """,
         version: TroupeRelease.version,
         subcommands: [
@@ -55,6 +56,8 @@ public struct TroupeCommand: AsyncParsableCommand {
 
     /// The exit code for an error that ended a command, by the table in `troupe --help`.
     static func exitCode(for error: any Error) -> ExitCode {
+        if error is ValidationError { return ExitCode(64) }
+        if error is MissingInput { return ExitCode(66) }
         guard let error = error as? TroupeError else { return .failure }
         switch error.code {
         case .invalidSpec, .corruptCheckpoint, .wrongMessageType, .quarantined, .notADatabase, .futureSchema,
@@ -71,6 +74,11 @@ public struct TroupeCommand: AsyncParsableCommand {
         printError("troupe: \(error)")
         return exitCode(for: error)
     }
+}
+
+/// Something the operator named does not exist (an agent of a run, a dead letter): exit code 66.
+struct MissingInput: Error, CustomStringConvertible {
+    let description: String
 }
 
 /// The release this binary was built from.

@@ -64,6 +64,16 @@ struct CommandLineTests {
         }
     }
 
+    @Test func theReadmeShowsTheHelpExactlyAsTheBinaryPrintsIt() async throws {
+        let readme = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../README.md")
+        let text = try String(contentsOf: readme, encoding: .utf8)
+        let marker = "$ swift run troupe --help\n"
+        let start = try #require(text.range(of: marker)).upperBound
+        let end = try #require(text.range(of: "```", range: start..<text.endIndex)).lowerBound
+        let result = try await Troupe.run("--help")
+        #expect(String(text[start..<end]) == result.stdout)
+    }
+
     @Test func versionPrintsTheRelease() async throws {
         let result = try await Troupe.run("version")
         #expect(result.status == 0)

@@ -282,6 +282,14 @@ struct OperatorTests {
         let letters = try await json("dead-letters", "run-dead") as? [[String: Any]] ?? []
         #expect(letters.map { $0["error"] as? String } == ["boom 7", "boom 8", "boom 9"])
         let first = try #require(letters.first?["id"] as? Int)
+        for action in ["requeue", "purge"] {
+            let missing = try await troupe("dead-letters", "run-dead", action, "--id", "999")
+            #expect(missing.status == 66, "\(action): \(missing.stderr)")
+            #expect(missing.stderr.contains("#999"), "\(missing.stderr)")
+        }
+        #expect((try await json("dead-letters", "run-dead") as? [Any])?.count == 3, "a refused id changed nothing")
+        let noAgent = try await troupe("events", "run-dead", "--agent", "nosuch")
+        #expect(noAgent.status == 66, "\(noAgent.stderr)")
         let requeue = try await troupe("dead-letters", "run-dead", "requeue", "--id", String(first))
         #expect(requeue.stdout.contains("requeued 1 messages"))
         #expect((try await json("dead-letters", "run-dead") as? [Any])?.count == 2)
@@ -315,6 +323,27 @@ struct OperatorTests {
         let summary = try await runs().first { $0["id"] as? String == run }
         #expect(summary?["status"] as? String == "stopped")
         #expect(summary?["ownerAlive"] as? Bool == false)
+    }
+
+    @Test func sigtermStopsAForegroundRunGracefullyWithStatusZero() async throws {
+        let process = try start(["run", "counting", "--param", "interval=10ms"])
+        let run = try await liveRun()
+        kill(process.processIdentifier, SIGTERM)
+        await offThePool { process.waitUntilExit() }
+        #expect(process.terminationStatus == 0)
+        let summary = try await runs().first { $0["id"] as? String == run }
+        #expect(summary?["status"] as? String == "stopped")
+    }
+
+    @Test func badRunOptionsAreUsageErrors() async throws {
+        let durability = try await troupe("run", "counting", "--durability", "bogus")
+        #expect(durability.status == 64, "\(durability.stderr)")
+        for id in ["", "../escaped", ".hidden", "a/b", String(repeating: "x", count: 65)] {
+            let result = try await troupe("run", "counting", "--id", id, "--detach")
+            #expect(result.status == 64, "--id '\(id)': \(result.stderr)")
+        }
+        let parent = (database as NSString).deletingLastPathComponent
+        #expect(!FileManager.default.fileExists(atPath: (parent as NSString).deletingLastPathComponent + "/escaped.log"))
     }
 
     @Test func oneShotBlueprintsCompleteOfflineAndTheMarketMonitorResumes() async throws {

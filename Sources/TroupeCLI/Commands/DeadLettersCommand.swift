@@ -29,6 +29,17 @@ struct DeadLettersCommand: AsyncParsableCommand {
     func run() async throws {
         try await reportingErrors {
             let id = RunID(run)
+            if action != .list, !ids.isEmpty {
+                // Every id named must be a dead letter of this run: a typo is a usage problem, not "0 requeued".
+                let known = Set(try await global.withStore { try await $0.deadLetterRecords(of: id) }.map(\.id))
+                let missing = ids.filter { !known.contains($0) }
+                guard missing.isEmpty else {
+                    throw MissingInput(
+                        description: "run \(id) has no dead letter \(missing.map { "#\($0)" }.joined(separator: ", ")). "
+                            + "`troupe dead-letters \(id)` lists them; nothing was changed."
+                    )
+                }
+            }
             switch action {
             case .list:
                 let letters = try await global.withStore { store in

@@ -36,6 +36,15 @@ struct EventsCommand: AsyncParsableCommand {
             try await global.withStore { store in
                 let id = RunID(run)
                 _ = try await store.run(id)
+                if let agent {
+                    let names = try await store.agents(of: id).map(\.name)
+                    guard names.contains(agent) else {
+                        throw MissingInput(
+                            description: "run \(id) has no agent '\(agent)'. Its agents: "
+                                + "\(names.isEmpty ? "none yet" : names.joined(separator: ", "))."
+                        )
+                    }
+                }
                 var last = since
                 var printedHeader = false
                 while true {

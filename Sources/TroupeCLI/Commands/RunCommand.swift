@@ -38,15 +38,33 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: .hidden)
     var id: String?
 
+    func validate() throws {
+        if let durability, Durability(durability) == nil {
+            throw ValidationError("--durability must be ephemeral, checkpointed or durable, not '\(durability)'")
+        }
+        if let id { try Self.validateRunID(id) }
+    }
+
+    /// A run id names files (the detach log) and appears in listings: letters, digits, `.`, `_` and `-`, starting
+    /// with a letter or digit, at most 64 characters.
+    static func validateRunID(_ id: String) throws {
+        let allowed = id.utf8.allSatisfy { byte in
+            (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A)
+                || byte == UInt8(ascii: ".") || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "-")
+        }
+        guard allowed, let first = id.utf8.first, first != UInt8(ascii: "."), first != UInt8(ascii: "-"),
+            first != UInt8(ascii: "_"), id.utf8.count <= 64
+        else {
+            throw ValidationError(
+                "--id takes 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit, not '\(id)'"
+            )
+        }
+    }
+
     func run() async throws {
         try await reportingErrors {
             let entry = try Catalog.entry(blueprint)
             let resolved = try entry.resolve(try parseParameters(parameters))
-            if let durability {
-                guard Durability(durability) != nil else {
-                    throw ValidationError("--durability must be ephemeral, checkpointed or durable, not '\(durability)'")
-                }
-            }
             _ = try entry.build(resolved)  // fail here, in the foreground, on a bad parameter
             let runID = id.map { RunID($0) } ?? RunID.random()
             if detach { return try detachRun(runID) }
@@ -93,6 +111,7 @@ struct RunCommand: AsyncParsableCommand {
         case .stopped: text = "stopped"
         case .cancelled: text = "cancelled"
         case .interrupted: text = "interrupted; stopped gracefully"
+        case .terminated: text = "terminated (SIGTERM); stopped gracefully"
         case .completed: text = "completed"
         }
         if json {
