@@ -4,7 +4,9 @@ public import Troupe
 /// adds them up and checks that each arrives exactly once and in order.
 ///
 /// Every agent is ``Durability/durable``: kill the process at any moment, resume the run, and the counter's totals
-/// are still exact. The crash test and the operator walkthrough run it.
+/// are still exact. Each agent finishes once its part is done (the relay and the counter with
+/// ``AgentContext/finish()``), and they are `transient`, so the run completes. The crash test and the operator
+/// walkthrough run it.
 public enum Counting {
     /// Emits numbers in batches, committing its position with the numbers sent since the last checkpoint.
     public struct Source: Agent {
@@ -33,20 +35,27 @@ public enum Counting {
         }
     }
 
-    /// Forwards each number to the counter.
+    /// Forwards each number to the counter, and finishes once it has forwarded `count`.
     public struct Relay: Agent {
         public struct State: AgentState {
             public var forwarded = 0
             public init() {}
         }
         public enum Message: Codable, Sendable { case value(Int) }
+        public let count: Int
 
-        public init() {}
+        public init(count: Int = .max) { self.count = count }
+
+        public func run(state: inout State, context: AgentContext<Self>) async throws {
+            guard state.forwarded < count else { return }  // done before a restart or a resume
+            try await context.handleMessages(state: &state)
+        }
 
         public func handle(_ message: Message, state: inout State, context: AgentContext<Self>) async throws {
             guard case .value(let value) = message else { return }
             try await context.send(Counter.Message.value(value), to: "counter")
             state.forwarded += 1
+            if state.forwarded == count { context.finish() }
         }
     }
 
@@ -70,6 +79,11 @@ public enum Counting {
             self.complete = complete
         }
 
+        public func run(state: inout State, context: AgentContext<Self>) async throws {
+            guard state.count < count else { return }  // done before a restart or a resume
+            try await context.handleMessages(state: &state)
+        }
+
         public func handle(_ message: Message, state: inout State, context: AgentContext<Self>) async throws {
             guard case .value(let value) = message else { return }
             if value <= state.last {
@@ -80,7 +94,10 @@ public enum Counting {
             }
             state.count += 1
             state.sum += value
-            if state.count == count { complete(state) }
+            if state.count == count {
+                complete(state)
+                context.finish()
+            }
         }
     }
 
@@ -92,8 +109,8 @@ public enum Counting {
     ) -> Blueprint {
         Blueprint("counting", durability: .durable) {
             Child("source", Source(count: count, interval: interval), restart: .transient)
-            Child("relay", Relay())
-            Child("counter", Counter(count: count, complete: complete))
+            Child("relay", Relay(count: count), restart: .transient)
+            Child("counter", Counter(count: count, complete: complete), restart: .transient)
         }
     }
 }

@@ -33,9 +33,9 @@ struct OperatorTests {
         return process
     }
 
-    /// Polls `condition` every 50 ms for up to 20 s.
+    /// Polls `condition` every 50 ms for up to 40 s.
     func eventually(_ what: String, _ condition: () async throws -> Bool) async throws {
-        let deadline = Date().addingTimeInterval(20)
+        let deadline = Date().addingTimeInterval(40)
         while Date() < deadline {
             if try await condition() { return }
             try await Task.sleep(for: .milliseconds(50))
@@ -101,10 +101,11 @@ struct OperatorTests {
     }
 
     @Test func aRunKilledWithSIGKILLResumesWithExactTotals() async throws {
+        // Slow enough that the resumed run is still going when the intruder tries (it completes on its own).
         let count = 4000
-        let process = try start(["run", "counting", "--param", "count=\(count)", "--param", "interval=5ms"])
+        let process = try start(["run", "counting", "--param", "count=\(count)", "--param", "interval=50ms"])
         let run = try await liveRun()
-        try await eventually("some progress") { (try await counter(run)["count"] as? Int ?? 0) > 200 }
+        try await eventually("some progress") { (try await counter(run)["count"] as? Int ?? 0) > 100 }
         kill(process.processIdentifier, SIGKILL)
         await offThePool { process.waitUntilExit() }
         try await eventually("the run shown crashed") { try await runs().first?["ownerAlive"] as? Bool == false }
@@ -347,6 +348,9 @@ struct OperatorTests {
     }
 
     @Test func oneShotBlueprintsCompleteOfflineAndTheMarketMonitorResumes() async throws {
+        let counting = try await troupe("run", "counting", "--param", "count=300")
+        #expect(counting.status == 0, "\(counting.stderr)")
+        #expect(counting.stdout.contains("completed"), "\(counting.stdout)")
         let fetch = try await troupe("run", "fetch-many", "--param", "count=30")
         #expect(fetch.status == 0, "\(fetch.stderr)")
         #expect(fetch.stdout.contains("completed"))

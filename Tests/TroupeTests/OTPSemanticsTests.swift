@@ -288,3 +288,56 @@ struct EventSinkTests {
         #expect(seen.load(ordering: .relaxed) >= 3)
     }
 }
+
+/// Handles notes; finishes when told to.
+struct Finisher: Agent {
+    enum Message: Codable, Sendable { case note(String), done }
+    let seen: Recorder<String>
+    func handle(_ message: Message, state: inout Stateless, context: AgentContext<Self>) async throws {
+        switch message {
+        case .note(let text): seen.record(text)
+        case .done: context.finish()
+        }
+    }
+}
+
+@Suite(.timeLimit(.minutes(1)))
+struct FinishTests {
+    @Test(arguments: [Durability.ephemeral, .checkpointed, .durable])
+    func aHandlerAgentThatFinishesEndsNormallyAndATransientOneStaysEnded(durability: Durability) async throws {
+        let seen = Recorder<String>()
+        let run = try Run(
+            Blueprint("finish", durability: durability) { Child("f", Finisher(seen: seen), restart: .transient) },
+            configuration: .test()
+        )
+        let probe = AgentProbe(run)
+        try await withRunning(run) {
+            try await run.send(Finisher.Message.note("a"), to: "f")
+            try await run.send(Finisher.Message.done, to: "f")
+            await probe.wait(for: "f", .exited)
+            #expect(probe.events(of: "f").contains { if case .exited(.normal) = $0.kind { true } else { false } })
+            // The exit event comes from the agent; the supervisor acts on it a moment later.
+            let deadline = ContinuousClock.now + .seconds(10)
+            while await run.supervisor.children().first?.status != .exited, ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(5))
+            }
+            #expect(await run.supervisor.children().first?.status == .exited)
+            #expect(await run.supervisor.count().active == 0)
+        }
+        #expect(seen.values == ["a"])
+        #expect(probe.events(of: "f").filter { if case .started = $0.kind { true } else { false } }.count == 1)
+    }
+
+    @Test func aPermanentAgentThatFinishesIsRestarted() async throws {
+        let seen = Recorder<String>()
+        let run = try Run(Blueprint("finish", backoff: .none) { Child("f", Finisher(seen: seen)) }, configuration: .test())
+        let probe = AgentProbe(run)
+        try await withRunning(run) {
+            try await run.send(Finisher.Message.done, to: "f")
+            try await run.send(Finisher.Message.note("after"), to: "f")
+            await seen.wait(forCount: 1)
+            await probe.wait(for: "f", .started, count: 2)
+        }
+        #expect(seen.values == ["after"])
+    }
+}

@@ -17,7 +17,7 @@ extension AgentCell {
         let durable = cell.durability == .durable
         var batch: [Envelope<A.Message>] = []
         var hadWork = false
-        while !control.isStopping {
+        while !control.shouldLeave {
             if passivating {
                 if Task.isCancelled { throw CancellationError() }
                 // Leave the state where a resuming task finds it *before* the wake hook can fire.
@@ -50,12 +50,12 @@ extension AgentCell {
             cell.environment.handled.add(batch.count, ordering: .relaxed)
             if durable {
                 try await handleDurably(&batch, state: &state, context: context)
-                if control.isStopping { return }
+                if control.shouldLeave { return }
                 continue
             }
             var index = 0
             while index < batch.count {
-                if control.isStopping {
+                if control.shouldLeave {
                     cell.mailbox.requeueFront(batch[index...])
                     return
                 }
@@ -104,7 +104,7 @@ extension AgentCell {
         var handled = 0
         var failure: (any Error)?
         var sentByHandled = 0
-        while handled < batch.count, !control.isStopping {
+        while handled < batch.count, !control.shouldLeave {
             context.attempt.store(Int(batch[handled].failures) + 1, ordering: .relaxed)
             work.setScope("m\(batch[handled].id)")
             defer { work.setScope(nil) }

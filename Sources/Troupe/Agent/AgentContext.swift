@@ -109,6 +109,17 @@ public final class AgentContext<A: Agent>: Sendable {
     @inlinable
     public var isStopping: Bool { incarnationControl.isStopping }
 
+    /// Ends this incarnation normally after the message being handled: the handler loop commits what was handled
+    /// and returns, and the agent exits with ``ExitReason/normal``; for a loop-style agent, ``messages`` ends.
+    ///
+    /// What happens next is the agent's restart type's: a ``ChildSpec/Restart/transient`` or
+    /// ``ChildSpec/Restart/temporary`` agent stays ended (the way for a stream's last consumer to say it is done, so
+    /// that its run can complete); a ``ChildSpec/Restart/permanent`` one is restarted. Messages still queued wait in
+    /// its mailbox (and, for a durable agent, in the store).
+    public func finish() {
+        incarnationControl.finishing.store(true, ordering: .relaxed)
+    }
+
     // MARK: Messaging
 
     /// Sends a message to the agent (or pool) registered as `name`, suspending while its mailbox is full.
@@ -418,7 +429,7 @@ final class MessageCursor<A: Agent> {
         while index == batch.count {
             batch.removeAll(keepingCapacity: true)
             index = 0
-            if context.isStopping { return nil }
+            if context.incarnationControl.shouldLeave { return nil }
             switch await context.cell.mailbox.receive(into: &batch) {
             case .messages, .parked: break
             case .interrupted: continue

@@ -79,6 +79,13 @@ final class Incarnation: Sendable {
     @inlinable
     var isStopping: Bool { stopping.load(ordering: .relaxed) }
 
+    /// Set by ``AgentContext/finish()``: the agent is done and leaves its loop after the message in hand.
+    @usableFromInline let finishing = Atomic<Bool>(false)
+
+    /// Whether the handler loop should leave: asked to stop, or the agent said it is done.
+    @inlinable
+    var shouldLeave: Bool { stopping.load(ordering: .relaxed) || finishing.load(ordering: .relaxed) }
+
 
     /// Whether the incarnation was cancelled rather than only asked to stop.
     @usableFromInline
