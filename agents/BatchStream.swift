@@ -22,11 +22,14 @@ public struct BatchProducer: Agent {
     let count: Int
     let size: Int
     let target: String
+    let stayUp: Bool
 
-    public init(count: Int, size: Int, to target: String) {
+    /// - Parameter stayUp: Whether to stay up, idle, once every batch is sent (until stopped), or to end.
+    public init(count: Int, size: Int, to target: String, stayUp: Bool = true) {
         self.count = count
         self.size = size
         self.target = target
+        self.stayUp = stayUp
     }
 
     public func run(state: inout State, context: AgentContext<Self>) async throws {
@@ -36,14 +39,19 @@ public struct BatchProducer: Agent {
             state.next += 1
             try await context.checkpoint(state)
         }
-        for await _ in context.messages {}  // done: stay up, idle, until stopped
+        if stayUp { for await _ in context.messages {} }
     }
 }
 
 /// Transforms each batch and passes it on (handler style). Can be told to crash once on one batch, to show a
-/// restart: the batch is redelivered to the next incarnation, so nothing is lost.
+/// restart: the batch is redelivered to the next incarnation, so nothing is lost. Given a count, it finishes once it
+/// has passed that many batches on.
 public struct BatchTransformer: Agent {
     public typealias Message = Batch
+    public struct State: AgentState {
+        public var passed = 0
+        public init() {}
+    }
     public struct InjectedFault: Error, CustomStringConvertible {
         public var batch: Int
         public var description: String { "injected fault on batch \(batch)" }
@@ -51,15 +59,19 @@ public struct BatchTransformer: Agent {
 
     let target: String
     let crashOnce: Int?
+    let count: Int?
 
-    public init(to target: String, crashOnceOnBatch crashOnce: Int? = nil) {
+    public init(to target: String, crashOnceOnBatch crashOnce: Int? = nil, count: Int? = nil) {
         self.target = target
         self.crashOnce = crashOnce
+        self.count = count
     }
 
-    public func handle(_ batch: Batch, state: inout Stateless, context: AgentContext<Self>) async throws {
+    public func handle(_ batch: Batch, state: inout State, context: AgentContext<Self>) async throws {
         if batch.index == crashOnce, context.deliveryAttempt == 1 { throw InjectedFault(batch: batch.index) }
         try await context.send(Batch(index: batch.index, items: batch.items.map { $0 * 2 }), to: target)
+        state.passed += 1
+        if let count, state.passed >= count { context.finish() }
     }
 }
 
@@ -74,19 +86,25 @@ public struct BatchSink: Agent {
     }
 
     let onBatch: @Sendable (State) -> Void
+    let count: Int?
 
-    /// - Parameter onBatch: Called with the totals after every batch.
-    public init(onBatch: @escaping @Sendable (State) -> Void = { _ in }) {
+    /// - Parameters:
+    ///   - count: If given, the sink ends once it has taken that many batches.
+    ///   - onBatch: Called with the totals after every batch.
+    public init(count: Int? = nil, onBatch: @escaping @Sendable (State) -> Void = { _ in }) {
+        self.count = count
         self.onBatch = onBatch
     }
 
     public func run(state: inout State, context: AgentContext<Self>) async throws {
+        if let count, state.batches >= count { return }
         for await batch in context.messages {
             state.batches += 1
             state.items += batch.items.count
             state.sum += batch.items.reduce(0, +)
             try await context.checkpoint(state)
             onBatch(state)
+            if let count, state.batches >= count { return }
         }
     }
 }

@@ -189,10 +189,20 @@ enum Catalog {
         ) { parameters in
             let batches = try parameters.int("batches")
             let size = try parameters.int("size")
+            // Each stage ends once its share is done, so the run completes.
             return Blueprint("batch-stream", strategy: .restForOne) {
-                Child("sink", BatchSink(), options: AgentOptions(mailboxCapacity: 4))
-                Child("transformer", BatchTransformer(to: "sink"), options: AgentOptions(mailboxCapacity: 4))
-                Child("producer", BatchProducer(count: batches, size: size, to: "transformer"), restart: .transient)
+                Child("sink", BatchSink(count: batches), restart: .transient, options: AgentOptions(mailboxCapacity: 4))
+                Child(
+                    "transformer",
+                    BatchTransformer(to: "sink", count: batches),
+                    restart: .transient,
+                    options: AgentOptions(mailboxCapacity: 4)
+                )
+                Child(
+                    "producer",
+                    BatchProducer(count: batches, size: size, to: "transformer", stayUp: false),
+                    restart: .transient
+                )
             }
         },
         BlueprintEntry(
