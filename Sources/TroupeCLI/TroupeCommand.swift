@@ -34,7 +34,7 @@ public struct TroupeCommand: AsyncParsableCommand {
         subcommands: [
             RunCommand.self, PsCommand.self, TreeCommand.self, StatusCommand.self, EventsCommand.self,
             CancelCommand.self, RestartCommand.self, PauseCommand.self, UnpauseCommand.self, ResumeCommand.self,
-            CheckpointsCommand.self, ForkCommand.self, DeadLettersCommand.self, PruneCommand.self,
+            CheckpointsCommand.self, ForkCommand.self, DeadLettersCommand.self, PruneCommand.self, RmCommand.self,
             BlueprintsCommand.self, DbCommand.self, VersionCommand.self, DemoCommand.self,
         ]
     )

@@ -409,6 +409,50 @@ extension SQLiteStore {
         }
     }
 
+    /// Deletes runs and everything they stored: agents, checkpoints, recorded steps, durable messages, dead
+    /// letters, events and commands. All or nothing, in one transaction.
+    ///
+    /// - Throws: ``TroupeError/Code/unknownRun`` if one of them does not exist, ``TroupeError/Code/leaseHeld`` if
+    ///   a live process drives one (checked inside the transaction, so a run resumed meanwhile is not deleted);
+    ///   nothing is deleted then.
+    public func deleteRuns(_ ids: [RunID]) async throws {
+        let timeout = heartbeatTimeout
+        let path = self.path
+        _ = try await write { connection in
+            for id in ids {
+                let statement = try connection.statement("SELECT \(Self.runColumns) FROM runs r WHERE r.id = ?")
+                try statement.bind(id.rawValue, at: 1)
+                guard try statement.step() else {
+                    statement.reset()
+                    throw Self.unknownRun(id, path: path)
+                }
+                let run = Self.runSummary(statement, heartbeatTimeout: timeout)
+                statement.reset()
+                if run.ownerAlive {
+                    throw TroupeError(
+                        .leaseHeld,
+                        "run \(id) is being driven by process \(run.ownerPID ?? 0) on \(run.ownerHost ?? "?"); it was not "
+                            + "deleted (nor were the others named). Stop it first (`troupe cancel \(id)`)."
+                    )
+                }
+                let agents = "SELECT id FROM agents WHERE run_id = ?"
+                for sql in [
+                    "DELETE FROM steps WHERE agent_id IN (\(agents))",
+                    "DELETE FROM checkpoints WHERE agent_id IN (\(agents))",
+                    "DELETE FROM agents WHERE run_id = ?",
+                    "DELETE FROM messages WHERE run_id = ?",
+                    "DELETE FROM dead_letters WHERE run_id = ?",
+                    "DELETE FROM events WHERE run_id = ?",
+                    "DELETE FROM commands WHERE run_id = ?",
+                    "DELETE FROM runs WHERE id = ?",
+                ] {
+                    try connection.statement(sql).run(.text(id.rawValue))
+                }
+            }
+            return ids.count
+        }
+    }
+
     /// Runs SQLite's integrity check and reports the migrations applied: `ok` lines mean healthy.
     public func check() async throws -> (integrity: [String], migrations: [String], known: [String]) {
         let known = Migrator.migrations.map(\.name)

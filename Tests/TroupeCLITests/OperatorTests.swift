@@ -300,6 +300,52 @@ struct OperatorTests {
         #expect((try await json("dead-letters", "run-dead") as? [Any])?.isEmpty == true)
     }
 
+    /// Records ended runs in the database, as finished processes would have left them.
+    func endedRuns(_ runs: [(String, RunOutcome)]) async throws {
+        let store = try await SQLiteStore(path: database)
+        for (id, outcome) in runs {
+            _ = try await store.attach(RunRecord(id: RunID(id), blueprint: "counting", agents: ["counter"]))
+            let claim = try await store.claim(AgentID(run: RunID(id), name: "counter"), type: "Counter", durability: .durable, incarnation: 1)
+            let checkpoint = Checkpoint(agent: AgentID(run: RunID(id), name: "counter"), epoch: claim.epoch, sequence: 1, stateVersion: 1, state: [1])
+            _ = try await store.commit(Commit(run: RunID(id), agent: AgentID(run: RunID(id), name: "counter"), epoch: claim.epoch, checkpoint: checkpoint))
+            await store.detach(RunID(id), outcome: outcome, error: nil)
+        }
+        await store.close()
+    }
+
+    @Test func rmDeletesEndedRunsWithEverythingTheyStoredAndRefusesLiveOnes() async throws {
+        try await endedRuns([("run-a", .completed), ("run-b", .stopped)])
+        let missing = try await troupe("rm", "run-b", "run-nope")
+        #expect(missing.status == 66, "\(missing.stderr)")
+        #expect(try await runs().map { $0["id"] as? String }.contains("run-b"), "all or nothing")
+        let removed = try await troupe("rm", "run-a")
+        #expect(removed.status == 0, "\(removed.stderr)")
+        #expect(try await runs().map { $0["id"] as? String } == ["run-b"])
+        #expect(try await troupe("checkpoints", "run-a", "counter").status == 66)
+
+        let process = try start(["run", "counting", "--param", "count=100000000", "--param", "interval=20ms"])
+        let live = try await liveRun()
+        let refused = try await troupe("rm", live)
+        #expect(refused.status == 1, "\(refused.stderr)")
+        #expect(refused.stderr.contains("troupe cancel"), "\(refused.stderr)")
+        #expect(try await runs().contains { $0["id"] as? String == live })
+        _ = try await troupe("cancel", live)
+        await offThePool { process.waitUntilExit() }
+        let check = try await troupe("db", "check")
+        #expect(check.stdout.contains("integrity   ok"))
+    }
+
+    @Test func pruneDeletesOldRunsByStatus() async throws {
+        try await endedRuns([("run-done", .completed), ("run-stop", .stopped), ("run-fail", .failed)])
+        let dry = try await json("prune", "--runs-older-than", "0m", "--status", "completed", "--status", "failed", "--dry-run") as? [String: Any]
+        #expect(dry?["runs"] as? Int == 2)
+        #expect(try await runs().count == 3)
+        _ = try await troupe("prune", "--runs-older-than", "0m", "--status", "completed", "--status", "failed")
+        #expect(try await runs().map { $0["id"] as? String } == ["run-stop"])
+        #expect(try await troupe("prune", "--status", "stopped").status == 64)
+        #expect(try await troupe("prune", "--runs-older-than", "0m", "--status", "bogus").status == 64)
+    }
+
     @Test func pruneSaysWhatItWouldDeleteThenDeletesIt() async throws {
         let process = try start(["run", "counting", "--param", "count=3000", "--param", "interval=2ms", "--retain", "50"])
         let run = try await liveRun()

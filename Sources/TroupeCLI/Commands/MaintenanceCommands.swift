@@ -5,24 +5,53 @@ import TroupeSQLite
 struct PruneCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "prune",
-        abstract: "Delete old checkpoints (all but the last N per agent) and, optionally, old events.",
+        abstract: "Delete old checkpoints (all but the last N per agent) and, optionally, old events and runs.",
         discussion: """
+            --runs-older-than deletes whole runs (as `troupe rm` does) that ended, or were last driven, longer ago \
+            than the age, and that no live process drives; --status narrows them to those statuses (stopped, \
+            completed, failed, cancelled, crashed).
+
             Examples:
               troupe prune --keep 3 --dry-run
               troupe prune --keep 1 --events-older-than 7d
+              troupe prune --runs-older-than 30d --status completed --status cancelled
             """
     )
 
     @OptionGroup var global: GlobalOptions
     @Option(help: ArgumentHelp("Checkpoints to keep per agent.", valueName: "n")) var keep = 3
     @Option(help: ArgumentHelp("Delete events older than this: 12h, 7d, 30m.", valueName: "age")) var eventsOlderThan: String?
+    @Option(help: ArgumentHelp("Delete runs that ended (or were last driven) longer ago than this: 12h, 30d.", valueName: "age"))
+    var runsOlderThan: String?
+    @Option(help: ArgumentHelp("With --runs-older-than, only runs with this status (repeatable).", valueName: "status"))
+    var status: [String] = []
     @Flag(help: "Only say what would be deleted.") var dryRun = false
+
+    static let runStatuses = ["stopped", "completed", "failed", "cancelled", "crashed"]
 
     func validate() throws {
         guard keep >= 1 else { throw ValidationError("--keep must be at least 1 (an agent needs a checkpoint to resume from)") }
-        if let text = eventsOlderThan, Self.milliseconds(text) == nil {
-            throw ValidationError("--events-older-than takes an age from 0 to 10 years such as 30m, 12h or 7d, not '\(text)'")
+        for (option, text) in [("--events-older-than", eventsOlderThan), ("--runs-older-than", runsOlderThan)] {
+            if let text, Self.milliseconds(text) == nil {
+                throw ValidationError("\(option) takes an age from 0 to 10 years such as 30m, 12h or 7d, not '\(text)'")
+            }
         }
+        for value in status where !Self.runStatuses.contains(value) {
+            throw ValidationError("--status takes \(Self.runStatuses.joined(separator: ", ")), not '\(value)'")
+        }
+        if !status.isEmpty, runsOlderThan == nil { throw ValidationError("--status goes with --runs-older-than") }
+    }
+
+    /// The runs --runs-older-than and --status select: not driven by a live process, ended (or last driven) before
+    /// `cutoff`.
+    static func doomedRuns(_ runs: [SQLiteStore.RunSummary], before cutoff: Int64, statuses: [String]) -> [RunID] {
+        runs.filter { run in
+            guard !run.ownerAlive else { return false }
+            let status = run.status == "running" ? "crashed" : run.status
+            guard statuses.isEmpty || statuses.contains(status) else { return false }
+            return (run.endedAt ?? run.heartbeatAt ?? run.createdAt) < cutoff
+        }
+        .map { RunID($0.id) }
     }
 
     static func milliseconds(_ text: String) -> Int64? {
@@ -34,10 +63,53 @@ struct PruneCommand: AsyncParsableCommand {
     func run() async throws {
         try await reportingErrors {
             let before = eventsOlderThan.flatMap(Self.milliseconds).map { nowMilliseconds() - $0 }
-            let report = try await global.withStore { try await $0.prune(keep: keep, eventsBefore: before, dryRun: dryRun) }
-            if global.json { return printJSON(report) }
+            let runsBefore = runsOlderThan.flatMap(Self.milliseconds).map { nowMilliseconds() - $0 }
+            let (report, runs) = try await global.withStore { store in
+                var runs: [RunID] = []
+                if let runsBefore {
+                    runs = Self.doomedRuns(try await store.runs(), before: runsBefore, statuses: status)
+                    if !dryRun { try await store.deleteRuns(runs) }
+                }
+                return (try await store.prune(keep: keep, eventsBefore: before, dryRun: dryRun), runs)
+            }
+            if global.json {
+                return printJSON(["checkpoints": report.checkpoints, "events": report.events, "runs": runs.count])
+            }
             let verb = dryRun ? "would delete" : "deleted"
-            print("troupe: \(verb) \(report.checkpoints) checkpoints and \(report.events) events")
+            let runText = runsOlderThan == nil ? "" : ", \(runs.count) runs"
+            print("troupe: \(verb) \(report.checkpoints) checkpoints and \(report.events) events\(runText)")
+        }
+    }
+}
+
+struct RmCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rm",
+        abstract: "Delete runs that no process drives, with everything they stored.",
+        discussion: """
+            Deletes each run's agents, checkpoints, durable messages, dead letters, events and commands. A run that \
+            a live process drives is refused (stop it with `troupe cancel` first); so is an unknown one. Either \
+            way nothing is deleted.
+
+            Examples:
+              troupe rm run-3f9c02ab
+              troupe rm run-3f9c02ab run-77e01a2c
+            """
+    )
+
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "The runs to delete.") var runs: [String]
+
+    func validate() throws {
+        guard !runs.isEmpty else { throw ValidationError("name at least one run to delete (`troupe ps` lists them)") }
+    }
+
+    func run() async throws {
+        try await reportingErrors {
+            let ids = runs.map { RunID($0) }
+            try await global.withStore { try await $0.deleteRuns(ids) }
+            if global.json { return printJSON(["deleted": runs]) }
+            print("troupe: deleted \(runs.count == 1 ? "run \(runs[0])" : "\(runs.count) runs")")
         }
     }
 }
