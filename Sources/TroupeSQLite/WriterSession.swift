@@ -190,7 +190,9 @@ final class WriterSession: @unchecked Sendable {
         let time = now()
         var token: Int64 = 1
         if let existing {
-            if let owner = existing.pid, existing.status == "running",
+            // Whatever its status (running, paused): a run whose owner lives is that owner's. A run that ended has no
+            // owner (detach clears it); one whose owner died is taken over.
+            if let owner = existing.pid,
                 isAlive(pid: owner, host: existing.host, heartbeat: existing.heartbeat, now: time)
             {
                 let age = max(0, time - existing.heartbeat) / 1000

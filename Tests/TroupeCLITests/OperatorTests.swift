@@ -248,7 +248,7 @@ struct OperatorTests {
     @Test func listingsAreJSONForScripts() async throws {
         let blueprints = try await json("blueprints") as? [[String: Any]] ?? []
         #expect(blueprints.map { $0["name"] as? String } == ["fetch-many", "market-monitor", "batch-stream", "llm-chat", "counting", "fleet", "demo"])
-        let process = try start(["run", "counting", "--param", "count=1000", "--param", "interval=5ms"])
+        let process = try start(["run", "counting", "--param", "count=100000000", "--param", "interval=5ms"])
         let run = try await liveRun()
         let status = try await json("status", run) as? [String: Any]
         #expect((status?["run"] as? [String: Any])?["blueprint"] as? String == "counting")
@@ -335,6 +335,21 @@ struct OperatorTests {
         #expect(check.stdout.contains("integrity   ok"))
     }
 
+    @Test func aPausedRunKeepsItsLease() async throws {
+        let process = try start(["run", "counting", "--param", "count=100000000", "--param", "interval=20ms"])
+        defer { if process.isRunning { process.terminate() } }
+        let run = try await liveRun()
+        let pause = try await troupe("pause", run)
+        #expect(pause.status == 0, "\(pause.stderr)")
+        let intruder = try await troupe("resume", run)
+        #expect(intruder.status == 1, "a paused run was taken over from its live owner: \(intruder.stdout)")
+        #expect(intruder.stderr.contains("process \(process.processIdentifier)"), "\(intruder.stderr)")
+        let unpause = try await troupe("unpause", run)
+        #expect(unpause.stdout.contains("resumed"), "\(unpause.stdout) \(unpause.stderr)")
+        _ = try await troupe("cancel", run)
+        await offThePool { process.waitUntilExit() }
+    }
+
     @Test func pruneDeletesOldRunsByStatus() async throws {
         try await endedRuns([("run-done", .completed), ("run-stop", .stopped), ("run-fail", .failed)])
         let dry = try await json("prune", "--runs-older-than", "0m", "--status", "completed", "--status", "failed", "--dry-run") as? [String: Any]
@@ -347,7 +362,7 @@ struct OperatorTests {
     }
 
     @Test func pruneSaysWhatItWouldDeleteThenDeletesIt() async throws {
-        let process = try start(["run", "counting", "--param", "count=3000", "--param", "interval=2ms", "--retain", "50"])
+        let process = try start(["run", "counting", "--param", "count=100000000", "--param", "interval=2ms", "--retain", "50"])
         let run = try await liveRun()
         try await eventually("many checkpoints") { (try await json("checkpoints", run, "counter") as? [Any])?.count ?? 0 > 20 }
         _ = try await troupe("cancel", run)
