@@ -318,7 +318,7 @@ struct OperatorTests {
         let missing = try await troupe("rm", "run-b", "run-nope")
         #expect(missing.status == 66, "\(missing.stderr)")
         #expect(try await runs().map { $0["id"] as? String }.contains("run-b"), "all or nothing")
-        let removed = try await troupe("rm", "run-a")
+        let removed = try await troupe("rm", "run-a", "run-a")
         #expect(removed.status == 0, "\(removed.stderr)")
         #expect(try await runs().map { $0["id"] as? String } == ["run-b"])
         #expect(try await troupe("checkpoints", "run-a", "counter").status == 66)

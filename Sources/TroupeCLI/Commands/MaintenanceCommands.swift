@@ -106,10 +106,11 @@ struct RmCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            let ids = runs.map { RunID($0) }
+            var seen: Set<String> = []
+            let ids = runs.filter { seen.insert($0).inserted }.map { RunID($0) }  // a run named twice is deleted once
             try await global.withStore { try await $0.deleteRuns(ids) }
-            if global.json { return printJSON(["deleted": runs]) }
-            print("troupe: deleted \(runs.count == 1 ? "run \(runs[0])" : "\(runs.count) runs")")
+            if global.json { return printJSON(["deleted": ids.map(\.rawValue)]) }
+            print("troupe: deleted \(ids.count == 1 ? "run \(ids[0])" : "\(ids.count) runs")")
         }
     }
 }
