@@ -32,6 +32,9 @@ final class WriterSession: @unchecked Sendable {
     /// How long without a heartbeat before another host's lease counts as expired.
     let leaseTimeout: Int64
     private(set) var leases: [RunID: Lease] = [:]
+    /// Runs whose lease another process took over while this one held it: their writes fail as `leaseHeld`, not as
+    /// "not attached", until this process attaches or detaches them again.
+    private var lost: Set<RunID> = []
     private(set) var agents: [AgentID: AgentRow] = [:]
     /// Undo steps for the in-memory state, run if the transaction rolls back.
     private var undo: [() -> Void] = []
@@ -153,18 +156,24 @@ final class WriterSession: @unchecked Sendable {
     func checkLease(_ run: RunID) throws {
         guard !leaseChecked.contains(run) else { return }
         guard let lease = leases[run] else {
+            if lost.contains(run) { throw Self.takenOver(run) }
             throw TroupeError(.notRunning, "run \(run) is not attached to '\(path)' in this process; start or resume it first.")
         }
         try connection.statement("UPDATE runs SET heartbeat_at = ? WHERE id = ? AND lease_token = ?")
             .run(.integer(now()), .text(run.rawValue), .integer(lease.token))
         guard connection.changes == 1 else {
             leases[run] = nil
-            throw TroupeError(
-                .leaseHeld,
-                "run \(run) was taken over by another process; this process stops writing to it. Check `troupe ps`."
-            )
+            lost.insert(run)
+            throw Self.takenOver(run)
         }
         leaseChecked.insert(run)
+    }
+
+    private static func takenOver(_ run: RunID) -> TroupeError {
+        TroupeError(
+            .leaseHeld,
+            "run \(run) was taken over by another process; this process stops writing to it. Check `troupe ps`."
+        )
     }
 
     /// Renews the heartbeat of every leased run (called when the writer is idle).
@@ -224,11 +233,13 @@ final class WriterSession: @unchecked Sendable {
         if existing != nil { try setAsideOrphans(record, time: time) }
         let previous = leases[record.id]
         leases[record.id] = Lease(token: token)
+        let wasLost = lost.remove(record.id) != nil
         leaseChecked.insert(record.id)
         let forgotten = agents.filter { $0.key.run == record.id }
         for key in forgotten.keys { agents[key] = nil }
         undo.append { [unowned self] in
             leases[record.id] = previous
+            if wasLost { lost.insert(record.id) }
             for (key, value) in forgotten { agents[key] = value }
         }
         return existing != nil
@@ -301,7 +312,10 @@ final class WriterSession: @unchecked Sendable {
     }
 
     func detach(_ run: RunID, outcome: RunOutcome, error: String?) throws {
-        guard let lease = leases[run] else { return }
+        guard let lease = leases[run] else {
+            lost.remove(run)
+            return
+        }
         let time = now()
         try connection.statement(
             """
