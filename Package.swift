@@ -21,7 +21,6 @@ let package = Package(
         .library(name: "TroupeAgents", targets: ["TroupeAgents"]),
         .executable(name: "troupe", targets: ["TroupeExecutable"]),
         .executable(name: "troupe-bench", targets: ["TroupeBench"]),
-        .executable(name: "troupe-crash-pipeline", targets: ["CrashPipeline"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
@@ -45,7 +44,11 @@ let package = Package(
         // Durable storage on SQLite: connection, migrations (embedded from migrations/), the SQLite store.
         .target(
             name: "TroupeSQLite",
-            dependencies: ["Troupe", "CSQLite"],
+            dependencies: [
+                "Troupe",
+                "CSQLite",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             exclude: [],
             resources: [.embedInCode("Migrations")],
             swiftSettings: settings
@@ -79,14 +82,13 @@ let package = Package(
             path: "agents",
             swiftSettings: settings
         ),
-        // The operator CLI as a library, so other packages can build their own `troupe`.
+        // The operator CLI as a library, so other packages can build their own `troupe`. It talks to stores through
+        // the engine's protocols only; SQLite is linked as the default backend. No gallery, no libcurl.
         .target(
             name: "TroupeCLI",
             dependencies: [
                 "Troupe",
                 "TroupeSQLite",
-                "TroupeHTTP",
-                "TroupeAgents",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -94,11 +96,18 @@ let package = Package(
             ],
             swiftSettings: settings
         ),
+        // The `troupe` binary: the CLI plus the gallery of `agents/` and the demo.
         .executableTarget(
             name: "TroupeExecutable",
             dependencies: [
                 "TroupeCLI",
+                "Troupe",
+                "TroupeAgents",
+                "TroupeHTTP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             swiftSettings: settings
         ),

@@ -1,8 +1,7 @@
 import ArgumentParser
 import FoundationEssentials
 import Glibc
-import Troupe
-import TroupeSQLite
+package import Troupe
 
 /// Runs a command's body, turning any error into a message on standard error and the exit code of the table in
 /// `troupe --help`.
@@ -19,25 +18,31 @@ func reportingErrors(_ body: () async throws -> Void) async throws {
 }
 
 extension GlobalOptions {
-    /// Opens the database. Commands that only look (`ps`, `tree`, …) want an existing file: a typo in
-    /// `--database` must not silently create an empty one.
-    func openStore(mustExist: Bool) async throws -> SQLiteStore {
-        let path = databasePath
-        if mustExist, access(path, F_OK) != 0 {
-            throw TroupeError(
-                .unknownRun,
-                "there is no database at '\(path)'. Start a run first (`troupe run BLUEPRINT`), or pass --database "
-                    + "(or TROUPE_DATABASE) to name the file."
-            )
-        }
-        return try await SQLiteStore(
-            path: path,
-            configuration: .init(busyTimeout: try DurationInput.seconds(busyTimeout, "--busy-timeout"), retention: retain)
+    /// Where `--database` (or `TROUPE_DATABASE`, or the default file) points.
+    func location() throws -> StoreLocation {
+        try StoreLocation(
+            databasePath,
+            busyTimeout: try DurationInput.seconds(busyTimeout, "--busy-timeout"),
+            retention: retain
         )
     }
 
-    /// Opens the database, runs `body` with it, and closes it.
-    func withStore<T>(mustExist: Bool = true, _ body: (SQLiteStore) async throws -> T) async throws -> T {
+    /// Opens the store. Commands that only look (`ps`, `tree`, …) want an existing one: a typo in `--database`
+    /// must not silently create an empty file.
+    package func openStore(mustExist: Bool) async throws -> any OperatorStore {
+        let location = try location()
+        if mustExist, !location.exists {
+            throw TroupeError(
+                .unknownRun,
+                "there is no database at '\(location.rest)'. Start a run first (`troupe run BLUEPRINT`), or pass "
+                    + "--database (or TROUPE_DATABASE) to name the file."
+            )
+        }
+        return try await StoreFactory.open(location)
+    }
+
+    /// Opens the store, runs `body` with it, and closes it.
+    func withStore<T>(mustExist: Bool = true, _ body: (any OperatorStore) async throws -> T) async throws -> T {
         let store = try await openStore(mustExist: mustExist)
         do {
             let result = try await body(store)
@@ -55,9 +60,14 @@ func printJSON(_ value: some Encodable) {
     print(jsonText(value))
 }
 
-func jsonText(_ value: some Encodable) -> String {
+/// JSON as every command prints it: sorted keys, and times in RFC 3339 with milliseconds, UTC.
+package func jsonText(_ value: some Encodable) -> String {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+    encoder.dateEncodingStrategy = .custom { date, encoder in
+        var container = encoder.singleValueContainer()
+        try container.encode(timestamp(date))
+    }
     guard let data = try? encoder.encode(value) else { return "{}" }
     return String(decoding: data, as: UTF8.self)
 }
@@ -83,6 +93,16 @@ func nowMilliseconds() -> Int64 {
     clock_gettime(CLOCK_REALTIME, &time)
     return Int64(time.tv_sec) * 1000 + Int64(time.tv_nsec) / 1_000_000
 }
+
+/// How long ago `date` was, briefly: `42s`, `7m`, `3h`, `2d`.
+func age(_ date: Date, now: Int64 = nowMilliseconds()) -> String {
+    age(milliseconds(date), now: now)
+}
+
+func milliseconds(_ date: Date) -> Int64 { Int64((date.timeIntervalSince1970 * 1000).rounded()) }
+
+/// A time as `timestamp(_:)` writes it.
+func timestamp(_ date: Date) -> String { timestamp(milliseconds(date)) }
 
 /// How long ago `milliseconds` was, briefly: `42s`, `7m`, `3h`, `2d`.
 func age(_ milliseconds: Int64, now: Int64 = nowMilliseconds()) -> String {
@@ -117,37 +137,41 @@ func parseParameters(_ options: [String]) throws -> [String: String] {
     return result
 }
 
-/// What a run's status column says: a `running` run whose process is gone crashed and can be resumed.
-func displayStatus(_ run: SQLiteStore.RunSummary) -> String {
-    if run.status == "running" || run.status == "paused" { return run.ownerAlive ? run.status : "crashed" }
-    return run.status
-}
+/// An event as every command prints it in JSON (`run --json`, `demo --json`, `events --json`): one schema.
+package struct EventLine: Encodable {
+    var type = "event"
+    var sequence: Int64?
+    var run: RunID
+    var agent: String
+    var incarnation: UInt64
+    var event: String
+    var detail: String
+    var time: Date
 
-/// How the CLI names an event and says what it carries, the same in every command's output.
-func describe(_ kind: Event.Kind) -> (verb: String, detail: String) {
-    switch kind {
-    case .started: ("started", "")
-    case .exited(.failed(let error)): ("crashed", "\(error)")
-    case .exited(.cancelled): ("cancelled", "")
-    case .exited(let reason): ("exited", "\(reason)")
-    case .restarting(let delay, let restarts): ("restarting", "in \(shortDuration(delay)) (restart \(restarts))")
-    case .escalated(let restarts, let period): ("escalated", "\(restarts) restarts within \(shortDuration(period))")
-    case .deadLettered(let error, let failures): ("dead-letter", "after \(failures) crashes: \(error)")
-    case .stopped: ("stopped", "")
-    case .killed: ("killed", "cancelled after its graceful deadline")
-    case .abandoned: ("abandoned", "ignored cancellation past its deadline")
-    case .checkpointed(let sequence): ("checkpointed", "#\(sequence)")
-    case .quarantined(let error): ("quarantined", error)
+    package init(_ record: EventRecord) {
+        sequence = record.sequence == 0 ? nil : record.sequence
+        run = record.run
+        agent = record.agent
+        incarnation = record.incarnation
+        event = record.event
+        detail = record.detail
+        time = record.time
     }
 }
 
+/// The owner column of listings.
+func ownerText(_ owner: RunSummary.Owner?) -> String {
+    guard let owner, owner.alive else { return "-" }
+    return "pid \(owner.pid) on \(owner.host)"
+}
+
 /// Seconds in a duration.
-func seconds(_ duration: Duration) -> Double {
+package func seconds(_ duration: Duration) -> Double {
     Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
 }
 
 /// A duration as seconds with milliseconds: `0.012s`.
-func shortDuration(_ duration: Duration) -> String {
+package func shortDuration(_ duration: Duration) -> String {
     let whole = Int((seconds(duration) * 1000).rounded())
     return "\(whole / 1000).\(String(repeating: "0", count: 3 - String(whole % 1000).count))\(whole % 1000)s"
 }

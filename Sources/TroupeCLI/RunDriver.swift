@@ -4,16 +4,13 @@ import Glibc
 import Logging
 import Synchronization
 import Troupe
-import TroupeHTTP
-import TroupeSQLite
 import UnixSignals
 
-/// Drives one run in the foreground for `troupe run` and `troupe resume`: starts it, shows its progress, applies
-/// operators' commands from the database, keeps its tree snapshot fresh, and stops it on Ctrl-C (a second Ctrl-C
-/// cancels).
+/// Drives one run in the foreground for `troupe run` and `troupe resume`: starts it, shows its progress, and stops
+/// it on Ctrl-C (a second Ctrl-C cancels). Operators' commands and the tree snapshot are the engine's
+/// (``RunController``), as for a run embedded in any process.
 struct RunDriver {
     let run: Run
-    let store: SQLiteStore
     let json: Bool
 
     /// How the run ended, for the exit code.
@@ -24,8 +21,7 @@ struct RunDriver {
     func drive() async throws -> Ending {
         let display = Display(json: json, interactive: isatty(1) == 1 && !json)
         let run = self.run
-        let store = self.store
-        // Commands can be applied once the tree is up (a resumed run may have some queued).
+        // Completion is checked once the tree is up.
         let treeStarted = Latch<Void>()
         let root = run.blueprint.name
         run.addEventSink { event in
@@ -33,6 +29,12 @@ struct RunDriver {
             display.event(event)
         }
         let flags = Flags()
+        run.addCommandObserver { command in
+            display.note("operator: \(command.action.verb)\(command.action.agent.map { " " + $0 } ?? ""): \(command.result.map { "\($0)" } ?? "")")
+            if case .cancel = command.action, command.result?.outcome == .applied {
+                flags.cancelledByOperator.store(true, ordering: .relaxed)
+            }
+        }
         let outcome: Result<Void, any Error> = await withTaskGroup(of: Result<Void, any Error>?.self) { group in
             let runTask = Task { try await run.run() }
             group.addTask {
@@ -55,11 +57,6 @@ struct RunDriver {
                 return nil
             }
             group.addTask {
-                guard await treeStarted.wait() != nil else { return nil }
-                await Self.applyCommands(run: run, store: store, display: display, runTask: runTask, flags: flags)
-                return nil
-            }
-            group.addTask {
                 // A run whose agents have all exited for good (transient or temporary ones that returned) is done.
                 guard await treeStarted.wait() != nil else { return nil }
                 while !Task.isCancelled {
@@ -79,7 +76,6 @@ struct RunDriver {
                 while !Task.isCancelled {
                     try? await Task.sleep(for: .seconds(1))
                     let children = await run.supervisor.children()
-                    try? await store.saveTreeSnapshot(of: run.id, json: TreeNode.json(children))
                     let handled = run.messagesHandled
                     let now = ContinuousClock.now
                     display.progress(children: children, rate: Double(handled - last) / max(seconds(lastTime.duration(to: now)), 0.001))
@@ -93,9 +89,6 @@ struct RunDriver {
             group.cancelAll()
             return outcome
         }
-        let children = await run.supervisor.children()
-        try? await store.saveTreeSnapshot(of: run.id, json: TreeNode.json(children))
-        RunCommand.sharedHTTPClient.shutdown()
         display.finish()
         if case .failure(let error) = outcome, !(error is CancellationError) { throw error }
         if flags.interrupts.load(ordering: .relaxed) > 0 {
@@ -103,100 +96,6 @@ struct RunDriver {
         }
         if flags.completed.load(ordering: .relaxed) { return .completed }
         return flags.cancelledByOperator.load(ordering: .relaxed) ? .cancelled : .stopped
-    }
-
-    /// Polls the command queue (cheaply: only when `PRAGMA data_version` says another process wrote) and applies
-    /// what operators asked, each within a fraction of a second.
-    static func applyCommands(run: Run, store: SQLiteStore, display: Display, runTask: Task<Void, any Error>, flags: Flags) async {
-        var seen: Int64 = -1
-        var paused: [String] = []
-        while !Task.isCancelled {
-            let version = (try? await store.dataVersion()) ?? seen + 1
-            if version != seen {
-                seen = version
-                for command in (try? await store.pendingCommands(of: run.id)) ?? [] {
-                    let result = await apply(command, run: run, store: store, paused: &paused, runTask: runTask, flags: flags)
-                    display.note("operator: \(command.verb)\(command.agent.map { " " + $0 } ?? ""): \(result)")
-                    try? await store.completeCommand(command.id, result: result)
-                }
-            }
-            try? await Task.sleep(for: .milliseconds(50))
-        }
-    }
-
-    static func apply(
-        _ command: SQLiteStore.OperatorCommand,
-        run: Run,
-        store: SQLiteStore,
-        paused: inout [String],
-        runTask: Task<Void, any Error>,
-        flags: Flags
-    ) async -> String {
-        do {
-            switch command.verb {
-            case "cancel":
-                guard let agent = command.agent else {
-                    // Checked where it was typed, and again here: a command written by another tool or an older
-                    // troupe must fail with its reason, never crash the process that applies it.
-                    let text = command.arguments["grace"] ?? "10"
-                    guard let seconds = Double(text) else {
-                        throw TroupeError(.invalidSpec, "--grace takes a number of seconds, not '\(text)'")
-                    }
-                    let grace: Duration
-                    do {
-                        grace = try DurationInput.seconds(seconds, "--grace")
-                    } catch {
-                        throw TroupeError(.invalidSpec, error.description)
-                    }
-                    flags.cancelledByOperator.store(true, ordering: .relaxed)
-                    run.cancel()
-                    Task {
-                        try? await Task.sleep(for: grace)
-                        runTask.cancel()
-                    }
-                    return "cancelling the run (grace \(text)s)"
-                }
-                try await supervisor(of: agent, in: run).terminateChild(agent)
-                return "stopped"
-            case "restart":
-                guard let agent = command.agent else { return "refused: restart needs an agent" }
-                let fresh = command.arguments["fresh"] == "true"
-                try await supervisor(of: agent, in: run).restartChild(agent, fresh: fresh)
-                return fresh ? "restarted from its initial state" : "restarted from its last checkpoint"
-            case "pause":
-                guard paused.isEmpty else { return "already paused" }
-                let agents = leaves(await run.supervisor.children()).filter { $0.status == .running || $0.status == .restarting }
-                for agent in agents.reversed() {
-                    try await supervisor(of: agent.name, in: run).terminateChild(agent.name)
-                }
-                paused = agents.map(\.name)
-                try await store.setRunStatus(run.id, "paused")
-                return "paused \(agents.count) agents"
-            case "unpause":
-                guard !paused.isEmpty else { return "not paused" }
-                for name in paused { try await supervisor(of: name, in: run).restartChild(name) }
-                let count = paused.count
-                paused = []
-                try await store.setRunStatus(run.id, "running")
-                return "resumed \(count) agents"
-            case "requeue":
-                let ids = command.arguments["ids"].map { $0.split(separator: ",").compactMap { Int64($0) } }
-                let agents = try await store.requeueDeadLetters(of: run.id, ids: ids)
-                for agent in Set(agents).sorted() { try await supervisor(of: agent, in: run).restartChild(agent) }
-                return "requeued \(agents.count) messages"
-            default:
-                return "refused: unknown command '\(command.verb)'"
-            }
-        } catch {
-            return "failed: \(error)"
-        }
-    }
-
-    static func supervisor(of agent: String, in run: Run) async throws -> Supervisor {
-        guard let supervisor = await run.supervisor.supervisor(of: agent) else {
-            throw TroupeError(.unknownChild, "run \(run.id) has no agent '\(agent)'")
-        }
-        return supervisor
     }
 
     /// The agents (children without children) of a tree, in start order.
@@ -217,35 +116,10 @@ final class Flags: Sendable {
     let completed = Atomic<Bool>(false)
 }
 
-/// A node of the tree snapshot written to the database.
-struct TreeNode: Codable, Sendable {
-    var name: String
-    var type: String
-    var status: String
-    var incarnation: UInt64
-    var restarts: Int
-    var mailboxDepth: Int
-    var passivated: Bool
-    var children: [TreeNode]
-
-    init(_ info: ChildInfo) {
-        name = info.name
-        type = info.typeName
-        status = info.status.rawValue
-        incarnation = info.incarnation
-        restarts = info.restarts
-        mailboxDepth = info.mailboxDepth
-        passivated = info.isPassivated
-        children = info.children.map(TreeNode.init)
-    }
-
-    static func json(_ children: [ChildInfo]) -> String { jsonText(children.map(TreeNode.init)) }
-}
-
 /// What a foreground run prints: events as lines (or JSON lines), and on a terminal a status line kept current.
 final class Display: Sendable {
     private struct State {
-        var statuses: [String: String] = [:]
+        var statuses: [String: AgentStatus] = [:]
         var checkpoints = 0
         var lastError: String?
         var statusLine = ""
@@ -262,26 +136,18 @@ final class Display: Sendable {
     }
 
     func event(_ event: Event) {
-        let (kind, detail) = describe(event.kind)
+        let record = EventRecord(event)
         state.withLock { state in
-            switch event.kind {
-            case .started: state.statuses[event.name] = "running"
-            case .restarting: state.statuses[event.name] = "restarting"
-            case .exited(.failed(let error)):
-                state.statuses[event.name] = "failed"
-                state.lastError = "\(event.name): \(error)"
-            case .quarantined(let error):
-                state.statuses[event.name] = "quarantined"
-                state.lastError = "\(event.name): \(error)"
-            case .exited, .stopped, .abandoned: state.statuses[event.name] = "stopped"
-            case .checkpointed: state.checkpoints += 1
-            default: break
+            if let status = event.kind.impliedStatus { state.statuses[event.name] = status }
+            if let error = event.kind.error { state.lastError = "\(event.name): \(error)" }
+            if case .checkpointed = event.kind {
+                state.checkpoints += 1
+                return
             }
-            if case .checkpointed = event.kind { return }
             if json {
-                print(jsonText(EventLine(run: event.run.rawValue, agent: event.name, incarnation: event.incarnation, event: kind, detail: detail, time: timestamp(Int64(event.time.timeIntervalSince1970 * 1000)))))
+                print(jsonText(EventLine(record)))
             } else {
-                let line = "\(timestamp(Int64(event.time.timeIntervalSince1970 * 1000)))  \("\(event.name)#\(event.incarnation)".padded(to: 16)) \(kind.padded(to: 12))\(detail)"
+                let line = "\(timestamp(record.time))  \("\(event.name)#\(event.incarnation)".padded(to: 16)) \(record.event.padded(to: 12))\(record.detail)"
                 write(line.trimmingTrailingSpaces(), statusLine: state.statusLine)
             }
             flushOutput()
@@ -305,7 +171,7 @@ final class Display: Sendable {
             let leaves = RunDriver.leaves(children)
             let running = leaves.filter { $0.status == .running }.count
             let restarting = leaves.filter { $0.status == .restarting }.count
-            let failed = state.statuses.values.filter { $0 == "failed" || $0 == "quarantined" }.count
+            let failed = state.statuses.values.filter { $0 == .failed || $0 == .quarantined }.count
             var line = "[\(running) running · \(restarting) restarting · \(failed) failed · \(Int(rate)) msgs/s · "
                 + "\(state.checkpoints) checkpoints]"
             if let error = state.lastError { line += " last error: \(error.prefix(80))" }
@@ -328,17 +194,7 @@ final class Display: Sendable {
             Swift.print("\r\u{1B}[K" + line)
             Swift.print(statusLine, terminator: "")
         } else {
-            Swift.print(line)
+            print(line)
         }
-    }
-
-    struct EventLine: Encodable {
-        var type = "event"
-        var run: String
-        var agent: String
-        var incarnation: UInt64
-        var event: String
-        var detail: String
-        var time: String
     }
 }

@@ -1,7 +1,8 @@
 public import ArgumentParser
 import Glibc
-import Logging
+package import Logging
 import Troupe
+import Synchronization
 import TroupeSQLite
 
 /// The `troupe` command: run and steer Troupe runs.
@@ -13,7 +14,10 @@ import TroupeSQLite
 /// await TroupeCommand.main()
 /// ```
 public struct TroupeCommand: AsyncParsableCommand {
-    public static let configuration = CommandConfiguration(
+    private static let extraVerbs = Mutex<[any ParsableCommand.Type]>([])
+
+    public static var configuration: CommandConfiguration {
+        CommandConfiguration(
         commandName: "troupe",
         abstract: "Run and steer durable multi-agent runs.",
         discussion: """
@@ -35,22 +39,33 @@ public struct TroupeCommand: AsyncParsableCommand {
             RunCommand.self, PsCommand.self, TreeCommand.self, StatusCommand.self, EventsCommand.self,
             CancelCommand.self, RestartCommand.self, PauseCommand.self, UnpauseCommand.self, ResumeCommand.self,
             CheckpointsCommand.self, ForkCommand.self, DeadLettersCommand.self, PruneCommand.self, RmCommand.self,
-            BlueprintsCommand.self, DbCommand.self, VersionCommand.self, DemoCommand.self,
-        ]
+            BlueprintsCommand.self, DbCommand.self, VersionCommand.self,
+        ] + extraVerbs.withLock { $0 }
     )
+    }
 
     public init() {}
 
-    /// Runs the `troupe` command with your own blueprints instead of the gallery's: a package that defines
-    /// agents builds its own operator binary with every verb.
+    /// Runs the `troupe` command with your blueprints: a package that defines agents builds its own operator
+    /// binary with every verb.
     ///
     /// ```swift
     /// @main enum Operator {
     ///     static func main() async { await TroupeCommand.main(blueprints: [orders, billing]) }
     /// }
     /// ```
-    public static func main(blueprints: [BlueprintEntry]) async {
-        Catalog.install(blueprints)
+    ///
+    /// - Parameters:
+    ///   - blueprints: What `troupe run NAME` can start.
+    ///   - services: Shared clients handed to every run (``Run/Configuration/services``), such as an HTTP client.
+    ///   - verbs: More subcommands, listed after the built-in ones.
+    public static func main(
+        blueprints: [BlueprintEntry],
+        services: [any Sendable] = [],
+        verbs: [any ParsableCommand.Type] = []
+    ) async {
+        Catalog.install(blueprints, services: services)
+        extraVerbs.withLock { $0 = verbs }
         await main()
     }
 
@@ -70,7 +85,7 @@ public struct TroupeCommand: AsyncParsableCommand {
     }
 
     /// Prints `error` to standard error and turns it into the matching exit code.
-    static func fail(_ error: any Error) -> ExitCode {
+    package static func fail(_ error: any Error) -> ExitCode {
         printError("troupe: \(error)")
         return exitCode(for: error)
     }
@@ -88,25 +103,27 @@ public enum TroupeRelease {
 }
 
 /// Options every subcommand shares.
-struct GlobalOptions: ParsableArguments {
+package struct GlobalOptions: ParsableArguments {
+    package init() {}
+
     @Option(
         help: ArgumentHelp(
             "The database file. Default: $TROUPE_DATABASE, else \(SQLiteStore.defaultPath) under the current directory.",
             valueName: "path"
         )
     )
-    var database: String?
+    package var database: String?
 
     @Flag(help: "Print results as JSON (one document, or JSON lines for streams).")
-    var json = false
+    package var json = false
 
     @Option(help: ArgumentHelp("Seconds to wait for another process's database lock before giving up (exit 75); 0 to 10 years.", valueName: "seconds"))
-    var busyTimeout: Double = 5
+    package var busyTimeout: Double = 5
 
     @Option(help: ArgumentHelp("Checkpoints a run keeps per agent, at least (older ones are pruned as it goes). Keep more to fork from further back.", valueName: "n"))
-    var retain = 3
+    package var retain = 3
 
-    func validate() throws {
+    package func validate() throws {
         guard retain >= 1 else { throw ValidationError("--retain must be at least 1 (an agent needs a checkpoint to resume from)") }
         do {
             _ = try DurationInput.seconds(busyTimeout, "--busy-timeout")
@@ -123,7 +140,7 @@ struct GlobalOptions: ParsableArguments {
     }
 
     /// The database to use: `--database`, else `TROUPE_DATABASE`, else the default file.
-    var databasePath: String {
+    package var databasePath: String {
         if let database { return database }
         if let value = getenv("TROUPE_DATABASE"), value.pointee != 0 { return String(cString: value) }
         return SQLiteStore.defaultPath
@@ -135,7 +152,7 @@ struct GlobalOptions: ParsableArguments {
             valueName: "level"
         )
     )
-    var logLevel: Logger.Level?
+    package var logLevel: Logger.Level?
 }
 
 extension Logger.Level: @retroactive ExpressibleByArgument {}

@@ -1,6 +1,6 @@
 import Troupe
 
-/// Applies the SQL files of `migrations/`, embedded in the binary, to a database.
+/// Applies the SQL files of `migrations/sqlite/`, embedded in the binary, to a database.
 ///
 /// Rules, each for a reason:
 /// - Migrations are applied in order, each in its own `BEGIN IMMEDIATE` transaction together with its row in
@@ -29,6 +29,11 @@ struct Migrator {
             id: 4,
             name: "0004_message_leases.sql",
             sql: String(decoding: PackageResources._004_message_leases_sql, as: UTF8.self)
+        ),
+        Migration(
+            id: 5,
+            name: "0005_typed_operator_records.sql",
+            sql: String(decoding: PackageResources._005_typed_operator_records_sql, as: UTF8.self)
         ),
     ]
 

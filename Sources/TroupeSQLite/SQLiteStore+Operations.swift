@@ -1,98 +1,43 @@
-import FoundationEssentials
+public import FoundationEssentials
 public import Troupe
 
-// What operators ask of a database: the runs, their agents and trees, checkpoints, dead letters, the command queue,
-// forks and pruning. The CLI is a thin layer over these.
+// What operators ask of a database — runs, agents, trees, checkpoints, dead letters, forks, pruning — and the
+// control queue, behind the engine's ``RunReadModel`` and ``ControlQueue``. The CLI uses nothing else.
 
-extension SQLiteStore {
-    /// A run as `troupe ps` shows it.
-    public struct RunSummary: Sendable, Codable, Hashable {
-        public var id: String
-        public var blueprint: String
-        /// `running`, `stopped`, `failed`, `completed` or `cancelled`; a `running` run whose owner is gone
-        /// (``ownerAlive`` false) crashed and can be resumed.
-        public var status: String
-        public var parameters: [String: String]
-        /// Milliseconds since 1970.
-        public var createdAt: Int64
-        public var endedAt: Int64?
-        public var error: String?
-        public var ownerPID: Int64?
-        public var ownerHost: String?
-        public var heartbeatAt: Int64?
-        /// Whether the owning process is alive (same host: the process exists; other hosts: a recent heartbeat).
-        public var ownerAlive: Bool
-        public var agents: Int
-        public var restarts: Int
-    }
+extension SQLiteStore: OperatorStore {
+    public var location: String { "'\(path)'" }
 
-    /// An agent's row, joined with its latest checkpoint and the durable messages waiting for it.
-    public struct AgentSummary: Sendable, Codable, Hashable {
-        public var name: String
-        public var type: String
-        public var durability: String
-        public var status: String
-        public var epoch: Int64
-        public var restarts: Int
-        public var lastError: String?
-        public var lastCheckpoint: Int64?
-        public var lastCheckpointAt: Int64?
-        public var pendingMessages: Int
-    }
+    static func date(_ milliseconds: Int64) -> Date { Date(timeIntervalSince1970: Double(milliseconds) / 1000) }
 
-    /// One retained checkpoint, without its state.
-    public struct CheckpointRecord: Sendable, Codable, Hashable {
-        public var sequence: Int64
-        public var epoch: Int64
-        public var stateVersion: Int
-        public var createdAt: Int64
-        public var bytes: Int
-    }
-
-    /// A dead letter as `troupe dead-letters` lists it.
-    public struct DeadLetterRecord: Sendable, Codable, Hashable {
-        public var id: Int64
-        public var agent: String
-        public var error: String
-        public var failures: Int
-        public var createdAt: Int64
-        public var bytes: Int
-    }
-
-    /// An operator's command, queued for the process driving a run.
-    public struct OperatorCommand: Sendable, Codable, Hashable {
-        public var id: Int64
-        /// `cancel`, `restart`, `pause`, `unpause` or `requeue`.
-        public var verb: String
-        public var agent: String?
-        public var arguments: [String: String]
-        public var createdAt: Int64
-        public var appliedAt: Int64?
-        public var result: String?
-    }
+    static func milliseconds(_ date: Date) -> Int64 { Int64((date.timeIntervalSince1970 * 1000).rounded()) }
 
     private static let runColumns = """
         r.id, r.blueprint, r.status, r.parameters, r.created_at, r.ended_at, r.error, r.owner_pid, r.owner_host,
         r.heartbeat_at, (SELECT count(*) FROM agents a WHERE a.run_id = r.id),
-        (SELECT coalesce(sum(a.restarts), 0) FROM agents a WHERE a.run_id = r.id)
+        (SELECT coalesce(sum(a.restarts), 0) FROM agents a WHERE a.run_id = r.id), r.durability
         """
 
     private static func runSummary(_ row: Statement, heartbeatTimeout: Int64) -> RunSummary {
         let parameters = (try? JSONDecoder().decode([String: String].self, from: Data((row.text(3) ?? "{}").utf8))) ?? [:]
-        let pid = row.isNull(7) ? nil : row.int64(7)
-        let heartbeat = row.isNull(9) ? nil : row.int64(9)
-        var alive = false
-        if let pid, let heartbeat {
-            alive = WriterSession.isAlive(
-                pid: pid, host: row.text(8), heartbeat: heartbeat, now: now(), timeout: heartbeatTimeout,
-                localHost: WriterSession.localHost
-            )
+        var owner: RunSummary.Owner?
+        if !row.isNull(7) {
+            let pid = row.int64(7)
+            let heartbeat = row.isNull(9) ? nil : row.int64(9)
+            let alive = heartbeat.map {
+                WriterSession.isAlive(
+                    pid: pid, host: row.text(8), heartbeat: $0, now: now(), timeout: heartbeatTimeout,
+                    localHost: WriterSession.localHost
+                )
+            } ?? false
+            owner = RunSummary.Owner(pid: pid, host: row.text(8) ?? "", heartbeatAt: heartbeat.map(date), alive: alive)
         }
+        var status = RunStatus(rawValue: row.text(2) ?? "") ?? .failed
+        if status.isLive, owner?.alive != true { status = .crashed }
         return RunSummary(
-            id: row.text(0) ?? "", blueprint: row.text(1) ?? "", status: row.text(2) ?? "", parameters: parameters,
-            createdAt: row.int64(4), endedAt: row.isNull(5) ? nil : row.int64(5), error: row.text(6),
-            ownerPID: pid, ownerHost: row.text(8), heartbeatAt: heartbeat, ownerAlive: alive,
-            agents: row.int(10), restarts: row.int(11)
+            id: RunID(row.text(0) ?? ""), blueprint: row.text(1) ?? "", status: status,
+            durability: row.text(12).flatMap(Durability.init), parameters: parameters,
+            createdAt: date(row.int64(4)), endedAt: row.isNull(5) ? nil : date(row.int64(5)), error: row.text(6),
+            owner: owner, agents: row.int(10), restarts: row.int(11)
         )
     }
 
@@ -118,16 +63,9 @@ extension SQLiteStore {
             let statement = try connection.statement("SELECT \(Self.runColumns) FROM runs r WHERE r.id = ?")
             defer { statement.reset() }
             try statement.bind(id.rawValue, at: 1)
-            guard try statement.step() else { throw Self.unknownRun(id, path: path) }
+            guard try statement.step() else { throw TroupeError.unknownRun(id, in: "'\(path)'") }
             return Self.runSummary(statement, heartbeatTimeout: timeout)
         }
-    }
-
-    static func unknownRun(_ id: RunID, path: String) -> TroupeError {
-        TroupeError(
-            .unknownRun,
-            "no run '\(id)' in '\(path)'. `troupe ps` lists the runs; pass --database if it is in another file."
-        )
     }
 
     /// The agents of a run, in name order.
@@ -148,10 +86,13 @@ extension SQLiteStore {
             while try statement.step() {
                 result.append(
                     AgentSummary(
-                        name: statement.text(0) ?? "", type: statement.text(1) ?? "", durability: statement.text(2) ?? "",
-                        status: statement.text(3) ?? "", epoch: statement.int64(4), restarts: statement.int(5),
-                        lastError: statement.text(6), lastCheckpoint: statement.isNull(7) ? nil : statement.int64(7),
-                        lastCheckpointAt: statement.isNull(8) ? nil : statement.int64(8), pendingMessages: statement.int(9)
+                        name: statement.text(0) ?? "", type: statement.text(1) ?? "",
+                        durability: statement.text(2).flatMap(Durability.init) ?? .ephemeral,
+                        status: AgentStatus(rawValue: statement.text(3) ?? "") ?? .stopped,
+                        epoch: UInt64(statement.int64(4)), restarts: statement.int(5), lastError: statement.text(6),
+                        lastCheckpoint: statement.isNull(7) ? nil : UInt64(statement.int64(7)),
+                        lastCheckpointAt: statement.isNull(8) ? nil : Self.date(statement.int64(8)),
+                        pendingMessages: statement.int(9)
                     )
                 )
             }
@@ -159,35 +100,44 @@ extension SQLiteStore {
         }
     }
 
-    /// The last tree snapshot the driving process wrote (JSON), and when.
-    public func treeSnapshot(of run: RunID) async throws -> (json: String, at: Int64)? {
-        try await read { connection in
+    public func treeSnapshot(of run: RunID) async throws -> TreeSnapshot? {
+        let stored: (String, Int64)? = try await read { connection in
             let statement = try connection.statement("SELECT tree, tree_at FROM runs WHERE id = ? AND tree IS NOT NULL")
             defer { statement.reset() }
             try statement.bind(run.rawValue, at: 1)
             guard try statement.step() else { return nil }
             return (statement.text(0) ?? "[]", statement.int64(1))
         }
+        guard let (json, at) = stored else { return nil }
+        do {
+            return TreeSnapshot(nodes: try JSONDecoder().decode([TreeNode].self, from: Data(json.utf8)), at: Self.date(at))
+        } catch {
+            throw TroupeError(
+                .notADatabase,
+                "the tree snapshot of run \(run) in '\(path)' cannot be read (\(error)). It is rewritten while the run "
+                    + "is driven; `troupe status` and `troupe events` do not need it."
+            )
+        }
     }
 
-    /// Records the live tree of a run this process drives (see ``treeSnapshot(of:)``).
-    public func saveTreeSnapshot(of run: RunID, json: String) async throws {
+    public func publishTree(_ nodes: [TreeNode], of run: RunID) async throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        let json = String(decoding: try encoder.encode(nodes), as: UTF8.self)
         try await writer.perform { session in
             try session.connection.statement("UPDATE runs SET tree = ?, tree_at = ? WHERE id = ?")
                 .run(.text(json), .integer(now()), .text(run.rawValue))
         }
     }
 
-    /// Sets the status operators see for a run this process drives (`paused`, `running`).
-    public func setRunStatus(_ run: RunID, _ status: String) async throws {
+    public func setPaused(_ paused: Bool, run: RunID) async throws {
         try await writer.perform { session in
             try session.checkLease(run)
             try session.connection.statement("UPDATE runs SET status = ?, updated_at = ? WHERE id = ?")
-                .run(.text(status), .integer(now()), .text(run.rawValue))
+                .run(.text(paused ? "paused" : "running"), .integer(now()), .text(run.rawValue))
         }
     }
 
-    /// The retained checkpoints of an agent, oldest first, without their states.
     public func checkpointHistory(of agent: AgentID) async throws -> [CheckpointRecord] {
         try await read { connection in
             let statement = try connection.statement(
@@ -202,8 +152,8 @@ extension SQLiteStore {
             while try statement.step() {
                 result.append(
                     CheckpointRecord(
-                        sequence: statement.int64(0), epoch: statement.int64(1), stateVersion: statement.int(2),
-                        createdAt: statement.int64(3), bytes: statement.int(4)
+                        sequence: UInt64(statement.int64(0)), epoch: UInt64(statement.int64(1)),
+                        stateVersion: statement.int(2), createdAt: Self.date(statement.int64(3)), bytes: statement.int(4)
                     )
                 )
             }
@@ -211,15 +161,7 @@ extension SQLiteStore {
         }
     }
 
-    /// Whether the run has an agent of that name.
-    public func hasAgent(_ agent: AgentID) async throws -> Bool {
-        try await read { connection in
-            try connection.scalar("SELECT 1 FROM agents WHERE run_id = ? AND name = ?", .text(agent.run.rawValue), .text(agent.name)) != nil
-        }
-    }
-
-    /// The dead letters of a run, oldest first, without their messages.
-    public func deadLetterRecords(of run: RunID) async throws -> [DeadLetterRecord] {
+    public func deadLetters(of run: RunID) async throws -> [DeadLetterRecord] {
         try await read { connection in
             let statement = try connection.statement(
                 "SELECT id, agent, error, failures, created_at, length(payload) FROM dead_letters WHERE run_id = ? ORDER BY id"
@@ -231,7 +173,7 @@ extension SQLiteStore {
                 result.append(
                     DeadLetterRecord(
                         id: statement.int64(0), agent: statement.text(1) ?? "", error: statement.text(2) ?? "",
-                        failures: statement.int(3), createdAt: statement.int64(4), bytes: statement.int(5)
+                        failures: statement.int(3), createdAt: Self.date(statement.int64(4)), bytes: statement.int(5)
                     )
                 )
             }
@@ -239,16 +181,13 @@ extension SQLiteStore {
         }
     }
 
-    /// Moves dead letters (all of the run's, or those with `ids`) back into their agents' durable inboxes.
-    ///
-    /// When this process drives the run, each agent's next start picks them up; otherwise the next resume does.
-    /// - Returns: The agents the messages went back to, one entry per message.
-    public func requeueDeadLetters(of run: RunID, ids: [Int64]? = nil) async throws -> [String] {
+    /// When this process drives the run, each agent's next start picks the messages up; otherwise the next
+    /// resume does.
+    public func requeueDeadLetters(of run: RunID, ids: [Int64]?) async throws -> [String] {
         try await writer.perform { session in try session.requeue(run, ids: ids) }
     }
 
-    /// Deletes dead letters (all of the run's, or those with `ids`). Returns how many.
-    public func purgeDeadLetters(of run: RunID, ids: [Int64]? = nil) async throws -> Int {
+    public func purgeDeadLetters(of run: RunID, ids: [Int64]?) async throws -> Int {
         try await writer.perform { session in
             let connection = session.connection
             guard let ids else {
@@ -264,42 +203,58 @@ extension SQLiteStore {
         }
     }
 
-    // MARK: The command queue
+    // MARK: The control queue
 
-    /// Queues a command for the process driving `run` (or for the next resume). Returns its id.
-    public func enqueueCommand(_ run: RunID, verb: String, agent: String?, arguments: [String: String] = [:]) async throws -> Int64 {
-        try await writer.perform { session in
+    public func enqueue(_ action: OperatorCommand.Action, for run: RunID) async throws -> Int64 {
+        let path = self.path
+        return try await writer.perform { session in
             let connection = session.connection
+            guard try connection.scalar("SELECT 1 FROM runs WHERE id = ?", .text(run.rawValue)) != nil else {
+                throw TroupeError.unknownRun(run, in: "'\(path)'")
+            }
             try connection.statement("INSERT INTO commands (run_id, verb, agent, arguments, created_at) VALUES (?, ?, ?, ?, ?)")
-                .run(.text(run.rawValue), .text(verb), .text(agent), .text(WriterSession.json(arguments)), .integer(now()))
+                .run(
+                    .text(run.rawValue), .text(action.verb), .text(action.agent), .text(WriterSession.json(action.arguments)),
+                    .integer(now())
+                )
             return connection.lastInsertRowID
         }
     }
 
-    /// Commands for `run` not applied yet, oldest first.
-    public func pendingCommands(of run: RunID) async throws -> [OperatorCommand] {
-        try await commands(of: run, pendingOnly: true)
+    public func commands(of run: RunID) async throws -> [OperatorCommand] {
+        try await commands(of: run, after: 0, pendingOnly: false)
     }
 
-    /// Every command of `run`, oldest first.
-    public func commands(of run: RunID, pendingOnly: Bool = false) async throws -> [OperatorCommand] {
+    private func commands(of run: RunID, after: Int64, pendingOnly: Bool) async throws -> [OperatorCommand] {
         try await read { connection in
             let statement = try connection.statement(
                 """
-                SELECT id, verb, agent, arguments, created_at, applied_at, result FROM commands
-                WHERE run_id = ? AND (? = 0 OR applied_at IS NULL) ORDER BY id
+                SELECT id, verb, agent, arguments, created_at, applied_at, result, outcome FROM commands
+                WHERE run_id = ? AND id > ? AND (? = 0 OR applied_at IS NULL) ORDER BY id
                 """
             )
             defer { statement.reset() }
-            try statement.bind([.text(run.rawValue), .integer(pendingOnly ? 1 : 0)])
+            try statement.bind([.text(run.rawValue), .integer(after), .integer(pendingOnly ? 1 : 0)])
             var result: [OperatorCommand] = []
             while try statement.step() {
-                let arguments = (try? JSONDecoder().decode([String: String].self, from: Data((statement.text(3) ?? "{}").utf8))) ?? [:]
+                let arguments = (try? JSONDecoder().decode([String: String].self, from: Data((statement.text(3) ?? "{}").utf8)))
+                var outcome: OperatorCommand.Result?
+                if let message = statement.text(6) {
+                    outcome = OperatorCommand.Result(
+                        OperatorCommand.Result.Outcome(rawValue: statement.text(7) ?? "") ?? .applied,
+                        message
+                    )
+                }
+                let verb = statement.text(1) ?? ""
                 result.append(
                     OperatorCommand(
-                        id: statement.int64(0), verb: statement.text(1) ?? "", agent: statement.text(2), arguments: arguments,
-                        createdAt: statement.int64(4), appliedAt: statement.isNull(5) ? nil : statement.int64(5),
-                        result: statement.text(6)
+                        id: statement.int64(0),
+                        run: run,
+                        action: arguments.map { OperatorCommand.Action(verb: verb, agent: statement.text(2), arguments: $0) }
+                            ?? .unrecognized(verb: verb, reason: "its arguments are not a JSON object of strings"),
+                        createdAt: Self.date(statement.int64(4)),
+                        appliedAt: statement.isNull(5) ? nil : Self.date(statement.int64(5)),
+                        result: outcome
                     )
                 )
             }
@@ -307,17 +262,44 @@ extension SQLiteStore {
         }
     }
 
-    /// Marks a command applied, with what happened.
-    public func completeCommand(_ id: Int64, result: String) async throws {
-        try await writer.perform { session in
-            try session.connection.statement("UPDATE commands SET applied_at = ?, result = ? WHERE id = ?")
-                .run(.integer(now()), .text(result), .integer(id))
+    /// Polls the queue every 50 ms, querying it only when `PRAGMA data_version` says another connection wrote.
+    public func pendingCommands(of run: RunID) -> AsyncThrowingStream<OperatorCommand, any Error> {
+        AsyncThrowingStream { continuation in
+            let task = Task {
+                var seen: Int64 = -1
+                var last: Int64 = 0
+                do {
+                    while !Task.isCancelled {
+                        let version = try await self.dataVersion()
+                        if version != seen {
+                            seen = version
+                            for command in try await self.commands(of: run, after: last, pendingOnly: true) {
+                                last = command.id
+                                continuation.yield(command)
+                            }
+                        }
+                        try await Task.sleep(for: .milliseconds(50))
+                    }
+                    continuation.finish()
+                } catch is CancellationError {
+                    continuation.finish()
+                } catch {
+                    continuation.finish(throwing: error)
+                }
+            }
+            continuation.onTermination = { _ in task.cancel() }
         }
     }
 
-    /// A cheap number that changes whenever another connection commits (`PRAGMA data_version`): a live run
-    /// polls it to notice operators' commands without querying the command table each time.
-    public func dataVersion() async throws -> Int64 {
+    public func complete(_ command: Int64, with result: OperatorCommand.Result) async throws {
+        try await writer.perform { session in
+            try session.connection.statement("UPDATE commands SET applied_at = ?, result = ?, outcome = ? WHERE id = ?")
+                .run(.integer(now()), .text(result.message), .text(result.outcome.rawValue), .integer(command))
+        }
+    }
+
+    /// A cheap number that changes whenever another connection commits (`PRAGMA data_version`).
+    func dataVersion() async throws -> Int64 {
         try await read { connection in try connection.scalar("PRAGMA data_version") ?? 0 }
     }
 
@@ -328,13 +310,13 @@ extension SQLiteStore {
     /// The original run is untouched; the fork is created stopped, for `troupe resume` to start.
     ///
     /// - Throws: ``TroupeError/Code/unknownRun`` or ``TroupeError/Code/unknownChild`` (no such checkpoint).
-    public func fork(_ agent: AgentID, sequence: Int64, as newRun: RunID) async throws {
+    public func fork(_ agent: AgentID, sequence: UInt64, as newRun: RunID) async throws {
         let path = self.path
         try await writer.perform { session in
             let connection = session.connection
             let source = agent.run.rawValue
             guard try connection.scalar("SELECT 1 FROM runs WHERE id = ?", .text(source)) != nil else {
-                throw SQLiteStore.unknownRun(agent.run, path: path)
+                throw TroupeError.unknownRun(agent.run, in: "'\(path)'")
             }
             guard
                 let time = try connection.scalar(
@@ -342,7 +324,7 @@ extension SQLiteStore {
                     SELECT c.created_at FROM checkpoints c JOIN agents a ON a.id = c.agent_id
                     WHERE a.run_id = ? AND a.name = ? AND c.seq = ?
                     """,
-                    .text(source), .text(agent.name), .integer(sequence)
+                    .text(source), .text(agent.name), .integer(Int64(sequence))
                 )
             else {
                 throw TroupeError(
@@ -354,8 +336,8 @@ extension SQLiteStore {
             let stamp = now()
             try connection.statement(
                 """
-                INSERT INTO runs (id, blueprint, status, parameters, created_at, updated_at, error)
-                SELECT ?, blueprint, 'stopped', parameters, ?, ?, ? FROM runs WHERE id = ?
+                INSERT INTO runs (id, blueprint, status, parameters, durability, created_at, updated_at, error)
+                SELECT ?, blueprint, 'stopped', parameters, durability, ?, ?, ? FROM runs WHERE id = ?
                 """
             ).run(
                 .text(newRun.rawValue), .integer(stamp), .integer(stamp),
@@ -379,19 +361,12 @@ extension SQLiteStore {
                     AND (CASE WHEN o.name = ? THEN c2.seq <= ? ELSE c2.created_at <= ? END)
                 )
                 """
-            ).run(.text(newRun.rawValue), .text(source), .text(agent.name), .integer(sequence), .integer(time))
+            ).run(.text(newRun.rawValue), .text(source), .text(agent.name), .integer(Int64(sequence)), .integer(time))
         }
     }
 
-    /// What ``prune(keep:eventsBefore:dryRun:)`` removed (or would remove).
-    public struct PruneReport: Sendable, Codable, Hashable {
-        public var checkpoints: Int
-        public var events: Int
-    }
-
-    /// Deletes all but the last `keep` checkpoints of every agent, and events older than `eventsBefore`
-    /// (milliseconds since 1970), from runs that no live process drives.
-    public func prune(keep: Int, eventsBefore: Int64?, dryRun: Bool) async throws -> PruneReport {
+    public func prune(keep: Int, eventsBefore: Date?, dryRun: Bool) async throws -> PruneReport {
+        let eventsBefore = eventsBefore.map(Self.milliseconds)
         precondition(keep >= 1, "prune must keep at least one checkpoint per agent")
         return try await write { connection in
             let doomed = """
@@ -424,14 +399,14 @@ extension SQLiteStore {
                 try statement.bind(id.rawValue, at: 1)
                 guard try statement.step() else {
                     statement.reset()
-                    throw Self.unknownRun(id, path: path)
+                    throw TroupeError.unknownRun(id, in: "'\(path)'")
                 }
                 let run = Self.runSummary(statement, heartbeatTimeout: timeout)
                 statement.reset()
-                if run.ownerAlive {
+                if let owner = run.owner, owner.alive {
                     throw TroupeError(
                         .leaseHeld,
-                        "run \(id) is being driven by process \(run.ownerPID ?? 0) on \(run.ownerHost ?? "?"); it was not "
+                        "run \(id) is being driven by process \(owner.pid) on \(owner.host); it was not "
                             + "deleted (nor were the others named). Stop it first (`troupe cancel \(id)`)."
                     )
                 }
@@ -453,14 +428,15 @@ extension SQLiteStore {
         }
     }
 
-    /// Runs SQLite's integrity check and reports the migrations applied: `ok` lines mean healthy.
-    public func check() async throws -> (integrity: [String], migrations: [String], known: [String]) {
+    /// Runs SQLite's integrity check and compares the migrations applied with those this build knows.
+    public func check() async throws -> StoreHealth {
         let known = Migrator.migrations.map(\.name)
         return try await read { connection in
-            (
-                try connection.texts("PRAGMA integrity_check"),
-                try connection.texts("SELECT name FROM troupe_migrations ORDER BY id"),
-                known
+            let integrity = try connection.texts("PRAGMA integrity_check")
+            return StoreHealth(
+                problems: integrity == ["ok"] ? [] : integrity,
+                migrations: try connection.texts("SELECT name FROM troupe_migrations ORDER BY id"),
+                known: known
             )
         }
     }

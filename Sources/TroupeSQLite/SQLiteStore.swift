@@ -31,9 +31,12 @@ public import Troupe
 /// ### Reading
 /// - ``read(_:)``
 /// - ``checkpoints(of:)``
-/// - ``events(of:since:)``
+/// - ``events(of:since:agent:limit:)``
 /// - ``pendingMessages(of:)``
-/// - ``deadLetters(of:)``
+/// - ``deadLetterMessages(of:)``
+///
+/// It is also the operator's view of the file (``RunReadModel``), its control queue (``ControlQueue``), and a
+/// swift-service-lifecycle `Service` that closes the store when its service group shuts down.
 public final class SQLiteStore: CheckpointStore {
     /// How the store writes.
     public struct Configuration: Sendable {
@@ -79,6 +82,8 @@ public final class SQLiteStore: CheckpointStore {
     private let reader: Reader
     /// Milliseconds without a heartbeat after which another host's lease counts as expired.
     let heartbeatTimeout: Int64
+    /// Fulfilled, per run, when the writer finds that another process took the run's lease.
+    private let leaseWatch: LeaseWatch
 
     /// Opens (creating if needed) the database at `path` and brings its schema up to date.
     ///
@@ -92,6 +97,9 @@ public final class SQLiteStore: CheckpointStore {
     public init(path: String, configuration: Configuration = Configuration()) async throws {
         self.path = path
         let session = try await Self.onOwnThread { try Self.open(path: path, configuration: configuration) }
+        let leaseWatch = LeaseWatch()
+        self.leaseWatch = leaseWatch
+        session.onLeaseLost = { run, error in leaseWatch.lost(run, error) }
         self.writer = try Writer(session: session)
         self.reader = Reader(path: path, busyTimeout: configuration.busyTimeout)
         self.heartbeatTimeout = session.leaseTimeout
@@ -222,7 +230,13 @@ public final class SQLiteStore: CheckpointStore {
     // MARK: CheckpointStore
 
     public func attach(_ run: RunRecord) async throws -> Bool {
-        try await writer.perform { session in try session.attach(run) }
+        let resumed = try await writer.perform { session in try session.attach(run) }
+        leaseWatch.renew(run.id)
+        return resumed
+    }
+
+    public func leaseLoss(of run: RunID) async -> TroupeError? {
+        await leaseWatch.loss(of: run).wait()
     }
 
     public func detach(_ run: RunID, outcome: RunOutcome, error: String?) async {
@@ -301,25 +315,8 @@ public final class SQLiteStore: CheckpointStore {
         }
     }
 
-    /// One entry of a run's durable event log.
-    public struct LoggedEvent: Sendable, Hashable, Codable {
-        /// Its position in the log; later events have larger numbers.
-        public var sequence: Int64
-        /// The agent's or supervisor's name.
-        public var agent: String
-        /// The incarnation it concerns.
-        public var incarnation: Int64
-        /// `started`, `crashed`, `cancelled`, `exited`, `restarting`, `escalated`, `dead-lettered`, `stopped`,
-        /// `abandoned`, `checkpointed` or `quarantined`.
-        public var kind: String
-        /// The error, reason or checkpoint number.
-        public var detail: String
-        /// Milliseconds since 1970.
-        public var time: Int64
-    }
-
     /// The event log of `run` after sequence number `since` (of one agent, if given), oldest first.
-    public func events(of run: RunID, since: Int64 = 0, agent: String? = nil, limit: Int = 1_000_000) async throws -> [LoggedEvent] {
+    public func events(of run: RunID, since: Int64 = 0, agent: String? = nil, limit: Int = 1_000_000) async throws -> [EventRecord] {
         try await read { connection in
             let statement = try connection.statement(
                 """
@@ -329,21 +326,40 @@ public final class SQLiteStore: CheckpointStore {
             )
             defer { statement.reset() }
             try statement.bind([.text(run.rawValue), .integer(since), .text(agent), .text(agent), .integer(Int64(limit))])
-            var result: [LoggedEvent] = []
-            while try statement.step() {
-                result.append(
-                    LoggedEvent(
-                        sequence: statement.int64(0),
-                        agent: statement.text(1) ?? "",
-                        incarnation: statement.int64(2),
-                        kind: statement.text(3) ?? "",
-                        detail: statement.text(4) ?? "",
-                        time: statement.int64(5)
-                    )
-                )
-            }
-            return result
+            return try Self.eventRecords(statement, run: run)
         }
+    }
+
+    public func lastEvents(of run: RunID, count: Int, agent: String?) async throws -> [EventRecord] {
+        try await read { connection in
+            let statement = try connection.statement(
+                """
+                SELECT * FROM (SELECT seq, agent, incarnation, kind, detail, created_at FROM events
+                WHERE run_id = ? AND (? IS NULL OR agent = ?) ORDER BY seq DESC LIMIT ?) ORDER BY seq
+                """
+            )
+            defer { statement.reset() }
+            try statement.bind([.text(run.rawValue), .text(agent), .text(agent), .integer(Int64(max(0, count)))])
+            return try Self.eventRecords(statement, run: run)
+        }
+    }
+
+    private static func eventRecords(_ statement: Statement, run: RunID) throws -> [EventRecord] {
+        var result: [EventRecord] = []
+        while try statement.step() {
+            result.append(
+                EventRecord(
+                    sequence: statement.int64(0),
+                    run: run,
+                    agent: statement.text(1) ?? "",
+                    incarnation: UInt64(max(0, statement.int64(2))),
+                    event: statement.text(3) ?? "",
+                    detail: statement.text(4) ?? "",
+                    time: date(statement.int64(5))
+                )
+            )
+        }
+        return result
     }
 
     /// Durable messages of `run` not yet committed by their recipients, in delivery order.
@@ -364,8 +380,8 @@ public final class SQLiteStore: CheckpointStore {
         }
     }
 
-    /// The dead letters of `run`, oldest first.
-    public func deadLetters(of run: RunID) async throws -> [DeadLetter] {
+    /// The dead letters of `run` with their messages, oldest first.
+    public func deadLetterMessages(of run: RunID) async throws -> [DeadLetter] {
         try await read { connection in
             let statement = try connection.statement(
                 "SELECT agent, payload, error, failures FROM dead_letters WHERE run_id = ? ORDER BY id"
@@ -384,6 +400,29 @@ public final class SQLiteStore: CheckpointStore {
                 )
             }
             return result
+        }
+    }
+}
+
+/// Per run, the loss of this store's lease, for ``SQLiteStore/leaseLoss(of:)``.
+final class LeaseWatch: Sendable {
+    private let losses = Mutex<[RunID: OneShot<TroupeError>]>([:])
+
+    func loss(of run: RunID) -> OneShot<TroupeError> {
+        losses.withLock { losses in
+            if let loss = losses[run] { return loss }
+            let loss = OneShot<TroupeError>()
+            losses[run] = loss
+            return loss
+        }
+    }
+
+    func lost(_ run: RunID, _ error: TroupeError) { loss(of: run).fulfill(error) }
+
+    /// A new lease: waiters from now on wait for its loss.
+    func renew(_ run: RunID) {
+        losses.withLock { losses in
+            if losses[run]?.value != nil { losses[run] = nil }
         }
     }
 }

@@ -35,6 +35,9 @@ final class WriterSession: @unchecked Sendable {
     /// Runs whose lease another process took over while this one held it: their writes fail as `leaseHeld`, not as
     /// "not attached", until this process attaches or detaches them again.
     private var lost: Set<RunID> = []
+    /// Told when a lease is found taken over (on the writer thread; must not block). Set once, before the writer
+    /// thread starts.
+    var onLeaseLost: (@Sendable (RunID, TroupeError) -> Void)?
     private(set) var agents: [AgentID: AgentRow] = [:]
     /// Undo steps for the in-memory state, run if the transaction rolls back.
     private var undo: [() -> Void] = []
@@ -164,6 +167,7 @@ final class WriterSession: @unchecked Sendable {
         guard connection.changes == 1 else {
             leases[run] = nil
             lost.insert(run)
+            onLeaseLost?(run, Self.takenOver(run))
             throw Self.takenOver(run)
         }
         leaseChecked.insert(run)
@@ -216,18 +220,22 @@ final class WriterSession: @unchecked Sendable {
             try connection.statement(
                 """
                 UPDATE runs SET owner_pid = ?, owner_host = ?, lease_token = ?, heartbeat_at = ?, status = 'running',
-                updated_at = ?, ended_at = NULL, error = NULL WHERE id = ?
+                updated_at = ?, ended_at = NULL, error = NULL, durability = coalesce(?, durability) WHERE id = ?
                 """
-            ).run(.integer(pid), .text(host), .integer(token), .integer(time), .integer(time), .text(record.id.rawValue))
+            ).run(
+                .integer(pid), .text(host), .integer(token), .integer(time), .integer(time),
+                .text(record.durability?.description), .text(record.id.rawValue)
+            )
         } else {
             try connection.statement(
                 """
-                INSERT INTO runs (id, blueprint, status, parameters, created_at, updated_at, owner_pid, owner_host,
-                lease_token, heartbeat_at) VALUES (?, ?, 'running', ?, ?, ?, ?, ?, 1, ?)
+                INSERT INTO runs (id, blueprint, status, parameters, durability, created_at, updated_at, owner_pid,
+                owner_host, lease_token, heartbeat_at) VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, 1, ?)
                 """
             ).run(
-                .text(record.id.rawValue), .text(record.blueprint), .text(Self.json(record.parameters)), .integer(time),
-                .integer(time), .integer(pid), .text(host), .integer(time)
+                .text(record.id.rawValue), .text(record.blueprint), .text(Self.json(record.parameters)),
+                .text(record.durability?.description), .integer(time), .integer(time), .integer(pid), .text(host),
+                .integer(time)
             )
         }
         if existing != nil { try setAsideOrphans(record, time: time) }
@@ -518,43 +526,23 @@ final class WriterSession: @unchecked Sendable {
 
     func record(_ event: Event) throws {
         guard leases[event.run] != nil else { return }
-        let (kind, detail, status, error) = Self.describe(event.kind)
         let time = Int64(event.time.timeIntervalSince1970 * 1000)
         let insert = try prepared(insertEvent, "INSERT INTO events (run_id, agent, incarnation, kind, detail, created_at) VALUES (?, ?, ?, ?, ?, ?)")
         try insert.bind(event.run.rawValue, at: 1)
         try insert.bind(event.name, at: 2)
         try insert.bind(Int64(event.incarnation), at: 3)
-        try insert.bind(kind, at: 4)
-        try insert.bind(detail, at: 5)
+        try insert.bind(event.kind.name, at: 4)
+        try insert.bind(event.kind.detail, at: 5)
         try insert.bind(time, at: 6)
         try insert.execute()
-        if let status {
+        if let status = event.kind.impliedStatus {
             try connection.statement(
                 "UPDATE agents SET status = ?, last_error = coalesce(?, last_error), updated_at = ? WHERE run_id = ? AND name = ?"
-            ).run(.text(status), .text(error), .integer(time), .text(event.run.rawValue), .text(event.name))
+            ).run(.text(status.rawValue), .text(event.kind.error), .integer(time), .text(event.run.rawValue), .text(event.name))
         }
         if case .restarting(_, let restarts) = event.kind {
             try connection.statement("UPDATE agents SET restarts = ?, updated_at = ? WHERE run_id = ? AND name = ?")
                 .run(.integer(Int64(restarts)), .integer(time), .text(event.run.rawValue), .text(event.name))
-        }
-    }
-
-    /// An event's stored kind, its detail, and the agent status and error it implies.
-    static func describe(_ kind: Event.Kind) -> (kind: String, detail: String, status: String?, error: String?) {
-        switch kind {
-        case .started: ("started", "", "running", nil)
-        case .exited(.failed(let error)): ("crashed", "\(error)", "failed", "\(error)")
-        case .exited(.cancelled): ("cancelled", "", "cancelled", nil)
-        case .exited(.stopped): ("exited", "stopped", "stopped", nil)
-        case .exited(.normal): ("exited", "normal", "exited", nil)
-        case .restarting(let delay, let restarts): ("restarting", "after \(delay), restart \(restarts)", "restarting", nil)
-        case .escalated(let restarts, let period): ("escalated", "\(restarts) restarts within \(period)", nil, nil)
-        case .deadLettered(let error, let failures): ("dead-lettered", "after \(failures) failures: \(error)", nil, nil)
-        case .stopped: ("stopped", "", "stopped", nil)
-        case .killed: ("killed", "cancelled after its graceful deadline", "stopped", nil)
-        case .abandoned: ("abandoned", "ignored cancellation past its deadline", "abandoned", nil)
-        case .checkpointed(let sequence): ("checkpointed", "#\(sequence)", nil, nil)
-        case .quarantined(let error): ("quarantined", error, "quarantined", error)
         }
     }
 }

@@ -50,10 +50,15 @@ struct OperatorTests {
         return try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [[String: Any]] ?? []
     }
 
+    /// Whether a run listed by `ps --json` has a live owner.
+    func isDriven(_ run: [String: Any]?) -> Bool {
+        (run?["owner"] as? [String: Any])?["alive"] as? Bool == true
+    }
+
     func liveRun() async throws -> String {
         var id = ""
         try await eventually("a live run in `troupe ps`") {
-            guard let run = try await runs().first, run["ownerAlive"] as? Bool == true, (run["agents"] as? Int ?? 0) == 3 else { return false }
+            guard let run = try await runs().first, isDriven(run), (run["agents"] as? Int ?? 0) == 3 else { return false }
             id = run["id"] as? String ?? ""
             return true
         }
@@ -78,7 +83,7 @@ struct OperatorTests {
 
         let pause = try await troupe("pause", run)
         #expect(pause.stdout.contains("paused 3 agents"))
-        #expect((try await json("status", run) as? [String: Any])?["displayStatus"] as? String == "paused")
+        #expect((try await json("status", run) as? [String: Any]).flatMap { $0["run"] as? [String: Any] }?["status"] as? String == "paused")
         let unpause = try await troupe("unpause", run)
         #expect(unpause.stdout.contains("resumed 3 agents"))
 
@@ -108,7 +113,7 @@ struct OperatorTests {
         try await eventually("some progress") { (try await counter(run)["count"] as? Int ?? 0) > 100 }
         kill(process.processIdentifier, SIGKILL)
         await offThePool { process.waitUntilExit() }
-        try await eventually("the run shown crashed") { try await runs().first?["ownerAlive"] as? Bool == false }
+        try await eventually("the run shown crashed") { !isDriven(try await runs().first) }
         let ps = try await troupe("ps")
         #expect(ps.stdout.contains("crashed"))
 
@@ -119,13 +124,13 @@ struct OperatorTests {
         let second = try start(["resume", run])
         defer { if second.isRunning { second.terminate() } }
         // A second driver for the same run is refused, naming the owner.
-        try await eventually("the resumed run alive") { try await runs().first?["ownerAlive"] as? Bool == true }
+        try await eventually("the resumed run alive") { isDriven(try await runs().first) }
         let intruder = try await troupe("resume", run)
         #expect(intruder.status == 1)
         #expect(intruder.stderr.contains("process \(second.processIdentifier)"))
 
         try await eventually("the queued restart applied") {
-            (try await json("status", run) as? [String: Any]).flatMap { ($0["commands"] as? [[String: Any]])?.first?["result"] as? String }
+            (try await json("status", run) as? [String: Any]).flatMap { ($0["commands"] as? [[String: Any]])?.first?["result"] as? [String: Any] }?["message"] as? String
                 == "restarted from its last checkpoint"
         }
         try await eventually("the count reached") { (try await counter(run)["count"] as? Int ?? 0) == count }
@@ -220,15 +225,20 @@ struct OperatorTests {
         let run = try await liveRun()
         // Written as another tool (or an older troupe) might: the CLI itself refuses this value.
         let store = try await SQLiteStore(path: database)
-        _ = try await store.enqueueCommand(RunID(run), verb: "cancel", agent: nil, arguments: ["grace": "inf"])
+        _ = try await store.write { connection in
+            try connection.statement(
+                "INSERT INTO commands (run_id, verb, arguments, created_at) VALUES (?, 'cancel', '{\"grace\":\"inf\"}', 0)"
+            ).run(.text(run))
+        }
         await store.close()
-        var result = ""
+        var result: [String: Any] = [:]
         try await eventually("the command completed") {
             let commands = (try await json("status", run) as? [String: Any])?["commands"] as? [[String: Any]] ?? []
-            result = commands.first?["result"] as? String ?? ""
+            result = commands.first?["result"] as? [String: Any] ?? [:]
             return !result.isEmpty
         }
-        #expect(result.contains("failed") && result.contains("--grace"), "\(result)")
+        #expect(result["outcome"] as? String == "refused", "\(result)")
+        #expect((result["message"] as? String ?? "").contains("grace"), "\(result)")
         #expect(process.isRunning)
         _ = try await troupe("cancel", run)
         await offThePool { process.waitUntilExit() }
@@ -240,9 +250,9 @@ struct OperatorTests {
         let log = try #require(started?["log"])
         let mode = try FileManager.default.attributesOfItem(atPath: log)[.posixPermissions] as? Int
         #expect(mode == 0o600)
-        try await eventually("the detached run alive") { try await runs().first?["ownerAlive"] as? Bool == true }
+        try await eventually("the detached run alive") { isDriven(try await runs().first) }
         _ = try await troupe("cancel", run)
-        try await eventually("the detached run stopped") { try await runs().first?["ownerAlive"] as? Bool == false }
+        try await eventually("the detached run stopped") { !isDriven(try await runs().first) }
     }
 
     @Test func listingsAreJSONForScripts() async throws {
@@ -261,7 +271,11 @@ struct OperatorTests {
         for line in lines {
             let event = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
             #expect(event?["sequence"] is Int)
-            #expect(event?["kind"] is String)
+            #expect(event?["type"] as? String == "event")
+            #expect(event?["event"] is String)
+            // One time format in JSON everywhere: RFC 3339 with milliseconds, UTC.
+            let time = event?["time"] as? String ?? ""
+            #expect(time.count == 24 && time.hasSuffix("Z") && time.contains("T"), "\(time)")
         }
         let since = try #require((try JSONSerialization.jsonObject(with: Data(lines[1].utf8)) as? [String: Any])?["sequence"] as? Int)
         let later = try await Troupe.run(arguments: ["events", run, "--json", "--since", String(since), "--database", database])
@@ -384,7 +398,7 @@ struct OperatorTests {
         #expect(process.terminationStatus == 130)
         let summary = try await runs().first { $0["id"] as? String == run }
         #expect(summary?["status"] as? String == "stopped")
-        #expect(summary?["ownerAlive"] as? Bool == false)
+        #expect(!isDriven(summary))
     }
 
     @Test func sigtermStopsAForegroundRunGracefullyWithStatusZero() async throws {
@@ -427,7 +441,7 @@ struct OperatorTests {
         let process = try start(["run", "market-monitor", "--param", "interval=20ms"])
         var run = ""
         try await eventually("the monitor polling") {
-            guard let found = try await runs().first(where: { $0["blueprint"] as? String == "market-monitor" && $0["ownerAlive"] as? Bool == true }) else {
+            guard let found = try await runs().first(where: { $0["blueprint"] as? String == "market-monitor" && isDriven($0) }) else {
                 return false
             }
             run = found["id"] as? String ?? ""

@@ -5,11 +5,11 @@ import Troupe
 
 @Suite(.timeLimit(.minutes(1)))
 struct MigrationTests {
-    /// The embedded list must name every file in `migrations/`, in order, with the same text.
+    /// The embedded list must name every file in `migrations/sqlite/`, in order, with the same text.
     @Test func theEmbeddedMigrationsMatchTheFolder() throws {
         let folder = URL(fileURLWithPath: #filePath)
             .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("migrations")
+            .appendingPathComponent("migrations/sqlite")
         let files = try FileManager.default.contentsOfDirectory(atPath: folder.path)
             .filter { $0.hasSuffix(".sql") }
             .sorted()

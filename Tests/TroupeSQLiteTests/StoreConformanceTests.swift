@@ -21,7 +21,7 @@ extension StoreConformance.Backend {
                     store: store,
                     pendingMessages: { try await store.pendingMessages(of: $0) },
                     checkpoints: { try await store.checkpoints(of: $0) },
-                    deadLetters: { try await store.deadLetters(of: $0) },
+                    deadLetters: { try await store.deadLetterMessages(of: $0) },
                     close: {
                         await store.close()
                         _ = keeper

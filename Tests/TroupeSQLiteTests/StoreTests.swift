@@ -178,7 +178,7 @@ struct StoreTests {
                 try await run.call("adder", timeout: .seconds(5)) { Adder.Message.total($0) }
             }
             #expect(total == 0)
-            let letters = try await store.deadLetters(of: "run-o")
+            let letters = try await store.deadLetterMessages(of: "run-o")
             #expect(letters.count == 2)
             #expect(letters.contains { $0.agent.name == "ghost" && $0.error.contains("no agent 'ghost'") })
             #expect(letters.contains { $0.agent.name == "adder" && $0.error.contains("does not decode") })
@@ -210,7 +210,7 @@ struct StoreTests {
             #expect(total == 42)
             let events = try await store.events(of: "run-r")
             #expect(events.map(\.sequence) == events.map(\.sequence).sorted())
-            #expect(events.filter { $0.agent == "adder" && $0.kind == "started" }.count == 2)
+            #expect(events.filter { $0.agent == "adder" && $0.event == "started" }.count == 2)
             let later = try await store.events(of: "run-r", since: events[1].sequence)
             #expect(later.count == events.count - 2)
         }

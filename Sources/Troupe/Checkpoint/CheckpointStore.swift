@@ -143,13 +143,22 @@ public struct RunRecord: Sendable, Hashable {
     public var agents: [String]
     /// The blueprint's parameters, as the operator gave them, so that a resume can rebuild the same tree.
     public var parameters: [String: String]
+    /// The run's default durability (``Run/Configuration/durability``), so that a resume uses the same.
+    public var durability: Durability?
 
     /// Creates a record.
-    public init(id: RunID, blueprint: String, agents: [String] = [], parameters: [String: String] = [:]) {
+    public init(
+        id: RunID,
+        blueprint: String,
+        agents: [String] = [],
+        parameters: [String: String] = [:],
+        durability: Durability? = nil
+    ) {
         self.id = id
         self.blueprint = blueprint
         self.agents = agents
         self.parameters = parameters
+        self.durability = durability
     }
 }
 
@@ -171,13 +180,17 @@ public enum RunOutcome: String, Sendable {
 /// is the reference for the rules below); `SQLiteStore` in the `TroupeSQLite` module makes them survive the
 /// process.
 ///
-/// Fencing: every incarnation ``claim(_:type:incarnation:)``s its agent and receives an epoch larger than any
-/// before; a ``commit(_:)`` carrying an older epoch is rejected with ``TroupeError/Code/fenced``, so that a late
-/// write from an abandoned incarnation cannot overwrite its successor's progress. One process at a time drives a
-/// run: ``attach(_:)`` takes the run's lease, and a store instance whose lease was taken over rejects its writes.
+/// Fencing is the store's job: every incarnation ``claim(_:type:durability:incarnation:)``s its agent and receives an
+/// epoch larger than any before; a ``commit(_:)`` (or ``recordStep(_:epoch:key:result:)``) carrying an older epoch
+/// is rejected with ``TroupeError/Code/fenced`` *by the store's own transaction*, so that a late write from an
+/// abandoned incarnation cannot overwrite its successor's progress, whatever process it comes from. One process at
+/// a time drives a run: ``attach(_:)`` takes the run's lease; a store instance whose lease was taken over rejects
+/// its writes with ``TroupeError/Code/leaseHeld`` (every one of them, not only the first) and reports the loss
+/// through ``leaseLoss(of:)``, so that the run stops instead of working unfenced.
 ///
-/// Message identifiers are opaque and never reused, not even after the inbox drains or across resumes: durable
-/// steps are filed under them. The conformance suite in `TroupeTestKit` (`StoreConformance`) is the definition of
+/// Message identifiers are opaque `Int64`s, increasing in delivery order within a run and never reused, not even
+/// after the inbox drains or across resumes: durable steps are filed under them. The engine makes no other
+/// assumption about them (any positive value is fine). The conformance suite in `TroupeTestKit` (`StoreConformance`) is the definition of
 /// these rules; every store runs it.
 public protocol CheckpointStore: Sendable {
     /// Starts driving a run: records it if it is new, or takes it over when it is resumed.
@@ -218,6 +231,10 @@ public protocol CheckpointStore: Sendable {
     /// Appends an event to the run's durable event log. Called on the engine's threads: must not block.
     func record(_ event: Event)
 
+    /// Waits until this store instance loses `run`'s lease to another process, and says why. Returns `nil` if
+    /// the waiting task is cancelled first. Stores whose lease cannot be taken over never return otherwise.
+    func leaseLoss(of run: RunID) async -> TroupeError?
+
     /// Whether the store keeps an event log. When `false`, the run does not hand it events at all, which keeps
     /// the engine's event path free when nobody listens.
     var recordsEvents: Bool { get }
@@ -226,4 +243,9 @@ public protocol CheckpointStore: Sendable {
 extension CheckpointStore {
     /// Stores keep an event log unless they say otherwise.
     public var recordsEvents: Bool { true }
+
+    /// A lease that cannot be taken over is never lost: waits until cancelled.
+    public func leaseLoss(of run: RunID) async -> TroupeError? {
+        await OneShot<TroupeError>().wait()
+    }
 }

@@ -4,7 +4,7 @@ import Synchronization
 ///
 /// Waiting is cancellable: a cancelled waiter returns `nil` promptly instead of hanging, so a `OneShot` can be
 /// raced against a deadline in a task group. Continuations are resumed after the lock is released.
-final class OneShot<Value: Sendable>: Sendable {
+package final class OneShot<Value: Sendable>: Sendable {
     private struct State {
         var value: Value?
         var waiters: [UInt64: UnsafeContinuation<Value?, Never>] = [:]
@@ -13,14 +13,14 @@ final class OneShot<Value: Sendable>: Sendable {
 
     private let state = Mutex(State())
 
-    init() {}
+    package init() {}
 
     /// The value, if it has been set.
-    var value: Value? { state.withLock { $0.value } }
+    package var value: Value? { state.withLock { $0.value } }
 
     /// Sets the value and wakes every waiter. Returns `false` (and changes nothing) if it was already set.
     @discardableResult
-    func fulfill(_ value: Value) -> Bool {
+    package func fulfill(_ value: Value) -> Bool {
         let waiters: [UnsafeContinuation<Value?, Never>]? = state.withLock { state in
             guard state.value == nil else { return nil }
             state.value = value
@@ -34,7 +34,7 @@ final class OneShot<Value: Sendable>: Sendable {
     }
 
     /// Waits for the value. Returns `nil` if the waiting task is cancelled first.
-    func wait() async -> Value? {
+    package func wait() async -> Value? {
         if let value = self.value { return value }
         let id = state.withLock { state in
             state.nextWaiter &+= 1

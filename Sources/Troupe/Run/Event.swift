@@ -98,7 +98,12 @@ final class EventBus: Sendable {
         for pump in state.withLock({ $0.pumps }) { pump.finish() }
     }
 
+    /// Counts the events that change the tree (everything but checkpoints): the run's controller republishes the
+    /// tree snapshot only when it moved.
+    let treeChanges = Atomic<UInt64>(0)
+
     func emit(_ name: String, incarnation: UInt64, _ kind: Event.Kind) {
+        if case .checkpointed = kind {} else { treeChanges.add(1, ordering: .relaxed) }
         let level = Self.level(of: kind)
         let logged = logger.logLevel <= level
         let listened = listeners.load(ordering: .relaxed) > 0

@@ -17,6 +17,16 @@ public struct RunID: Hashable, Sendable, Codable, CustomStringConvertible, Expre
     }
 
     public var description: String { rawValue }
+
+    /// A run's identifier is its text, in JSON too.
+    public init(from decoder: any Decoder) throws {
+        rawValue = try decoder.singleValueContainer().decode(String.self)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(rawValue)
+    }
 }
 
 /// The identity of an agent: its run and its name, which is unique within the run.
@@ -42,7 +52,7 @@ public struct AgentID: Hashable, Sendable, Codable, CustomStringConvertible {
 ///
 /// Stores that persist (the SQLite store) make ``checkpointed`` survive the process too. Chosen per blueprint, and
 /// per child where a child overrides its blueprint.
-public struct Durability: Hashable, Sendable, CustomStringConvertible {
+public struct Durability: Hashable, Sendable, CustomStringConvertible, Codable {
     /// Reads a durability from its name: `ephemeral`, `checkpointed` or `durable`.
     public init?(_ name: String) {
         switch name {
@@ -93,5 +103,23 @@ public struct Durability: Hashable, Sendable, CustomStringConvertible {
         case .checkpointed: "checkpointed"
         case .durable: "durable"
         }
+    }
+
+    /// A durability is its name, in JSON too.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        let name = try container.decode(String.self)
+        guard let durability = Durability(name) else {
+            throw DecodingError.dataCorruptedError(
+                in: container,
+                debugDescription: "'\(name)' is no durability (ephemeral, checkpointed or durable)"
+            )
+        }
+        self = durability
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(description)
     }
 }

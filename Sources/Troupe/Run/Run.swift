@@ -83,7 +83,11 @@ public final class Run: Service {
     /// The parameters the blueprint was built with, recorded by the store so that a resume can rebuild it.
     public let parameters: [String: String]
     let environment: RunEnvironment
+    private let durability: Durability
+    private let commandObservers = Mutex<[@Sendable (OperatorCommand) -> Void]>([])
     private let cancelled = Atomic<Bool>(false)
+    /// Fulfilled with the grace of the first ``cancel(grace:)``.
+    private let cancelGrace = OneShot<Duration>()
     private let completed = Atomic<Bool>(false)
 
     /// Builds a run: its supervision tree, mailboxes and names. Nothing starts until ``run()``.
@@ -117,6 +121,7 @@ public final class Run: Service {
             services: configuration.services
         )
         self.environment = environment
+        self.durability = configuration.durability
         self.supervisor = try Supervisor(
             blueprint,
             context: ChildFactoryContext(environment: environment, durability: nil)
@@ -148,7 +153,8 @@ public final class Run: Service {
                     id: id,
                     blueprint: blueprint.name,
                     agents: environment.registry.agentNames.sorted(),
-                    parameters: parameters
+                    parameters: parameters,
+                    durability: durability
                 )
             )
             environment.attachment.fulfill(.success(resumed))
@@ -158,9 +164,53 @@ public final class Run: Service {
             throw failure
         }
         if store.recordsEvents { environment.events.addSink { event in store.record(event) } }
-        do {
-            try await supervisor.run()
-        } catch {
+        let controller = RunController(run: self, environment: environment)
+        let started = OneShot<Bool>()
+        let environment = self.environment
+        let supervisor = self.supervisor
+        let cancelGrace = self.cancelGrace
+        // The tree runs in this task; beside it, the controller (operators' commands, tree snapshot, lease watch)
+        // and the cancel grace timer, all ended when the tree has stopped.
+        let result: Result<Void, any Error> = await withTaskGroup(of: Result<Void, any Error>?.self) { group in
+            group.addTask {
+                do {
+                    try await supervisor.run(incarnation: nil, started: started)
+                    return .success(())
+                } catch {
+                    return .failure(error)
+                }
+            }
+            group.addTask {
+                await controller.run(started: started)
+                return nil
+            }
+            group.addTask {
+                guard let grace = await cancelGrace.wait() else { return nil }
+                try? await environment.clock.sleep(for: grace)
+                if !Task.isCancelled { environment.hurry.fulfill(()) }
+                return nil
+            }
+            var result: Result<Void, any Error> = .success(())
+            while let next = await group.next() {
+                if let next {
+                    result = next
+                    break
+                }
+            }
+            group.cancelAll()
+            return result
+        }
+        if let lost = controller.lostLease.withLock({ $0 }) {
+            // The new owner's store rows are not this process's to write: nothing is recorded here but the log.
+            throw TroupeError(
+                .leaseHeld,
+                "run \(id) stopped: its lease was lost (\(lost.message)). Its agents were stopped and nothing more "
+                    + "was written by this process.",
+                underlying: lost
+            )
+        }
+        await controller.publishFinalTree()
+        if case .failure(let error) = result {
             await store.detach(id, outcome: .failed, error: "\(error)")
             throw error
         }
@@ -186,6 +236,22 @@ public final class Run: Service {
     public func cancel() {
         cancelled.store(true, ordering: .relaxed)
         supervisor.requestShutdown()
+    }
+
+    /// Cancels the run (see ``cancel()``); agents still stopping gracefully after `grace` are cancelled, the
+    /// shutdown ladder's second rung. What `troupe cancel --grace` does.
+    public func cancel(grace: Duration) {
+        cancel()
+        cancelGrace.fulfill(grace)
+    }
+
+    /// Calls `observer` with every operator command the run applied, and its result.
+    package func addCommandObserver(_ observer: @escaping @Sendable (OperatorCommand) -> Void) {
+        commandObservers.withLock { $0.append(observer) }
+    }
+
+    func commandApplied(_ command: OperatorCommand) {
+        for observer in commandObservers.withLock({ $0 }) { observer(command) }
     }
 
     /// Like ``shutdown()``, for a run whose work is done (every agent has exited for good): the store records it

@@ -20,6 +20,9 @@ final class RunEnvironment: Sendable {
     let services: [any Sendable]
     /// Fulfilled when the run has attached to its store (or failed to): durable writes wait for it.
     let attachment = OneShot<Result<Bool, TroupeError>>()
+    /// Fulfilled when the run must stop without waiting for graceful stops (a cancel's grace ran out, the lease was
+    /// lost): every stop in progress or to come skips to cancellation, the ladder's second rung.
+    let hurry = OneShot<Void>()
 
     init(
         run: RunID,

@@ -404,9 +404,22 @@ public actor Supervisor: Service {
         let shutdown = entry.spec.shutdown
         let clock = environment.clock
         var reason: ExitReason?
-        if graceful, shutdown.graceful != .zero {
+        let hurry = environment.hurry
+        if graceful, shutdown.graceful != .zero, hurry.value == nil {
             entry.runtime.requestStop(incarnation)
-            reason = await withDeadline(shutdown.graceful, clock: clock) { await incarnation.exit.wait() }
+            // A hurried run (grace over, lease lost) cuts the graceful wait short.
+            reason = await withDeadline(shutdown.graceful, clock: clock) {
+                await withTaskGroup(of: ExitReason?.self) { group in
+                    group.addTask { await incarnation.exit.wait() }
+                    group.addTask {
+                        _ = await hurry.wait()
+                        return nil
+                    }
+                    let first = await group.next() ?? nil
+                    group.cancelAll()
+                    return first
+                }
+            }
         }
         let kind: Event.Kind
         if reason != nil {

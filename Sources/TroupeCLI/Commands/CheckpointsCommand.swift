@@ -1,6 +1,5 @@
 import ArgumentParser
 import Troupe
-import TroupeSQLite
 
 struct CheckpointsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -21,7 +20,7 @@ struct CheckpointsCommand: AsyncParsableCommand {
     var show: String?
 
     func validate() throws {
-        if let show, show != "last", Int64(show) == nil {
+        if let show, show != "last", UInt64(show) == nil {
             throw ValidationError("--show takes a checkpoint's sequence number or `last`, not '\(show)'")
         }
     }
@@ -46,7 +45,7 @@ struct CheckpointsCommand: AsyncParsableCommand {
             let records = try await global.withStore { store in
                 _ = try await store.run(RunID(run))
                 let id = AgentID(run: RunID(run), name: agent)
-                guard try await store.hasAgent(id) else {
+                guard try await store.agents(of: id.run).contains(where: { $0.name == agent }) else {
                     throw TroupeError(
                         .unknownChild,
                         "run \(run) has no checkpointed agent '\(agent)'. `troupe tree \(run)` shows its agents."
@@ -83,7 +82,7 @@ struct ForkCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("The checkpoint to start from.", valueName: "agent@seq")) var from: String
 
     func validate() throws {
-        guard from.split(separator: "@").count == 2, Int64(from.split(separator: "@")[1]) != nil else {
+        guard from.split(separator: "@").count == 2, UInt64(from.split(separator: "@")[1]) != nil else {
             throw ValidationError("--from takes AGENT@SEQ, such as counter@12, not '\(from)'")
         }
     }
@@ -92,7 +91,7 @@ struct ForkCommand: AsyncParsableCommand {
         try await reportingErrors {
             let parts = from.split(separator: "@")
             let agent = String(parts[0])
-            let sequence = Int64(parts[1])!
+            let sequence = UInt64(parts[1])!
             let newRun = RunID.random()
             try await global.withStore { store in
                 try await store.fork(AgentID(run: RunID(run), name: agent), sequence: sequence, as: newRun)

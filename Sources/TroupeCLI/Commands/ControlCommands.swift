@@ -1,21 +1,16 @@
 import ArgumentParser
 import Troupe
-import TroupeSQLite
 
 /// Queues an operator's command for a run, checks the agent exists, and waits (briefly) for a live run to apply it.
-func sendCommand(
-    _ global: GlobalOptions,
-    run: String,
-    verb: String,
-    agent: String?,
-    arguments: [String: String] = [:]
-) async throws {
+func sendCommand(_ global: GlobalOptions, run: String, action: OperatorCommand.Action) async throws {
+    let verb = action.verb
+    let agent = action.agent
     try await global.withStore { store in
         let id = RunID(run)
         let summary = try await store.run(id)
         if let agent {
-            let known = try await store.hasAgent(AgentID(run: id, name: agent))
-            let inTree = (try await store.treeSnapshot(of: id)).map { $0.json.contains("\"name\":\"\(agent)\"") } ?? false
+            let known = try await store.agents(of: id).contains { $0.name == agent }
+            let inTree = try await store.treeSnapshot(of: id)?.contains(agent) ?? false
             guard known || inTree else {
                 throw TroupeError(
                     .unknownChild,
@@ -23,8 +18,8 @@ func sendCommand(
                 )
             }
         }
-        let command = try await store.enqueueCommand(id, verb: verb, agent: agent, arguments: arguments)
-        guard summary.ownerAlive else {
+        let command = try await store.enqueue(action, for: id)
+        guard summary.isDriven else {
             if global.json {
                 printJSON(["command": String(command), "status": "queued", "run": run])
             } else {
@@ -32,16 +27,19 @@ func sendCommand(
             }
             return
         }
-        // The live process polls the queue every 50 ms; wait up to 5 s for its answer.
+        // The live process reads the queue within a fraction of a second; wait up to 5 s for its answer.
         let deadline = ContinuousClock.now + .seconds(5)
         while ContinuousClock.now < deadline {
-            if let done = try await store.commands(of: id).first(where: { $0.id == command }), let result = done.result {
+            if let result = try await store.commands(of: id).first(where: { $0.id == command })?.result {
                 if global.json {
-                    printJSON(["command": String(command), "status": "applied", "run": run, "result": result])
+                    printJSON([
+                        "command": String(command), "status": "applied", "run": run, "outcome": result.outcome.rawValue,
+                        "result": result.message,
+                    ])
                 } else {
                     print("troupe: \(verb)\(agent.map { " " + $0 } ?? ""): \(result)")
                 }
-                if result.hasPrefix("failed") || result.hasPrefix("refused") { throw ExitCode.failure }
+                if result.outcome != .applied { throw ExitCode.failure }
                 return
             }
             try await Task.sleep(for: .milliseconds(20))
@@ -85,7 +83,9 @@ struct CancelCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            try await sendCommand(global, run: run, verb: "cancel", agent: agent, arguments: ["grace": String(grace)])
+            var action = OperatorCommand.Action.cancel(grace: try DurationInput.seconds(grace, "--grace"))
+            if let agent { action = .stop(agent: agent) }
+            try await sendCommand(global, run: run, action: action)
         }
     }
 }
@@ -110,7 +110,7 @@ struct RestartCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            try await sendCommand(global, run: run, verb: "restart", agent: agent, arguments: ["fresh": String(fresh)])
+            try await sendCommand(global, run: run, action: .restart(agent: agent, fresh: fresh))
         }
     }
 }
@@ -125,7 +125,7 @@ struct PauseCommand: AsyncParsableCommand {
     @Argument(help: "The run.") var run: String
 
     func run() async throws {
-        try await reportingErrors { try await sendCommand(global, run: run, verb: "pause", agent: nil) }
+        try await reportingErrors { try await sendCommand(global, run: run, action: .pause) }
     }
 }
 
@@ -139,6 +139,6 @@ struct UnpauseCommand: AsyncParsableCommand {
     @Argument(help: "The run.") var run: String
 
     func run() async throws {
-        try await reportingErrors { try await sendCommand(global, run: run, verb: "unpause", agent: nil) }
+        try await reportingErrors { try await sendCommand(global, run: run, action: .unpause) }
     }
 }

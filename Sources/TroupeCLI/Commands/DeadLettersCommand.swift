@@ -1,6 +1,5 @@
 import ArgumentParser
 import Troupe
-import TroupeSQLite
 
 struct DeadLettersCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -31,7 +30,7 @@ struct DeadLettersCommand: AsyncParsableCommand {
             let id = RunID(run)
             if action != .list, !ids.isEmpty {
                 // Every id named must be a dead letter of this run: a typo is a usage problem, not "0 requeued".
-                let known = Set(try await global.withStore { try await $0.deadLetterRecords(of: id) }.map(\.id))
+                let known = Set(try await global.withStore { try await $0.deadLetters(of: id) }.map(\.id))
                 let missing = ids.filter { !known.contains($0) }
                 guard missing.isEmpty else {
                     throw MissingInput(
@@ -44,7 +43,7 @@ struct DeadLettersCommand: AsyncParsableCommand {
             case .list:
                 let letters = try await global.withStore { store in
                     _ = try await store.run(id)
-                    return try await store.deadLetterRecords(of: id)
+                    return try await store.deadLetters(of: id)
                 }
                 if global.json { return printJSON(letters) }
                 printTable(
@@ -52,12 +51,10 @@ struct DeadLettersCommand: AsyncParsableCommand {
                     letters.map { [String($0.id), $0.agent, String($0.failures), timestamp($0.createdAt), String($0.bytes), String($0.error.prefix(100))] }
                 )
             case .requeue:
-                let live = try await global.withStore { try await $0.run(id).ownerAlive }
+                let live = try await global.withStore { try await $0.run(id).isDriven }
                 if live {
                     // The driving process must load them into the agents' mailboxes: ask it.
-                    var arguments: [String: String] = [:]
-                    if !ids.isEmpty { arguments["ids"] = ids.map(String.init).joined(separator: ",") }
-                    return try await sendCommand(global, run: run, verb: "requeue", agent: nil, arguments: arguments)
+                    return try await sendCommand(global, run: run, action: .requeue(ids: ids.isEmpty ? nil : ids))
                 }
                 let agents = try await global.withStore { try await $0.requeueDeadLetters(of: id, ids: ids.isEmpty ? nil : ids) }
                 if global.json { return printJSON(["requeued": agents.count]) }

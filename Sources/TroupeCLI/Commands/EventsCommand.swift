@@ -1,6 +1,5 @@
 import ArgumentParser
 import Troupe
-import TroupeSQLite
 
 struct EventsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -50,7 +49,7 @@ struct EventsCommand: AsyncParsableCommand {
                 while true {
                     let events = try await store.events(of: id, since: last, agent: agent, limit: 10_000)
                     if global.json {
-                        for event in events { print(jsonText(event)) }
+                        for event in events { print(jsonText(EventLine(event))) }
                     } else {
                         if !printedHeader, !events.isEmpty {
                             print(["SEQ".padded(to: 7), "TIME".padded(to: 24), "AGENT".padded(to: 16), "EVENT".padded(to: 13), "DETAIL"].joined(separator: " ").trimmingTrailingSpaces())
@@ -59,7 +58,7 @@ struct EventsCommand: AsyncParsableCommand {
                         for event in events {
                             let line = [
                                 String(event.sequence).padded(to: 7), timestamp(event.time).padded(to: 24),
-                                "\(event.agent)#\(event.incarnation)".padded(to: 16), event.kind.padded(to: 13), event.detail,
+                                "\(event.agent)#\(event.incarnation)".padded(to: 16), event.event.padded(to: 13), event.detail,
                             ].joined(separator: " ")
                             print(line.trimmingTrailingSpaces())
                         }
@@ -68,7 +67,7 @@ struct EventsCommand: AsyncParsableCommand {
                     last = events.last?.sequence ?? last
                     if events.count == 10_000 { continue }
                     guard follow else { return }
-                    if events.isEmpty, !(try await store.run(id).ownerAlive) { return }
+                    if events.isEmpty, !(try await store.run(id).isDriven) { return }
                     try await Task.sleep(for: .milliseconds(200))
                 }
             }

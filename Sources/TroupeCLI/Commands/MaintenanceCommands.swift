@@ -1,6 +1,6 @@
 import ArgumentParser
+import FoundationEssentials
 import Troupe
-import TroupeSQLite
 
 struct PruneCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -27,7 +27,7 @@ struct PruneCommand: AsyncParsableCommand {
     var status: [String] = []
     @Flag(help: "Only say what would be deleted.") var dryRun = false
 
-    static let runStatuses = ["stopped", "completed", "failed", "cancelled", "crashed"]
+    static let runStatuses = RunStatus.allCases.filter { !$0.isLive }.map(\.rawValue)
 
     func validate() throws {
         guard keep >= 1 else { throw ValidationError("--keep must be at least 1 (an agent needs a checkpoint to resume from)") }
@@ -44,14 +44,13 @@ struct PruneCommand: AsyncParsableCommand {
 
     /// The runs --runs-older-than and --status select: not driven by a live process, ended (or last driven) before
     /// `cutoff`.
-    static func doomedRuns(_ runs: [SQLiteStore.RunSummary], before cutoff: Int64, statuses: [String]) -> [RunID] {
+    static func doomedRuns(_ runs: [RunSummary], before cutoff: Int64, statuses: [String]) -> [RunID] {
         runs.filter { run in
-            guard !run.ownerAlive else { return false }
-            let status = run.status == "running" ? "crashed" : run.status
-            guard statuses.isEmpty || statuses.contains(status) else { return false }
-            return (run.endedAt ?? run.heartbeatAt ?? run.createdAt) < cutoff
+            guard !run.isDriven else { return false }
+            guard statuses.isEmpty || statuses.contains(run.status.rawValue) else { return false }
+            return TroupeCLI.milliseconds(run.endedAt ?? run.owner?.heartbeatAt ?? run.createdAt) < cutoff
         }
-        .map { RunID($0.id) }
+        .map(\.id)
     }
 
     static func milliseconds(_ text: String) -> Int64? {
@@ -70,7 +69,8 @@ struct PruneCommand: AsyncParsableCommand {
                     runs = Self.doomedRuns(try await store.runs(), before: runsBefore, statuses: status)
                     if !dryRun { try await store.deleteRuns(runs) }
                 }
-                return (try await store.prune(keep: keep, eventsBefore: before, dryRun: dryRun), runs)
+                let cutoff = before.map { Date(timeIntervalSince1970: Double($0) / 1000) }
+                return (try await store.prune(keep: keep, eventsBefore: cutoff, dryRun: dryRun), runs)
             }
             if global.json {
                 return printJSON(["checkpoints": report.checkpoints, "events": report.events, "runs": runs.count])
@@ -152,7 +152,7 @@ struct DbCommand: AsyncParsableCommand {
 
     struct Check: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Run SQLite's integrity check and list the migrations applied."
+            abstract: "Run the store's own consistency check (SQLite's integrity check) and list the migrations applied."
         )
 
         @OptionGroup var global: GlobalOptions
@@ -166,8 +166,10 @@ struct DbCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await reportingErrors {
-                let (integrity, applied, known) = try await global.withStore { try await $0.check() }
-                let ok = integrity == ["ok"] && applied == known
+                let health = try await global.withStore { try await $0.check() }
+                let integrity = health.problems.isEmpty ? ["ok"] : health.problems
+                let applied = health.migrations
+                let ok = health.problems.isEmpty && applied == health.known
                 if global.json {
                     printJSON(Report(database: global.databasePath, integrity: integrity, migrations: applied, ok: ok))
                 } else {
@@ -189,7 +191,7 @@ struct DbCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await reportingErrors {
-                let (_, applied, _) = try await global.withStore(mustExist: false) { try await $0.check() }
+                let applied = try await global.withStore(mustExist: false) { try await $0.check() }.migrations
                 if global.json {
                     printJSON(["database": global.databasePath, "migrations": applied.joined(separator: ",")])
                 } else {

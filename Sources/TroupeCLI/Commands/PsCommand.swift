@@ -1,14 +1,14 @@
 import ArgumentParser
 import Troupe
-import TroupeSQLite
 
 struct PsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ps",
         abstract: "List the runs in the database, newest first.",
         discussion: """
-            STATUS is running, paused, stopped, cancelled, failed, or crashed: a run whose process died without \
-            stopping it (resume it with `troupe resume RUN`). OWNER is the process driving it, if it is alive.
+            STATUS is running, paused, stopped, completed, cancelled, failed, or crashed: a run whose process died \
+            without stopping it (resume it with `troupe resume RUN`). OWNER is the process driving it, if it is \
+            alive. With --json, each run as a JSON object; `status` there is the same word as in the table.
             """
     )
 
@@ -23,9 +23,8 @@ struct PsCommand: AsyncParsableCommand {
                 ["RUN", "BLUEPRINT", "STATUS", "AGE", "AGENTS", "RESTARTS", "OWNER"],
                 runs.map { run in
                     [
-                        run.id, run.blueprint, displayStatus(run), age(run.createdAt, now: now), String(run.agents),
-                        String(run.restarts),
-                        run.ownerAlive ? "pid \(run.ownerPID ?? 0) on \(run.ownerHost ?? "?")" : "-",
+                        run.id.rawValue, run.blueprint, run.status.rawValue, age(run.createdAt, now: now),
+                        String(run.agents), String(run.restarts), ownerText(run.owner),
                     ]
                 }
             )

@@ -1,6 +1,5 @@
 import ArgumentParser
 import Troupe
-import TroupeSQLite
 
 struct ResumeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -26,18 +25,16 @@ struct ResumeCommand: AsyncParsableCommand {
             try await global.withStore { store in
                 let summary = try await store.run(RunID(run))
                 let entry = try Catalog.entry(summary.blueprint)
-                var parameters = summary.parameters
-                let durability = parameters.removeValue(forKey: RunCommand.durabilityKey)
                 let resumed = try RunCommand.makeRun(
                     entry,
-                    parameters: try entry.resolve(parameters),
-                    durability: durability,
+                    parameters: try entry.resolve(summary.parameters),
+                    durability: summary.durability,
                     id: RunID(run),
                     store: store,
                     global: global
                 )
                 if !global.json { print("troupe: resuming run \(run) of '\(entry.name)', database \(global.databasePath)") }
-                try await RunCommand.finish(RunDriver(run: resumed, store: store, json: global.json).drive(), run: RunID(run), json: global.json)
+                try await RunCommand.finish(RunDriver(run: resumed, json: global.json).drive(), run: RunID(run), json: global.json)
             }
         }
     }

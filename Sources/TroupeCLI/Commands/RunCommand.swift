@@ -2,8 +2,6 @@ import ArgumentParser
 import Foundation
 import Logging
 import Troupe
-import TroupeHTTP
-import TroupeSQLite
 
 struct RunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -65,42 +63,38 @@ struct RunCommand: AsyncParsableCommand {
         try await reportingErrors {
             let entry = try Catalog.entry(blueprint)
             let resolved = try entry.resolve(try parseParameters(parameters))
-            _ = try entry.build(resolved)  // fail here, in the foreground, on a bad parameter
+            _ = try entry.build(resolved)  // fail here, in the foreground, on a bad parameter (building starts nothing)
             let runID = id.map { RunID($0) } ?? RunID.random()
             if detach { return try detachRun(runID) }
             try await global.withStore(mustExist: false) { store in
-                let run = try Self.makeRun(entry, parameters: resolved, durability: durability, id: runID, store: store, global: global)
+                let run = try Self.makeRun(
+                    entry, parameters: resolved, durability: durability.flatMap(Durability.init), id: runID, store: store,
+                    global: global
+                )
                 if !global.json { print("troupe: run \(runID) of '\(entry.name)', database \(global.databasePath)") }
-                try await Self.finish(RunDriver(run: run, store: store, json: global.json).drive(), run: runID, json: global.json)
+                try await Self.finish(RunDriver(run: run, json: global.json).drive(), run: runID, json: global.json)
             }
         }
     }
 
-    /// The HTTP client of runs started by this process (`context.http`); the driver shuts it down with the run.
-    static let sharedHTTPClient = HTTPClient()
-
-    /// The reserved parameter that records `--durability`, so that a resume uses the same.
-    static let durabilityKey = "troupe.durability"
-
+    /// A run of `entry`, recording its parameters and durability in the store so that a resume rebuilds it.
     static func makeRun(
         _ entry: BlueprintEntry,
         parameters: [String: String],
-        durability: String?,
+        durability: Durability?,
         id: RunID,
-        store: SQLiteStore,
+        store: any OperatorStore,
         global: GlobalOptions
     ) throws -> Run {
-        var recorded = parameters
-        if let durability { recorded[durabilityKey] = durability }
-        return try Run(
+        try Run(
             try entry.build(parameters),
             id: id,
-            parameters: recorded,
+            parameters: parameters,
             configuration: Run.Configuration(
                 store: store,
                 logger: global.logger(),
-                durability: durability.flatMap(Durability.init) ?? .checkpointed,
-                services: [RunCommand.sharedHTTPClient]
+                durability: durability ?? .checkpointed,
+                services: Catalog.services
             )
         )
     }

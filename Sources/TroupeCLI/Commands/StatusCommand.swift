@@ -1,6 +1,5 @@
 import ArgumentParser
 import Troupe
-import TroupeSQLite
 
 struct StatusCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -14,10 +13,9 @@ struct StatusCommand: AsyncParsableCommand {
     var run: String
 
     struct Report: Encodable {
-        var run: SQLiteStore.RunSummary
-        var displayStatus: String
-        var agents: [SQLiteStore.AgentSummary]
-        var commands: [SQLiteStore.OperatorCommand]
+        var run: RunSummary
+        var agents: [AgentSummary]
+        var commands: [OperatorCommand]
         var deadLetters: Int
     }
 
@@ -27,28 +25,28 @@ struct StatusCommand: AsyncParsableCommand {
                 let summary = try await store.run(RunID(run))
                 return Report(
                     run: summary,
-                    displayStatus: displayStatus(summary),
                     agents: try await store.agents(of: RunID(run)),
                     commands: try await store.commands(of: RunID(run)),
-                    deadLetters: try await store.deadLetterRecords(of: RunID(run)).count
+                    deadLetters: try await store.deadLetters(of: RunID(run)).count
                 )
             }
             if global.json { return printJSON(report) }
             let summary = report.run
             print("run         \(summary.id)")
             print("blueprint   \(summary.blueprint)")
-            print("status      \(report.displayStatus)")
+            print("status      \(summary.status.rawValue)")
+            if let durability = summary.durability { print("durability  \(durability)") }
             print("created     \(timestamp(summary.createdAt)) (\(age(summary.createdAt)) ago)")
             if let ended = summary.endedAt { print("ended       \(timestamp(ended))") }
-            print("owner       \(summary.ownerAlive ? "pid \(summary.ownerPID ?? 0) on \(summary.ownerHost ?? "?")" : "none")")
+            print("owner       \(summary.isDriven ? ownerText(summary.owner) : "none")")
             let parameters = summary.parameters.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
             print("parameters  \(parameters.isEmpty ? "none" : parameters.joined(separator: " "))")
-            print("agents      \(report.agents.count) (\(report.agents.filter { $0.status == "failed" || $0.status == "quarantined" }.count) failed), \(summary.restarts) restarts")
+            print("agents      \(report.agents.count) (\(report.agents.filter { $0.status == .failed || $0.status == .quarantined }.count) failed), \(summary.restarts) restarts")
             print("dead letters \(report.deadLetters)")
             if let error = summary.error { print("note        \(error)") }
             let pending = report.commands.filter { $0.appliedAt == nil }
             if !pending.isEmpty {
-                print("pending     " + pending.map { "\($0.verb)\($0.agent.map { " " + $0 } ?? "")" }.joined(separator: ", "))
+                print("pending     " + pending.map { "\($0.action.verb)\($0.action.agent.map { " " + $0 } ?? "")" }.joined(separator: ", "))
             }
         }
     }

@@ -1,15 +1,15 @@
 import ArgumentParser
 import FoundationEssentials
 import Troupe
-import TroupeSQLite
 
 struct TreeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tree",
         abstract: "Show a run's supervision tree: each agent's status, incarnation, restarts, mailbox, last checkpoint and error.",
         discussion: """
-            The shape, incarnations and mailbox depths come from the snapshot the driving process writes every \
-            second (its age is shown); epochs, checkpoints and errors come from the agents' rows.
+            The shape, incarnations and mailbox depths come from the snapshot the driving process publishes when \
+            the tree changes (and every few seconds while mailboxes fill or drain; its age is shown); epochs, \
+            checkpoints and errors come from the agents' rows.
             """
     )
 
@@ -23,11 +23,11 @@ struct TreeCommand: AsyncParsableCommand {
         var type: String
         var status: String
         var incarnation: UInt64
-        var epoch: Int64?
+        var epoch: UInt64?
         var restarts: Int
         var mailboxDepth: Int
         var storedMessages: Int?
-        var lastCheckpoint: Int64?
+        var lastCheckpoint: UInt64?
         var lastCheckpointAt: String?
         var lastError: String?
         var children: [Node]
@@ -40,11 +40,11 @@ struct TreeCommand: AsyncParsableCommand {
                 return (summary, try await store.agents(of: RunID(run)), try await store.treeSnapshot(of: RunID(run)))
             }
             let rows = Dictionary(agents.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
-            let tree = (snapshot.flatMap { try? JSONDecoder().decode([TreeNode].self, from: Data($0.json.utf8)) }) ?? []
+            let tree = snapshot?.nodes ?? []
             func node(_ tree: TreeNode) -> Node {
                 let row = rows[tree.name]
                 // A live snapshot knows the status best; once the process is gone, the agents' rows do.
-                let status = summary.ownerAlive ? tree.status : (row?.status ?? tree.status)
+                let status = summary.isDriven ? tree.status.rawValue : (row?.status.rawValue ?? tree.status.rawValue)
                 return Node(
                     name: tree.name, type: tree.type, status: status, incarnation: tree.incarnation, epoch: row?.epoch,
                     restarts: max(tree.restarts, row?.restarts ?? 0), mailboxDepth: tree.mailboxDepth,
@@ -58,7 +58,7 @@ struct TreeCommand: AsyncParsableCommand {
                 // No snapshot (a run from before snapshots, or one that never started): list the agents' rows.
                 nodes = agents.map {
                     Node(
-                        name: $0.name, type: $0.type, status: $0.status, incarnation: 0, epoch: $0.epoch,
+                        name: $0.name, type: $0.type, status: $0.status.rawValue, incarnation: 0, epoch: $0.epoch,
                         restarts: $0.restarts, mailboxDepth: 0, storedMessages: $0.pendingMessages,
                         lastCheckpoint: $0.lastCheckpoint, lastCheckpointAt: $0.lastCheckpointAt.map(timestamp),
                         lastError: $0.lastError, children: []
@@ -66,7 +66,7 @@ struct TreeCommand: AsyncParsableCommand {
                 }
             }
             if global.json { return printJSON(nodes) }
-            print("\(summary.id) (\(summary.blueprint), \(displayStatus(summary)))"
+            print("\(summary.id) (\(summary.blueprint), \(summary.status.rawValue))"
                 + (snapshot.map { ", snapshot \(age($0.at)) old" } ?? ""))
             var rowsOut: [[String]] = []
             func walk(_ nodes: [Node], _ prefix: String) {

@@ -7,7 +7,7 @@ import Synchronization
 import Troupe
 import TroupeAgents
 import TroupeHTTP
-import TroupeSQLite
+import TroupeCLI
 
 struct DemoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -33,7 +33,7 @@ struct DemoCommand: AsyncParsableCommand {
         var logger = Logger(label: "troupe.demo")
         logger.logLevel = global.logLevel ?? .error
         let pipeline = Latch<BatchSink.State>()
-        let store: SQLiteStore
+        let store: any OperatorStore
         do {
             store = try await global.openStore(mustExist: false)
         } catch {
@@ -59,7 +59,7 @@ struct DemoCommand: AsyncParsableCommand {
             }
             printer.print(event)
         }
-        if !json { print("troupe demo: run \(demo.id), blueprint 'demo', database \(global.databasePath)") }
+        if !json { Swift.print("troupe demo: run \(demo.id), blueprint 'demo', database \(global.databasePath)") }
 
         // Under a ServiceGroup, Ctrl-C (SIGINT) or SIGTERM shuts the tree down gracefully.
         let group = ServiceGroup(
@@ -128,18 +128,12 @@ final class EventPrinter: Sendable {
         case .exited: return
         default: break
         }
-        let (verb, detail) = describe(event.kind)
+        let record = EventRecord(event)
+        let (verb, detail) = (record.event, record.detail)
         let elapsed = start.duration(to: .now)
         lock.withLock { _ in
             if json {
-                Swift.print(Self.jsonLine(EventRecord(
-                    run: event.run.rawValue,
-                    agent: event.name,
-                    incarnation: event.incarnation,
-                    event: verb,
-                    detail: detail,
-                    seconds: seconds(elapsed)
-                )))
+                Swift.print(jsonText(EventLine(record)))
             } else {
                 let who = "\(event.name)#\(event.incarnation)"
                 Swift.print("  +\(shortDuration(elapsed))  \(who.padded(to: 16)) \(verb.padded(to: 11)) \(detail)".trimmingTrailingSpaces())
@@ -151,7 +145,7 @@ final class EventPrinter: Sendable {
     func summary(_ summary: DemoCommand.Summary, restarts: [String], polls: Int, exact: Bool) {
         let errors = summary.gathered.errors.sorted { $0.key.count == $1.key.count ? $0.key < $1.key : $0.key.count < $1.key.count }
         if json {
-            Swift.print(Self.jsonLine(SummaryRecord(
+            Swift.print(jsonText(SummaryRecord(
                 batches: summary.totals.batches,
                 items: summary.totals.items,
                 sum: summary.totals.sum,
@@ -174,17 +168,6 @@ final class EventPrinter: Sendable {
         Swift.print("  restarts   \(restarts.count)\(restarts.isEmpty ? "" : ": " + restarts.joined(separator: ", "))")
     }
 
-    /// One event, as a JSON line.
-    struct EventRecord: Encodable {
-        var type = "event"
-        var run: String
-        var agent: String
-        var incarnation: UInt64
-        var event: String
-        var detail: String
-        var seconds: Double
-    }
-
     /// The demo's outcome, as the last JSON line.
     struct SummaryRecord: Encodable {
         var type = "summary"
@@ -198,49 +181,5 @@ final class EventPrinter: Sendable {
         var primes: Int
         var restarts: [String]
         var monitorPolls: Int
-    }
-
-    private static func jsonLine(_ record: some Encodable) -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        guard let data = try? encoder.encode(record) else { return "{}" }
-        return String(decoding: data, as: UTF8.self)
-    }
-}
-
-/// A value that is set once and awaited; waiting ends early (with `nil`) when the waiting task is cancelled.
-final class Latch<Value: Sendable>: Sendable {
-    private let state = Mutex<(value: Value?, waiters: [UInt64: CheckedContinuation<Value?, Never>], next: UInt64)>(
-        (nil, [:], 0)
-    )
-
-    func open(with value: Value) {
-        let waiters = state.withLock { state -> [CheckedContinuation<Value?, Never>] in
-            guard state.value == nil else { return [] }
-            state.value = value
-            defer { state.waiters = [:] }
-            return Array(state.waiters.values)
-        }
-        for waiter in waiters { waiter.resume(returning: value) }
-    }
-
-    func wait() async -> Value? {
-        let id = state.withLock { state in
-            state.next += 1
-            return state.next
-        }
-        return await withTaskCancellationHandler {
-            await withCheckedContinuation { continuation in
-                let ready = state.withLock { state -> Value?? in
-                    if let value = state.value { return .some(value) }
-                    if Task.isCancelled { return .some(nil) }
-                    state.waiters[id] = continuation
-                    return .none
-                }
-                if let ready { continuation.resume(returning: ready) }
-            }
-        } onCancel: {
-            state.withLock { $0.waiters.removeValue(forKey: id) }?.resume(returning: nil)
-        }
     }
 }

@@ -1,0 +1,126 @@
+import Glibc
+import Troupe
+import TroupeAgents
+import TroupeCLI
+import TroupeHTTP
+
+/// The gallery: the blueprints of `agents/` that the `troupe` binary runs by name. It lives with the executable,
+/// so that the operator CLI (`TroupeCLI`) links neither the gallery nor libcurl.
+enum Gallery {
+    /// The HTTP client of the runs this process starts (`context.http`).
+    static let http = HTTPClient()
+
+    /// The blueprints of `agents/`. Those that talk HTTP serve their own data on loopback unless given a URL.
+    static let entries: [BlueprintEntry] = [
+        BlueprintEntry(
+            "fetch-many",
+            summary: "Fetch `count` URLs with at most `concurrency` in flight; gather every result and every error.",
+            parameters: [
+                .init("count", default: "100", help: "How many URLs (BASE/item/1 … BASE/item/COUNT)."),
+                .init("concurrency", default: "8", help: "Requests in flight at most."),
+                .init("base", default: "", help: "The server; empty: a loopback server in this process."),
+            ]
+        ) { parameters in
+            let base = try parameters.string("base").isEmpty ? OfflineServices.catalog().url("") : parameters.string("base")
+            let urls = (1...max(1, try parameters.int("count"))).map { "\(base)/item/\($0)" }
+            let concurrency = try parameters.int("concurrency")
+            return Blueprint("fetch-many", durability: .checkpointed) {
+                Child("fetcher", FetchMany(urls: urls, maxConcurrency: max(1, concurrency)), restart: .transient)
+            }
+        },
+        BlueprintEntry(
+            "market-monitor",
+            summary: "Poll quotes every `interval`, process each snapshot concurrently, checkpoint; resumes after kill -9.",
+            parameters: [
+                .init("symbols", default: "ACME,GLOBEX,INITECH,UMBRELLA", help: "Comma-separated symbols."),
+                .init("interval", default: "1s", help: "Time between polls."),
+                .init("threshold", default: "0.05", help: "Relative move worth reporting."),
+                .init("endpoint", default: "", help: "The quotes URL; empty: a loopback server in this process."),
+            ]
+        ) { parameters in
+            let endpoint = try parameters.string("endpoint").isEmpty ? OfflineServices.market().url("/quotes") : parameters.string("endpoint")
+            guard let threshold = Double(parameters.string("threshold")), threshold > 0 else {
+                throw TroupeError(.invalidSpec, "parameter 'threshold' of blueprint 'market-monitor' must be a positive number, such as 0.05.")
+            }
+            let symbols = parameters.string("symbols").split(separator: ",").map(String.init)
+            let interval = try parameters.duration("interval")
+            return Blueprint("market-monitor", durability: .durable) {
+                Child("monitor", MarketMonitor(endpoint: endpoint, symbols: symbols, every: interval, threshold: threshold))
+            }
+        },
+        BlueprintEntry(
+            "batch-stream",
+            summary: "A producer streaming batches → transformer → sink over mailboxes with backpressure.",
+            parameters: [
+                .init("batches", default: "100", help: "Batches the producer sends."),
+                .init("size", default: "1000", help: "Items per batch."),
+            ]
+        ) { parameters in
+            let batches = try parameters.int("batches")
+            let size = try parameters.int("size")
+            // Each stage ends once its share is done, so the run completes.
+            return Blueprint("batch-stream", strategy: .restForOne) {
+                Child("sink", BatchSink(count: batches), restart: .transient, options: AgentOptions(mailboxCapacity: 4))
+                Child(
+                    "transformer",
+                    BatchTransformer(to: "sink", count: batches),
+                    restart: .transient,
+                    options: AgentOptions(mailboxCapacity: 4)
+                )
+                Child(
+                    "producer",
+                    BatchProducer(count: batches, size: size, to: "transformer", stayUp: false),
+                    restart: .transient
+                )
+            }
+        },
+        BlueprintEntry(
+            "llm-chat",
+            summary: "Ask an OpenAI-compatible chat endpoint, streaming tokens, within a token budget.",
+            parameters: [
+                .init("prompt", default: "What does Troupe do?", help: "Prompts, separated by '|'."),
+                .init("budget", default: "200", help: "Tokens the run may receive in all."),
+                .init("model", default: "gpt-4o-mini", help: "The model."),
+                .init("base-url", default: "", help: "The API base URL (or $OPENAI_BASE_URL); empty: a loopback stub."),
+                .init("api-key-env", default: "OPENAI_API_KEY", help: "The environment variable holding the key (the key itself is never a parameter: parameters are stored)."),
+            ]
+        ) { parameters in
+            let configured = parameters.string("base-url").isEmpty ? (getenv("OPENAI_BASE_URL").map { String(cString: $0) } ?? "") : parameters.string("base-url")
+            let base = configured.isEmpty ? try OfflineServices.chat().url("/v1") : configured
+            let key = getenv(parameters.string("api-key-env")).map { String(cString: $0) }
+            let endpoint = LLMChat.Endpoint(baseURL: base, model: parameters.string("model"), apiKey: key)
+            let prompts = parameters.string("prompt").split(separator: "|").map(String.init)
+            let budget = try parameters.int("budget")
+            return Blueprint("llm-chat", durability: .checkpointed) {
+                Child("chat", LLMChat(endpoint: endpoint, prompts: prompts, tokenBudget: budget), restart: .transient)
+            }
+        },
+        BlueprintEntry(
+            "counting",
+            summary: "A durable pipeline (source → relay → counter) that counts to `count`; kill it and resume it.",
+            parameters: [
+                .init("count", default: "1000000", help: "How many numbers the source emits."),
+                .init("interval", default: "100ms", help: "The pause after each batch of 25 numbers."),
+            ]
+        ) { parameters in
+            Counting.blueprint(count: try parameters.int("count"), interval: try parameters.duration("interval"))
+        },
+        BlueprintEntry(
+            "fleet",
+            summary: "A pool of `workers` durable agents that each count the messages they handle; mostly idle.",
+            parameters: [.init("workers", default: "1000", help: "How many workers.")]
+        ) { parameters in
+            let workers = try parameters.int("workers")
+            guard workers > 0 else {
+                throw TroupeError(.invalidSpec, "parameter 'workers' of blueprint 'fleet' must be at least 1, not \(workers).")
+            }
+            return Blueprint("fleet", durability: .durable) { Pool("worker", Fleet.Worker(), count: workers) }
+        },
+        BlueprintEntry(
+            "demo",
+            summary: "The demo tree: monitor, batch pipeline with an injected crash, gatherer, cruncher."
+        ) { _ in
+            try Demo.blueprint(http: http)
+        },
+    ]
+}
