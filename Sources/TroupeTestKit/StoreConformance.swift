@@ -2,7 +2,7 @@ import FoundationEssentials
 import Logging
 public import Troupe
 
-/// The behaviour every ``CheckpointStore`` must have, as one suite of checks run against each backend.
+/// The behaviour every store (``OperatorStore``: the engine's contract, the read model, the control queue) must have, as one suite of checks run against each backend.
 ///
 /// Two stores that each pass their own tests can still disagree (one reused message ids, the other did not); this
 /// suite is the definition of a store. A backend's tests run every check in ``checks`` against a ``Backend``:
@@ -19,7 +19,7 @@ public enum StoreConformance {
     /// A store opened on a backend's data, with the read-side operations the checks need.
     public struct Handle: Sendable {
         /// The store.
-        public var store: any CheckpointStore
+        public var store: any OperatorStore
         /// The durable messages of a run not yet committed by their recipients, in delivery order.
         public var pendingMessages: @Sendable (RunID) async throws -> [StoredMessage]
         /// The retained checkpoints of an agent, oldest first.
@@ -31,7 +31,7 @@ public enum StoreConformance {
 
         /// Creates a handle.
         public init(
-            store: any CheckpointStore,
+            store: any OperatorStore,
             pendingMessages: @escaping @Sendable (RunID) async throws -> [StoredMessage],
             checkpoints: @escaping @Sendable (AgentID) async throws -> [Checkpoint],
             deadLetters: @escaping @Sendable (RunID) async throws -> [DeadLetter],
@@ -70,7 +70,7 @@ public enum StoreConformance {
 
         /// ``InMemoryCheckpointStore``, opened as the same instance each time.
         public static let inMemory = Backend(name: "in-memory") {
-            let store = InMemoryCheckpointStore(retention: 3)
+            let store = InMemoryCheckpointStore(retention: 3, recordsEvents: true)
             let handle = Handle(
                 store: store,
                 pendingMessages: { store.pendingMessages(of: $0) },
@@ -117,7 +117,7 @@ public enum StoreConformance {
         Check(name: "a resumed run handles what the dead owner accepted, once", body: resumeHandlesAccepted),
         Check(name: "each durable message's step is its own: three messages make three calls", body: stepsPerMessage),
         Check(name: "a step recorded before a crash is replayed, not called again, and gone after the commit", body: stepReplay),
-    ]
+    ] + operatorChecks
 
     // MARK: Helpers
 

@@ -1,22 +1,47 @@
+public import FoundationEssentials
 import Synchronization
 
-/// A ``CheckpointStore`` that keeps checkpoints, durable messages and dead letters in memory, with the same
-/// fencing rules as a persistent store.
+/// A store that keeps checkpoints, durable messages, dead letters, events and operators' commands in memory, with
+/// the same rules as a persistent store.
 ///
 /// The default store of a ``Run``, and the store to use in tests. It keeps the last ``retention`` checkpoints of
 /// each agent. A second ``Run`` with the same identifier on the same store acts as a resume, which lets tests
-/// exercise the resume path without a database.
-public final class InMemoryCheckpointStore: CheckpointStore {
+/// exercise the resume path without a database. It is a whole ``OperatorStore``: the `troupe` verbs and the
+/// ``RunController`` work on it as on any backend (its runs' owner is this process).
+public final class InMemoryCheckpointStore: OperatorStore {
     private struct AgentRecord {
         var epoch: UInt64 = 0
         var checkpoints: [Checkpoint] = []
+        var times: [UInt64: Date] = [:]
         var steps: [String: [UInt8]] = [:]
+        var type = ""
+        var durability = Durability.ephemeral
+        var status = AgentStatus.running
+        var restarts = 0
+        var lastError: String?
     }
 
     private struct RunState {
         var attached = false
         /// Grows with every attach: messages carry the lease they were accepted under.
         var lease: UInt64 = 0
+        var blueprint = ""
+        var parameters: [String: String] = [:]
+        var durability: Durability?
+        var status = RunStatus.running
+        var createdAt = Date()
+        var endedAt: Date?
+        var error: String?
+        var heartbeat: Date?
+        var tree: TreeSnapshot?
+        var events: [EventRecord] = []
+        var commands: [OperatorCommand] = []
+    }
+
+    private struct DeadRow {
+        var id: Int64
+        var letter: DeadLetter
+        var createdAt: Date
     }
 
     /// A stored message and the lease it was accepted (or last adopted) under.
@@ -30,8 +55,14 @@ public final class InMemoryCheckpointStore: CheckpointStore {
         var agents: [AgentID: AgentRecord] = [:]
         var messages: [RunID: [Row]] = [:]
         var nextMessage: Int64 = 0
-        var deadLetters: [DeadLetter] = []
+        var deadLetters: [DeadRow] = []
+        var nextDeadLetter: Int64 = 0
         var events: [Event] = []
+        var nextEvent: Int64 = 0
+        var nextCommand: Int64 = 0
+        /// Readers of ``pendingCommands(of:)``, by run.
+        var listeners: [RunID: [UInt64: AsyncThrowingStream<OperatorCommand, any Error>.Continuation]] = [:]
+        var nextListener: UInt64 = 0
     }
 
     private let state = Mutex(State())
@@ -61,19 +92,54 @@ public final class InMemoryCheckpointStore: CheckpointStore {
                     "run \(run.id) is already being driven by another Run in this process. Wait for it to end."
                 )
             }
-            state.runs[run.id] = RunState(attached: true, lease: (state.runs[run.id]?.lease ?? 0) + 1)
+            var record = state.runs[run.id] ?? RunState()
+            record.attached = true
+            record.lease += 1
+            record.blueprint = run.blueprint
+            record.parameters = run.parameters
+            record.durability = run.durability ?? record.durability
+            record.status = .running
+            record.endedAt = nil
+            record.error = nil
+            record.heartbeat = Date()
+            state.runs[run.id] = record
+            // Durable messages to names the blueprint no longer has become dead letters, as in every store.
+            if known, !run.agents.isEmpty {
+                let names = Set(run.agents)
+                let orphans = (state.messages[run.id] ?? []).filter { !names.contains($0.message.recipient) }
+                state.messages[run.id]?.removeAll { !names.contains($0.message.recipient) }
+                for row in orphans {
+                    state.nextDeadLetter += 1
+                    let letter = DeadLetter(
+                        agent: AgentID(run: run.id, name: row.message.recipient),
+                        message: row.message.payload,
+                        error: "no agent '\(row.message.recipient)' in blueprint '\(run.blueprint)' any more",
+                        failures: 0
+                    )
+                    state.deadLetters.append(DeadRow(id: state.nextDeadLetter, letter: letter, createdAt: Date()))
+                }
+            }
             return known
         }
     }
 
     public func detach(_ run: RunID, outcome: RunOutcome, error: String?) async {
-        state.withLock { $0.runs[run]?.attached = false }
+        state.withLock { state in
+            guard state.runs[run]?.attached == true else { return }
+            state.runs[run]?.attached = false
+            state.runs[run]?.status = RunStatus(outcome)
+            state.runs[run]?.error = error
+            state.runs[run]?.endedAt = Date()
+        }
     }
 
     public func claim(_ agent: AgentID, type: String, durability: Durability, incarnation: UInt64) async throws -> Claim {
         state.withLock { state in
             var record = state.agents[agent] ?? AgentRecord()
             record.epoch += 1
+            record.type = type
+            record.durability = durability
+            record.status = .running
             // Messages accepted under an older lease are adopted by the current one and returned, once.
             var pending: [StoredMessage] = []
             let lease = state.runs[agent.run]?.lease ?? 0
@@ -98,7 +164,11 @@ public final class InMemoryCheckpointStore: CheckpointStore {
                     var record = state.agents[agent] ?? AgentRecord()
                     checkpoint.agent = agent
                     record.checkpoints.append(checkpoint)
+                    record.times[checkpoint.sequence] = Date()
                     if record.checkpoints.count > retention {
+                        for dropped in record.checkpoints.prefix(record.checkpoints.count - retention) {
+                            record.times[dropped.sequence] = nil
+                        }
                         record.checkpoints.removeFirst(record.checkpoints.count - retention)
                     }
                     state.agents[agent] = record
@@ -132,7 +202,8 @@ public final class InMemoryCheckpointStore: CheckpointStore {
 
     public func deadLetter(_ letter: DeadLetter) async throws {
         state.withLock { state in
-            state.deadLetters.append(letter)
+            state.nextDeadLetter += 1
+            state.deadLetters.append(DeadRow(id: state.nextDeadLetter, letter: letter, createdAt: Date()))
             if let id = letter.messageID {
                 state.messages[letter.agent.run]?.removeAll { $0.message.id == id }
                 // The message's unit of work ends here: its recorded steps must never be replayed to anything else.
@@ -154,7 +225,17 @@ public final class InMemoryCheckpointStore: CheckpointStore {
     }
 
     public func record(_ event: Event) {
-        state.withLock { $0.events.append(event) }
+        state.withLock { state in
+            state.events.append(event)
+            guard state.runs[event.run]?.attached == true else { return }
+            state.nextEvent += 1
+            state.runs[event.run]?.events.append(EventRecord(event, sequence: state.nextEvent))
+            let agent = AgentID(run: event.run, name: event.name)
+            guard state.agents[agent] != nil else { return }
+            if let status = event.kind.impliedStatus { state.agents[agent]?.status = status }
+            if let error = event.kind.error { state.agents[agent]?.lastError = error }
+            if case .restarting(_, let restarts) = event.kind { state.agents[agent]?.restarts = restarts }
+        }
     }
 
     /// The retained checkpoints of `agent`, oldest first.
@@ -169,7 +250,7 @@ public final class InMemoryCheckpointStore: CheckpointStore {
 
     /// Every dead letter recorded, oldest first.
     public var deadLetters: [DeadLetter] {
-        state.withLock { $0.deadLetters }
+        state.withLock { $0.deadLetters.map(\.letter) }
     }
 
     /// The durable messages of `run` that no agent has committed yet, in delivery order.
@@ -181,6 +262,265 @@ public final class InMemoryCheckpointStore: CheckpointStore {
     public var events: [Event] {
         state.withLock { $0.events }
     }
+}
+
+// MARK: The operator's view and the control queue
+
+extension InMemoryCheckpointStore {
+    public var location: String { "this process's memory" }
+
+    private static func summary(_ id: RunID, _ run: RunState, agents: [AgentRecord]) -> RunSummary {
+        RunSummary(
+            id: id, blueprint: run.blueprint, status: run.status, durability: run.durability,
+            parameters: run.parameters, createdAt: run.createdAt, endedAt: run.endedAt, error: run.error,
+            owner: run.attached ? RunSummary.Owner(pid: 0, host: "this process", heartbeatAt: run.heartbeat, alive: true) : nil,
+            agents: agents.count, restarts: agents.reduce(0) { $0 + $1.restarts }
+        )
+    }
+
+    private static func agents(of run: RunID, _ state: State) -> [(String, AgentRecord)] {
+        state.agents.filter { $0.key.run == run }.map { ($0.key.name, $0.value) }.sorted { $0.0 < $1.0 }
+    }
+
+    private func existing(_ id: RunID, _ state: State) throws -> RunState {
+        guard let run = state.runs[id] else { throw TroupeError.unknownRun(id, in: location) }
+        return run
+    }
+
+    public func runs() async throws -> [RunSummary] {
+        state.withLock { state in
+            state.runs.map { id, run in Self.summary(id, run, agents: Self.agents(of: id, state).map(\.1)) }
+                .sorted { ($0.createdAt, $1.id.rawValue) > ($1.createdAt, $0.id.rawValue) }
+        }
+    }
+
+    public func run(_ id: RunID) async throws -> RunSummary {
+        try state.withLock { state in
+            Self.summary(id, try existing(id, state), agents: Self.agents(of: id, state).map(\.1))
+        }
+    }
+
+    public func agents(of run: RunID) async throws -> [AgentSummary] {
+        state.withLock { state in
+            Self.agents(of: run, state).map { name, record in
+                AgentSummary(
+                    name: name, type: record.type, durability: record.durability, status: record.status,
+                    epoch: record.epoch, restarts: record.restarts, lastError: record.lastError,
+                    lastCheckpoint: record.checkpoints.last?.sequence,
+                    lastCheckpointAt: record.checkpoints.last.flatMap { record.times[$0.sequence] },
+                    pendingMessages: (state.messages[run] ?? []).filter { $0.message.recipient == name }.count
+                )
+            }
+        }
+    }
+
+    public func checkpointHistory(of agent: AgentID) async throws -> [CheckpointRecord] {
+        state.withLock { state in
+            guard let record = state.agents[agent] else { return [] }
+            return record.checkpoints.map {
+                CheckpointRecord(
+                    sequence: $0.sequence, epoch: $0.epoch, stateVersion: $0.stateVersion,
+                    createdAt: record.times[$0.sequence] ?? Date(), bytes: $0.state.count
+                )
+            }
+        }
+    }
+
+    public func events(of run: RunID, since: Int64, agent: String?, limit: Int) async throws -> [EventRecord] {
+        state.withLock { state in
+            Array(
+                (state.runs[run]?.events ?? []).lazy.filter { $0.sequence > since && (agent == nil || $0.agent == agent) }
+                    .prefix(max(0, limit))
+            )
+        }
+    }
+
+    public func lastEvents(of run: RunID, count: Int, agent: String?) async throws -> [EventRecord] {
+        state.withLock { state in
+            Array((state.runs[run]?.events ?? []).filter { agent == nil || $0.agent == agent }.suffix(max(0, count)))
+        }
+    }
+
+    public func deadLetters(of run: RunID) async throws -> [DeadLetterRecord] {
+        state.withLock { state in
+            state.deadLetters.filter { $0.letter.agent.run == run }.map {
+                DeadLetterRecord(
+                    id: $0.id, agent: $0.letter.agent.name, error: $0.letter.error, failures: $0.letter.failures,
+                    createdAt: $0.createdAt, bytes: $0.letter.message.count
+                )
+            }
+        }
+    }
+
+    public func treeSnapshot(of run: RunID) async throws -> TreeSnapshot? {
+        state.withLock { $0.runs[run]?.tree }
+    }
+
+    public func requeueDeadLetters(of run: RunID, ids: [Int64]?) async throws -> [String] {
+        state.withLock { state in
+            let wanted = ids.map(Set.init)
+            let chosen = state.deadLetters.filter { $0.letter.agent.run == run && (wanted?.contains($0.id) ?? true) }
+            let chosenIDs = Set(chosen.map(\.id))
+            state.deadLetters.removeAll { chosenIDs.contains($0.id) }
+            for row in chosen {
+                // Under lease 0, older than every lease: the agent's next claim adopts it.
+                state.nextMessage += 1
+                let message = StoredMessage(
+                    id: state.nextMessage, recipient: row.letter.agent.name, sender: nil, payload: row.letter.message
+                )
+                state.messages[run, default: []].append(Row(message: message, lease: 0))
+            }
+            return chosen.map(\.letter.agent.name)
+        }
+    }
+
+    public func purgeDeadLetters(of run: RunID, ids: [Int64]?) async throws -> Int {
+        state.withLock { state in
+            let wanted = ids.map(Set.init)
+            let before = state.deadLetters.count
+            state.deadLetters.removeAll { $0.letter.agent.run == run && (wanted?.contains($0.id) ?? true) }
+            return before - state.deadLetters.count
+        }
+    }
+
+    public func fork(_ agent: AgentID, sequence: UInt64, as newRun: RunID) async throws {
+        try state.withLock { state in
+            var source = try existing(agent.run, state)
+            guard let chosen = state.agents[agent], let time = chosen.times[sequence],
+                chosen.checkpoints.contains(where: { $0.sequence == sequence })
+            else {
+                throw TroupeError(
+                    .unknownChild,
+                    "run \(agent.run) has no checkpoint #\(sequence) of agent '\(agent.name)'. "
+                        + "`troupe checkpoints \(agent.run) \(agent.name)` lists the ones kept."
+                )
+            }
+            source.attached = false
+            source.status = .stopped
+            source.createdAt = Date()
+            source.endedAt = nil
+            source.heartbeat = nil
+            source.tree = nil
+            source.events = []
+            source.commands = []
+            source.error = "forked from \(agent.run) at checkpoint #\(sequence) of '\(agent.name)'"
+            state.runs[newRun] = source
+            for (name, record) in Self.agents(of: agent.run, state) {
+                var copy = record
+                copy.steps = [:]
+                copy.restarts = 0
+                copy.status = .stopped
+                let kept = record.checkpoints.last {
+                    name == agent.name ? $0.sequence <= sequence : (record.times[$0.sequence] ?? .distantPast) <= time
+                }
+                copy.checkpoints = kept.map { checkpoint in
+                    var moved = checkpoint
+                    moved.agent = AgentID(run: newRun, name: name)
+                    return [moved]
+                } ?? []
+                copy.times = kept.map { [$0.sequence: record.times[$0.sequence] ?? time] } ?? [:]
+                state.agents[AgentID(run: newRun, name: name)] = copy
+            }
+        }
+    }
+
+    public func prune(keep: Int, eventsBefore: Date?, dryRun: Bool) async throws -> PruneReport {
+        precondition(keep >= 1, "prune must keep at least one checkpoint per agent")
+        return state.withLock { state in
+            var checkpoints = 0
+            for (id, record) in state.agents where record.checkpoints.count > keep {
+                checkpoints += record.checkpoints.count - keep
+                if !dryRun { state.agents[id]?.checkpoints.removeFirst(record.checkpoints.count - keep) }
+            }
+            var events = 0
+            if let before = eventsBefore {
+                for (id, run) in state.runs {
+                    events += run.events.filter { $0.time < before }.count
+                    if !dryRun { state.runs[id]?.events.removeAll { $0.time < before } }
+                }
+            }
+            return PruneReport(checkpoints: checkpoints, events: events)
+        }
+    }
+
+    public func deleteRuns(_ ids: [RunID]) async throws {
+        try state.withLock { state in
+            for id in ids {
+                if try existing(id, state).attached {
+                    throw TroupeError(
+                        .leaseHeld,
+                        "run \(id) is being driven by this process; it was not deleted (nor were the others named). "
+                            + "Stop it first."
+                    )
+                }
+            }
+            for id in ids {
+                state.runs[id] = nil
+                state.messages[id] = nil
+                state.deadLetters.removeAll { $0.letter.agent.run == id }
+                for key in state.agents.keys where key.run == id { state.agents[key] = nil }
+            }
+        }
+    }
+
+    public func check() async throws -> StoreHealth {
+        StoreHealth(problems: [], migrations: [], known: [])
+    }
+
+    public func enqueue(_ action: OperatorCommand.Action, for run: RunID) async throws -> Int64 {
+        let (command, listeners) = try state.withLock { state in
+            _ = try existing(run, state)
+            state.nextCommand += 1
+            let command = OperatorCommand(id: state.nextCommand, run: run, action: action, createdAt: Date())
+            state.runs[run]?.commands.append(command)
+            return (command, Array((state.listeners[run] ?? [:]).values))
+        }
+        for listener in listeners { listener.yield(command) }
+        return command.id
+    }
+
+    public func commands(of run: RunID) async throws -> [OperatorCommand] {
+        state.withLock { $0.runs[run]?.commands ?? [] }
+    }
+
+    public func pendingCommands(of run: RunID) -> AsyncThrowingStream<OperatorCommand, any Error> {
+        let (stream, continuation) = AsyncThrowingStream<OperatorCommand, any Error>.makeStream()
+        let id = state.withLock { state in
+            state.nextListener += 1
+            // Registered and filled under one lock: no command is missed or given twice.
+            for command in state.runs[run]?.commands ?? [] where command.appliedAt == nil { continuation.yield(command) }
+            state.listeners[run, default: [:]][state.nextListener] = continuation
+            return state.nextListener
+        }
+        continuation.onTermination = { [weak self] _ in
+            self?.state.withLock { $0.listeners[run]?[id] = nil }
+        }
+        return stream
+    }
+
+    public func complete(_ command: Int64, with result: OperatorCommand.Result) async throws {
+        state.withLock { state in
+            for (id, run) in state.runs {
+                guard let index = run.commands.firstIndex(where: { $0.id == command }) else { continue }
+                state.runs[id]?.commands[index].appliedAt = Date()
+                state.runs[id]?.commands[index].result = result
+            }
+        }
+    }
+
+    public func publishTree(_ nodes: [TreeNode], of run: RunID) async throws {
+        state.withLock { $0.runs[run]?.tree = TreeSnapshot(nodes: nodes, at: Date()) }
+    }
+
+    public func setPaused(_ paused: Bool, run: RunID) async throws {
+        state.withLock { state in
+            guard state.runs[run]?.attached == true else { return }
+            state.runs[run]?.status = paused ? .paused : .running
+        }
+    }
+
+    /// Nothing to release.
+    public func close() async {}
 }
 
 extension TroupeError {

@@ -247,6 +247,27 @@ public struct TreeNode: Sendable, Codable, Hashable {
     /// A supervisor's children.
     public var children: [TreeNode]
 
+    /// Creates a node.
+    public init(
+        name: String,
+        type: String,
+        status: ChildInfo.Status,
+        incarnation: UInt64,
+        restarts: Int = 0,
+        mailboxDepth: Int = 0,
+        passivated: Bool = false,
+        children: [TreeNode] = []
+    ) {
+        self.name = name
+        self.type = type
+        self.status = status
+        self.incarnation = incarnation
+        self.restarts = restarts
+        self.mailboxDepth = mailboxDepth
+        self.passivated = passivated
+        self.children = children
+    }
+
     /// The node of a child.
     public init(_ info: ChildInfo) {
         name = info.name

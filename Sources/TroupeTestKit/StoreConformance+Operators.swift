@@ -1,0 +1,338 @@
+import FoundationEssentials
+public import Troupe
+
+// The operator's half of the contract: the read model and the control queue, as every `troupe` verb relies on them.
+extension StoreConformance {
+    static let operatorChecks: [Check] = [
+        Check(name: "a run's summary follows its life, with its blueprint, parameters and durability", body: runLife),
+        Check(name: "an unknown run is an unknownRun error everywhere an operator names one", body: unknownRuns),
+        Check(name: "agents show their status, restarts and error from events, their checkpoint and inbox", body: agentRows),
+        Check(name: "events are numbered, read since a number, filtered by agent, and tailed", body: eventLog),
+        Check(name: "dead letters are listed, requeued into their agent's next claim, and purged", body: deadLetterAdmin),
+        Check(name: "a fork starts from the chosen checkpoint, stopped, and leaves the original", body: forks),
+        Check(name: "prune keeps the newest checkpoints and drops old events", body: pruning),
+        Check(name: "runs are deleted whole; a driven run is refused and nothing is deleted", body: deletion),
+        Check(name: "commands are read once, in order, as they come, and their results recorded", body: commandQueue),
+        Check(name: "the published tree and a pause are what operators read", body: treeAndPause),
+    ]
+
+    /// Polls `condition` every 10 ms until it holds, for up to 10 s (event logs may be written asynchronously).
+    static func eventually(_ what: String, _ condition: () async throws -> Bool) async throws {
+        let deadline = ContinuousClock.now + .seconds(10)
+        while ContinuousClock.now < deadline {
+            if try await condition() { return }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        throw Failure(description: "timed out waiting until \(what)")
+    }
+
+    static func event(_ name: String, _ incarnation: UInt64, _ kind: Event.Kind) -> Event {
+        Event(run: run, name: name, incarnation: incarnation, kind: kind)
+    }
+
+    static func runLife(_ backend: Backend) async throws {
+        let handle = try await backend.fresh()()
+        let store = handle.store
+        let record = RunRecord(
+            id: run, blueprint: "conformance", agents: ["a", "b"], parameters: ["size": "3"], durability: .durable
+        )
+        try expect(try await store.attach(record) == false, "a new run was reported as a resume")
+        var summary = try await store.run(run)
+        try expect(summary.status == .running && summary.isDriven, "a driven run shows \(summary.status), driven \(summary.isDriven)")
+        try expect(summary.blueprint == "conformance" && summary.parameters == ["size": "3"], "recorded \(summary)")
+        try expect(summary.durability == .durable, "durability recorded as \(String(describing: summary.durability))")
+        let listed = try await store.runs().map(\.id)
+        try expect(listed == [run], "runs() lists \(listed)")
+        await store.detach(run, outcome: .completed, error: nil)
+        summary = try await store.run(run)
+        try expect(summary.status == .completed && !summary.isDriven, "an ended run shows \(summary.status), driven \(summary.isDriven)")
+        try expect(summary.endedAt != nil, "an ended run has no end time")
+        try expect(try await store.attach(RunRecord(id: run, blueprint: "conformance", agents: ["a", "b"])) == true, "a resume was reported as new")
+        summary = try await store.run(run)
+        try expect(summary.status == .running && summary.durability == .durable, "resumed: \(summary.status), durability kept: \(String(describing: summary.durability))")
+        await store.detach(run, outcome: .failed, error: "boom")
+        summary = try await store.run(run)
+        try expect(summary.status == .failed && summary.error == "boom", "a failed run shows \(summary.status), \(String(describing: summary.error))")
+        await handle.close()
+    }
+
+    static func unknownRuns(_ backend: Backend) async throws {
+        let handle = try await backend.fresh()()
+        let store = handle.store
+        let missing: RunID = "run-missing"
+        func unknown(_ body: () async throws -> Void) async -> Bool {
+            do {
+                try await body()
+                return false
+            } catch let error as TroupeError {
+                return error.code == .unknownRun
+            } catch {
+                return false
+            }
+        }
+        try expect(await unknown { _ = try await store.run(missing) }, "run(_:) of an unknown run")
+        try expect(await unknown { _ = try await store.enqueue(.pause, for: missing) }, "enqueue for an unknown run")
+        try expect(await unknown { try await store.deleteRuns([missing]) }, "deleteRuns of an unknown run")
+        try expect(
+            await unknown { try await store.fork(AgentID(run: missing, name: "a"), sequence: 1, as: "run-fork") },
+            "fork of an unknown run"
+        )
+        await handle.close()
+    }
+
+    static func agentRows(_ backend: Backend) async throws {
+        try await attached(backend) { handle, _ in
+            let store = handle.store
+            let claim = try await claim(store)
+            _ = try await store.commit(Commit(run: run, agent: agent, epoch: claim.epoch, checkpoint: checkpoint(agent, epoch: claim.epoch, sequence: 1, "one")))
+            _ = try await send(store, to: "a", "waiting")
+            store.record(event("a", 1, .started))
+            store.record(event("a", 1, .exited(.failed(TroupeError(.invalidSpec, "bad input")))))
+            store.record(event("a", 1, .restarting(after: .milliseconds(10), restarts: 1)))
+            try await eventually("the agent's row shows the restart") {
+                try await store.agents(of: run).first?.status == .restarting
+            }
+            let rows = try await store.agents(of: run)
+            try expect(rows.map(\.name) == ["a"], "agents \(rows.map(\.name))")
+            let row = rows[0]
+            try expect(row.restarts == 1, "restarts \(row.restarts)")
+            try expect(row.lastError?.contains("bad input") == true, "last error \(String(describing: row.lastError))")
+            try expect(row.lastCheckpoint == 1 && row.lastCheckpointAt != nil, "last checkpoint \(String(describing: row.lastCheckpoint))")
+            try expect(row.pendingMessages == 1, "pending messages \(row.pendingMessages)")
+            try expect(row.epoch == claim.epoch && row.durability == .durable && row.type == "Conformance", "row \(row)")
+            let history = try await store.checkpointHistory(of: agent)
+            try expect(history.map(\.sequence) == [1] && history[0].bytes == 3, "history \(history)")
+        }
+    }
+
+    static func eventLog(_ backend: Backend) async throws {
+        try await attached(backend) { handle, _ in
+            let store = handle.store
+            _ = try await claim(store)
+            _ = try await claim(store, other)
+            for (name, kind) in [("a", Event.Kind.started), ("b", .started), ("a", .checkpointed(sequence: 1)), ("b", .stopped)] {
+                store.record(event(name, 1, kind))
+            }
+            try await eventually("four events are logged") {
+                try await store.events(of: run, since: 0, agent: nil, limit: 100).count == 4
+            }
+            let all = try await store.events(of: run, since: 0, agent: nil, limit: 100)
+            try expect(all.map(\.event) == ["started", "started", "checkpointed", "stopped"], "events \(all.map(\.event))")
+            try expect(all.map(\.sequence) == all.map(\.sequence).sorted() && Set(all.map(\.sequence)).count == 4, "sequences \(all.map(\.sequence))")
+            try expect(all[2].detail == "#1" && all[0].run == run && all[0].incarnation == 1, "recorded \(all[2])")
+            let later = try await store.events(of: run, since: all[1].sequence, agent: nil, limit: 100)
+            try expect(later.map(\.sequence) == Array(all.map(\.sequence).suffix(2)), "since: \(later.map(\.sequence))")
+            let ofB = try await store.events(of: run, since: 0, agent: "b", limit: 100)
+            try expect(ofB.map(\.event) == ["started", "stopped"], "of b: \(ofB.map(\.event))")
+            let limited = try await store.events(of: run, since: 0, agent: nil, limit: 1)
+            try expect(limited.map(\.sequence) == [all[0].sequence], "limit 1: \(limited.map(\.sequence))")
+            let tail = try await store.lastEvents(of: run, count: 2, agent: nil)
+            try expect(tail.map(\.sequence) == Array(all.map(\.sequence).suffix(2)), "last 2: \(tail.map(\.sequence))")
+            let tailA = try await store.lastEvents(of: run, count: 1, agent: "a")
+            try expect(tailA.map(\.event) == ["checkpointed"], "last of a: \(tailA.map(\.event))")
+        }
+    }
+
+    static func deadLetterAdmin(_ backend: Backend) async throws {
+        let open = try await backend.fresh()
+        var handle = try await open()
+        _ = try await handle.store.attach(record)
+        var claim = try await claim(handle.store)
+        let first = try await send(handle.store, to: "a", "poison")
+        let second = try await send(handle.store, to: "a", "bad")
+        for (id, text) in [(first, "poison"), (second, "bad")] {
+            try await handle.store.deadLetter(
+                DeadLetter(agent: agent, message: Array(text.utf8), error: "crashed on \(text)", failures: 3, messageID: id)
+            )
+        }
+        let letters = try await handle.store.deadLetters(of: run)
+        try expect(letters.map(\.error) == ["crashed on poison", "crashed on bad"], "dead letters \(letters.map(\.error))")
+        try expect(letters.map(\.failures) == [3, 3] && letters.map(\.bytes) == [6, 3] && letters.allSatisfy { $0.agent == "a" }, "\(letters)")
+        try expect(try await handle.pendingMessages(run).isEmpty, "dead-lettered messages are still in the inbox")
+        let requeued = try await handle.store.requeueDeadLetters(of: run, ids: [letters[0].id])
+        try expect(requeued == ["a"], "requeued to \(requeued)")
+        try expect(try await handle.store.deadLetters(of: run).map(\.id) == [letters[1].id], "the requeued letter is still listed")
+        claim = try await self.claim(handle.store, incarnation: 2)
+        try expect(claim.pending.map(\.payload) == [Array("poison".utf8)], "the next claim got \(claim.pending.count) messages")
+        try expect(try await handle.store.purgeDeadLetters(of: run, ids: [letters[1].id + 1000]) == 0, "purged an unknown id")
+        try expect(try await handle.store.purgeDeadLetters(of: run, ids: nil) == 1, "purge all")
+        try expect(try await handle.store.deadLetters(of: run).isEmpty, "dead letters left after the purge")
+        // Requeued while no process drives the run: the next resume's claim delivers it.
+        await handle.store.detach(run, outcome: .stopped, error: nil)
+        await handle.close()
+        handle = try await open()
+        _ = try await handle.store.attach(record)
+        let resumed = try await self.claim(handle.store)
+        try expect(resumed.pending.map(\.payload) == [Array("poison".utf8)], "after the resume: \(resumed.pending.count) messages")
+        await handle.store.detach(run, outcome: .stopped, error: nil)
+        await handle.close()
+    }
+
+    static func forks(_ backend: Backend) async throws {
+        try await attached(backend) { handle, _ in
+            let store = handle.store
+            let a = try await claim(store)
+            let b = try await claim(store, other)
+            for sequence in UInt64(1)...3 {
+                _ = try await store.commit(Commit(run: run, agent: agent, epoch: a.epoch, checkpoint: checkpoint(agent, epoch: a.epoch, sequence: sequence, "a\(sequence)")))
+                _ = try await store.commit(Commit(run: run, agent: other, epoch: b.epoch, checkpoint: checkpoint(other, epoch: b.epoch, sequence: sequence, "b\(sequence)")))
+                try await Task.sleep(for: .milliseconds(5))  // distinct times: "at or before" must pick one
+            }
+            let fork: RunID = "run-fork"
+            try await store.fork(agent, sequence: 2, as: fork)
+            let summary = try await store.run(fork)
+            try expect(summary.status == .stopped && !summary.isDriven && summary.blueprint == "conformance", "the fork is \(summary)")
+            let forkedA = try await handle.checkpoints(AgentID(run: fork, name: "a")).last
+            try expect(forkedA.map { String(decoding: $0.state, as: UTF8.self) } == "a2", "a forked from \(String(describing: forkedA))")
+            let forkedB = try await handle.checkpoints(AgentID(run: fork, name: "b")).last
+            // b's checkpoint 2 was written after a's, checkpoint 1 before it.
+            try expect(forkedB.map { String(decoding: $0.state, as: UTF8.self) } == "b1", "b forked from \(String(describing: forkedB))")
+            let original = try await handle.checkpoints(agent).last
+            try expect(original.map { String(decoding: $0.state, as: UTF8.self) } == "a3", "the original changed")
+            do {
+                try await store.fork(agent, sequence: 99, as: "run-fork-2")
+                throw Failure(description: "a fork from a checkpoint that does not exist was accepted")
+            } catch let error as TroupeError {
+                try expect(error.code == .unknownChild, "a missing checkpoint gave \(error.code)")
+            }
+            try await store.deleteRuns([fork])
+        }
+    }
+
+    static func pruning(_ backend: Backend) async throws {
+        try await attached(backend) { handle, _ in
+            let store = handle.store
+            let claim = try await claim(store)
+            for sequence in UInt64(1)...3 {
+                _ = try await store.commit(Commit(run: run, agent: agent, epoch: claim.epoch, checkpoint: checkpoint(agent, epoch: claim.epoch, sequence: sequence, "s\(sequence)")))
+            }
+            store.record(event("a", 1, .started))
+            try await eventually("the event is logged") { try await !store.events(of: run, since: 0, agent: nil, limit: 10).isEmpty }
+            let dry = try await store.prune(keep: 1, eventsBefore: Date().addingTimeInterval(60), dryRun: true)
+            try expect(dry.checkpoints >= 2 && dry.events == 1, "a dry run reports \(dry)")
+            try expect(try await handle.checkpoints(agent).count >= 3, "a dry run deleted checkpoints")
+            let report = try await store.prune(keep: 1, eventsBefore: Date().addingTimeInterval(60), dryRun: false)
+            try expect(report == dry, "prune reported \(report), its dry run \(dry)")
+            let kept = try await handle.checkpoints(agent).map(\.sequence)
+            try expect(kept == [3], "kept \(kept)")
+            try expect(try await store.events(of: run, since: 0, agent: nil, limit: 10).isEmpty, "old events kept")
+        }
+    }
+
+    static func deletion(_ backend: Backend) async throws {
+        let handle = try await backend.fresh()()
+        let store = handle.store
+        let ended = RunRecord(id: "run-ended", blueprint: "conformance", agents: ["a"])
+        _ = try await store.attach(ended)
+        let endedAgent = AgentID(run: ended.id, name: "a")
+        let claim = try await store.claim(endedAgent, type: "Conformance", durability: .durable, incarnation: 1)
+        _ = try await store.commit(Commit(run: ended.id, agent: endedAgent, epoch: claim.epoch, checkpoint: checkpoint(endedAgent, epoch: claim.epoch, sequence: 1, "x")))
+        await store.detach(ended.id, outcome: .completed, error: nil)
+        _ = try await store.attach(record)
+        do {
+            try await store.deleteRuns([ended.id, run])
+            throw Failure(description: "a driven run was deleted")
+        } catch let error as TroupeError {
+            try expect(error.code == .leaseHeld, "deleting a driven run gave \(error.code)")
+        }
+        try expect(try await store.runs().count == 2, "a refused delete removed runs")
+        try await store.deleteRuns([ended.id])
+        let left = try await store.runs().map(\.id)
+        try expect(left == [run], "left \(left)")
+        try expect(try await handle.checkpoints(endedAgent).isEmpty, "a deleted run's checkpoints are kept")
+        try expect(try await store.agents(of: ended.id).isEmpty, "a deleted run's agents are kept")
+        await store.detach(run, outcome: .stopped, error: nil)
+        await handle.close()
+    }
+
+    static func commandQueue(_ backend: Backend) async throws {
+        try await attached(backend) { handle, _ in
+            let store = handle.store
+            let first = try await store.enqueue(.restart(agent: "a", fresh: true), for: run)
+            let second = try await store.enqueue(.cancel(grace: .milliseconds(2500)), for: run)
+            let unknown = try await store.enqueue(.unrecognized(verb: "frobnicate", reason: "x"), for: run)
+            try expect(first < second && second < unknown, "ids \(first), \(second), \(unknown) not increasing")
+            let reader = Task { () -> [OperatorCommand] in
+                var seen: [OperatorCommand] = []
+                for try await command in store.pendingCommands(of: run) {
+                    seen.append(command)
+                    if seen.count == 4 { break }
+                }
+                return seen
+            }
+            try await Task.sleep(for: .milliseconds(20))
+            let late = try await store.enqueue(.stop(agent: "b"), for: run)
+            let got = try await withThrowingTaskGroup(of: [OperatorCommand]?.self) { group in
+                group.addTask { try await reader.value }
+                group.addTask {
+                    try await Task.sleep(for: .seconds(10))
+                    return nil
+                }
+                defer {
+                    group.cancelAll()
+                    reader.cancel()
+                }
+                return try await group.next() ?? nil
+            }
+            guard let got else { throw Failure(description: "the pending commands did not all arrive within 10 s") }
+            try expect(got.map(\.id) == [first, second, unknown, late], "read \(got.map(\.id))")
+            try expect(got[0].action == .restart(agent: "a", fresh: true), "read back as \(got[0].action)")
+            try expect(got[1].action == .cancel(grace: .milliseconds(2500)), "read back as \(got[1].action)")
+            if case .unrecognized(let verb, _) = got[2].action {
+                try expect(verb == "frobnicate", "verb \(verb)")
+            } else {
+                throw Failure(description: "an unknown verb was read as \(got[2].action)")
+            }
+            try expect(got[3].action == .stop(agent: "b") && got.allSatisfy { $0.run == run && $0.result == nil }, "\(got)")
+            for command in got {
+                try await store.complete(command.id, with: .init(command.id == unknown ? .refused : .applied, "done \(command.id)"))
+            }
+            let listed = try await store.commands(of: run)
+            try expect(listed.map(\.id) == [first, second, unknown, late], "listed \(listed.map(\.id))")
+            try expect(listed.allSatisfy { $0.appliedAt != nil && $0.result?.message == "done \($0.id)" }, "results \(listed.map(\.result))")
+            try expect(listed[2].result?.outcome == .refused && listed[0].result?.outcome == .applied, "outcomes \(listed.map(\.result))")
+            // A new reader (the next resume) gets nothing already applied.
+            let again = Task { () -> OperatorCommand? in
+                for try await command in store.pendingCommands(of: run) { return command }
+                return nil
+            }
+            let fresh = try await store.enqueue(.pause, for: run)
+            let next = try await withThrowingTaskGroup(of: OperatorCommand??.self) { group in
+                group.addTask { try await again.value }
+                group.addTask {
+                    try await Task.sleep(for: .seconds(10))
+                    return .some(nil)
+                }
+                defer {
+                    group.cancelAll()
+                    again.cancel()
+                }
+                return try await group.next() ?? nil
+            }
+            try expect(next??.id == fresh, "a new reader got \(String(describing: next??.id)) first, expected the new command \(fresh)")
+        }
+    }
+
+    static func treeAndPause(_ backend: Backend) async throws {
+        try await attached(backend) { handle, _ in
+            let store = handle.store
+            try expect(try await store.treeSnapshot(of: run) == nil, "a tree before any was published")
+            let tree = [
+                TreeNode(name: "a", type: "Ledger", status: .running, incarnation: 2, restarts: 1, mailboxDepth: 4),
+                TreeNode(name: "inner", type: "Supervisor", status: .running, incarnation: 1, children: [
+                    TreeNode(name: "b", type: "Ledger", status: .restarting, incarnation: 3, passivated: true)
+                ]),
+            ]
+            try await store.publishTree(tree, of: run)
+            let snapshot = try await store.treeSnapshot(of: run)
+            try expect(snapshot?.nodes == tree, "the tree read back is \(String(describing: snapshot?.nodes))")
+            try expect(snapshot?.contains("b") == true && snapshot?.contains("c") == false, "contains(_:) on the snapshot")
+            try await store.setPaused(true, run: run)
+            let paused = try await store.run(run).status
+            try expect(paused == .paused, "a paused run shows \(paused)")
+            try await store.setPaused(false, run: run)
+            let unpaused = try await store.run(run).status
+            try expect(unpaused == .running, "an unpaused run shows \(unpaused)")
+        }
+    }
+}
