@@ -155,7 +155,14 @@ let package = Package(
         ),
         .testTarget(
             name: "TroupeCLITests",
-            dependencies: ["TroupeCLI", "TroupeSQLite", "Troupe", "TroupeTestKit"],
+            dependencies: [
+                "TroupeCLI",
+                "TroupeSQLite",
+                "Troupe",
+                "TroupeTestKit",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: settings
         ),
     ]

@@ -57,7 +57,7 @@ extension GlobalOptions {
 
 /// Prints one value as JSON (stable, sorted keys).
 func printJSON(_ value: some Encodable) {
-    print(jsonText(value))
+    say(jsonText(value))
 }
 
 /// JSON as every command prints it: sorted keys, and times in RFC 3339 with milliseconds, UTC.
@@ -83,7 +83,7 @@ func printTable(_ header: [String], _ rows: [[String]]) {
         let line = row.enumerated().map { index, cell in
             index == row.count - 1 ? cell : cell.padded(to: widths[index])
         }.joined(separator: "  ")
-        print(line.trimmingTrailingSpaces())
+        say(line.trimmingTrailingSpaces())
     }
 }
 

@@ -30,7 +30,7 @@ package enum CommandOutput {
 }
 
 /// Writes a line to standard output (the CLI's own `print`, which a test can capture).
-func print(_ line: String = "", terminator: String = "\n") {
+func say(_ line: String = "", terminator: String = "\n") {
     if CommandOutput.captured(line + terminator, error: false) { return }
     Swift.print(line, terminator: terminator)
 }

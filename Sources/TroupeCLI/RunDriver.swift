@@ -145,7 +145,7 @@ final class Display: Sendable {
                 return
             }
             if json {
-                print(jsonText(EventLine(record)))
+                say(jsonText(EventLine(record)))
             } else {
                 let line = "\(timestamp(record.time))  \("\(event.name)#\(event.incarnation)".padded(to: 16)) \(record.event.padded(to: 12))\(record.detail)"
                 write(line.trimmingTrailingSpaces(), statusLine: state.statusLine)
@@ -157,7 +157,7 @@ final class Display: Sendable {
     func note(_ text: String) {
         state.withLock { state in
             if json {
-                print(jsonText(["type": "note", "text": text]))
+                say(jsonText(["type": "note", "text": text]))
             } else {
                 write("troupe: \(text)", statusLine: state.statusLine)
             }
@@ -194,7 +194,7 @@ final class Display: Sendable {
             Swift.print("\r\u{1B}[K" + line)
             Swift.print(statusLine, terminator: "")
         } else {
-            print(line)
+            say(line)
         }
     }
 }

@@ -1,6 +1,7 @@
 import Dispatch
 import Glibc
 import Synchronization
+public import ServiceLifecycle
 public import Troupe
 
 /// A ``CheckpointStore`` in a SQLite database file: runs, agents, checkpoints, durable messages, dead letters and
@@ -486,4 +487,14 @@ final class Reader: Sendable {
 final class ConnectionBox: @unchecked Sendable {
     let connection: Connection
     init(_ connection: Connection) { self.connection = connection }
+}
+
+extension SQLiteStore: Service {
+    /// Runs the store as a swift-service-lifecycle `Service`: it stays open until the service group shuts down
+    /// gracefully (or is cancelled), then closes. List it before the runs that use it, so that the group stops
+    /// them first: `ServiceGroup(services: [store, run], …)`.
+    public func run() async throws {
+        try? await gracefulShutdown()
+        await close()
+    }
 }

@@ -65,6 +65,7 @@ final class Incarnation: Sendable {
     let stopRequested = OneShot<Void>()
     /// Fulfilled with the exit reason when the incarnation has ended.
     let exit = OneShot<ExitReason>()
+    private let finished = Atomic<Bool>(false)
     private let report: @Sendable (ExitReason) -> Void
     private let activations = Mutex<(latest: UInt64, task: Task<Void, Never>?, cancelled: Bool)>((0, nil, false))
 
@@ -131,10 +132,14 @@ final class Incarnation: Sendable {
         task?.cancel()
     }
 
-    /// Reports the incarnation's end to its supervisor, once.
+    /// Reports the incarnation's end to its supervisor, once: the report (the `exited` event) comes before the
+    /// exit is visible to waiters, so that a supervisor stopping the child sees its events in order and none after
+    /// the run has ended.
     @usableFromInline
     func finish(_ reason: ExitReason) {
-        if exit.fulfill(reason) { report(reason) }
+        guard !finished.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        report(reason)
+        exit.fulfill(reason)
     }
 
     /// Sleeps for `duration`, returning early (with `false`) if a stop is requested or the task is cancelled.

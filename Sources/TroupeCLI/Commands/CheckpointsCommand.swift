@@ -40,7 +40,7 @@ struct CheckpointsCommand: AsyncParsableCommand {
                     }
                     return String(decoding: checkpoint.state, as: UTF8.self)
                 }
-                return print(state)
+                return say(state)
             }
             let records = try await global.withStore { store in
                 _ = try await store.run(RunID(run))
@@ -99,7 +99,7 @@ struct ForkCommand: AsyncParsableCommand {
             if global.json {
                 printJSON(["run": newRun.rawValue, "from": run, "agent": agent, "sequence": String(sequence)])
             } else {
-                print("troupe: forked \(newRun) from \(run) at checkpoint #\(sequence) of '\(agent)'; start it with `troupe resume \(newRun)`")
+                say("troupe: forked \(newRun) from \(run) at checkpoint #\(sequence) of '\(agent)'; start it with `troupe resume \(newRun)`")
             }
         }
     }

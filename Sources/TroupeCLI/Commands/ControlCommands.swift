@@ -23,7 +23,7 @@ func sendCommand(_ global: GlobalOptions, run: String, action: OperatorCommand.A
             if global.json {
                 printJSON(["command": String(command), "status": "queued", "run": run])
             } else {
-                print("troupe: run \(run) has no live process; '\(verb)' is queued and will be applied by `troupe resume \(run)`")
+                say("troupe: run \(run) has no live process; '\(verb)' is queued and will be applied by `troupe resume \(run)`")
             }
             return
         }
@@ -37,7 +37,7 @@ func sendCommand(_ global: GlobalOptions, run: String, action: OperatorCommand.A
                         "result": result.message,
                     ])
                 } else {
-                    print("troupe: \(verb)\(agent.map { " " + $0 } ?? ""): \(result)")
+                    say("troupe: \(verb)\(agent.map { " " + $0 } ?? ""): \(result)")
                 }
                 if result.outcome != .applied { throw ExitCode.failure }
                 return
@@ -47,7 +47,7 @@ func sendCommand(_ global: GlobalOptions, run: String, action: OperatorCommand.A
         if global.json {
             printJSON(["command": String(command), "status": "queued", "run": run])
         } else {
-            print("troupe: '\(verb)' is queued; the run's process has not applied it yet (see `troupe status \(run)`)")
+            say("troupe: '\(verb)' is queued; the run's process has not applied it yet (see `troupe status \(run)`)")
         }
     }
 }

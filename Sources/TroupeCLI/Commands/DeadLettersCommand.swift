@@ -58,14 +58,14 @@ struct DeadLettersCommand: AsyncParsableCommand {
                 }
                 let agents = try await global.withStore { try await $0.requeueDeadLetters(of: id, ids: ids.isEmpty ? nil : ids) }
                 if global.json { return printJSON(["requeued": agents.count]) }
-                print("troupe: requeued \(agents.count) messages; `troupe resume \(run)` delivers them")
+                say("troupe: requeued \(agents.count) messages; `troupe resume \(run)` delivers them")
             case .purge:
                 let count = try await global.withStore { store in
                     _ = try await store.run(id)
                     return try await store.purgeDeadLetters(of: id, ids: ids.isEmpty ? nil : ids)
                 }
                 if global.json { return printJSON(["purged": count]) }
-                print("troupe: purged \(count) dead letters")
+                say("troupe: purged \(count) dead letters")
             }
         }
     }

@@ -49,10 +49,10 @@ struct EventsCommand: AsyncParsableCommand {
                 while true {
                     let events = try await store.events(of: id, since: last, agent: agent, limit: 10_000)
                     if global.json {
-                        for event in events { print(jsonText(EventLine(event))) }
+                        for event in events { say(jsonText(EventLine(event))) }
                     } else {
                         if !printedHeader, !events.isEmpty {
-                            print(["SEQ".padded(to: 7), "TIME".padded(to: 24), "AGENT".padded(to: 16), "EVENT".padded(to: 13), "DETAIL"].joined(separator: " ").trimmingTrailingSpaces())
+                            say(["SEQ".padded(to: 7), "TIME".padded(to: 24), "AGENT".padded(to: 16), "EVENT".padded(to: 13), "DETAIL"].joined(separator: " ").trimmingTrailingSpaces())
                             printedHeader = true
                         }
                         for event in events {
@@ -60,7 +60,7 @@ struct EventsCommand: AsyncParsableCommand {
                                 String(event.sequence).padded(to: 7), timestamp(event.time).padded(to: 24),
                                 "\(event.agent)#\(event.incarnation)".padded(to: 16), event.event.padded(to: 13), event.detail,
                             ].joined(separator: " ")
-                            print(line.trimmingTrailingSpaces())
+                            say(line.trimmingTrailingSpaces())
                         }
                     }
                     flushOutput()

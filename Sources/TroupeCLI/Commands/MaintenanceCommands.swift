@@ -77,7 +77,7 @@ struct PruneCommand: AsyncParsableCommand {
             }
             let verb = dryRun ? "would delete" : "deleted"
             let runText = runsOlderThan == nil ? "" : ", \(runs.count) runs"
-            print("troupe: \(verb) \(report.checkpoints) checkpoints and \(report.events) events\(runText)")
+            say("troupe: \(verb) \(report.checkpoints) checkpoints and \(report.events) events\(runText)")
         }
     }
 }
@@ -110,7 +110,7 @@ struct RmCommand: AsyncParsableCommand {
             let ids = runs.filter { seen.insert($0).inserted }.map { RunID($0) }  // a run named twice is deleted once
             try await global.withStore { try await $0.deleteRuns(ids) }
             if global.json { return printJSON(["deleted": ids.map(\.rawValue)]) }
-            print("troupe: deleted \(ids.count == 1 ? "run \(ids[0])" : "\(ids.count) runs")")
+            say("troupe: deleted \(ids.count == 1 ? "run \(ids[0])" : "\(ids.count) runs")")
         }
     }
 }
@@ -134,10 +134,10 @@ struct BlueprintsCommand: AsyncParsableCommand {
         if global.json { return printJSON(entries.map { Listing(name: $0.name, summary: $0.summary, parameters: $0.parameters) }) }
         let width = (entries.map(\.name.count).max() ?? 0) + 2
         for entry in entries {
-            print("\(entry.name.padded(to: width))\(entry.summary)")
+            say("\(entry.name.padded(to: width))\(entry.summary)")
             for parameter in entry.parameters {
                 let fallback = parameter.defaultValue.isEmpty ? "empty" : parameter.defaultValue
-                print("  --param \(parameter.name)=…  \(parameter.help) (default: \(fallback))")
+                say("  --param \(parameter.name)=…  \(parameter.help) (default: \(fallback))")
             }
         }
     }
@@ -173,9 +173,9 @@ struct DbCommand: AsyncParsableCommand {
                 if global.json {
                     printJSON(Report(database: global.databasePath, integrity: integrity, migrations: applied, ok: ok))
                 } else {
-                    print("database    \(global.databasePath)")
-                    print("integrity   \(integrity.joined(separator: "; "))")
-                    print("migrations  \(applied.joined(separator: ", "))")
+                    say("database    \(global.databasePath)")
+                    say("integrity   \(integrity.joined(separator: "; "))")
+                    say("migrations  \(applied.joined(separator: ", "))")
                 }
                 if !ok { throw ExitCode(65) }
             }
@@ -195,7 +195,7 @@ struct DbCommand: AsyncParsableCommand {
                 if global.json {
                     printJSON(["database": global.databasePath, "migrations": applied.joined(separator: ",")])
                 } else {
-                    print("troupe: \(global.databasePath) is at \(applied.last ?? "no migration")")
+                    say("troupe: \(global.databasePath) is at \(applied.last ?? "no migration")")
                 }
             }
         }

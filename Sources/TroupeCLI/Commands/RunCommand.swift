@@ -71,7 +71,7 @@ struct RunCommand: AsyncParsableCommand {
                     entry, parameters: resolved, durability: durability.flatMap(Durability.init), id: runID, store: store,
                     global: global
                 )
-                if !global.json { print("troupe: run \(runID) of '\(entry.name)', database \(global.databasePath)") }
+                if !global.json { say("troupe: run \(runID) of '\(entry.name)', database \(global.databasePath)") }
                 try await Self.finish(RunDriver(run: run, json: global.json).drive(), run: runID, json: global.json)
             }
         }
@@ -111,9 +111,9 @@ struct RunCommand: AsyncParsableCommand {
         if json {
             printJSON(["type": "end", "run": run.rawValue, "ending": text])
         } else if case .completed = ending {
-            print("troupe: run \(run) completed: every agent finished")
+            say("troupe: run \(run) completed: every agent finished")
         } else {
-            print("troupe: run \(run) \(text); resume it with `troupe resume \(run)`")
+            say("troupe: run \(run) \(text); resume it with `troupe resume \(run)`")
         }
         if case .interrupted = ending { throw ExitCode(130) }
     }
@@ -147,8 +147,8 @@ struct RunCommand: AsyncParsableCommand {
         if global.json {
             printJSON(["run": runID.rawValue, "pid": String(process.processIdentifier), "log": logPath])
         } else {
-            print("troupe: started run \(runID) in the background (pid \(process.processIdentifier)); log: \(logPath)")
-            print("watch it with `troupe events \(runID) --follow`, stop it with `troupe cancel \(runID)`")
+            say("troupe: started run \(runID) in the background (pid \(process.processIdentifier)); log: \(logPath)")
+            say("watch it with `troupe events \(runID) --follow`, stop it with `troupe cancel \(runID)`")
         }
     }
 }

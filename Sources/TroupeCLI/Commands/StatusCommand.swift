@@ -32,21 +32,21 @@ struct StatusCommand: AsyncParsableCommand {
             }
             if global.json { return printJSON(report) }
             let summary = report.run
-            print("run         \(summary.id)")
-            print("blueprint   \(summary.blueprint)")
-            print("status      \(summary.status.rawValue)")
-            if let durability = summary.durability { print("durability  \(durability)") }
-            print("created     \(timestamp(summary.createdAt)) (\(age(summary.createdAt)) ago)")
-            if let ended = summary.endedAt { print("ended       \(timestamp(ended))") }
-            print("owner       \(summary.isDriven ? ownerText(summary.owner) : "none")")
+            say("run         \(summary.id)")
+            say("blueprint   \(summary.blueprint)")
+            say("status      \(summary.status.rawValue)")
+            if let durability = summary.durability { say("durability  \(durability)") }
+            say("created     \(timestamp(summary.createdAt)) (\(age(summary.createdAt)) ago)")
+            if let ended = summary.endedAt { say("ended       \(timestamp(ended))") }
+            say("owner       \(summary.isDriven ? ownerText(summary.owner) : "none")")
             let parameters = summary.parameters.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
-            print("parameters  \(parameters.isEmpty ? "none" : parameters.joined(separator: " "))")
-            print("agents      \(report.agents.count) (\(report.agents.filter { $0.status == .failed || $0.status == .quarantined }.count) failed), \(summary.restarts) restarts")
-            print("dead letters \(report.deadLetters)")
-            if let error = summary.error { print("note        \(error)") }
+            say("parameters  \(parameters.isEmpty ? "none" : parameters.joined(separator: " "))")
+            say("agents      \(report.agents.count) (\(report.agents.filter { $0.status == .failed || $0.status == .quarantined }.count) failed), \(summary.restarts) restarts")
+            say("dead letters \(report.deadLetters)")
+            if let error = summary.error { say("note        \(error)") }
             let pending = report.commands.filter { $0.appliedAt == nil }
             if !pending.isEmpty {
-                print("pending     " + pending.map { "\($0.action.verb)\($0.action.agent.map { " " + $0 } ?? "")" }.joined(separator: ", "))
+                say("pending     " + pending.map { "\($0.action.verb)\($0.action.agent.map { " " + $0 } ?? "")" }.joined(separator: ", "))
             }
         }
     }

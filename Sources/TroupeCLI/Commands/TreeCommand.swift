@@ -66,7 +66,7 @@ struct TreeCommand: AsyncParsableCommand {
                 }
             }
             if global.json { return printJSON(nodes) }
-            print("\(summary.id) (\(summary.blueprint), \(summary.status.rawValue))"
+            say("\(summary.id) (\(summary.blueprint), \(summary.status.rawValue))"
                 + (snapshot.map { ", snapshot \(age($0.at)) old" } ?? ""))
             var rowsOut: [[String]] = []
             func walk(_ nodes: [Node], _ prefix: String) {

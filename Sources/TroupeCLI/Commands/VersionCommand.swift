@@ -7,6 +7,6 @@ struct VersionCommand: ParsableCommand {
     )
 
     func run() {
-        print("troupe \(TroupeRelease.version)")
+        say("troupe \(TroupeRelease.version)")
     }
 }
