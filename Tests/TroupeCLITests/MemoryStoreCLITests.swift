@@ -43,7 +43,7 @@ struct Once: Agent {
 struct MemoryStoreCLITests {
     static let store = InMemoryCheckpointStore(retention: 5, recordsEvents: true)
 
-    static let blueprint = Blueprint("meters", durability: .durable) {
+    static let blueprint = Blueprint("meters", intensity: .init(maxRestarts: 100, within: .seconds(10)), durability: .durable) {
         Child("m", Meter(), restart: .transient)
         Child("n", Meter(), restart: .transient)
     }
