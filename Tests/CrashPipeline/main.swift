@@ -2,7 +2,7 @@
 // process with SIGKILL at random moments, starts it again on the same database (which resumes the run), and checks
 // the counter's final state.
 //
-//     troupe-crash-pipeline DATABASE RUN-ID COUNT
+//     CrashPipeline DATABASE RUN-ID COUNT
 //
 // Prints `attached` once it holds the run's lease, then `complete …` and exits 0 once the counter has seen COUNT
 // numbers.
@@ -13,7 +13,7 @@ import TroupeSQLite
 
 let arguments = CommandLine.arguments
 guard arguments.count == 4, let count = Int(arguments[3]) else {
-    FileHandle.standardError.write(Data("usage: troupe-crash-pipeline DATABASE RUN-ID COUNT\n".utf8))
+    FileHandle.standardError.write(Data("usage: CrashPipeline DATABASE RUN-ID COUNT\n".utf8))
     exit(64)
 }
 func report(_ state: Counting.Counter.State) {

@@ -9,7 +9,7 @@ import TroupeSQLite
 @Suite(.timeLimit(.minutes(5)))
 struct CrashTests {
     static let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-        .appendingPathComponent("troupe-crash-pipeline")
+        .appendingPathComponent("CrashPipeline")
 
     struct CounterState: Decodable {
         var count: Int
