@@ -103,3 +103,48 @@ func cliControl(agents: Int) async throws {
     report("cli_cancel_invoked_to_all_stopped_\(agents)agents", seconds(cancelInvoked.duration(to: .now)) * 1000, "ms")
     await store.close()
 }
+
+/// CPU time of process `pid` (user + system), in seconds, from `/proc/PID/stat`.
+func cpuSeconds(of pid: Int32) -> Double? {
+    guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+        let close = text.lastIndex(of: ")")
+    else { return nil }
+    // Fields after the command name: state is field 3; utime and stime are fields 14 and 15.
+    let fields = text[text.index(after: close)...].split(separator: " ")
+    guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
+    return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+}
+
+/// The CPU an idle fleet's driving process costs: `troupe run fleet` with `agents` workers and nothing to do, as a
+/// fraction of one core over 10 seconds once the tree is up.
+func idleFleet(agents: Int) async throws {
+    guard let binary = troupeBinary() else {
+        print("# idle_fleet skipped: build the troupe binary too (swift build -c release)")
+        return
+    }
+    let path = temporaryDatabase("idle")
+    defer { removeDatabase(path) }
+    let driver = Process()
+    driver.executableURL = binary
+    driver.arguments = ["run", "fleet", "--param", "workers=\(agents)", "--id", "run-idle", "--database", path]
+    driver.standardOutput = FileHandle.nullDevice
+    driver.standardError = FileHandle.nullDevice
+    try driver.run()
+    defer { if driver.isRunning { driver.terminate() } }
+    while access(path, F_OK) != 0 { try await Task.sleep(for: .milliseconds(10)) }
+    let store = try await SQLiteStore(path: path)
+    while try await store.read({ try $0.scalar("SELECT count(*) FROM agents WHERE run_id = 'run-idle'") ?? 0 }) < agents {
+        try await Task.sleep(for: .milliseconds(10))
+    }
+    await store.close()
+    try await Task.sleep(for: .seconds(3))  // let the start settle
+    let pid = driver.processIdentifier
+    guard let before = cpuSeconds(of: pid) else { return }
+    let start = ContinuousClock.now
+    try await Task.sleep(for: .seconds(10))
+    guard let after = cpuSeconds(of: pid) else { return }
+    let elapsed = seconds(start.duration(to: .now))
+    report("idle_fleet_\(agents)agents_cpu", (after - before) / elapsed * 100, "%core")
+    driver.interrupt()
+    driver.waitUntilExit()
+}

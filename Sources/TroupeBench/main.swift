@@ -294,6 +294,7 @@ let benchmarks: [(String, () async throws -> Void)] = [
     }),
     ("cli_listings", { try await cliListings() }),
     ("cli_control", { try await cliControl(agents: 1_000) }),
+    ("idle_fleet", { try await idleFleet(agents: 10_000) }),
     ("sqlite_resume", {
         try await resumeAfterKill(agents: 1, label: "1agent")
         try await resumeAfterKill(agents: 10_000, label: "10000agents")

@@ -58,9 +58,17 @@ struct RunDriver {
             }
             group.addTask {
                 // A run whose agents have all exited for good (transient or temporary ones that returned) is done.
+                // Looked at when a lifecycle event moved the tree, and every 2 s in case the supervisor recorded an
+                // exit just after the look: an idle tree costs one walk every 2 s, not ten a second.
                 guard await treeStarted.wait() != nil else { return nil }
+                var seen: UInt64 = .max
+                var lastLook = ContinuousClock.now
                 while !Task.isCancelled {
                     try? await Task.sleep(for: .milliseconds(100))
+                    let version = run.treeVersion
+                    guard version != seen || ContinuousClock.now - lastLook >= .seconds(2) else { continue }
+                    seen = version
+                    lastLook = ContinuousClock.now
                     let leaves = Self.leaves(await run.supervisor.children())
                     if !leaves.isEmpty, leaves.allSatisfy({ $0.status == .exited }) {
                         flags.completed.store(true, ordering: .relaxed)
@@ -70,7 +78,7 @@ struct RunDriver {
                 }
                 return nil
             }
-            group.addTask {
+            if display.interactive { group.addTask {
                 var last = run.messagesHandled
                 var lastTime = ContinuousClock.now
                 while !Task.isCancelled {
@@ -83,7 +91,7 @@ struct RunDriver {
                     lastTime = now
                 }
                 return nil
-            }
+            } }
             var outcome: Result<Void, any Error> = .success(())
             if let first = await group.next(), let result = first { outcome = result }
             group.cancelAll()
@@ -127,7 +135,7 @@ final class Display: Sendable {
 
     private let state = Mutex(State())
     private let json: Bool
-    private let interactive: Bool
+    let interactive: Bool
     private let start = ContinuousClock.now
 
     init(json: Bool, interactive: Bool) {

@@ -142,6 +142,9 @@ struct MemoryStoreCLITests {
         #expect(cancel.status == 0, "\(cancel)")
         try await running.value
         #expect(await troupe("ps").out.contains("cancelled"))
+        let again = await troupe("cancel", "run-live")
+        #expect(again.status == 1 && again.err.contains("already ended (cancelled)"), "\(again)")
+        #expect(try await Self.store.commands(of: "run-live").count == 5, "a cancel of an ended run was queued")
 
         // Maintenance on the ended run.
         let sequence = try #require((try await json("checkpoints", "run-live", "m") as? [[String: Any]])?.last?["sequence"] as? Int)

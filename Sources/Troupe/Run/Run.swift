@@ -261,6 +261,9 @@ public final class Run: Service {
         supervisor.requestShutdown()
     }
 
+    /// Grows with every lifecycle event (anything but a checkpoint): a watcher re-reads the tree only when it moved.
+    package var treeVersion: UInt64 { environment.events.treeChanges.load(ordering: .relaxed) }
+
     /// How many messages the run's handler-style agents have handled so far.
     public var messagesHandled: Int { environment.handled.load(ordering: .relaxed) }
 

@@ -18,6 +18,14 @@ func sendCommand(_ global: GlobalOptions, run: String, action: OperatorCommand.A
                 )
             }
         }
+        if case .cancel = action, !summary.status.isLive, summary.status != .crashed {
+            // Nothing to cancel, and nothing to queue: a resume would start the run only to stop it.
+            throw TroupeError(
+                .notRunning,
+                "run \(run) already ended (\(summary.status.rawValue)); there is nothing to cancel. `troupe rm \(run)` "
+                    + "deletes it."
+            )
+        }
         let command = try await store.enqueue(action, for: id)
         guard summary.isDriven else {
             if global.json {

@@ -63,12 +63,13 @@ struct RunCommand: AsyncParsableCommand {
         try await reportingErrors {
             let entry = try Catalog.entry(blueprint)
             let resolved = try entry.resolve(try parseParameters(parameters))
-            _ = try entry.build(resolved)  // fail here, in the foreground, on a bad parameter (building starts nothing)
+            // Built once, here, in the foreground: a bad parameter fails before anything is started or detached.
+            let built = try entry.build(resolved)
             let runID = id.map { RunID($0) } ?? RunID.random()
             if detach { return try detachRun(runID) }
             try await global.withStore(mustExist: false) { store in
                 let run = try Self.makeRun(
-                    entry, parameters: resolved, durability: durability.flatMap(Durability.init), id: runID, store: store,
+                    entry, blueprint: built, parameters: resolved, durability: durability.flatMap(Durability.init), id: runID, store: store,
                     global: global
                 )
                 if !global.json { say("troupe: run \(runID) of '\(entry.name)', database \(global.databasePath)") }
@@ -80,6 +81,7 @@ struct RunCommand: AsyncParsableCommand {
     /// A run of `entry`, recording its parameters and durability in the store so that a resume rebuilds it.
     static func makeRun(
         _ entry: BlueprintEntry,
+        blueprint: Blueprint? = nil,
         parameters: [String: String],
         durability: Durability?,
         id: RunID,
@@ -87,7 +89,7 @@ struct RunCommand: AsyncParsableCommand {
         global: GlobalOptions
     ) throws -> Run {
         try Run(
-            try entry.build(parameters),
+            try blueprint ?? entry.build(parameters),
             id: id,
             parameters: parameters,
             configuration: Run.Configuration(
