@@ -58,6 +58,23 @@ func cliListings() async throws {
     report("cli_tree_1000runs_100kcheckpoints", tree * 1000, "ms")
 }
 
+/// Starts `troupe run fleet` in a process of its own and returns it, with a store on its database, once every
+/// worker has claimed its row (the tree is up).
+func startFleet(_ binary: URL, agents: Int, id: String, database path: String) async throws -> (Process, SQLiteStore) {
+    let driver = Process()
+    driver.executableURL = binary
+    driver.arguments = ["run", "fleet", "--param", "workers=\(agents)", "--id", id, "--database", path]
+    driver.standardOutput = FileHandle.nullDevice
+    driver.standardError = FileHandle.nullDevice
+    try driver.run()
+    while access(path, F_OK) != 0 { try await Task.sleep(for: .milliseconds(10)) }
+    let store = try await SQLiteStore(path: path)
+    while try await store.read({ try $0.scalar("SELECT count(*) FROM agents WHERE run_id = ?", .text(id)) ?? 0 }) < agents {
+        try await Task.sleep(for: .milliseconds(10))
+    }
+    return (driver, store)
+}
+
 func cliControl(agents: Int) async throws {
     guard let binary = troupeBinary() else {
         print("# cli_control skipped: build the troupe binary too (swift build -c release)")
@@ -66,19 +83,8 @@ func cliControl(agents: Int) async throws {
     let path = temporaryDatabase("control")
     defer { removeDatabase(path) }
     let run = "run-fleet"
-    let driver = Process()
-    driver.executableURL = binary
-    driver.arguments = ["run", "fleet", "--param", "workers=\(agents)", "--id", run, "--database", path]
-    driver.standardOutput = FileHandle.nullDevice
-    driver.standardError = FileHandle.nullDevice
-    try driver.run()
+    let (driver, store) = try await startFleet(binary, agents: agents, id: run, database: path)
     defer { if driver.isRunning { driver.terminate() } }
-    while access(path, F_OK) != 0 { try await Task.sleep(for: .milliseconds(10)) }
-    let store = try await SQLiteStore(path: path)
-    // Every worker has claimed its row: the tree is up.
-    while try await store.read({ try $0.scalar("SELECT count(*) FROM agents WHERE run_id = 'run-fleet'") ?? 0 }) < agents {
-        try await Task.sleep(for: .milliseconds(10))
-    }
     let before = try await store.read { try $0.scalar("SELECT coalesce(max(seq), 0) FROM events") ?? 0 }
     let invoked = ContinuousClock.now
     try troupe(binary, ["restart", run, "worker-500", "--database", path])
@@ -124,18 +130,8 @@ func idleFleet(agents: Int) async throws {
     }
     let path = temporaryDatabase("idle")
     defer { removeDatabase(path) }
-    let driver = Process()
-    driver.executableURL = binary
-    driver.arguments = ["run", "fleet", "--param", "workers=\(agents)", "--id", "run-idle", "--database", path]
-    driver.standardOutput = FileHandle.nullDevice
-    driver.standardError = FileHandle.nullDevice
-    try driver.run()
+    let (driver, store) = try await startFleet(binary, agents: agents, id: "run-idle", database: path)
     defer { if driver.isRunning { driver.terminate() } }
-    while access(path, F_OK) != 0 { try await Task.sleep(for: .milliseconds(10)) }
-    let store = try await SQLiteStore(path: path)
-    while try await store.read({ try $0.scalar("SELECT count(*) FROM agents WHERE run_id = 'run-idle'") ?? 0 }) < agents {
-        try await Task.sleep(for: .milliseconds(10))
-    }
     await store.close()
     try await Task.sleep(for: .seconds(3))  // let the start settle
     let pid = driver.processIdentifier

@@ -42,6 +42,35 @@ struct Troupe {
 }
 
 /// A database path in a fresh temporary directory.
+/// A suite that drives the `troupe` binary against its own database.
+protocol CLIHarness {
+    var database: String { get }
+}
+
+extension CLIHarness {
+    /// Runs `troupe ARGS --database DB` and returns its result.
+    func troupe(_ arguments: String...) async throws -> Troupe.Result {
+        try await Troupe.run(arguments: arguments + ["--database", database])
+    }
+
+    /// Runs `troupe ARGS --database DB --json`, expects success, and parses its output.
+    func json(_ arguments: String...) async throws -> Any {
+        let result = try await Troupe.run(arguments: arguments + ["--database", database, "--json"])
+        #expect(result.status == 0, "\(arguments): \(result.stderr)")
+        return try JSONSerialization.jsonObject(with: Data(result.stdout.utf8))
+    }
+
+    /// Polls `condition` every 50 ms for up to 40 s.
+    func eventually(_ what: String, _ condition: () async throws -> Bool) async throws {
+        let deadline = Date().addingTimeInterval(40)
+        while Date() < deadline {
+            if try await condition() { return }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        Issue.record("timed out waiting for \(what)")
+    }
+}
+
 func temporaryDatabase() throws -> String {
     let directory = NSTemporaryDirectory() + "troupe-cli-" + UUID().uuidString
     try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)

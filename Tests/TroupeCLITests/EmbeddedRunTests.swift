@@ -24,20 +24,10 @@ struct Tally: Agent {
 
 /// Operators steer a run embedded in any process, not only one started by `troupe run`.
 @Suite(.timeLimit(.minutes(2)))
-struct EmbeddedRunTests {
+struct EmbeddedRunTests: CLIHarness {
     let database: String
 
     init() throws { database = try temporaryDatabase() }
-
-    func troupe(_ arguments: String...) async throws -> Troupe.Result {
-        try await Troupe.run(arguments: arguments + ["--database", database])
-    }
-
-    func json(_ arguments: String...) async throws -> Any {
-        let result = try await Troupe.run(arguments: arguments + ["--database", database, "--json"])
-        #expect(result.status == 0, "\(arguments): \(result.stderr)")
-        return try JSONSerialization.jsonObject(with: Data(result.stdout.utf8))
-    }
 
     /// The incarnation `troupe tree` shows for `agent`.
     func incarnation(_ run: String, _ agent: String) async throws -> Int {
@@ -144,14 +134,5 @@ struct EmbeddedRunTests {
         await second.detach("run-leased", outcome: .stopped, error: nil)
         await second.close()
         await first.close()
-    }
-
-    func eventually(_ what: String, _ condition: () async throws -> Bool) async throws {
-        let deadline = Date().addingTimeInterval(40)
-        while Date() < deadline {
-            if try await condition() { return }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        Issue.record("timed out waiting for \(what)")
     }
 }

@@ -6,21 +6,10 @@ import TroupeTestKit
 
 /// Drives the built `troupe` binary as operators do: one process runs, others steer it through the database.
 @Suite(.timeLimit(.minutes(2)))
-struct OperatorTests {
+struct OperatorTests: CLIHarness {
     let database: String
 
     init() throws { database = try temporaryDatabase() }
-
-    /// Runs `troupe ARGS --database DB` and returns its result.
-    func troupe(_ arguments: String...) async throws -> Troupe.Result {
-        try await Troupe.run(arguments: arguments + ["--database", database])
-    }
-
-    func json(_ arguments: String...) async throws -> Any {
-        let result = try await Troupe.run(arguments: arguments + ["--database", database, "--json"])
-        #expect(result.status == 0, "\(arguments): \(result.stderr)")
-        return try JSONSerialization.jsonObject(with: Data(result.stdout.utf8))
-    }
 
     /// Starts `troupe run …` in the foreground of a child process.
     func start(_ arguments: [String]) throws -> Process {
@@ -31,16 +20,6 @@ struct OperatorTests {
         process.standardError = FileHandle.nullDevice
         try process.run()
         return process
-    }
-
-    /// Polls `condition` every 50 ms for up to 40 s.
-    func eventually(_ what: String, _ condition: () async throws -> Bool) async throws {
-        let deadline = Date().addingTimeInterval(40)
-        while Date() < deadline {
-            if try await condition() { return }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        Issue.record("timed out waiting for \(what)")
     }
 
     /// The runs `troupe ps` lists; none while the starting process has not created the database yet.
