@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "Troupe", targets: ["Troupe"]),
         .library(name: "TroupeSQLite", targets: ["TroupeSQLite"]),
         .library(name: "TroupeHTTP", targets: ["TroupeHTTP"]),
+        .library(name: "TroupeHTTPTesting", targets: ["TroupeHTTPTesting"]),
         .library(name: "TroupeTestKit", targets: ["TroupeTestKit"]),
         .library(name: "TroupeCLI", targets: ["TroupeCLI"]),
         .library(name: "TroupeAgents", targets: ["TroupeAgents"]),
@@ -65,6 +66,12 @@ let package = Package(
             ],
             swiftSettings: settings
         ),
+        // A loopback HTTP server with scripted faults, for tests, benchmarks and offline demos (never production).
+        .target(
+            name: "TroupeHTTPTesting",
+            dependencies: ["Troupe"],
+            swiftSettings: settings
+        ),
         // Public helpers for testing agents: a manual clock, an agent probe, event recording.
         .target(
             name: "TroupeTestKit",
@@ -77,6 +84,7 @@ let package = Package(
             dependencies: [
                 "Troupe",
                 "TroupeHTTP",
+                "TroupeHTTPTesting",
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "agents",
@@ -104,6 +112,7 @@ let package = Package(
                 "Troupe",
                 "TroupeAgents",
                 "TroupeHTTP",
+                "TroupeHTTPTesting",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -118,6 +127,7 @@ let package = Package(
                 "Troupe",
                 "TroupeSQLite",
                 "TroupeHTTP",
+                "TroupeHTTPTesting",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: settings
@@ -145,12 +155,12 @@ let package = Package(
         ),
         .testTarget(
             name: "TroupeHTTPTests",
-            dependencies: ["TroupeHTTP", "Troupe", "TroupeTestKit"],
+            dependencies: ["TroupeHTTP", "TroupeHTTPTesting", "Troupe", "TroupeTestKit"],
             swiftSettings: settings
         ),
         .testTarget(
             name: "TroupeAgentsTests",
-            dependencies: ["TroupeAgents", "TroupeTestKit", "Troupe", "TroupeHTTP"],
+            dependencies: ["TroupeAgents", "TroupeTestKit", "Troupe", "TroupeHTTP", "TroupeHTTPTesting"],
             swiftSettings: settings
         ),
         .testTarget(

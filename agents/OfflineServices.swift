@@ -1,5 +1,6 @@
 import FoundationEssentials
 public import TroupeHTTP
+public import TroupeHTTPTesting
 
 /// Loopback stand-ins for the services the HTTP agents talk to, so that `troupe run` and the demo work offline.
 /// Each serves 127.0.0.1 only and lives as long as the process.

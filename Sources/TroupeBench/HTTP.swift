@@ -6,6 +6,7 @@ import FoundationNetworking
 #endif
 import Synchronization
 import TroupeHTTP
+import TroupeHTTPTesting
 
 /// CPU time (user + system) this process has used, in seconds.
 func cpuSeconds() -> Double {

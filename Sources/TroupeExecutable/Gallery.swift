@@ -3,6 +3,7 @@ import Troupe
 import TroupeAgents
 import TroupeCLI
 import TroupeHTTP
+import TroupeHTTPTesting
 
 /// The gallery: the blueprints of `agents/` that the `troupe` binary runs by name. It lives with the executable,
 /// so that the operator CLI (`TroupeCLI`) links neither the gallery nor libcurl.

@@ -3,6 +3,7 @@ import Testing
 import Troupe
 import TroupeAgents
 import TroupeHTTP
+import TroupeHTTPTesting
 import TroupeTestKit
 
 /// A run whose agents reach `http` as `context.http`.

@@ -3,6 +3,7 @@ import Synchronization
 import Testing
 import TroupeTestKit
 @testable import TroupeHTTP
+import TroupeHTTPTesting
 
 /// Fast retries, so that fault tests take milliseconds.
 let quick = RetryPolicy(attempts: 3, initialDelay: .milliseconds(5), maxDelay: .milliseconds(50))

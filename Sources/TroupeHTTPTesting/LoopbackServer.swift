@@ -16,6 +16,12 @@ import Troupe
 /// let response = try await client.execute(.get(server.url("/quote")))
 /// ```
 public final class LoopbackServer: Sendable {
+    /// The server could not start: no socket on 127.0.0.1, or no thread.
+    public struct StartError: Error, CustomStringConvertible {
+        /// What failed.
+        public var description: String
+    }
+
     /// A request as the handler sees it.
     public struct Request: Sendable {
         /// `GET`, `POST`, …
@@ -76,7 +82,7 @@ public final class LoopbackServer: Sendable {
         }
         guard socket >= 0, bound == 0, listen(socket, 512) == 0 else {
             Glibc.close(socket)
-            throw HTTPClientError(code: .transport, curlCode: nil, status: nil, url: "http://127.0.0.1", message: "cannot listen on 127.0.0.1: \(String(cString: strerror(errno)))", attempts: 1)
+            throw StartError(description: "cannot listen on 127.0.0.1: \(String(cString: strerror(errno)))")
         }
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         withUnsafeMutablePointer(to: &address) {
@@ -86,7 +92,7 @@ public final class LoopbackServer: Sendable {
         self.port = Int(UInt16(bigEndian: address.sin_port))
         if let failure = startThread({ [self] in acceptLoop() }) {
             Glibc.close(socket)
-            throw HTTPClientError(code: .transport, curlCode: nil, status: nil, url: "http://127.0.0.1", message: "cannot start the loopback server's thread: \(failure)", attempts: 1)
+            throw StartError(description: "cannot start the loopback server's thread: \(failure)")
         }
     }
 
