@@ -204,7 +204,8 @@ final class WriterSession: @unchecked Sendable {
         var token: Int64 = 1
         if let existing {
             // Whatever its status (running, paused): a run whose owner lives is that owner's. A run that ended has no
-            // owner (detach clears it); one whose owner died is taken over.
+            // owner (detach clears it); one whose owner died is taken over. A paused run stays paused: its new
+            // owner's controller stops the agents again.
             if let owner = existing.pid,
                 isAlive(pid: owner, host: existing.host, heartbeat: existing.heartbeat, now: time)
             {
@@ -219,7 +220,8 @@ final class WriterSession: @unchecked Sendable {
             token = existing.token + 1
             try connection.statement(
                 """
-                UPDATE runs SET owner_pid = ?, owner_host = ?, lease_token = ?, heartbeat_at = ?, status = 'running',
+                UPDATE runs SET owner_pid = ?, owner_host = ?, lease_token = ?, heartbeat_at = ?,
+                status = CASE status WHEN 'paused' THEN 'paused' ELSE 'running' END,
                 updated_at = ?, ended_at = NULL, error = NULL, durability = coalesce(?, durability) WHERE id = ?
                 """
             ).run(

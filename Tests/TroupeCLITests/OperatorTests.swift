@@ -343,6 +343,35 @@ struct OperatorTests: CLIHarness {
         await offThePool { process.waitUntilExit() }
     }
 
+    @Test func aPausedRunThatCrashesComesBackPausedAndPausingIsNoRestart() async throws {
+        let process = try start(["run", "counting", "--param", "count=100000000", "--param", "interval=20ms"])
+        defer { if process.isRunning { process.terminate() } }
+        let run = try await liveRun()
+        #expect(try await troupe("pause", run).stdout.contains("paused 3 agents"))
+        #expect(try await troupe("unpause", run).stdout.contains("resumed 3 agents"))
+        #expect(try await troupe("pause", run).stdout.contains("paused 3 agents"))
+        kill(process.processIdentifier, SIGKILL)
+        await offThePool { process.waitUntilExit() }
+        try await eventually("the run shown crashed") { !isDriven(try await runs().first) }
+
+        let second = try start(["resume", run])
+        defer { if second.isRunning { second.terminate() } }
+        try await eventually("the resumed run paused, its agents stopped") {
+            guard let summary = try await runs().first, isDriven(summary), summary["status"] as? String == "paused" else {
+                return false
+            }
+            let tree = try await json("tree", run) as? [[String: Any]] ?? []
+            return tree.count == 3 && tree.allSatisfy { $0["status"] as? String == "stopped" }
+        }
+        // Pause and unpause stop and start agents; neither is a restart.
+        #expect(try await runs().first?["restarts"] as? Int == 0)
+        let unpause = try await troupe("unpause", run)
+        #expect(unpause.stdout.contains("resumed 3 agents"), "\(unpause.stdout) \(unpause.stderr)")
+        #expect(try await runs().first?["status"] as? String == "running")
+        _ = try await troupe("cancel", run)
+        await offThePool { second.waitUntilExit() }
+    }
+
     @Test func pruneDeletesOldRunsByStatus() async throws {
         try await endedRuns([("run-done", .completed), ("run-stop", .stopped), ("run-fail", .failed)])
         let dry = try await json("prune", "--runs-older-than", "0m", "--status", "completed", "--status", "failed", "--dry-run") as? [String: Any]

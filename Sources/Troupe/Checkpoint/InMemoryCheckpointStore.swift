@@ -98,7 +98,7 @@ public final class InMemoryCheckpointStore: OperatorStore {
             record.blueprint = run.blueprint
             record.parameters = run.parameters
             record.durability = run.durability ?? record.durability
-            record.status = .running
+            record.status = record.status == .paused ? .paused : .running
             record.endedAt = nil
             record.error = nil
             record.heartbeat = Date()

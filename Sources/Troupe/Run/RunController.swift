@@ -100,6 +100,12 @@ final class RunController: Sendable {
 
     private func applyCommands(_ queue: any ControlQueue) async {
         var paused: [String] = []
+        // A run paused when its last process died comes back paused: its agents are stopped again before any
+        // command is read.
+        if let model = environment.store as? any RunReadModel, (try? await model.run(run.id).status) == .paused {
+            let result = await apply(.pause, paused: &paused)
+            environment.logger.notice("resumed paused: \(result)")
+        }
         while !Task.isCancelled {
             do {
                 for try await command in queue.pendingCommands(of: run.id) {

@@ -458,7 +458,8 @@ extension Supervisor {
                 children[name]?.restarts += 1
                 return n
             case .idle, .stopped, .exited, .quarantined:
-                children[name]?.restarts += 1
+                // A child that is not running is started, not restarted (OTP's restart_child of a terminated
+                // child): an operator's unpause or a start after a quarantine is no restart.
                 children[name]?.phase = .queued(notBefore: now)
                 queue.append(name)
                 return nil

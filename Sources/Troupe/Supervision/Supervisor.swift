@@ -601,7 +601,8 @@ public actor Supervisor: Service {
     /// Starts a new incarnation of a child, resuming from its last checkpoint, and returns once its `setUp` has
     /// returned. A running child is first stopped through its shutdown ladder (OTP's `restart_child` accepts only
     /// terminated children; Troupe restarts running ones too). Operator restarts do not count towards the restart
-    /// intensity.
+    /// intensity. The child's ``ChildInfo/restarts`` grows only when a running child is restarted: starting a
+    /// stopped one (after ``terminateChild(_:)``, an operator's pause, a quarantine) is no restart.
     ///
     /// - Throws: ``TroupeError/Code/unknownChild``, ``TroupeError/Code/childRestarting`` if the child is waiting
     ///   to start or being stopped (OTP's `{error, restarting}`), or ``TroupeError/Code/notRunning``.
