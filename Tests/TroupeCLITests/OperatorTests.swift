@@ -78,7 +78,8 @@ struct OperatorTests: CLIHarness {
         let cancel = try await troupe("cancel", run, "--grace", "5")
         #expect(cancel.status == 0)
         await offThePool { process.waitUntilExit() }
-        #expect(process.terminationStatus == 0)
+        // Cancelled by an operator: a code of its own, so a script can tell it from a stop it asked for.
+        #expect(process.terminationStatus == 3)
         #expect(try await runs().first?["status"] as? String == "cancelled")
         let events = try await troupe("events", run, "--agent", "relay")
         #expect(events.stdout.contains("restarting"))
@@ -148,7 +149,7 @@ struct OperatorTests: CLIHarness {
         try await eventually("the fork to count on") { (try await counter(forked)["count"] as? Int ?? 0) > start }
         _ = try await troupe("cancel", forked)
         await offThePool { resumed.waitUntilExit() }
-        #expect(resumed.terminationStatus == 0)
+        #expect(resumed.terminationStatus == 3)
     }
 
     @Test func errorsExitWithTheirClass() async throws {
@@ -229,9 +230,18 @@ struct OperatorTests: CLIHarness {
         let log = try #require(started?["log"])
         let mode = try FileManager.default.attributesOfItem(atPath: log)[.posixPermissions] as? Int
         #expect(mode == 0o600)
-        try await eventually("the detached run alive") { isDriven(try await runs().first) }
+        // `--detach` returns once the background process drives the run.
+        #expect(isDriven(try await runs().first))
         _ = try await troupe("cancel", run)
         try await eventually("the detached run stopped") { !isDriven(try await runs().first) }
+    }
+
+    @Test func aDetachedRunThatFailsAtOnceReportsItsError() async throws {
+        FileManager.default.createFile(atPath: database, contents: Data("not a database at all".utf8))
+        let result = try await troupe("run", "counting", "--detach")
+        #expect(result.status == 65, "\(result.stdout) \(result.stderr)")
+        #expect(result.stderr.contains("ended at once") && result.stderr.contains("not a SQLite database"), "\(result.stderr)")
+        #expect(!result.stdout.contains("started run"), "\(result.stdout)")
     }
 
     @Test func listingsAreJSONForScripts() async throws {

@@ -66,7 +66,7 @@ struct RunCommand: AsyncParsableCommand {
             // Built once, here, in the foreground: a bad parameter fails before anything is started or detached.
             let built = try entry.build(resolved)
             let runID = id.map { RunID($0) } ?? RunID.random()
-            if detach { return try detachRun(runID) }
+            if detach { return try await detachRun(runID) }
             try await global.withStore(mustExist: false) { store in
                 let run = try Self.makeRun(
                     entry, blueprint: built, parameters: resolved, durability: durability.flatMap(Durability.init), id: runID, store: store,
@@ -105,7 +105,7 @@ struct RunCommand: AsyncParsableCommand {
         let text: String
         switch ending {
         case .stopped: text = "stopped"
-        case .cancelled: text = "cancelled"
+        case .cancelled: text = "cancelled by an operator"
         case .interrupted: text = "interrupted; stopped gracefully"
         case .terminated: text = "terminated (SIGTERM); stopped gracefully"
         case .completed: text = "completed"
@@ -118,12 +118,18 @@ struct RunCommand: AsyncParsableCommand {
             say("troupe: run \(run) \(text); resume it with `troupe resume \(run)`")
         }
         if case .interrupted = ending { throw ExitCode(130) }
+        if case .cancelled = ending { throw ExitCode(3) }
     }
 
-    /// Starts `troupe run … --id RUN` as a background process and returns.
-    private func detachRun(_ runID: RunID) throws {
+    /// Starts `troupe run … --id RUN` as a background process and returns once that process drives the run (holds
+    /// its lease), or fails with the process's own error and exit code if it ends first.
+    private func detachRun(_ runID: RunID) async throws {
         let database = global.databasePath
-        let directory = (database as NSString).deletingLastPathComponent
+        let location = try global.location()
+        // The log goes next to a SQLite file; other stores' logs go to .troupe/ under the current directory.
+        let directory =
+            location.scheme == "sqlite" && !location.rest.hasPrefix("file:")
+            ? (location.rest as NSString).deletingLastPathComponent : ".troupe"
         let logPath = (directory.isEmpty ? "." : directory) + "/\(runID).log"
         try FileManager.default.createDirectory(
             atPath: directory.isEmpty ? "." : directory,
@@ -146,11 +152,48 @@ struct RunCommand: AsyncParsableCommand {
         process.standardOutput = log
         process.standardError = log
         try process.run()
+        try await waitUntilDriven(runID, by: process, log: logPath)
         if global.json {
             printJSON(["run": runID.rawValue, "pid": String(process.processIdentifier), "log": logPath])
         } else {
             say("troupe: started run \(runID) in the background (pid \(process.processIdentifier)); log: \(logPath)")
             say("watch it with `troupe events \(runID) --follow`, stop it with `troupe cancel \(runID)`")
+        }
+    }
+
+    /// Waits until `process` holds the run's lease. If it ends first, its error (the log's `troupe:` lines) and its
+    /// exit code become this command's; if it takes longer than 30 s, says so and returns.
+    private func waitUntilDriven(_ runID: RunID, by process: Process, log logPath: String) async throws {
+        enum Outcome { case driven, ended, slow }
+        let deadline = ContinuousClock.now + .seconds(30)
+        var store: (any OperatorStore)?
+        var outcome = Outcome.slow
+        while ContinuousClock.now < deadline {
+            if !process.isRunning {
+                outcome = .ended
+                break
+            }
+            if store == nil, (try? global.location().exists) == true { store = try? await global.openStore(mustExist: true) }
+            if let summary = try? await store?.run(runID), summary.isDriven,
+                summary.owner?.pid == Int64(process.processIdentifier)
+            {
+                outcome = .driven
+                break
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        await store?.close()
+        switch outcome {
+        case .driven:
+            return
+        case .ended:
+            let log = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
+            let reason = log.split(separator: "\n").last { $0.hasPrefix("troupe:") }.map(String.init)
+            printError("troupe: the background run \(runID) ended at once (exit \(process.terminationStatus)):")
+            printError(reason ?? "troupe: (no message; see \(logPath))")
+            throw ExitCode(process.terminationStatus == 0 ? 1 : process.terminationStatus)
+        case .slow:
+            printError("troupe: the background run \(runID) has not taken its run within 30 s; see \(logPath)")
         }
     }
 }
