@@ -28,7 +28,7 @@ public struct TroupeCommand: AsyncParsableCommand {
             Exit codes:
               0   success
               1   any other failure
-              3   a foreground run (run, resume) that an operator cancelled (`troupe cancel`)
+              3   a foreground run or resume that an operator cancelled
               64  usage error (unknown option, bad argument)
               65  bad data (malformed parameter, undecodable checkpoint)
               66  not found (unknown run, agent, blueprint, checkpoint or dead letter)
