@@ -29,8 +29,9 @@ extension GlobalOptions {
 
     /// Opens the store. Commands that only look (`ps`, `tree`, …) want an existing one: a typo in `--database`
     /// must not silently create an empty file.
-    package func openStore(mustExist: Bool) async throws -> any OperatorStore {
-        let location = try location()
+    package func openStore(mustExist: Bool, readOnly: Bool = false) async throws -> any OperatorStore {
+        var location = try location()
+        location.readOnly = readOnly
         if mustExist, !location.exists {
             throw TroupeError(
                 .unknownRun,
@@ -41,9 +42,14 @@ extension GlobalOptions {
         return try await StoreFactory.open(location)
     }
 
-    /// Opens the store, runs `body` with it, and closes it.
-    func withStore<T>(mustExist: Bool = true, _ body: (any OperatorStore) async throws -> T) async throws -> T {
-        let store = try await openStore(mustExist: mustExist)
+    /// Opens the store, runs `body` with it, and closes it. Verbs that only look pass `readOnly`: they never
+    /// create, migrate or write the database.
+    func withStore<T>(
+        mustExist: Bool = true,
+        readOnly: Bool = false,
+        _ body: (any OperatorStore) async throws -> T
+    ) async throws -> T {
+        let store = try await openStore(mustExist: mustExist, readOnly: readOnly)
         do {
             let result = try await body(store)
             await store.close()

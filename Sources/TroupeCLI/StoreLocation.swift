@@ -19,6 +19,8 @@ public struct StoreLocation: Sendable, Hashable {
     public var busyTimeout: Duration
     /// Checkpoints kept per agent (`--retain`).
     public var retention: Int
+    /// Whether the verb only reads: open without creating, migrating or writing anything.
+    public var readOnly = false
 
     /// Reads `--database`'s value.
     init(_ text: String, busyTimeout: Duration, retention: Int) throws {
@@ -75,7 +77,7 @@ enum StoreFactory {
         }
         return try await SQLiteStore(
             path: location.rest,
-            configuration: .init(busyTimeout: location.busyTimeout, retention: location.retention)
+            configuration: .init(busyTimeout: location.busyTimeout, retention: location.retention, readOnly: location.readOnly)
         )
     }
 }

@@ -56,6 +56,10 @@ public final class SQLiteStore: CheckpointStore {
         /// The largest size the database may grow to, in bytes; a commit that would pass it fails as if the disk
         /// were full. `nil` for no limit but the disk's.
         public var sizeLimit: Int?
+        /// Opens the database for reading only: nothing is created, migrated or written, so a database on a
+        /// read-only file system, or one this user may only read, can be listed. Writes fail with
+        /// ``TroupeError/Code/storage``.
+        public var readOnly: Bool
 
         /// Creates a configuration.
         public init(
@@ -63,8 +67,10 @@ public final class SQLiteStore: CheckpointStore {
             busyTimeout: Duration = .seconds(5),
             retention: Int = 3,
             heartbeat: Duration = .seconds(1),
-            sizeLimit: Int? = nil
+            sizeLimit: Int? = nil,
+            readOnly: Bool = false
         ) {
+            self.readOnly = readOnly
             precondition(retention >= 1, "a store must keep at least one checkpoint per agent (retention \(retention))")
             self.syncEveryCommit = syncEveryCommit
             self.busyTimeout = busyTimeout
@@ -113,6 +119,7 @@ public final class SQLiteStore: CheckpointStore {
     }
 
     private static func open(path: String, configuration: Configuration) throws -> WriterSession {
+        if configuration.readOnly { return try openReadOnly(path: path, configuration: configuration) }
         if !isInMemory(path), !path.hasPrefix("file:"), let slash = path.lastIndex(of: "/") {
             let directory = String(path[..<slash])
             if !directory.isEmpty { try createDirectories(directory) }
@@ -162,6 +169,48 @@ public final class SQLiteStore: CheckpointStore {
             connection: connection,
             retention: configuration.retention,
             synchronousFull: configuration.syncEveryCommit,
+            heartbeat: configuration.heartbeat
+        )
+    }
+
+    /// Opens an existing Troupe database without writing to it: its schema must be one this build reads as is.
+    private static func openReadOnly(path: String, configuration: Configuration) throws -> WriterSession {
+        let connection: Connection
+        do {
+            connection = try Connection(path: path, mode: .readOnly, busyTimeout: configuration.busyTimeout)
+        } catch {
+            throw TroupeError(
+                .storage,
+                "cannot open the database '\(path)' for reading: \(error.message). Check the path and its permissions.",
+                underlying: error
+            )
+        }
+        let migrator = Migrator(path: path)
+        let applied: [Int: String]
+        do {
+            applied = try migrator.history(connection)
+        } catch let error as SQLiteError {
+            throw WriterSession.translate(error, path: path)
+        }
+        if applied.isEmpty {
+            throw TroupeError(
+                .notADatabase,
+                "'\(path)' holds no Troupe database (it is empty); it was left untouched. Start a run to create one, or "
+                    + "pass --database (or TROUPE_DATABASE) to name another file."
+            )
+        }
+        let missing = Migrator.migrations.filter { applied[$0.id] == nil }.map(\.name)
+        if !missing.isEmpty {
+            throw TroupeError(
+                .schemaMismatch,
+                "'\(path)' was written by an older Troupe and lacks \(missing.joined(separator: ", ")); reading it "
+                    + "needs them. `troupe db migrate --database \(path)` applies them (that writes to the file)."
+            )
+        }
+        return WriterSession(
+            connection: connection,
+            retention: configuration.retention,
+            synchronousFull: false,
             heartbeat: configuration.heartbeat
         )
     }

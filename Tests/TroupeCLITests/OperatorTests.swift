@@ -236,6 +236,31 @@ struct OperatorTests: CLIHarness {
         try await eventually("the detached run stopped") { !isDriven(try await runs().first) }
     }
 
+    @Test func listingVerbsNeverCreateMigrateOrWriteTheDatabase() async throws {
+        // No database yet: no runs, exit 0, and still no file.
+        let none = try await troupe("ps")
+        #expect(none.status == 0 && none.stdout.hasPrefix("RUN"), "\(none)")
+        #expect(try await json("ps") as? [Any] != nil)
+        #expect(!FileManager.default.fileExists(atPath: database))
+        #expect(try await troupe("status", "run-nope").status == 66)
+
+        // An empty file stays empty: reading verbs do not turn it into a Troupe database.
+        FileManager.default.createFile(atPath: database, contents: Data())
+        let empty = try await troupe("ps")
+        #expect(empty.status == 65 && empty.stderr.contains("holds no Troupe database"), "\(empty)")
+        #expect(try FileManager.default.attributesOfItem(atPath: database)[.size] as? Int == 0)
+        try FileManager.default.removeItem(atPath: database)
+
+        // A real database is read without a single write: its bytes stay the same.
+        try await endedRuns([("run-a", .completed)])
+        let before = try Data(contentsOf: URL(fileURLWithPath: database))
+        for verb in [["ps"], ["status", "run-a"], ["tree", "run-a"], ["events", "run-a"], ["dead-letters", "run-a"], ["db", "check"]] {
+            let result = try await Troupe.run(arguments: verb + ["--database", database])
+            #expect(result.status == 0, "\(verb): \(result.stderr)")
+        }
+        #expect(try Data(contentsOf: URL(fileURLWithPath: database)) == before)
+    }
+
     @Test func aDetachedRunThatFailsAtOnceReportsItsError() async throws {
         FileManager.default.createFile(atPath: database, contents: Data("not a database at all".utf8))
         let result = try await troupe("run", "counting", "--detach")

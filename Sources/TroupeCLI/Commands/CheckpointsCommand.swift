@@ -28,7 +28,7 @@ struct CheckpointsCommand: AsyncParsableCommand {
     func run() async throws {
         try await reportingErrors {
             if let show {
-                let state = try await global.withStore { store in
+                let state = try await global.withStore(readOnly: true) { store in
                     _ = try await store.run(RunID(run))
                     let all = try await store.checkpoints(of: AgentID(run: RunID(run), name: agent))
                     let wanted = show == "last" ? all.last : all.first { $0.sequence == UInt64(show) ?? 0 }
@@ -42,7 +42,7 @@ struct CheckpointsCommand: AsyncParsableCommand {
                 }
                 return say(state)
             }
-            let records = try await global.withStore { store in
+            let records = try await global.withStore(readOnly: true) { store in
                 _ = try await store.run(RunID(run))
                 let id = AgentID(run: RunID(run), name: agent)
                 guard try await store.agents(of: id.run).contains(where: { $0.name == agent }) else {

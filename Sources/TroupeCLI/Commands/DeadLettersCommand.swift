@@ -30,7 +30,7 @@ struct DeadLettersCommand: AsyncParsableCommand {
             let id = RunID(run)
             if action != .list, !ids.isEmpty {
                 // Every id named must be a dead letter of this run: a typo is a usage problem, not "0 requeued".
-                let known = Set(try await global.withStore { try await $0.deadLetters(of: id) }.map(\.id))
+                let known = Set(try await global.withStore(readOnly: true) { try await $0.deadLetters(of: id) }.map(\.id))
                 let missing = ids.filter { !known.contains($0) }
                 guard missing.isEmpty else {
                     throw MissingInput(
@@ -41,7 +41,7 @@ struct DeadLettersCommand: AsyncParsableCommand {
             }
             switch action {
             case .list:
-                let letters = try await global.withStore { store in
+                let letters = try await global.withStore(readOnly: true) { store in
                     _ = try await store.run(id)
                     return try await store.deadLetters(of: id)
                 }
@@ -51,7 +51,7 @@ struct DeadLettersCommand: AsyncParsableCommand {
                     letters.map { [String($0.id), $0.agent, String($0.failures), timestamp($0.createdAt), String($0.bytes), String($0.error.prefix(100))] }
                 )
             case .requeue:
-                let live = try await global.withStore { try await $0.run(id).isDriven }
+                let live = try await global.withStore(readOnly: true) { try await $0.run(id).isDriven }
                 if live {
                     // The driving process must load them into the agents' mailboxes: ask it.
                     return try await sendCommand(global, run: run, action: .requeue(ids: ids.isEmpty ? nil : ids))

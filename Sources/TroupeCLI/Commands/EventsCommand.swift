@@ -32,7 +32,7 @@ struct EventsCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            try await global.withStore { store in
+            try await global.withStore(readOnly: true) { store in
                 let id = RunID(run)
                 _ = try await store.run(id)
                 if let agent {

@@ -166,7 +166,7 @@ struct DbCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await reportingErrors {
-                let health = try await global.withStore { try await $0.check() }
+                let health = try await global.withStore(readOnly: true) { try await $0.check() }
                 let integrity = health.problems.isEmpty ? ["ok"] : health.problems
                 let applied = health.migrations
                 let ok = health.problems.isEmpty && applied == health.known

@@ -8,7 +8,10 @@ struct PsCommand: AsyncParsableCommand {
         discussion: """
             STATUS is running, paused, stopped, completed, cancelled, failed, or crashed: a run whose process died \
             without stopping it (resume it with `troupe resume RUN`). OWNER is the process driving it, if it is \
-            alive. With --json, each run as a JSON object; `status` there is the same word as in the table.
+            alive. With --json, each run as a JSON object; `status` there is the same word as in the table. A \
+            database that does not exist yet has no runs. `ps` and the other verbs that only look (status, tree, \
+            events, checkpoints, dead-letters list, db check) open the database read-only: they never create, \
+            migrate or write it, so they work on a read-only file system.
             """
     )
 
@@ -16,7 +19,8 @@ struct PsCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            let runs = try await global.withStore { try await $0.runs() }
+            // No database yet: no runs (as `docker ps` says), not an error. Verbs that name a run still answer 66.
+            let runs = try global.location().exists ? try await global.withStore(readOnly: true) { try await $0.runs() } : []
             if global.json { return printJSON(runs) }
             let now = nowMilliseconds()
             printTable(

@@ -21,7 +21,7 @@ struct StatusCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            let report = try await global.withStore { store in
+            let report = try await global.withStore(readOnly: true) { store in
                 let summary = try await store.run(RunID(run))
                 return Report(
                     run: summary,

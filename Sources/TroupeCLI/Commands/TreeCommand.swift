@@ -35,7 +35,7 @@ struct TreeCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            let (summary, agents, snapshot) = try await global.withStore { store in
+            let (summary, agents, snapshot) = try await global.withStore(readOnly: true) { store in
                 let summary = try await store.run(RunID(run))
                 return (summary, try await store.agents(of: RunID(run)), try await store.treeSnapshot(of: RunID(run)))
             }
