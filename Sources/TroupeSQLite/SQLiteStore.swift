@@ -103,12 +103,15 @@ public final class SQLiteStore: CheckpointStore {
     ///   the busy timeout) or ``TroupeError/Code/storage`` (cannot create or write the file).
     public init(path: String, configuration: Configuration = Configuration()) async throws {
         self.path = path
-        let session = try await Self.onOwnThread { try Self.open(path: path, configuration: configuration) }
+        let (session, readPath) = try await Self.onOwnThread { () throws -> (WriterSession, String) in
+            guard configuration.readOnly else { return (try Self.open(path: path, configuration: configuration), path) }
+            return try Self.openReadOnly(path: path, configuration: configuration)
+        }
         let leaseWatch = LeaseWatch()
         self.leaseWatch = leaseWatch
         session.onLeaseLost = { run, error in leaseWatch.lost(run, error) }
         self.writer = try Writer(session: session)
-        self.reader = Reader(path: path, busyTimeout: configuration.busyTimeout)
+        self.reader = Reader(path: readPath, busyTimeout: configuration.busyTimeout)
         self.heartbeatTimeout = session.leaseTimeout
     }
 
@@ -119,7 +122,6 @@ public final class SQLiteStore: CheckpointStore {
     }
 
     private static func open(path: String, configuration: Configuration) throws -> WriterSession {
-        if configuration.readOnly { return try openReadOnly(path: path, configuration: configuration) }
         if !isInMemory(path), !path.hasPrefix("file:"), let slash = path.lastIndex(of: "/") {
             let directory = String(path[..<slash])
             if !directory.isEmpty { try createDirectories(directory) }
@@ -174,24 +176,40 @@ public final class SQLiteStore: CheckpointStore {
     }
 
     /// Opens an existing Troupe database without writing to it: its schema must be one this build reads as is.
-    private static func openReadOnly(path: String, configuration: Configuration) throws -> WriterSession {
-        let connection: Connection
-        do {
-            connection = try Connection(path: path, mode: .readOnly, busyTimeout: configuration.busyTimeout)
-        } catch {
-            throw TroupeError(
-                .storage,
-                "cannot open the database '\(path)' for reading: \(error.message). Check the path and its permissions.",
-                underlying: error
-            )
+    ///
+    /// - Returns: The session, and the path its connections open: `path`, or, for a WAL database whose `-shm` file
+    ///   neither exists nor can be created (a read-only file system), an `immutable=1` URI of it — safe, since no
+    ///   process can be writing a WAL database there either.
+    private static func openReadOnly(path: String, configuration: Configuration) throws -> (WriterSession, String) {
+        func connect(_ target: String) throws -> (Connection, [Int: String]) {
+            let connection: Connection
+            do {
+                connection = try Connection(path: target, mode: .readOnly, busyTimeout: configuration.busyTimeout)
+            } catch {
+                throw TroupeError(
+                    .storage,
+                    "cannot open the database '\(path)' for reading: \(error.message). Check the path and its permissions.",
+                    underlying: error
+                )
+            }
+            return (connection, try Migrator(path: path).history(connection))
         }
-        let migrator = Migrator(path: path)
-        let applied: [Int: String]
+        var target = path
+        var opened: (Connection, [Int: String])
         do {
-            applied = try migrator.history(connection)
+            opened = try connect(target)
+        } catch let error as SQLiteError where error.cannotOpen && !path.hasPrefix("file:") {
+            target = "file:" + path.map { "?#%".contains($0) ? "%" + String($0.asciiValue ?? 0, radix: 16) : String($0) }
+                .joined() + "?immutable=1"
+            do {
+                opened = try connect(target)
+            } catch let error as SQLiteError {
+                throw WriterSession.translate(error, path: path)
+            }
         } catch let error as SQLiteError {
             throw WriterSession.translate(error, path: path)
         }
+        let (connection, applied) = opened
         if applied.isEmpty {
             throw TroupeError(
                 .notADatabase,
@@ -207,12 +225,13 @@ public final class SQLiteStore: CheckpointStore {
                     + "needs them. `troupe db migrate --database \(path)` applies them (that writes to the file)."
             )
         }
-        return WriterSession(
+        let session = WriterSession(
             connection: connection,
             retention: configuration.retention,
             synchronousFull: false,
             heartbeat: configuration.heartbeat
         )
+        return (session, target)
     }
 
     /// Creates the database file, if it does not exist yet, readable and writable by its owner only (0600, whatever

@@ -261,6 +261,39 @@ struct OperatorTests: CLIHarness {
         #expect(try Data(contentsOf: URL(fileURLWithPath: database)) == before)
     }
 
+    /// A cleanly closed database on a read-only file system (a read-only bind mount; it needs root) is listed.
+    @Test(.enabled(if: geteuid() == 0, "a read-only bind mount needs root"))
+    func listingVerbsWorkOnAReadOnlyFileSystem() async throws {
+        try await endedRuns([("run-a", .completed)])
+        let directory = (database as NSString).deletingLastPathComponent
+        // As a copy or a backup would be: the database file alone, without -wal and -shm.
+        for suffix in ["-wal", "-shm"] { try? FileManager.default.removeItem(atPath: database + suffix) }
+        let mountPoint = directory + "-ro"
+        try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
+        func shell(_ arguments: [String]) async throws -> Int32 {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            process.arguments = arguments
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            await offThePool { process.waitUntilExit() }
+            return process.terminationStatus
+        }
+        guard try await shell(["mount", "--bind", directory, mountPoint]) == 0 else {
+            Issue.record("mount --bind failed; cannot make a read-only file system here")
+            return
+        }
+        defer { Task { _ = try? await shell(["umount", mountPoint]) } }
+        #expect(try await shell(["mount", "-o", "remount,ro,bind", mountPoint]) == 0)
+        let readOnly = mountPoint + "/troupe.db"
+        for verb in [["ps"], ["status", "run-a"], ["tree", "run-a"], ["events", "run-a"], ["db", "check"]] {
+            let result = try await Troupe.run(arguments: verb + ["--database", readOnly])
+            #expect(result.status == 0, "\(verb): \(result.stderr)")
+        }
+        #expect(try await Troupe.run(arguments: ["ps", "--database", readOnly]).stdout.contains("run-a"))
+        _ = try await shell(["umount", mountPoint])
+    }
+
     @Test func aDetachedRunThatFailsAtOnceReportsItsError() async throws {
         FileManager.default.createFile(atPath: database, contents: Data("not a database at all".utf8))
         let result = try await troupe("run", "counting", "--detach")
