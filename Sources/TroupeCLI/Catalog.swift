@@ -17,20 +17,97 @@ import Glibc
 /// ```
 public struct BlueprintEntry: Sendable {
     /// One parameter of a blueprint.
-    public struct Parameter: Sendable, Codable, Hashable {
+    public struct Parameter: Sendable, Encodable, Hashable {
+        /// What values a parameter takes. Checked before anything starts; `troupe blueprints` shows it.
+        public enum Kind: Sendable, Hashable, Encodable {
+            /// Any text.
+            case text
+            /// A whole number in a range.
+            case integer(ClosedRange<Int>)
+            /// A number in a range.
+            case number(ClosedRange<Double>)
+            /// A duration (`250ms`, `2s`, `1m`, `1h`, or seconds) in a range.
+            case duration(ClosedRange<Duration>)
+
+            /// What it allows, in words: `a whole number from 1 to 1000`.
+            public var allowed: String {
+                switch self {
+                case .text: "text"
+                case .integer(let range): "a whole number from \(range.lowerBound) to \(range.upperBound)"
+                case .number(let range): "a number from \(range.lowerBound) to \(range.upperBound)"
+                case .duration(let range):
+                    "a duration from \(Self.words(range.lowerBound)) to \(Self.words(range.upperBound)), such as 250ms, 2s or 1m"
+                }
+            }
+
+            /// `nil` if `value` is allowed, else why not.
+            func problem(_ value: String) -> String? {
+                switch self {
+                case .text:
+                    return nil
+                case .integer(let range):
+                    guard let number = Int(value), range.contains(number) else { return allowed }
+                    return nil
+                case .number(let range):
+                    guard let number = Double(value), number.isFinite, range.contains(number) else { return allowed }
+                    return nil
+                case .duration(let range):
+                    let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
+                    guard let duration = try? DurationInput.parse(value, "", units: units, bare: 1), range.contains(duration)
+                    else { return allowed }
+                    return nil
+                }
+            }
+
+            static func words(_ duration: Duration) -> String {
+                let milliseconds = DurationInput.milliseconds(duration)
+                if milliseconds % 3_600_000 == 0, milliseconds > 0 { return "\(milliseconds / 3_600_000)h" }
+                if milliseconds % 60_000 == 0, milliseconds > 0 { return "\(milliseconds / 60_000)m" }
+                if milliseconds % 1000 == 0 { return "\(milliseconds / 1000)s" }
+                return "\(milliseconds)ms"
+            }
+
+            private enum CodingKeys: String, CodingKey { case type, min, max }
+
+            public func encode(to encoder: any Encoder) throws {
+                var container = encoder.container(keyedBy: CodingKeys.self)
+                switch self {
+                case .text:
+                    try container.encode("text", forKey: .type)
+                case .integer(let range):
+                    try container.encode("integer", forKey: .type)
+                    try container.encode(range.lowerBound, forKey: .min)
+                    try container.encode(range.upperBound, forKey: .max)
+                case .number(let range):
+                    try container.encode("number", forKey: .type)
+                    try container.encode(range.lowerBound, forKey: .min)
+                    try container.encode(range.upperBound, forKey: .max)
+                case .duration(let range):
+                    try container.encode("duration", forKey: .type)
+                    try container.encode(Self.words(range.lowerBound), forKey: .min)
+                    try container.encode(Self.words(range.upperBound), forKey: .max)
+                }
+            }
+        }
+
         /// The key given as `--param KEY=VALUE`.
         public var name: String
         /// The value used when the operator gives none.
         public var defaultValue: String
         /// What it means, for `troupe blueprints`.
         public var help: String
+        /// What values it takes.
+        public var kind: Kind
 
         /// Creates a parameter.
-        public init(_ name: String, default defaultValue: String, help: String) {
+        public init(_ name: String, default defaultValue: String, help: String, kind: Kind = .text) {
             self.name = name
             self.defaultValue = defaultValue
             self.help = help
+            self.kind = kind
         }
+
+        private enum CodingKeys: String, CodingKey { case name, defaultValue, help, kind }
     }
 
     /// The name operators use: `troupe run NAME`.
@@ -71,6 +148,16 @@ public struct BlueprintEntry: Sendable {
         var resolved = given
         for parameter in parameters where resolved[parameter.name] == nil {
             resolved[parameter.name] = parameter.defaultValue
+        }
+        for parameter in parameters {
+            let value = resolved[parameter.name] ?? ""
+            if let allowed = parameter.kind.problem(value) {
+                throw TroupeError(
+                    .invalidSpec,
+                    "parameter '\(parameter.name)' of blueprint '\(name)' takes \(allowed), not '\(value)' "
+                        + "(see `troupe blueprints`)."
+                )
+            }
         }
         return resolved
     }

@@ -17,8 +17,8 @@ enum Gallery {
             "fetch-many",
             summary: "Fetch `count` URLs with at most `concurrency` in flight; gather every result and every error.",
             parameters: [
-                .init("count", default: "100", help: "How many URLs (BASE/item/1 … BASE/item/COUNT)."),
-                .init("concurrency", default: "8", help: "Requests in flight at most."),
+                .init("count", default: "100", help: "How many URLs (BASE/item/1 … BASE/item/COUNT).", kind: .integer(1...1_000_000)),
+                .init("concurrency", default: "8", help: "Requests in flight at most.", kind: .integer(1...10_000)),
                 .init("base", default: "", help: "The server; empty: a loopback server in this process."),
             ]
         ) { parameters in
@@ -34,8 +34,8 @@ enum Gallery {
             summary: "Poll quotes every `interval`, process each snapshot concurrently, checkpoint; resumes after kill -9.",
             parameters: [
                 .init("symbols", default: "ACME,GLOBEX,INITECH,UMBRELLA", help: "Comma-separated symbols."),
-                .init("interval", default: "1s", help: "Time between polls."),
-                .init("threshold", default: "0.05", help: "Relative move worth reporting."),
+                .init("interval", default: "1s", help: "Time between polls.", kind: .duration(.milliseconds(10)...(.seconds(86_400)))),
+                .init("threshold", default: "0.05", help: "Relative move worth reporting.", kind: .number(0.0001...100)),
                 .init("endpoint", default: "", help: "The quotes URL; empty: a loopback server in this process."),
             ]
         ) { parameters in
@@ -53,8 +53,8 @@ enum Gallery {
             "batch-stream",
             summary: "A producer streaming batches → transformer → sink over mailboxes with backpressure.",
             parameters: [
-                .init("batches", default: "100", help: "Batches the producer sends."),
-                .init("size", default: "1000", help: "Items per batch."),
+                .init("batches", default: "100", help: "Batches the producer sends.", kind: .integer(1...100_000_000)),
+                .init("size", default: "1000", help: "Items per batch.", kind: .integer(1...1_000_000)),
             ]
         ) { parameters in
             let batches = try parameters.int("batches")
@@ -80,7 +80,7 @@ enum Gallery {
             summary: "Ask an OpenAI-compatible chat endpoint, streaming tokens, within a token budget.",
             parameters: [
                 .init("prompt", default: "What does Troupe do?", help: "Prompts, separated by '|'."),
-                .init("budget", default: "200", help: "Tokens the run may receive in all."),
+                .init("budget", default: "200", help: "Tokens the run may receive in all.", kind: .integer(1...100_000_000)),
                 .init("model", default: "gpt-4o-mini", help: "The model."),
                 .init("base-url", default: "", help: "The API base URL (or $OPENAI_BASE_URL); empty: a loopback stub."),
                 .init("api-key-env", default: "OPENAI_API_KEY", help: "The environment variable holding the key (the key itself is never a parameter: parameters are stored)."),
@@ -100,8 +100,8 @@ enum Gallery {
             "counting",
             summary: "A durable pipeline (source → relay → counter) that counts to `count`; kill it and resume it.",
             parameters: [
-                .init("count", default: "1000000", help: "How many numbers the source emits."),
-                .init("interval", default: "100ms", help: "The pause after each batch of 25 numbers."),
+                .init("count", default: "1000000", help: "How many numbers the source emits.", kind: .integer(1...1_000_000_000_000)),
+                .init("interval", default: "100ms", help: "The pause after each batch of 25 numbers.", kind: .duration(.zero...(.seconds(3600)))),
             ]
         ) { parameters in
             Counting.blueprint(count: try parameters.int("count"), interval: try parameters.duration("interval"))
@@ -109,7 +109,7 @@ enum Gallery {
         BlueprintEntry(
             "fleet",
             summary: "A pool of `workers` durable agents that each count the messages they handle; mostly idle.",
-            parameters: [.init("workers", default: "1000", help: "How many workers.")]
+            parameters: [.init("workers", default: "1000", help: "How many workers.", kind: .integer(1...10_000_000))]
         ) { parameters in
             let workers = try parameters.int("workers")
             guard workers > 0 else {

@@ -294,6 +294,25 @@ struct OperatorTests: CLIHarness {
         _ = try await shell(["umount", mountPoint])
     }
 
+    @Test func parametersOutsideTheirDeclaredRangeAreRefusedBeforeAnythingStarts() async throws {
+        let cases: [(String, String, String)] = [
+            ("counting", "count", "-5"), ("counting", "count", "0"), ("batch-stream", "batches", "-1"),
+            ("batch-stream", "size", "0"), ("market-monitor", "interval", "0s"), ("llm-chat", "budget", "-1"),
+            ("fetch-many", "count", "-1"), ("fetch-many", "concurrency", "0"), ("market-monitor", "threshold", "nan"),
+        ]
+        for (blueprint, name, value) in cases {
+            let result = try await troupe("run", blueprint, "--param", "\(name)=\(value)")
+            #expect(result.status == 65, "\(blueprint) \(name)=\(value): \(result.stderr)")
+            #expect(result.stderr.contains("parameter '\(name)'") && result.stderr.contains("'\(value)'"), "\(result.stderr)")
+            #expect(result.stderr.contains(" from "), "the message says what is allowed: \(result.stderr)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: database), "a refused run created the database")
+        let listing = try await json("blueprints") as? [[String: Any]] ?? []
+        let counting = listing.first { $0["name"] as? String == "counting" }?["parameters"] as? [[String: Any]] ?? []
+        let count = counting.first { $0["name"] as? String == "count" }?["kind"] as? [String: Any]
+        #expect(count?["type"] as? String == "integer" && count?["min"] as? Int == 1, "\(String(describing: count))")
+    }
+
     @Test func aDetachedRunThatFailsAtOnceReportsItsError() async throws {
         FileManager.default.createFile(atPath: database, contents: Data("not a database at all".utf8))
         let result = try await troupe("run", "counting", "--detach")

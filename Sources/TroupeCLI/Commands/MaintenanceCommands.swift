@@ -137,7 +137,8 @@ struct BlueprintsCommand: AsyncParsableCommand {
             say("\(entry.name.padded(to: width))\(entry.summary)")
             for parameter in entry.parameters {
                 let fallback = parameter.defaultValue.isEmpty ? "empty" : parameter.defaultValue
-                say("  --param \(parameter.name)=…  \(parameter.help) (default: \(fallback))")
+                let allowed = parameter.kind == .text ? "" : "\(parameter.kind.allowed); "
+                say("  --param \(parameter.name)=…  \(parameter.help) (\(allowed)default: \(fallback))")
             }
         }
     }
