@@ -209,13 +209,7 @@ final class WriterSession: @unchecked Sendable {
             if let owner = existing.pid,
                 isAlive(pid: owner, host: existing.host, heartbeat: existing.heartbeat, now: time)
             {
-                let age = max(0, time - existing.heartbeat) / 1000
-                throw TroupeError(
-                    .leaseHeld,
-                    "run \(record.id) is being driven by process \(owner) on \(existing.host ?? "?") (last heartbeat "
-                        + "\(age)s ago). Two processes never drive one run: stop that one (`troupe cancel "
-                        + "\(record.id)`), or wait for it to end."
-                )
+                throw Self.heldElsewhere(record.id, pid: owner, host: existing.host, heartbeat: existing.heartbeat, now: time, timeout: leaseTimeout)
             }
             token = existing.token + 1
             try connection.statement(
@@ -286,6 +280,30 @@ final class WriterSession: @unchecked Sendable {
     }
 
     /// Whether a lease's owner still lives: on this host, its process exists; elsewhere, its heartbeat is recent.
+    /// Why a run cannot be attached: another live process drives it. A silent owner (stopped with SIGSTOP,
+    /// overloaded) cannot apply `troupe cancel`, so the message says how long it has been silent and what works.
+    static func heldElsewhere(_ run: RunID, pid: Int64, host: String?, heartbeat: Int64, now: Int64, timeout: Int64) -> TroupeError {
+        let age = max(0, now - heartbeat)
+        let host = host ?? "?"
+        guard age >= timeout else {
+            return TroupeError(
+                .leaseHeld,
+                "run \(run) is being driven by process \(pid) on \(host) (last heartbeat \(age / 1000)s ago). Two "
+                    + "processes never drive one run: stop that one (`troupe cancel \(run)`), or wait for it to end."
+            )
+        }
+        // Same host: a live pid keeps the run for ten lease timeouts of silence; another host's, for one.
+        let limit = host == localHost ? timeout * 10 : timeout
+        let wait = max(1, (limit - age + 999) / 1000)
+        let local = host == localHost ? " `kill -CONT \(pid)` wakes it, `kill \(pid)` ends it;" : ""
+        return TroupeError(
+            .leaseHeld,
+            "run \(run) belongs to process \(pid) on \(host), which has not renewed its lease for \(age / 1000)s (it "
+                + "may be stopped with SIGSTOP, or overloaded), so it cannot apply `troupe cancel`.\(local) or wait about "
+                + "\(wait)s: a run whose owner stays silent that long is taken over by the next resume."
+        )
+    }
+
     static func isAlive(pid owner: Int64, host ownerHost: String?, heartbeat: Int64, now: Int64, timeout: Int64, localHost: String) -> Bool {
         let fresh = now - heartbeat < timeout
         guard ownerHost == localHost else { return fresh }

@@ -313,6 +313,27 @@ struct OperatorTests: CLIHarness {
         #expect(count?["type"] as? String == "integer" && count?["min"] as? Int == 1, "\(String(describing: count))")
     }
 
+    @Test func aFrozenOwnerIsNamedWithWhatWorks() async throws {
+        let process = try start(["run", "counting", "--param", "count=100000000", "--param", "interval=20ms"])
+        defer {
+            kill(process.processIdentifier, SIGCONT)
+            if process.isRunning { process.terminate() }
+        }
+        let run = try await liveRun()
+        kill(process.processIdentifier, SIGSTOP)
+        var refusal = ""
+        try await eventually("the refusal to say the owner is silent") {
+            let resume = try await troupe("resume", run)
+            refusal = resume.stderr
+            return resume.status == 1 && refusal.contains("has not renewed its lease")
+        }
+        #expect(refusal.contains("kill -CONT \(process.processIdentifier)") && refusal.contains("or wait about"), "\(refusal)")
+        #expect(!refusal.contains("troupe cancel \(run)`)"), "a frozen owner cannot apply troupe cancel: \(refusal)")
+        kill(process.processIdentifier, SIGCONT)
+        _ = try await troupe("cancel", run)
+        await offThePool { process.waitUntilExit() }
+    }
+
     @Test func aDetachedRunThatFailsAtOnceReportsItsError() async throws {
         FileManager.default.createFile(atPath: database, contents: Data("not a database at all".utf8))
         let result = try await troupe("run", "counting", "--detach")
