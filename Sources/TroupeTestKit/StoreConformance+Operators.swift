@@ -174,9 +174,11 @@ extension StoreConformance {
             let a = try await claim(store)
             let b = try await claim(store, other)
             for sequence in UInt64(1)...3 {
+                // Distinct times (stores keep milliseconds): "at or before" must have one answer.
                 _ = try await store.commit(Commit(run: run, agent: agent, epoch: a.epoch, checkpoint: checkpoint(agent, epoch: a.epoch, sequence: sequence, "a\(sequence)")))
+                try await Task.sleep(for: .milliseconds(5))
                 _ = try await store.commit(Commit(run: run, agent: other, epoch: b.epoch, checkpoint: checkpoint(other, epoch: b.epoch, sequence: sequence, "b\(sequence)")))
-                try await Task.sleep(for: .milliseconds(5))  // distinct times: "at or before" must pick one
+                try await Task.sleep(for: .milliseconds(5))
             }
             let fork: RunID = "run-fork"
             try await store.fork(agent, sequence: 2, as: fork)
