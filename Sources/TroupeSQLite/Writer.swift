@@ -143,23 +143,36 @@ final class Writer: Sendable {
         }
     }
 
+    /// How many times a batch tries to take the write lock (each try waits up to the busy timeout) before its jobs
+    /// fail: another process's long transaction (a large run starting, `troupe prune`) delays this run's commits
+    /// instead of failing them.
+    static let lockAttempts = 4
+
     private func run(batch: ArraySlice<any WriterJob>, events: [Event] = []) {
         let sync = batch.contains { $0.sync }
-        do {
-            try session.transaction(sync: sync) {
-                // A failed event write must not fail the batch's jobs: events are a log, not the work.
-                if !events.isEmpty { try? session.record(events) }
-                for job in batch { try job.apply(session) }
-            }
-        } catch {
-            if !events.isEmpty { try? session.transaction(sync: false) { try session.record(events) } }
-            guard batch.count > 1 else {
-                batch.first?.fail(session.translate(error))
+        var attempt = 1
+        while true {
+            do {
+                try session.transaction(sync: sync) {
+                    // A failed event write must not fail the batch's jobs: events are a log, not the work.
+                    if !events.isEmpty { try? session.record(events) }
+                    for job in batch { try job.apply(session) }
+                }
+                break
+            } catch let error as SQLiteError where error.isBusy && attempt < Self.lockAttempts {
+                // Rolled back whole (in-memory state included): the batch can be applied again.
+                attempt += 1
+                continue
+            } catch {
+                if !events.isEmpty { try? session.transaction(sync: false) { try session.record(events) } }
+                guard batch.count > 1, !((error as? SQLiteError)?.isBusy ?? false) else {
+                    for job in batch { job.fail(session.translate(error)) }
+                    return
+                }
+                // Find out which job SQLite refused, and spare the others.
+                for job in batch { run(batch: [job]) }
                 return
             }
-            // Find out which job SQLite refused, and spare the others.
-            for job in batch { run(batch: [job]) }
-            return
         }
         for job in batch { job.complete() }
     }

@@ -182,6 +182,32 @@ struct OperatorTests: CLIHarness {
         #expect(busy.stderr.contains("locked"))
     }
 
+    @Test func anotherProcessHoldingTheWriteLockDelaysARunButCrashesNothing() async throws {
+        let process = try start(["run", "counting", "--param", "count=100000000", "--param", "interval=5ms", "--busy-timeout", "0.4"])
+        defer { if process.isRunning { process.terminate() } }
+        let run = try await liveRun()
+        try await eventually("some progress") { (try await counter(run)["count"] as? Int ?? 0) > 50 }
+        // Another process (a long maintenance job, a large run starting) holds the write lock for longer than one
+        // busy timeout, less than the writer's patience.
+        let locker = Process()
+        locker.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        locker.arguments = ["python3", "-c", "import sqlite3,sys,time; c=sqlite3.connect(sys.argv[1], isolation_level=None); c.execute('BEGIN IMMEDIATE'); print('locked', flush=True); time.sleep(0.9); c.execute('COMMIT')", database]
+        let output = Pipe()
+        locker.standardOutput = output
+        try locker.run()
+        _ = await offThePool { output.fileHandleForReading.availableData }
+        await offThePool { locker.waitUntilExit() }
+        let after = try await counter(run)["count"] as? Int ?? 0
+        try await eventually("counting on after the lock") { (try await counter(run)["count"] as? Int ?? 0) > after + 100 }
+        let state = try await counter(run)
+        #expect(state["duplicates"] as? Int == 0 && state["gaps"] as? Int == 0, "\(state)")
+        let events = try await troupe("events", run)
+        #expect(!events.stdout.contains("crashed"), "a lock wait crashed an agent:\n\(events.stdout)")
+        #expect(try await runs().first?["restarts"] as? Int == 0)
+        _ = try await troupe("cancel", run)
+        await offThePool { process.waitUntilExit() }
+    }
+
     @Test func numbersThatAreNoDurationAreUsageErrorsNotCrashes() async throws {
         for bad in ["inf", "nan", "1e300", "-1"] {
             let cancel = try await troupe("cancel", "run-x", "--grace", bad)
