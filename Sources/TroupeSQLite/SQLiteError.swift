@@ -40,6 +40,8 @@ public struct SQLiteError: Error, Sendable, Hashable, CustomStringConvertible {
     public var isReadOnly: Bool { code == SQLITE_READONLY || code == SQLITE_CANTOPEN || code == SQLITE_PERM }
     /// The file is not a database, or is damaged.
     public var isCorrupt: Bool { code == SQLITE_NOTADB || code == SQLITE_CORRUPT }
+    /// A table is locked by another connection of a shared cache: SQLite does not wait on it, the caller must.
+    public var isTableLocked: Bool { code == SQLITE_LOCKED }
     /// The file (or one SQLite needs beside it, such as the `-shm` of a WAL database) could not be opened.
     public var cannotOpen: Bool { code == SQLITE_CANTOPEN }
 

@@ -312,8 +312,8 @@ extension SQLiteStore: OperatorStore {
     /// - Throws: ``TroupeError/Code/unknownRun`` or ``TroupeError/Code/unknownChild`` (no such checkpoint).
     public func fork(_ agent: AgentID, sequence: UInt64, as newRun: RunID) async throws {
         let path = self.path
-        try await writer.perform { session in
-            let connection = session.connection
+        // A transaction of its own: a refusal found after the copy rolls the whole fork back.
+        _ = try await write { connection in
             let source = agent.run.rawValue
             guard try connection.scalar("SELECT 1 FROM runs WHERE id = ?", .text(source)) != nil else {
                 throw TroupeError.unknownRun(agent.run, in: "'\(path)'")
@@ -362,6 +362,20 @@ extension SQLiteStore: OperatorStore {
                 )
                 """
             ).run(.text(newRun.rawValue), .text(source), .text(agent.name), .integer(Int64(sequence)), .integer(time))
+            // An agent that had checkpointed by then but whose checkpoint from then was pruned would start from
+            // scratch: not the state of that moment. Refused (the transaction rolls the fork back).
+            let pruned = try connection.statement(
+                """
+                SELECT o.name FROM agents o JOIN agents n ON n.run_id = ? AND n.name = o.name
+                WHERE o.run_id = ? AND (SELECT min(seq) FROM checkpoints c WHERE c.agent_id = o.id) > 1
+                AND NOT EXISTS (SELECT 1 FROM checkpoints c WHERE c.agent_id = n.id) ORDER BY o.name
+                """
+            )
+            defer { pruned.reset() }
+            try pruned.bind([.text(newRun.rawValue), .text(source)])
+            var missing: [String] = []
+            while try pruned.step() { missing.append(pruned.text(0) ?? "") }
+            if !missing.isEmpty { throw TroupeError.inconsistentFork(agent, sequence: sequence, missing: missing) }
         }
     }
 

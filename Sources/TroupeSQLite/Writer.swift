@@ -1,3 +1,4 @@
+import Glibc
 import Dispatch
 import Synchronization
 import Troupe
@@ -159,8 +160,11 @@ final class Writer: Sendable {
                     for job in batch { try job.apply(session) }
                 }
                 break
-            } catch let error as SQLiteError where error.isBusy && attempt < Self.lockAttempts {
-                // Rolled back whole (in-memory state included): the batch can be applied again.
+            } catch let error as SQLiteError where error.isBusy && attempt < (error.isTableLocked ? 200 : Self.lockAttempts) {
+                // Rolled back whole (in-memory state included): the batch can be applied again. A busy file lock
+                // waited out the busy timeout inside SQLite; a shared-cache table lock (in-memory databases) is not
+                // waited on by SQLite, so wait here, 5 ms at a time, up to a second.
+                if error.isTableLocked { usleep(5000) }
                 attempt += 1
                 continue
             } catch {

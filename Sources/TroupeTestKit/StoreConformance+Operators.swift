@@ -198,6 +198,22 @@ extension StoreConformance {
                 try expect(error.code == .unknownChild, "a missing checkpoint gave \(error.code)")
             }
             try await store.deleteRuns([fork])
+
+            // At a's first checkpoint, b had none yet: starting b from scratch is the state of that moment.
+            try await store.fork(agent, sequence: 1, as: "run-fork-early")
+            let early = try await handle.checkpoints(AgentID(run: "run-fork-early", name: "b"))
+            try expect(early.isEmpty, "b was forked from \(early.map(\.sequence)) before it had checkpointed")
+            try await store.deleteRuns(["run-fork-early"])
+            // Once b's checkpoint from a's second one is pruned, that fork would start b from scratch: refused.
+            _ = try await store.prune(keep: 2, eventsBefore: nil, dryRun: false)
+            do {
+                try await store.fork(agent, sequence: 2, as: "run-fork-pruned")
+                throw Failure(description: "a fork missing b's pruned checkpoint was accepted")
+            } catch let error as TroupeError {
+                try expect(error.code == .unknownChild && error.message.contains("'b'"), "the refusal was \(error)")
+            }
+            let left = try await store.runs().map(\.id)
+            try expect(!left.contains("run-fork-pruned"), "a refused fork left run \(left)")
         }
     }
 

@@ -126,7 +126,9 @@ struct OperatorTests: CLIHarness {
     }
 
     @Test func aForkStartsFromAnOlderCheckpointAndLeavesTheOriginal() async throws {
-        let process = try start(["run", "counting", "--param", "count=100000000", "--param", "interval=5ms"])
+        // Every checkpoint kept: a fork from any of them is a consistent cut (see the conformance suite for the
+        // refusal when an agent's checkpoint from that moment was pruned).
+        let process = try start(["run", "counting", "--param", "count=100000000", "--param", "interval=5ms", "--retain", "100000"])
         let run = try await liveRun()
         try await eventually("a few checkpoints") { (try await counter(run)["count"] as? Int ?? 0) > 100 }
         _ = try await troupe("cancel", run)

@@ -395,6 +395,13 @@ extension InMemoryCheckpointStore {
                         + "`troupe checkpoints \(agent.run) \(agent.name)` lists the ones kept."
                 )
             }
+            // Each agent's checkpoint as of then; one whose checkpoint from then was pruned makes no consistent cut.
+            var missing: [String] = []
+            for (name, record) in Self.agents(of: agent.run, state) where name != agent.name {
+                let kept = record.checkpoints.last { (record.times[$0.sequence] ?? .distantPast) <= time }
+                if kept == nil, let first = record.checkpoints.first, first.sequence > 1 { missing.append(name) }
+            }
+            if !missing.isEmpty { throw TroupeError.inconsistentFork(agent, sequence: sequence, missing: missing) }
             source.attached = false
             source.status = .stopped
             source.createdAt = Date()
@@ -524,6 +531,18 @@ extension InMemoryCheckpointStore {
 }
 
 extension TroupeError {
+    /// The error a store raises for a fork that would start agents from scratch because their checkpoints from
+    /// that moment were pruned.
+    public static func inconsistentFork(_ agent: AgentID, sequence: UInt64, missing: [String]) -> TroupeError {
+        TroupeError(
+            .unknownChild,
+            "run \(agent.run) cannot be forked at checkpoint #\(sequence) of '\(agent.name)': "
+                + "\(missing.map { "'\($0)'" }.joined(separator: ", ")) kept no checkpoint from that moment (older ones "
+                + "were pruned), so the fork would start \(missing.count == 1 ? "it" : "them") from scratch. Fork from a "
+                + "later checkpoint (`troupe checkpoints \(agent.run) \(agent.name)`), or keep more with `--retain N`."
+        )
+    }
+
     /// The error a store raises for a commit from an incarnation that is no longer current.
     public static func fenced(_ agent: AgentID, epoch: UInt64, current: UInt64) -> TroupeError {
         TroupeError(

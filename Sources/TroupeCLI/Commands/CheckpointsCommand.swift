@@ -68,7 +68,10 @@ struct ForkCommand: AsyncParsableCommand {
         abstract: "Create a new run that starts from an older checkpoint; the original run is untouched.",
         discussion: """
             --from names a checkpoint as AGENT@SEQ (see `troupe checkpoints`). That agent starts from exactly that \
-            checkpoint; every other agent from its last checkpoint written at or before it. Messages that were \
+            checkpoint; every other agent from its last checkpoint written at or before it (an agent that had not \
+            checkpointed yet starts from scratch, as it was then). If an agent's checkpoint from that moment was \
+            pruned, the fork is refused (exit 66): fork from a later checkpoint, or run with a larger --retain. \
+            Messages that were \
             in flight in the original are not copied (the store keeps no history of them), so a fork is time travel \
             for state, not a replay. The fork is created stopped: start it with `troupe resume NEW-RUN`.
 
