@@ -64,7 +64,7 @@ public protocol Agent: Sendable {
     ///   - context: The agent's view of the run.
     /// - Throws: Any error crashes this incarnation. The state stays as it was before the message; the message is
     ///   delivered again to the next incarnation (see ``AgentContext/deliveryAttempt``) and becomes a dead letter
-    ///   after ``ChildSpec/maxDeliveryFailures`` crashes.
+    ///   after ``AgentOptions/maxDeliveryFailures`` crashes.
     func handle(_ message: Message, state: inout State, context: AgentContext<Self>) async throws
 
     /// Runs one incarnation of the agent (loop style).

@@ -7,7 +7,7 @@ import Synchronization
 /// The default store of a ``Run``, and the store to use in tests. It keeps the last ``retention`` checkpoints of
 /// each agent. A second ``Run`` with the same identifier on the same store acts as a resume, which lets tests
 /// exercise the resume path without a database. It is a whole ``OperatorStore``: the `troupe` verbs and the
-/// ``RunController`` work on it as on any backend (its runs' owner is this process).
+/// controller of a run work on it as on any backend (its runs' owner is this process).
 public final class InMemoryCheckpointStore: OperatorStore {
     private struct AgentRecord {
         var epoch: UInt64 = 0

@@ -32,7 +32,7 @@ import Synchronization
 /// - ``publish(_:to:)``
 /// ### Watching
 /// - ``events(bufferingNewest:)``
-/// - ``addEventSink(_:)``
+/// - ``addEventSink(bufferingNewest:_:)``
 /// - ``supervisor``
 public final class Run: Service {
     /// How a run is wired to the world: where checkpoints go, which clock and randomness it uses, how it logs.

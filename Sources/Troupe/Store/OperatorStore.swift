@@ -522,7 +522,7 @@ public struct OperatorCommand: Sendable, Codable, Hashable {
 /// The queue through which operators steer a live run, and what the run's process publishes back.
 ///
 /// Any process may ``enqueue(_:for:)``; the process driving the run reads ``pendingCommands(of:)``, applies each
-/// command (``RunController`` does, for every ``Run`` whose store is a control queue) and ``complete(_:with:)``s
+/// command (the run's controller does, for every ``Run`` whose store is a control queue) and ``complete(_:with:)``s
 /// it. Commands queued while no process drives the run wait for its next resume.
 public protocol ControlQueue: Sendable {
     /// Queues a command for `run`; returns its identifier.

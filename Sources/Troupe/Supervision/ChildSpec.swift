@@ -190,7 +190,7 @@ public struct Child: BlueprintComponent {
 /// The members are named `NAME-0` … `NAME-(count-1)`, and a message sent to `NAME` goes to one member, round robin,
 /// preferring a member whose mailbox has room. The pool is one child of its supervisor: the members are restarted
 /// individually (one-for-one) by a supervisor of their own, and the pool fails to its supervisor only if its
-/// members together exceed ``intensity``.
+/// members together exceed the pool's `intensity` (``init(_:count:restart:intensity:backoff:shutdown:options:agent:)``).
 ///
 /// ```swift
 /// Pool("fetcher", count: 8) { index in Fetcher(slot: index) }
