@@ -299,9 +299,42 @@ public final class SQLiteStore: CheckpointStore {
     // MARK: CheckpointStore
 
     public func attach(_ run: RunRecord) async throws -> Bool {
-        let resumed = try await writer.perform { session in try session.attach(run) }
+        let resumed: Bool
+        do {
+            resumed = try await writer.perform { session in try session.attach(run) }
+        } catch let error as TroupeError where error.code == .busy {
+            // The write lock stayed taken. If the run's own owner is the one that went silent holding it (stopped
+            // with SIGSTOP in the middle of a commit), say so: that is what the operator can act on.
+            throw await silentOwner(of: run.id, holdingLock: error) ?? error
+        }
         leaseWatch.renew(run.id)
         return resumed
+    }
+
+    /// The error naming `run`'s owner, if another process owns it and has not renewed its lease; read from the last
+    /// committed state, which readers see while the lock is held.
+    private func silentOwner(of run: RunID, holdingLock busy: TroupeError) async -> TroupeError? {
+        let timeout = heartbeatTimeout
+        let owner = try? await read { connection -> (pid: Int64, host: String?, heartbeat: Int64)? in
+            let find = try connection.statement("SELECT owner_pid, owner_host, heartbeat_at FROM runs WHERE id = ?")
+            try find.bind(run.rawValue, at: 1)
+            defer { find.reset() }
+            guard try find.step(), !find.isNull(0), !find.isNull(2) else { return nil }
+            return (find.int64(0), find.text(1), find.int64(2))
+        }
+        guard let owner, owner.pid != Int64(getpid()) || owner.host != WriterSession.localHost else {
+            return nil
+        }
+        let time = now()
+        guard time - owner.heartbeat >= timeout else { return nil }
+        let held = WriterSession.heldElsewhere(
+            run, pid: owner.pid, host: owner.host, heartbeat: owner.heartbeat, now: time, timeout: timeout
+        )
+        return TroupeError(
+            .leaseHeld,
+            held.message + " It also holds the database's write lock, so nothing else can be written meanwhile.",
+            underlying: busy
+        )
     }
 
     public func leaseLoss(of run: RunID) async -> TroupeError? {

@@ -35,6 +35,36 @@ struct StoreTests {
         }
     }
 
+    @Test func aResumeBlockedByASilentOwnerHoldingTheLockNamesIt() async throws {
+        let directory = try TemporaryDirectory()
+        let path = directory.file()
+        let record = RunRecord(id: "run-frozen", blueprint: "b")
+        // The owner: a live process that never renews its lease (as one stopped with SIGSTOP).
+        let frozen = Process()
+        frozen.executableURL = URL(fileURLWithPath: "/bin/sleep")
+        frozen.arguments = ["60"]
+        try frozen.run()
+        defer { frozen.terminate() }
+        try await withStore(path) { store in _ = try await store.attach(record) }
+        let other = try Connection(path: path)
+        try other.statement("UPDATE runs SET owner_pid = ?, heartbeat_at = heartbeat_at - 60000 WHERE id = 'run-frozen'")
+            .run(.integer(Int64(frozen.processIdentifier)))
+        // It went silent in the middle of a commit: the write lock stays taken.
+        try other.execute("BEGIN IMMEDIATE")
+        defer { try? other.execute("ROLLBACK") }
+        try await withStore(path, .init(busyTimeout: .milliseconds(200), heartbeat: .milliseconds(100))) { resume in
+            do {
+                _ = try await resume.attach(record)
+                Issue.record("a run whose owner holds the lock was attached")
+            } catch let error as TroupeError {
+                #expect(error.code == .leaseHeld)
+                #expect(error.message.contains("process \(frozen.processIdentifier)"), "\(error.message)")
+                #expect(error.message.contains("kill -CONT \(frozen.processIdentifier)"), "\(error.message)")
+                #expect(error.message.contains("write lock"), "\(error.message)")
+            }
+        }
+    }
+
     @Test func aFullDiskStopsTheAgentAndKeepsWhatWasCommitted() async throws {
         let directory = try TemporaryDirectory()
         let path = directory.file()
@@ -81,13 +111,13 @@ struct StoreTests {
         let probe = AgentProbe(run)
         let task = Task { try await run.run() }
         try await run.send(Adder.Message.add(5), to: "adder")
-        _ = try await run.call("adder", timeout: .seconds(5)) { Adder.Message.total($0) }
+        _ = try await run.call("adder", timeout: .seconds(30)) { Adder.Message.total($0) }
         // The file system turns read-only under the run (SQLite's query_only behaves the same: SQLITE_READONLY).
         _ = try await store.write(transaction: false) { try $0.execute("PRAGMA query_only = 1") }
         await #expect(throws: TroupeError(.storage, "")) { try await run.send(Adder.Message.add(6), to: "adder") }
         _ = try await store.write(transaction: false) { try $0.execute("PRAGMA query_only = 0") }
         try await run.send(Adder.Message.add(6), to: "adder")
-        _ = try await run.call("adder", timeout: .seconds(5)) { Adder.Message.total($0) }
+        _ = try await run.call("adder", timeout: .seconds(30)) { Adder.Message.total($0) }
         run.shutdown()
         _ = try? await task.value
         #expect(probe.events(of: "adder").contains { if case .started = $0.kind { true } else { false } })
@@ -175,7 +205,7 @@ struct StoreTests {
             let blueprint = Blueprint("old", durability: .durable) { Child("adder", Adder()) }
             let run = try Run(blueprint, id: "run-o", configuration: .test(store))
             let total = try await withRunning(run) {
-                try await run.call("adder", timeout: .seconds(5)) { Adder.Message.total($0) }
+                try await run.call("adder", timeout: .seconds(30)) { Adder.Message.total($0) }
             }
             #expect(total == 0)
             let letters = try await store.deadLetterMessages(of: "run-o")
@@ -194,7 +224,7 @@ struct StoreTests {
             let run = try Run(blueprint, id: "run-r", configuration: .test(store))
             try await withRunning(run) {
                 try await run.send(Adder.Message.add(1), to: "adder")
-                _ = try await run.call("adder", timeout: .seconds(5)) { Adder.Message.total($0) }
+                _ = try await run.call("adder", timeout: .seconds(30)) { Adder.Message.total($0) }
             }
             // Accepted, never handled: as if the process had died right after.
             let payload = Array(try JSONEncoder().encode(Adder.Message.add(41)))
@@ -205,7 +235,7 @@ struct StoreTests {
         try await withStore(path) { store in
             let run = try Run(blueprint, id: "run-r", configuration: .test(store))
             let total = try await withRunning(run) {
-                try await run.call("adder", timeout: .seconds(5)) { Adder.Message.total($0) }
+                try await run.call("adder", timeout: .seconds(30)) { Adder.Message.total($0) }
             }
             #expect(total == 42)
             let events = try await store.events(of: "run-r")
@@ -230,7 +260,7 @@ struct DatabaseFileTests {
             let run = try Run(Blueprint("p", durability: .durable) { Child("adder", Adder()) }, id: "run-p", configuration: .test(store))
             try await withRunning(run) {
                 try await run.send(Adder.Message.add(1), to: "adder")
-                _ = try await run.call("adder", timeout: .seconds(5)) { Adder.Message.total($0) }
+                _ = try await run.call("adder", timeout: .seconds(30)) { Adder.Message.total($0) }
                 #expect(mode(path + "-wal") == 0o600)
                 #expect(mode(path + "-shm") == 0o600)
             }
@@ -246,7 +276,7 @@ struct DatabaseFileTests {
             let run = try Run(Blueprint("w", durability: .durable) { Child("adder", Adder()) }, id: "run-w", configuration: .test(store))
             try await withRunning(run) {
                 for _ in 0..<50 { try await run.send(Adder.Message.add(2), to: "adder") }
-                #expect(try await run.call("adder", timeout: .seconds(5)) { Adder.Message.total($0) } == 100)
+                #expect(try await run.call("adder", timeout: .seconds(30)) { Adder.Message.total($0) } == 100)
             }
         }
         #expect((try FileManager.default.attributesOfItem(atPath: path + "-wal")[.size] as? Int ?? 0) == 0)

@@ -87,7 +87,7 @@ public protocol Agent: Sendable {
     /// Also the place to subscribe to topics. If it throws, the incarnation crashes and
     /// ``tearDown(_:reason:context:)`` is not called (there is nothing to release).
     ///
-    /// - Important: Like OTP's `init`, `setUp` runs on the supervisor's own task, and the supervisor starts its next
+    /// - Important: Like OTP's `init`, `setUp` runs inside the supervisor's loop, and the supervisor starts its next
     ///   child only once it has returned: keep it short, and do not wait in it for a sibling that starts after this
     ///   agent (a ``AgentContext/call(_:timeout:_:)`` to one times out). Long work belongs in ``run(state:context:)``
     ///   or ``handle(_:state:context:)``.

@@ -50,6 +50,16 @@ final class AgentCell<A: Agent>: ChildRuntime {
     @usableFromInline
     func startFreshOnce() { fresh.store(true, ordering: .relaxed) }
 
+    /// Whether this cell has reported its type's `run` as the handler loop (so that it does so once).
+    @usableFromInline let handlerStyleNoted = Atomic<Bool>(false)
+    @usableFromInline var handlerStyleSeen: Bool { handlerStyleNoted.load(ordering: .relaxed) }
+
+    @usableFromInline
+    func noteHandlerStyle() {
+        handlerStyleNoted.store(true, ordering: .relaxed)
+        HandlerStyle.seen(A.self)
+    }
+
     @usableFromInline
     init(
         name: String,
@@ -121,7 +131,7 @@ final class AgentCell<A: Agent>: ChildRuntime {
     @usableFromInline
     func resume(_ incarnation: Incarnation) {
         incarnation.activate { [self] in
-            if let reason = await run(incarnation) { incarnation.finish(reason) }
+            if let reason = await run(incarnation) { await incarnation.finish(reason) }
         }
     }
 
@@ -153,7 +163,7 @@ final class AgentCell<A: Agent>: ChildRuntime {
         do {
             state = try await loadState(incarnation)
         } catch {
-            incarnation.finish(.failed(error))
+            await incarnation.finish(.failed(error))
             return false
         }
         let work = UnitOfWork<A.Message>(replay: claimedSteps.withLock { $0 })
@@ -162,13 +172,18 @@ final class AgentCell<A: Agent>: ChildRuntime {
         do {
             resources = try await agent.setUp(context: setUpContext)
         } catch {
-            incarnation.finish(exitReason(for: error, incarnation))
+            await incarnation.finish(exitReason(for: error, incarnation))
             return false
         }
         let context = AgentContext(cell: self, incarnation: incarnation, resources: resources, work: work)
         announce(incarnation, .started)
         // The loop picks the incarnation up where a resumed passivated one would be.
         parked.withLock { $0 = Parked(state: state, context: context) }
+        // An agent whose `run` is the engine's handler loop would only find its mailbox empty and passivate: it
+        // starts passivated instead, without a task of its own, until a message (or a stop) arrives.
+        if HandlerStyle.isKnown(A.self), !incarnation.shouldLeave, mailbox.parkIfIdle(wake: context.wake) {
+            return true
+        }
         resume(incarnation)
         return true
     }
@@ -447,6 +462,28 @@ final class AgentCell<A: Agent>: ChildRuntime {
             )
         }
         environment.events.emit(name, incarnation: 0, .deadLettered(error: error, failures: failures))
+    }
+}
+
+/// The agent types whose `run` is known to be the engine's passivating handler loop (the default `run`): it has
+/// been seen running. A type's witness for `run` is the same for every value of the type, so one sighting holds for
+/// all its agents, which can then start passivated (see ``AgentCell/startIncarnation(_:)``).
+@usableFromInline
+enum HandlerStyle {
+    private static let types = Mutex<Set<ObjectIdentifier>>([])
+    /// Whether any type has been seen, read without the lock.
+    private static let any = Atomic<Bool>(false)
+
+    @usableFromInline
+    static func isKnown(_ type: Any.Type) -> Bool {
+        guard any.load(ordering: .acquiring) else { return false }
+        return types.withLock { $0.contains(ObjectIdentifier(type)) }
+    }
+
+    @usableFromInline
+    static func seen(_ type: Any.Type) {
+        types.withLock { _ = $0.insert(ObjectIdentifier(type)) }
+        any.store(true, ordering: .releasing)
     }
 }
 

@@ -400,6 +400,7 @@ public final class AgentContext<A: Agent>: Sendable {
     /// The default `run`'s loop, which passivates when the mailbox is empty.
     @inlinable
     func passivatingHandlerLoop(state: inout A.State) async throws {
+        if !cell.handlerStyleSeen { cell.noteHandlerStyle() }
         try await cell.handlerLoop(state: &state, context: self, passivating: true)
         // The loop returns only with the state of its last commit (durable and checkpointed agents commit every
         // batch), and the default `run` returns right after: the final checkpoint would write the same state

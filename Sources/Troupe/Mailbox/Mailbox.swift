@@ -356,6 +356,17 @@ final class Mailbox<Message: Sendable>: AnyMailbox {
         }
     }
 
+    /// Passivates the consumer if it has nothing to do: no message and no pending interrupt. `wake` is then kept and
+    /// called once, by the next sender or ``interrupt()``. Returns whether it did.
+    @usableFromInline
+    func parkIfIdle(wake: @escaping @Sendable () -> Void) -> Bool {
+        state.withLock { state in
+            guard state.buffer.isEmpty, state.parked.isEmpty, !state.interrupted else { return false }
+            state.wake = wake
+            return true
+        }
+    }
+
     /// Moves every queued message into `batch`, or, if there is none, passivates the consumer: `wake` is kept and
     /// called once, by the next sender or ``interrupt()``, and this returns ``Received/parked`` without waiting.
     /// With a `nil` wake it only looks: ``Received/parked`` then means "empty", and nothing will call back.

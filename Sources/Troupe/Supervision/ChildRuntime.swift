@@ -66,13 +66,13 @@ final class Incarnation: Sendable {
     /// Fulfilled with the exit reason when the incarnation has ended.
     let exit = OneShot<ExitReason>()
     private let finished = Atomic<Bool>(false)
-    private let report: @Sendable (ExitReason) -> Void
+    private let report: @Sendable (ExitReason) async -> Void
     private let activations = Mutex<(latest: UInt64, task: Task<Void, Never>?, cancelled: Bool)>((0, nil, false))
 
     /// - Parameters:
     ///   - number: The incarnation's number in this process.
-    ///   - report: Tells the supervisor how the incarnation ended; called once.
-    init(number: UInt64, report: @escaping @Sendable (ExitReason) -> Void) {
+    ///   - report: Tells the supervisor how the incarnation ended; called once, on the task that ran it last.
+    init(number: UInt64, report: @escaping @Sendable (ExitReason) async -> Void) {
         self.number = number
         self.report = report
     }
@@ -134,11 +134,12 @@ final class Incarnation: Sendable {
 
     /// Reports the incarnation's end to its supervisor, once: the report (the `exited` event) comes before the
     /// exit is visible to waiters, so that a supervisor stopping the child sees its events in order and none after
-    /// the run has ended.
+    /// the run has ended. The report may carry out the supervisor's decision on this task (see
+    /// ``Supervisor``'s loop), so the caller's task should be about to end.
     @usableFromInline
-    func finish(_ reason: ExitReason) {
+    func finish(_ reason: ExitReason) async {
         guard !finished.exchange(true, ordering: .acquiringAndReleasing) else { return }
-        report(reason)
+        await report(reason)
         exit.fulfill(reason)
     }
 

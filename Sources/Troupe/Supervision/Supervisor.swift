@@ -1,3 +1,4 @@
+import DequeModule
 public import ServiceLifecycle
 import Synchronization
 
@@ -10,10 +11,12 @@ import Synchronization
 ///
 /// Every child's lifecycle lives in a pure state machine; the actor only carries out what it decides. Everything
 /// that changes the supervisor — a child's exit, a restart timer, each operator call (``startChild(_:)``,
-/// ``terminateChild(_:)``, ``restartChild(_:)``, ``deleteChild(_:)``), the shutdown — is an event on one ordered
-/// stream, handled to the end before the next: an agent never has two live incarnations, and a call that conflicts
+/// ``terminateChild(_:)``, ``restartChild(_:)``, ``deleteChild(_:)``), the shutdown — is an event in one ordered
+/// queue, handled to the end before the next: an agent never has two live incarnations, and a call that conflicts
 /// with a restart in progress is refused with ``TroupeError/Code/childRestarting``. Children start one after the
-/// other, each `setUp` on the supervisor's own task, as OTP's synchronous start.
+/// other, each `setUp` inside the supervisor's loop (isolated to the supervisor), as OTP's synchronous start. The
+/// loop runs on the supervisor's task, or, when a child's exit finds it idle, on the task that ran the child: a
+/// crash-looping child is restarted without waking another thread.
 ///
 /// ## Topics
 /// ### Running
@@ -53,6 +56,14 @@ public actor Supervisor: Service {
     /// the start (OTP's supervisor handles no request before its `init` has started every child).
     private var startingUp = false
     private var shutdownDeferred = false
+    /// Events waiting for the loop, in arrival order (see ``supervise(_:)``).
+    private var pending: Deque<Control> = []
+    /// Whether a task is handling events; others only queue theirs.
+    private var handling = false
+    /// Whether the loop takes events: from the start of a run until its outcome.
+    private var looping = false
+    /// Why the loop ended, once it has.
+    private var outcome: Outcome?
 
     private struct Entry {
         let spec: ChildSpec
@@ -67,6 +78,8 @@ public actor Supervisor: Service {
         case request(Request, CheckedContinuation<Void, any Error>)
         case shutdown
         case cancel
+        /// Nothing to handle: wakes the supervisor's task when the loop ended on another task.
+        case wake
     }
 
     /// An operator's request, answered through its continuation once the loop has carried it out.
@@ -161,12 +174,12 @@ public actor Supervisor: Service {
         defer { isRunning = false }
         startedSignal = started
         let (stream, continuation) = AsyncStream<Control>.makeStream()
-        let pending = inbox.withLock { inbox in
+        let shutdownPending = inbox.withLock { inbox in
             inbox.stream = continuation
             defer { inbox.shutdownPending = false }
             return inbox.shutdownPending
         }
-        if pending || incarnation?.isStopping == true { continuation.yield(.shutdown) }
+        if shutdownPending || incarnation?.isStopping == true { continuation.yield(.shutdown) }
 
         machine.begin(at: environment.clock.now)
         environment.events.emit(name, incarnation: incarnation?.number ?? 0, .started)
@@ -186,6 +199,11 @@ public actor Supervisor: Service {
         continuation.finish()
         timer?.task.cancel()
         timer = nil
+        looping = false
+        for control in pending {
+            if case .request(_, let reply) = control { reply.resume(throwing: notRunningError()) }
+        }
+        pending.removeAll()
         for await control in stream {
             if case .request(_, let reply) = control { reply.resume(throwing: notRunningError()) }
         }
@@ -206,32 +224,87 @@ public actor Supervisor: Service {
     }
 
     /// The one loop that changes the supervisor: each event is handled to the end before the next is taken.
+    ///
+    /// Events reach it two ways, into one queue (``pending``): operator requests, timers, shutdown and cancellation
+    /// through the control stream, which this task reads; and children's exits straight from the task that ran the
+    /// incarnation (``deliver(_:)``). Whoever finds the queue idle handles it until it is empty: a crash-looping
+    /// child's exit is handled (and its successor started) on the crashed task itself, without waking this one.
+    /// Either way one event is handled at a time, to its end, in arrival order.
     private func supervise(_ stream: AsyncStream<Control>) async -> Outcome {
         startingUp = true
         shutdownDeferred = false
+        pending.removeAll()
+        outcome = nil
+        looping = true
+        handling = true
         await startNext()
+        handling = false
+        await drain()
+        if let outcome { return outcome }
         for await control in stream {
-            switch control {
-            case .exited(let child, let number, let reason):
-                let wasStarting = !startReplies.isEmpty && machine.phase(of: child) == .starting(number)
-                if let error = await childExited(child, incarnation: number, reason: reason) {
-                    return .escalated(error)
-                }
-                if wasStarting { answerStart(of: child, failure: reason) }
-            case .timer(let token):
-                if timer?.token == token { timer = nil }
-            case .request(let request, let reply):
-                await handle(request, reply: reply)
-            case .shutdown:
-                if !startingUp { return .shutdown }
-                shutdownDeferred = true
-            case .cancel:
-                return .cancelled
-            }
-            await startNext()
-            if shutdownDeferred, !startingUp { return .shutdown }
+            if case .wake = control {} else { pending.append(control) }
+            if !handling { await drain() }
+            if let outcome { return outcome }
         }
         return .cancelled
+    }
+
+    /// Hands a child's exit to the loop from the task that ran the child. If nobody is handling events, this task
+    /// handles them now; if the loop is over, the exit is of no more interest (``stopAll(graceful:)`` waits for
+    /// exits itself).
+    fileprivate func deliver(_ control: Control) async {
+        guard looping else { return }
+        pending.append(control)
+        guard !handling else { return }
+        await drain()
+        // The loop ended on this task: the supervisor's own task, waiting on the stream, stops the children.
+        if outcome != nil { _ = inbox.withLock { $0.stream?.yield(.wake) } }
+    }
+
+    /// Handles the queued events, one at a time and each to its end, until none is left or the loop ends.
+    private func drain() async {
+        handling = true
+        defer { handling = false }
+        while outcome == nil, let control = pending.popFirst() {
+            if let ended = await handle(control) {
+                end(ended)
+                return
+            }
+            await startNext()
+            if shutdownDeferred, !startingUp {
+                end(.shutdown)
+                return
+            }
+        }
+    }
+
+    private func end(_ ended: Outcome) {
+        outcome = ended
+        looping = false
+    }
+
+    /// Handles one event; returns an outcome if the loop must end.
+    private func handle(_ control: Control) async -> Outcome? {
+        switch control {
+        case .exited(let child, let number, let reason):
+            let wasStarting = !startReplies.isEmpty && machine.phase(of: child) == .starting(number)
+            if let error = await childExited(child, incarnation: number, reason: reason) {
+                return .escalated(error)
+            }
+            if wasStarting { answerStart(of: child, failure: reason) }
+        case .timer(let token):
+            if timer?.token == token { timer = nil }
+        case .request(let request, let reply):
+            await handle(request, reply: reply)
+        case .shutdown:
+            if !startingUp { return .shutdown }
+            shutdownDeferred = true
+        case .cancel:
+            return .cancelled
+        case .wake:
+            break
+        }
+        return nil
     }
 
     /// Starts the queued children that are due, one after the other, or sets a timer for the earliest one that
@@ -309,9 +382,16 @@ public actor Supervisor: Service {
     private func launch(_ name: String, incarnation number: UInt64) async {
         guard let runtime = entries[name]?.runtime, let control = self.inbox.withLock({ $0.stream }) else { return }
         let environment = self.environment
-        let incarnation = Incarnation(number: number) { reason in
+        let incarnation = Incarnation(number: number) { [weak self] reason in
             environment.events.emit(name, incarnation: number, .exited(reason))
-            control.yield(.exited(name, incarnation: number, reason))
+            let exited = Control.exited(name, incarnation: number, reason)
+            // A cancelled task must not carry out the supervisor's decisions (its sleeps and waits would end at
+            // once): it leaves the exit to the supervisor's own task.
+            if let self, !Task.isCancelled {
+                await self.deliver(exited)
+            } else {
+                control.yield(exited)
+            }
         }
         runtime.setAccepting(true)
         entries[name]?.incarnation = incarnation
@@ -791,7 +871,7 @@ final class SupervisorChild: ChildRuntime {
         incarnation.activate {
             let reason = await self.run(incarnation, started: started)
             started.fulfill(false)
-            incarnation.finish(reason)
+            await incarnation.finish(reason)
         }
         // The nested supervisor says so once its own children have started (or it ends first).
         return await started.wait() ?? false
