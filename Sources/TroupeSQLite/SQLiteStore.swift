@@ -301,7 +301,8 @@ public final class SQLiteStore: CheckpointStore {
     public func attach(_ run: RunRecord) async throws -> Bool {
         let resumed: Bool
         do {
-            resumed = try await writer.perform { session in try session.attach(run) }
+            // Within the busy timeout the operator gave, not the patience the run's own commits have.
+            resumed = try await writer.perform(lockAttempts: 1) { session in try session.attach(run) }
         } catch let error as TroupeError where error.code == .busy {
             // The write lock stayed taken. If the run's own owner is the one that went silent holding it (stopped
             // with SIGSTOP in the middle of a commit), say so: that is what the operator can act on.

@@ -62,9 +62,19 @@ final class Writer: Sendable {
     }
 
     /// Runs `body` on the writer thread, inside a batch transaction, and returns its result.
-    func perform<T: Sendable>(sync: Bool = false, _ body: @escaping @Sendable (WriterSession) throws -> T) async throws -> T {
+    ///
+    /// - Parameter lockAttempts: How many busy timeouts the job waits for another process's write lock before it
+    ///   fails with `busy`: ``lockAttempts`` for the run's own work, 1 for an operator's request (a resume), which
+    ///   must answer within the busy timeout it was given.
+    func perform<T: Sendable>(
+        sync: Bool = false,
+        lockAttempts: Int = Writer.lockAttempts,
+        _ body: @escaping @Sendable (WriterSession) throws -> T
+    ) async throws -> T {
         try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<T, any Error>) in
-            submit(PendingJob(body: body, continuation: continuation, sync: sync, standalone: false))
+            submit(
+                PendingJob(body: body, continuation: continuation, sync: sync, standalone: false, lockAttempts: lockAttempts)
+            )
         }
     }
 
@@ -149,7 +159,8 @@ final class Writer: Sendable {
     /// instead of failing them.
     static let lockAttempts = 4
 
-    private func run(batch: ArraySlice<any WriterJob>, events: [Event] = []) {
+    private func run(batch slice: ArraySlice<any WriterJob>, events: [Event] = []) {
+        var batch = Array(slice)
         let sync = batch.contains { $0.sync }
         var attempt = 1
         while true {
@@ -164,7 +175,15 @@ final class Writer: Sendable {
                 // Rolled back whole (in-memory state included): the batch can be applied again. A busy file lock
                 // waited out the busy timeout inside SQLite; a shared-cache table lock (in-memory databases) is not
                 // waited on by SQLite, so wait here, 5 ms at a time, up to a second.
-                if error.isTableLocked { usleep(5000) }
+                if error.isTableLocked {
+                    usleep(5000)
+                } else {
+                    // Jobs that have waited as long as they may fail now; the others try again.
+                    let (spent, patient) = (batch.filter { $0.lockAttempts <= attempt }, batch.filter { $0.lockAttempts > attempt })
+                    for job in spent { job.fail(session.translate(error)) }
+                    batch = patient
+                    if batch.isEmpty { return }
+                }
                 attempt += 1
                 continue
             } catch {
@@ -188,6 +207,8 @@ protocol WriterJob: AnyObject, Sendable {
     var sync: Bool { get }
     /// Runs outside any transaction (pragmas, `VACUUM`), alone.
     var standalone: Bool { get }
+    /// How many busy timeouts it waits for another process's write lock (see ``Writer/perform(sync:lockAttempts:_:)``).
+    var lockAttempts: Int { get }
     /// Does the work and keeps its outcome. Throws only SQLite's errors, which abort the whole batch; the job's own
     /// failures (a fenced commit) are kept as its outcome and fail it alone, so its writes must follow its checks.
     func apply(_ session: WriterSession) throws
@@ -205,6 +226,7 @@ protocol WriterJob: AnyObject, Sendable {
 final class PendingJob<T: Sendable>: WriterJob, @unchecked Sendable {
     let sync: Bool
     let standalone: Bool
+    let lockAttempts: Int
     private let body: @Sendable (WriterSession) throws -> T
     private let continuation: UnsafeContinuation<T, any Error>
     private var outcome: Result<T, any Error>?
@@ -213,12 +235,14 @@ final class PendingJob<T: Sendable>: WriterJob, @unchecked Sendable {
         body: @escaping @Sendable (WriterSession) throws -> T,
         continuation: UnsafeContinuation<T, any Error>,
         sync: Bool,
-        standalone: Bool
+        standalone: Bool,
+        lockAttempts: Int = Writer.lockAttempts
     ) {
         self.body = body
         self.continuation = continuation
         self.sync = sync
         self.standalone = standalone
+        self.lockAttempts = lockAttempts
     }
 
     func apply(_ session: WriterSession) throws {
