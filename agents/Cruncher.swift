@@ -11,17 +11,35 @@ public struct Cruncher: Agent {
         case crunch(Int, Reply<Int>)
     }
 
-    let work: @Sendable (Int) -> Int
-
-    /// - Parameter work: The computation; counts primes below `n` by default.
-    public init(work: @escaping @Sendable (Int) -> Int = Cruncher.countPrimes(below:)) {
-        self.work = work
+    /// How many requests it has answered.
+    public struct State: AgentState {
+        public var answered = 0
+        public init() {}
+        public init(from decoder: any Decoder) throws {
+            // Checkpoints from before the count (an empty object) read as 0.
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            answered = try container.decodeIfPresent(Int.self, forKey: .answered) ?? 0
+        }
     }
 
-    public func handle(_ message: Message, state: inout Stateless, context: AgentContext<Self>) async throws {
+    let work: @Sendable (Int) -> Int
+    let requests: Int?
+
+    /// - Parameters:
+    ///   - requests: How many requests it answers in all (counted in its state) before it finishes
+    ///     (``AgentContext/finish()``); `nil` answers until it is stopped.
+    ///   - work: The computation; counts primes below `n` by default.
+    public init(requests: Int? = nil, work: @escaping @Sendable (Int) -> Int = Cruncher.countPrimes(below:)) {
+        self.work = work
+        self.requests = requests
+    }
+
+    public func handle(_ message: Message, state: inout State, context: AgentContext<Self>) async throws {
         guard case .crunch(let n, let reply) = message else { return }
         let work = self.work
         reply(try await context.offload { work(n) })
+        state.answered += 1
+        if let requests, state.answered >= requests { context.finish() }
     }
 
     /// Counts the primes below `n` by trial division: deliberately CPU-bound.

@@ -15,8 +15,13 @@ public import TroupeHTTPTesting
 /// │   ├── transformer  doubles every item; crashes once on batch 3
 /// │   └── producer     sends 10 batches of 100 numbers
 /// ├── gatherer     fans out 10 jobs (3 of which fail) and gathers all outcomes
-/// └── cruncher     counts primes off the agents' threads
+/// ├── cruncher     counts primes off the agents' threads
+/// └── driver       asks the gatherer and the cruncher for their one job each
 /// ```
+///
+/// Every agent is `transient` and ends once its share is done (the monitor after five polls, the pipeline after
+/// its batches, the gatherer and the cruncher after one request, the driver after their answers), so the run
+/// completes on its own, under `troupe demo` and `troupe run demo` alike.
 public enum Demo {
     /// Batches the producer sends.
     public static let batches = 10
@@ -30,10 +35,12 @@ public enum Demo {
     /// - Parameters:
     ///   - http: The client the monitor polls with.
     ///   - onBatch: Called by the sink with its totals after every batch.
+    ///   - onAnswers: Called by the driver with the gatherer's report and the cruncher's count.
     /// - Throws: ``TroupeHTTP/HTTPClientError`` if the loopback server cannot listen.
     public static func blueprint(
         http: HTTPClient,
-        onBatch: @escaping @Sendable (BatchSink.State) -> Void = { _ in }
+        onBatch: @escaping @Sendable (BatchSink.State) -> Void = { _ in },
+        onAnswers: @escaping @Sendable (Gatherer.Report, Int) -> Void = { _, _ in }
     ) throws -> Blueprint {
         let sensor = Sensor()
         let server = try LoopbackServer { _ in
@@ -51,14 +58,62 @@ public enum Demo {
             intensity: RestartIntensity(maxRestarts: 5, within: .seconds(10)),
             backoff: .exponential(initial: .milliseconds(50), maximum: .seconds(2), jitter: 0.1)
         ) {
-            Child("monitor", Monitor(every: .milliseconds(100), poll: poll, check: Demo.check))
+            Child("monitor", Monitor(every: .milliseconds(100), poll: poll, check: Demo.check, limit: polls), restart: .transient)
             Blueprint("pipeline", strategy: .restForOne) {
-                Child("sink", BatchSink(onBatch: onBatch), options: AgentOptions(mailboxCapacity: 4))
-                Child("transformer", BatchTransformer(to: "sink", crashOnceOnBatch: faultyBatch))
-                Child("producer", BatchProducer(count: batches, size: batchSize, to: "transformer"))
+                Child(
+                    "sink",
+                    BatchSink(count: batches, onBatch: onBatch),
+                    restart: .transient,
+                    options: AgentOptions(mailboxCapacity: 4)
+                )
+                Child(
+                    "transformer",
+                    BatchTransformer(to: "sink", crashOnceOnBatch: faultyBatch, count: batches),
+                    restart: .transient
+                )
+                Child(
+                    "producer",
+                    BatchProducer(count: batches, size: batchSize, to: "transformer", stayUp: false),
+                    restart: .transient
+                )
             }
-            Child("gatherer", Gatherer(maxConcurrency: 4, job: Demo.job))
-            Child("cruncher", Cruncher())
+            Child("gatherer", Gatherer(maxConcurrency: 4, requests: 1, job: Demo.job), restart: .transient)
+            Child("cruncher", Cruncher(requests: 1), restart: .transient)
+            Child("driver", Driver(onAnswers: onAnswers), restart: .transient)
+        }
+    }
+
+    /// The monitor's polls before it ends.
+    public static let polls = 5
+    /// The gatherer's inputs: 1…10, of which 2, 5 and 8 fail on purpose.
+    public static let gatherInputs = (1...10).map(String.init)
+    /// The cruncher counts the primes below this.
+    public static let crunchBelow = 200_000
+
+    /// Asks the gatherer and the cruncher for their job, checkpointing each answer so that a restart does not ask
+    /// again, then reports both and ends.
+    struct Driver: Agent {
+        struct State: AgentState {
+            var gathered: Gatherer.Report?
+            var primes: Int?
+        }
+
+        let onAnswers: @Sendable (Gatherer.Report, Int) -> Void
+
+        func run(state: inout State, context: AgentContext<Self>) async throws {
+            if state.gathered == nil {
+                state.gathered = try await context.call("gatherer", timeout: .seconds(60)) {
+                    Gatherer.Message.gather(Demo.gatherInputs, $0)
+                }
+                try await context.checkpoint(state)
+            }
+            if state.primes == nil {
+                state.primes = try await context.call("cruncher", timeout: .seconds(120)) {
+                    Cruncher.Message.crunch(Demo.crunchBelow, $0)
+                }
+                try await context.checkpoint(state)
+            }
+            if let gathered = state.gathered, let primes = state.primes { onAnswers(gathered, primes) }
         }
     }
 

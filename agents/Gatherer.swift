@@ -29,14 +29,18 @@ public struct Gatherer: Agent {
 
     let maxConcurrency: Int
     let job: @Sendable (String) async throws -> String
+    let requests: Int?
 
     /// - Parameters:
     ///   - maxConcurrency: How many jobs may run at once.
     ///   - job: The work to do for one input.
-    public init(maxConcurrency: Int = 16, job: @escaping @Sendable (String) async throws -> String) {
+    ///   - requests: How many `gather` requests it answers in all (counted in its state) before it finishes
+    ///     (``AgentContext/finish()``); `nil` answers until it is stopped.
+    public init(maxConcurrency: Int = 16, requests: Int? = nil, job: @escaping @Sendable (String) async throws -> String) {
         precondition(maxConcurrency > 0, "maxConcurrency must be at least 1")
         self.maxConcurrency = maxConcurrency
         self.job = job
+        self.requests = requests
     }
 
     public func handle(_ message: Message, state: inout State, context: AgentContext<Self>) async throws {
@@ -60,6 +64,7 @@ public struct Gatherer: Agent {
         state.batches += 1
         context.logger.info("gathered \(report.results.count) results and \(report.errors.count) errors")
         reply(report)
+        if let requests, state.batches >= requests { context.finish() }
     }
 }
 

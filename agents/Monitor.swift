@@ -30,23 +30,28 @@ public struct Monitor: Agent {
     let interval: Duration
     let poll: @Sendable () async throws -> [Reading]
     let check: @Sendable (Reading) async -> String?
+    let limit: Int?
 
     /// - Parameters:
     ///   - interval: Time between polls.
     ///   - poll: Takes a snapshot.
     ///   - check: Looks at one reading; returns an alert, or `nil` if all is well. Called concurrently.
+    ///   - limit: How many polls in all (counted in the checkpointed state, so across restarts and resumes) before
+    ///     the monitor returns; `nil` polls until it is stopped.
     public init(
         every interval: Duration,
         poll: @escaping @Sendable () async throws -> [Reading],
-        check: @escaping @Sendable (Reading) async -> String?
+        check: @escaping @Sendable (Reading) async -> String?,
+        limit: Int? = nil
     ) {
         self.interval = interval
         self.poll = poll
         self.check = check
+        self.limit = limit
     }
 
     public func run(state: inout State, context: AgentContext<Self>) async throws {
-        while true {
+        while limit.map({ state.polls < $0 }) ?? true {
             try await context.sleep(for: interval)
             let snapshot = try await poll()
             let alerts = await withTaskGroup(of: String?.self) { group in

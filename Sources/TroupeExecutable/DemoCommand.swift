@@ -14,10 +14,11 @@ struct DemoCommand: AsyncParsableCommand {
         commandName: "demo",
         abstract: "Run the demo tree, with an injected crash, and show the supervisor restarting it.",
         discussion: """
-            The demo runs a monitor, a three-stage batch pipeline, a gatherer and a cruncher under one supervisor. \
-            The pipeline's transformer crashes once on purpose; its supervisor restarts it, and the batch it was \
-            handling is delivered again, so every item still arrives exactly once. Checkpoints and events go to \
-            the database (see --database). It works offline and takes about a second.
+            The demo runs a monitor, a three-stage batch pipeline, a gatherer, a cruncher and a driver under one \
+            supervisor. The pipeline's transformer crashes once on purpose; its supervisor restarts it, and the \
+            batch it was handling is delivered again, so every item still arrives exactly once. Each agent ends \
+            once its share is done, and the run completes. Checkpoints and events go to the database (see \
+            --database). It works offline and takes about a second.
 
             Examples:
               troupe demo
@@ -33,6 +34,7 @@ struct DemoCommand: AsyncParsableCommand {
         var logger = Logger(label: "troupe.demo")
         logger.logLevel = global.logLevel ?? .error
         let pipeline = Latch<BatchSink.State>()
+        let answers = Latch<(Gatherer.Report, Int)>()
         let store: any OperatorStore
         do {
             store = try await global.openStore(mustExist: false)
@@ -41,7 +43,11 @@ struct DemoCommand: AsyncParsableCommand {
         }
         let http = HTTPClient()
         let demo = try Run(
-            try Demo.blueprint(http: http) { totals in if totals.batches == Demo.batches { pipeline.open(with: totals) } },
+            try Demo.blueprint(
+                http: http,
+                onBatch: { totals in if totals.batches == Demo.batches { pipeline.open(with: totals) } },
+                onAnswers: { gathered, primes in answers.open(with: (gathered, primes)) }
+            ),
             configuration: Run.Configuration(store: store, logger: logger, durability: .checkpointed, services: [http])
         )
         let printer = EventPrinter(json: json)
@@ -70,12 +76,9 @@ struct DemoCommand: AsyncParsableCommand {
             )
         )
         let body = Task { () throws -> Summary in
-            guard let totals = await pipeline.wait() else { throw CancellationError() }
-            let gathered = try await demo.call("gatherer", timeout: .seconds(30)) {
-                Gatherer.Message.gather((1...10).map(String.init), $0)
-            }
-            let primes = try await demo.call("cruncher", timeout: .seconds(60)) { Cruncher.Message.crunch(200_000, $0) }
-            guard await monitored.wait() != nil else { throw CancellationError() }
+            guard let totals = await pipeline.wait(), let (gathered, primes) = await answers.wait(),
+                await monitored.wait() != nil
+            else { throw CancellationError() }
             return Summary(totals: totals, gathered: gathered, primes: primes)
         }
         let running = Task {
@@ -83,8 +86,22 @@ struct DemoCommand: AsyncParsableCommand {
             try await group.run()
         }
         let outcome = await body.result
+        // Every agent ends once its share is done: the run completes on its own (a slow machine gets a minute).
+        if case .success = outcome {
+            let deadline = ContinuousClock.now + .seconds(60)
+            while ContinuousClock.now < deadline {
+                let leaves = Self.leaves(await demo.supervisor.children())
+                if !leaves.isEmpty, leaves.allSatisfy({ $0.status == .exited }) {
+                    demo.complete()
+                    break
+                }
+                try? await Task.sleep(for: .milliseconds(20))
+            }
+        }
         await group.triggerGracefulShutdown()
         let ended = await running.result
+        // The monitor's own count, from its last checkpoint (its final checkpoint repeats its last poll's state).
+        let polled = await monitorPolls(store: store, run: demo.id) ?? polls.withLock { $0 }
         await store.close()
         if case .failure(let error) = ended { throw TroupeCommand.fail(error) }
         if case .failure(let error) = outcome, error is CancellationError {
@@ -100,10 +117,20 @@ struct DemoCommand: AsyncParsableCommand {
         printer.summary(
             summary,
             restarts: restarts.withLock { $0 },
-            polls: polls.withLock { $0 },
+            polls: polled,
             exact: exact
         )
         if !exact { throw ExitCode.failure }
+    }
+
+    private func monitorPolls(store: any OperatorStore, run: RunID) async -> Int? {
+        guard let last = try? await store.checkpoints(of: AgentID(run: run, name: "monitor")).last else { return nil }
+        return (try? JSONDecoder().decode(Monitor.State.self, from: Data(last.state)))?.polls
+    }
+
+    /// The agents (children without children) of a tree.
+    static func leaves(_ children: [ChildInfo]) -> [ChildInfo] {
+        children.flatMap { $0.children.isEmpty ? [$0] : leaves($0.children) }
     }
 
     struct Summary {
@@ -124,8 +151,8 @@ final class EventPrinter: Sendable {
     func print(_ event: Event) {
         switch event.kind {
         case .checkpointed: return
-        case .exited(.failed): break
-        case .exited: return
+        case .exited(.failed), .exited(.normal): break  // crashed; finished its share of the work
+        case .exited: return  // stopped or cancelled: the supervisor's `stopped` / `killed` says it
         default: break
         }
         let record = EventRecord(event)

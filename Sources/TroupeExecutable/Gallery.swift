@@ -119,7 +119,7 @@ enum Gallery {
         },
         BlueprintEntry(
             "demo",
-            summary: "The demo tree: monitor, batch pipeline with an injected crash, gatherer, cruncher."
+            summary: "The demo tree: monitor, batch pipeline with an injected crash, gatherer, cruncher, driver; completes."
         ) { _ in
             try Demo.blueprint(http: http)
         },

@@ -1,4 +1,5 @@
 import Dispatch
+import FoundationEssentials
 import Logging
 import Testing
 import Troupe
@@ -19,6 +20,22 @@ func configuration(clock: any Clock<Duration> = ContinuousClock()) -> Run.Config
 
 @Suite(.timeLimit(.minutes(1)))
 struct GalleryTests {
+    @Test func aCruncherWithARequestLimitFinishesAfterItAndReadsOlderCheckpoints() async throws {
+        let run = try Run(Blueprint("crunch") {
+            Child("cruncher", Cruncher(requests: 2) { $0 + 1 }, restart: .transient)
+        }, configuration: configuration())
+        let probe = AgentProbe(run)
+        try await withRunning(run) {
+            let first = try await run.call("cruncher", timeout: .seconds(30)) { Cruncher.Message.crunch(1, $0) }
+            let second = try await run.call("cruncher", timeout: .seconds(30)) { Cruncher.Message.crunch(2, $0) }
+            #expect(first == 2 && second == 3)
+            await probe.wait(for: "cruncher", .exited)
+        }
+        // A checkpoint from before the count (the cruncher kept no state) reads as none answered.
+        let older = try JSONDecoder().decode(Cruncher.State.self, from: Data("{}".utf8))
+        #expect(older.answered == 0)
+    }
+
     @Test func gatherCollectsEveryResultAndEveryError() async throws {
         let gatherer = Gatherer(maxConcurrency: 3) { input in
             guard let n = Int(input), n % 4 != 0 else { throw Failure(input: input) }

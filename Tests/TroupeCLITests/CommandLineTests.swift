@@ -117,7 +117,8 @@ struct CommandLineTests {
     }
 
     @Test func theDemoRestartsTheCrashedAgentAndCountsEveryItemOnce() async throws {
-        let result = try await Troupe.run("demo", "--json", "--database", try temporaryDatabase())
+        let database = try temporaryDatabase()
+        let result = try await Troupe.run("demo", "--json", "--database", database)
         #expect(result.status == 0, "\(result.stderr)")
         let lines = result.stdout.split(separator: "\n").map(String.init)
         let records = try lines.map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] ?? [:] }
@@ -132,6 +133,11 @@ struct CommandLineTests {
         #expect(crashes.count == 1)
         #expect(crashes.first?["agent"] as? String == "transformer")
         #expect(crashes.first?["detail"] as? String == "injected fault on batch 3")
+        // Every agent did its share and ended: the run completed on its own, and the monitor polled its five times.
+        #expect(summary["monitorPolls"] as? Int == 5)
+        let ps = try await Troupe.run("ps", "--json", "--database", database)
+        let runs = try JSONSerialization.jsonObject(with: Data(ps.stdout.utf8)) as? [[String: Any]] ?? []
+        #expect(runs.first?["status"] as? String == "completed", "\(ps.stdout)")
     }
 
     @Test func theDemoPrintsReadableLinesOnATerminal() async throws {
