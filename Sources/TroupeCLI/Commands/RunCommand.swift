@@ -62,11 +62,14 @@ struct RunCommand: AsyncParsableCommand {
     func run() async throws {
         try await reportingErrors {
             let entry = try Catalog.entry(blueprint)
+            // Every parameter is checked against its declared type and range here, before anything is started or
+            // detached.
             let resolved = try entry.resolve(try parseParameters(parameters))
-            // Built once, here, in the foreground: a bad parameter fails before anything is started or detached.
-            let built = try entry.build(resolved)
             let runID = id.map { RunID($0) } ?? RunID.random()
+            // Built only by the process that runs it (building starts the gallery's loopback servers): a detached
+            // run's child builds it, and reports a failure to do so as a run that ended at once.
             if detach { return try await detachRun(runID) }
+            let built = try entry.build(resolved)
             try await global.withStore(mustExist: false) { store in
                 let run = try Self.makeRun(
                     entry, blueprint: built, parameters: resolved, durability: durability.flatMap(Durability.init), id: runID, store: store,
