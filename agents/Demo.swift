@@ -2,7 +2,7 @@ public import Troupe
 import FoundationEssentials
 import Synchronization
 public import TroupeHTTP
-public import TroupeHTTPTesting
+import TroupeHTTPTesting
 
 /// The demo that `troupe demo` runs: one small tree of the gallery's agents, with a fault injected into the
 /// pipeline so that the supervisor's restart shows.

@@ -1,5 +1,5 @@
 import FoundationEssentials
-public import TroupeHTTP
+import TroupeHTTP
 public import TroupeHTTPTesting
 
 /// Loopback stand-ins for the services the HTTP agents talk to, so that `troupe run` and the demo work offline.

@@ -1,4 +1,4 @@
-public import FoundationEssentials
+import FoundationEssentials
 
 /// An HTTP request for ``HTTPClient``.
 ///

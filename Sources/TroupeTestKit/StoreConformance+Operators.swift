@@ -1,5 +1,5 @@
 import FoundationEssentials
-public import Troupe
+import Troupe
 
 // The operator's half of the contract: the read model and the control queue, as every `troupe` verb relies on them.
 extension StoreConformance {

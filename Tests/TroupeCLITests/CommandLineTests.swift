@@ -153,7 +153,7 @@ struct CommandLineTests {
     @Test func aFileThatIsNotADatabaseIsRefusedWithExitCode65() async throws {
         let database = try temporaryDatabase()
         let notes = Data("my shopping list\n".utf8)
-        FileManager.default.createFile(atPath: database, contents: notes)
+        _ = FileManager.default.createFile(atPath: database, contents: notes)
         let result = try await Troupe.run("demo", "--database", database)
         #expect(result.status == 65)
         #expect(result.stderr.contains("is not a SQLite database"))

@@ -89,7 +89,7 @@ struct MemoryStoreCLITests {
         var status: Int32 = 0
         let (out, _) = await CommandOutput.capturing {
             do {
-                var command = try TroupeCommand.parseAsRoot(arguments + ["--database", "memory:test", "--json"])
+                let command = try TroupeCommand.parseAsRoot(arguments + ["--database", "memory:test", "--json"])
                 if var command = command as? any AsyncParsableCommand { try await command.run() }
             } catch {
                 status = TroupeCommand.exitCode(for: error).rawValue

@@ -278,7 +278,7 @@ struct OperatorTests: CLIHarness {
         #expect(try await troupe("status", "run-nope").status == 66)
 
         // An empty file stays empty: reading verbs do not turn it into a Troupe database.
-        FileManager.default.createFile(atPath: database, contents: Data())
+        _ = FileManager.default.createFile(atPath: database, contents: Data())
         let empty = try await troupe("ps")
         #expect(empty.status == 65 && empty.stderr.contains("holds no Troupe database"), "\(empty)")
         #expect(try FileManager.default.attributesOfItem(atPath: database)[.size] as? Int == 0)
@@ -368,7 +368,7 @@ struct OperatorTests: CLIHarness {
     }
 
     @Test func aDetachedRunThatFailsAtOnceReportsItsError() async throws {
-        FileManager.default.createFile(atPath: database, contents: Data("not a database at all".utf8))
+        _ = FileManager.default.createFile(atPath: database, contents: Data("not a database at all".utf8))
         let result = try await troupe("run", "counting", "--detach")
         #expect(result.status == 65, "\(result.stdout) \(result.stderr)")
         #expect(result.stderr.contains("ended at once") && result.stderr.contains("not a SQLite database"), "\(result.stderr)")

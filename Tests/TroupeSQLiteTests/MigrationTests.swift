@@ -75,7 +75,7 @@ struct MigrationTests {
         let directory = try TemporaryDirectory()
         let path = directory.file()
         let garbage = Data(String(repeating: "not a database, just some notes\n", count: 200).utf8)
-        FileManager.default.createFile(atPath: path, contents: garbage)
+        _ = FileManager.default.createFile(atPath: path, contents: garbage)
         await #expect(throws: TroupeError(.notADatabase, "")) { _ = try await SQLiteStore(path: path) }
         #expect(contents(path) == garbage)
     }

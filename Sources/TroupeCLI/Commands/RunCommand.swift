@@ -140,7 +140,7 @@ struct RunCommand: AsyncParsableCommand {
             attributes: [.posixPermissions: 0o700]
         )
         // The log is the run's: readable by its owner only, like the database next to it.
-        FileManager.default.createFile(atPath: logPath, contents: nil, attributes: [.posixPermissions: 0o600])
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil, attributes: [.posixPermissions: 0o600])
         guard let log = FileHandle(forWritingAtPath: logPath) else {
             throw TroupeError(.storage, "cannot write the log file '\(logPath)'. Check the directory's permissions.")
         }
