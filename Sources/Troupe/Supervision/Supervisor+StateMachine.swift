@@ -59,6 +59,13 @@ extension Supervisor {
             var incarnations: UInt64 = 0
             /// Restarts since the supervisor started, automatic and operator ones.
             var restarts = 0
+
+            /// Moves a starting incarnation to running; says whether it was that incarnation's start.
+            mutating func begin(_ incarnation: UInt64) -> Bool {
+                guard phase == .starting(incarnation) else { return false }
+                phase = .running(incarnation)
+                return true
+            }
         }
 
         /// What to do once a child's stop ladder has finished.
@@ -238,15 +245,17 @@ extension Supervisor {
         /// What to start next, if anything, at `now`.
         mutating func nextStart(at now: Duration) -> StartAction {
             guard !isStopping, !isStarting else { return .none }
-            guard let name = queue.first, case .queued(let notBefore) = children[name]?.phase else { return .none }
+            guard let name = queue.first, var child = children[name], case .queued(let notBefore) = child.phase else {
+                return .none
+            }
             guard notBefore <= now else { return .wake(at: notBefore) }
             queue.removeFirst()
-            children[name]?.incarnations += 1
-            let number = children[name]?.incarnations ?? 1
-            children[name]?.phase = .starting(number)
-            children[name]?.startedAt = now
+            child.incarnations += 1
+            child.phase = .starting(child.incarnations)
+            child.startedAt = now
+            children[name] = child
             launched = name
-            return .launch(name, incarnation: number)
+            return .launch(name, incarnation: child.incarnations)
         }
 
         /// The queued children that ``nextStart(at:)`` would launch one after the other at `now`, with the
@@ -263,9 +272,8 @@ extension Supervisor {
 
         /// Incarnation `incarnation` of `name` returned from its `setUp`.
         mutating func childBegan(_ name: String, incarnation: UInt64) {
-            guard children[name]?.phase == .starting(incarnation) else { return }
-            children[name]?.phase = .running(incarnation)
-            awaitingFirstStart.remove(name)
+            let began = children[name]?.begin(incarnation) ?? false
+            if began, !awaitingFirstStart.isEmpty { awaitingFirstStart.remove(name) }
         }
 
         // MARK: Events: exits
