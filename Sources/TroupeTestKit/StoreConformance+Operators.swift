@@ -39,6 +39,8 @@ extension StoreConformance {
         try expect(try await store.attach(record) == false, "a new run was reported as a resume")
         var summary = try await store.run(run)
         try expect(summary.status == .running && summary.isDriven, "a driven run shows \(summary.status), driven \(summary.isDriven)")
+        let pid = Int64(ProcessInfo.processInfo.processIdentifier)
+        try expect(summary.owner?.pid == pid, "the run's owner is pid \(String(describing: summary.owner?.pid)), not this process's \(pid)")
         try expect(summary.blueprint == "conformance" && summary.parameters == ["size": "3"], "recorded \(summary)")
         try expect(summary.durability == .durable, "durability recorded as \(String(describing: summary.durability))")
         let listed = try await store.runs().map(\.id)

@@ -273,7 +273,7 @@ extension InMemoryCheckpointStore {
         RunSummary(
             id: id, blueprint: run.blueprint, status: run.status, durability: run.durability,
             parameters: run.parameters, createdAt: run.createdAt, endedAt: run.endedAt, error: run.error,
-            owner: run.attached ? RunSummary.Owner(pid: 0, host: "this process", heartbeatAt: run.heartbeat, alive: true) : nil,
+            owner: run.attached ? RunSummary.Owner(pid: Int64(ProcessInfo.processInfo.processIdentifier), host: "this process", heartbeatAt: run.heartbeat, alive: true) : nil,
             agents: agents.count, restarts: agents.reduce(0) { $0 + $1.restarts }
         )
     }
