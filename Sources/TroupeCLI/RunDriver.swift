@@ -69,8 +69,7 @@ struct RunDriver {
                     guard version != seen || ContinuousClock.now - lastLook >= .seconds(2) else { continue }
                     seen = version
                     lastLook = ContinuousClock.now
-                    let leaves = Self.leaves(await run.supervisor.children())
-                    if !leaves.isEmpty, leaves.allSatisfy({ $0.status == .exited }) {
+                    if ChildInfo.allEnded(await run.supervisor.children()) {
                         flags.completed.store(true, ordering: .relaxed)
                         run.complete()
                         return nil
@@ -104,11 +103,6 @@ struct RunDriver {
         }
         if flags.completed.load(ordering: .relaxed) { return .completed }
         return flags.cancelledByOperator.load(ordering: .relaxed) ? .cancelled : .stopped
-    }
-
-    /// The agents (children without children) of a tree, in start order.
-    static func leaves(_ children: [ChildInfo]) -> [ChildInfo] {
-        children.flatMap { $0.children.isEmpty ? [$0] : leaves($0.children) }
     }
 }
 
@@ -176,7 +170,7 @@ final class Display: Sendable {
     func progress(children: [ChildInfo], rate: Double) {
         guard interactive else { return }
         state.withLock { state in
-            let leaves = RunDriver.leaves(children)
+            let leaves = ChildInfo.agents(of: children)
             let running = leaves.filter { $0.status == .running }.count
             let restarting = leaves.filter { $0.status == .restarting }.count
             let failed = state.statuses.values.filter { $0 == .failed || $0 == .quarantined }.count

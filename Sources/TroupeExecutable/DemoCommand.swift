@@ -90,8 +90,7 @@ struct DemoCommand: AsyncParsableCommand {
         if case .success = outcome {
             let deadline = ContinuousClock.now + .seconds(60)
             while ContinuousClock.now < deadline {
-                let leaves = Self.leaves(await demo.supervisor.children())
-                if !leaves.isEmpty, leaves.allSatisfy({ $0.status == .exited }) {
+                if ChildInfo.allEnded(await demo.supervisor.children()) {
                     demo.complete()
                     break
                 }
@@ -126,11 +125,6 @@ struct DemoCommand: AsyncParsableCommand {
     private func monitorPolls(store: any OperatorStore, run: RunID) async -> Int? {
         guard let last = try? await store.checkpoints(of: AgentID(run: run, name: "monitor")).last else { return nil }
         return (try? JSONDecoder().decode(Monitor.State.self, from: Data(last.state)))?.polls
-    }
-
-    /// The agents (children without children) of a tree.
-    static func leaves(_ children: [ChildInfo]) -> [ChildInfo] {
-        children.flatMap { $0.children.isEmpty ? [$0] : leaves($0.children) }
     }
 
     struct Summary {

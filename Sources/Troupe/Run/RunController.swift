@@ -144,7 +144,7 @@ final class RunController: Sendable {
                 return .init(.applied, fresh ? "restarted from its initial state" : "restarted from its last checkpoint")
             case .pause:
                 guard paused.isEmpty else { return .init(.refused, "already paused") }
-                let agents = Self.leaves(await run.supervisor.children())
+                let agents = ChildInfo.agents(of: await run.supervisor.children())
                     .filter { $0.status == .running || $0.status == .restarting }
                 for agent in agents.reversed() { try await supervisor(of: agent.name).terminateChild(agent.name) }
                 paused = agents.map(\.name)
@@ -177,10 +177,5 @@ final class RunController: Sendable {
             throw TroupeError(.unknownChild, "run \(run.id) has no agent '\(agent)'")
         }
         return supervisor
-    }
-
-    /// The agents (children without children) of a tree, in start order.
-    static func leaves(_ children: [ChildInfo]) -> [ChildInfo] {
-        children.flatMap { $0.children.isEmpty ? [$0] : leaves($0.children) }
     }
 }

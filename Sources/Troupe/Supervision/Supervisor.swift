@@ -821,6 +821,19 @@ public struct ChildInfo: Sendable, Hashable {
     public var children: [ChildInfo] = []
 }
 
+extension ChildInfo {
+    /// The agents (children without children) of a tree, in start order.
+    package static func agents(of tree: [ChildInfo]) -> [ChildInfo] {
+        tree.flatMap { $0.children.isEmpty ? [$0] : agents(of: $0.children) }
+    }
+
+    /// Whether a tree's work is done: it has agents, and every one of them has exited for good.
+    package static func allEnded(_ tree: [ChildInfo]) -> Bool {
+        let agents = agents(of: tree)
+        return !agents.isEmpty && agents.allSatisfy { $0.status == .exited }
+    }
+}
+
 /// Child counts, like OTP's `count_children`.
 public struct ChildCount: Sendable, Hashable {
     /// All children, running or not.
