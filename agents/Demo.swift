@@ -30,27 +30,29 @@ public enum Demo {
     /// The batch the transformer crashes on, once.
     public static let faultyBatch = 3
 
-    /// The demo's blueprint. It works offline: the sensors are served by a loopback HTTP server it starts.
+    /// The demo's blueprint. It works offline: the sensors are served by a loopback HTTP server that the monitor's
+    /// first poll starts (building the blueprint opens no socket).
     ///
     /// - Parameters:
     ///   - http: The client the monitor polls with.
     ///   - onBatch: Called by the sink with its totals after every batch.
     ///   - onAnswers: Called by the driver with the gatherer's report and the cruncher's count.
-    /// - Throws: ``TroupeHTTP/HTTPClientError`` if the loopback server cannot listen.
     public static func blueprint(
         http: HTTPClient,
         onBatch: @escaping @Sendable (BatchSink.State) -> Void = { _ in },
         onAnswers: @escaping @Sendable (Gatherer.Report, Int) -> Void = { _, _ in }
-    ) throws -> Blueprint {
+    ) -> Blueprint {
         let sensor = Sensor()
-        let server = try LoopbackServer { _ in
-            let body = (try? JSONEncoder().encode(sensor.read())).map(Array.init) ?? Array("[]".utf8)
-            return .respond(status: 200, headers: [("Content-Type", "application/json")], body: body)
+        // Started by the monitor's first poll, not here: building a blueprint opens no socket.
+        let server = LazyLoopbackServer {
+            try LoopbackServer { _ in
+                let body = (try? JSONEncoder().encode(sensor.read())).map(Array.init) ?? Array("[]".utf8)
+                return .respond(status: 200, headers: [("Content-Type", "application/json")], body: body)
+            }
         }
-        let url = server.url("/sensors")
         let poll: @Sendable () async throws -> [Monitor.Reading] = {
-            _ = server  // the server lives as long as the monitor that polls it
-            return try await http.execute(.get(url)).decode([Monitor.Reading].self)
+            // The server lives as long as the monitor that polls it.
+            try await http.execute(.get(server.url("/sensors"))).decode([Monitor.Reading].self)
         }
         return Blueprint(
             "demo",

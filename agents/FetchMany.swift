@@ -15,7 +15,8 @@ public struct FetchMany: Agent {
         public init() {}
     }
 
-    let urls: [String]
+    let base: ServiceURL
+    let paths: [String]
     let maxConcurrency: Int
     let report: @Sendable (State) -> Void
 
@@ -24,8 +25,25 @@ public struct FetchMany: Agent {
     ///   - maxConcurrency: Requests in flight at most.
     ///   - report: Called with the outcome once everything was fetched.
     public init(urls: [String], maxConcurrency: Int = 8, report: @escaping @Sendable (State) -> Void = { _ in }) {
+        self.init(base: "", paths: urls, maxConcurrency: maxConcurrency, report: report)
+    }
+
+    /// Fetches `paths` on one service whose address is resolved when the agent starts.
+    ///
+    /// - Parameters:
+    ///   - base: The service; each URL is its resolved address followed by a path.
+    ///   - paths: What to fetch, such as `/item/1`.
+    ///   - maxConcurrency: Requests in flight at most.
+    ///   - report: Called with the outcome once everything was fetched.
+    public init(
+        base: ServiceURL,
+        paths: [String],
+        maxConcurrency: Int = 8,
+        report: @escaping @Sendable (State) -> Void = { _ in }
+    ) {
         precondition(maxConcurrency > 0, "maxConcurrency must be at least 1")
-        self.urls = urls
+        self.base = base
+        self.paths = paths
         self.maxConcurrency = maxConcurrency
         self.report = report
     }
@@ -33,6 +51,8 @@ public struct FetchMany: Agent {
     public func run(state: inout State, context: AgentContext<Self>) async throws {
         guard !state.done else { return report(state) }
         let http = context.http
+        let prefix = try base.resolve()
+        let urls = paths.map { prefix + $0 }
         let outcomes = await withTaskGroup(of: (String, Result<Int, any Error>).self) { group in
             var pending = urls[...]
             func startNext() {

@@ -24,14 +24,14 @@ public struct LLMChat: Agent {
 
     /// Where and how to ask.
     public struct Endpoint: Sendable {
-        /// The API's base URL, such as `https://api.openai.com/v1`.
-        public var baseURL: String
+        /// The API's base URL, such as `https://api.openai.com/v1`; resolved when the agent starts.
+        public var baseURL: ServiceURL
         /// The model name.
         public var model: String
         /// The bearer token; `nil` for endpoints without authentication.
         public var apiKey: String?
 
-        public init(baseURL: String, model: String, apiKey: String?) {
+        public init(baseURL: ServiceURL, model: String, apiKey: String?) {
             self.baseURL = baseURL
             self.model = model
             self.apiKey = apiKey
@@ -83,9 +83,10 @@ public struct LLMChat: Agent {
     }
 
     public func run(state: inout State, context: AgentContext<Self>) async throws {
+        let baseURL = try endpoint.baseURL.resolve()
         while state.answered < prompts.count, !state.budgetExhausted, !context.isStopping {
             var request = try HTTPRequest.post(
-                endpoint.baseURL + "/chat/completions",
+                baseURL + "/chat/completions",
                 json: ChatRequest(model: endpoint.model, messages: [.init(role: "user", content: prompts[state.answered])])
             )
             request.headers.append(("Accept", "text/event-stream"))

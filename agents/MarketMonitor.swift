@@ -28,7 +28,7 @@ public struct MarketMonitor: Agent {
         public init() {}
     }
 
-    let endpoint: String
+    let endpoint: ServiceURL
     let symbols: [String]
     let interval: Duration
     let threshold: Double
@@ -36,14 +36,14 @@ public struct MarketMonitor: Agent {
     let onPoll: @Sendable (State) -> Void
 
     /// - Parameters:
-    ///   - endpoint: The quotes URL; `?symbols=A,B&poll=N` is appended.
+    ///   - endpoint: The quotes URL, resolved when the agent starts; `?symbols=A,B&poll=N` is appended.
     ///   - symbols: The symbols to watch.
     ///   - interval: Time between polls.
     ///   - threshold: The relative move (0.05: 5 %) worth reporting.
     ///   - maxPolls: Stop after this many polls (`nil`: run until stopped).
     ///   - onPoll: Called with the state after each checkpointed poll.
     public init(
-        endpoint: String,
+        endpoint: ServiceURL,
         symbols: [String],
         every interval: Duration,
         threshold: Double = 0.05,
@@ -60,6 +60,7 @@ public struct MarketMonitor: Agent {
 
     public func run(state: inout State, context: AgentContext<Self>) async throws {
         let http = context.http
+        let endpoint = try self.endpoint.resolve()
         while maxPolls.map({ state.polls < $0 }) ?? true {
             let poll = state.polls + 1
             let url = "\(endpoint)?symbols=\(symbols.joined(separator: ","))&poll=\(poll)"

@@ -3,8 +3,16 @@ import TroupeHTTP
 public import TroupeHTTPTesting
 
 /// Loopback stand-ins for the services the HTTP agents talk to, so that `troupe run` and the demo work offline.
-/// Each serves 127.0.0.1 only and lives as long as the process.
+/// Each serves 127.0.0.1 only. The shared ones (``sharedCatalog`` and the others) start on first use and then live as
+/// long as the process; the functions start a fresh server at once (for tests that want their own).
 public enum OfflineServices {
+    /// The process's ``catalog()``, started the first time an agent resolves a URL on it.
+    public static let sharedCatalog = LazyLoopbackServer { try catalog() }
+    /// The process's ``market()``, started the first time an agent resolves a URL on it.
+    public static let sharedMarket = LazyLoopbackServer { try market() }
+    /// The process's ``chat(answer:)``, started the first time an agent resolves a URL on it.
+    public static let sharedChat = LazyLoopbackServer { try chat() }
+
     /// `/item/N`: N bytes; every 10th item answers 500 and every 7th 404, so that a fetch has errors to gather.
     public static func catalog() throws -> LoopbackServer {
         try LoopbackServer { request in

@@ -190,6 +190,19 @@ public struct Parameters: Sendable {
         return value
     }
 
+    /// The value of `key` as a finite number.
+    ///
+    /// - Throws: ``TroupeError/Code/invalidSpec`` if it is not one.
+    public func number(_ key: String) throws -> Double {
+        guard let value = Double(string(key)), value.isFinite else {
+            throw TroupeError(
+                .invalidSpec,
+                "parameter '\(key)' of blueprint '\(blueprint)' must be a finite number, such as 0.05, not '\(string(key))'."
+            )
+        }
+        return value
+    }
+
     /// The value of `key` as a duration: `250ms`, `2s`, `1m`, or a number of seconds.
     ///
     /// - Throws: ``TroupeError/Code/invalidSpec`` if it is not one.

@@ -43,7 +43,7 @@ struct DemoCommand: AsyncParsableCommand {
         }
         let http = HTTPClient()
         let demo = try Run(
-            try Demo.blueprint(
+            Demo.blueprint(
                 http: http,
                 onBatch: { totals in if totals.batches == Demo.batches { pipeline.open(with: totals) } },
                 onAnswers: { gathered, primes in answers.open(with: (gathered, primes)) }

@@ -11,7 +11,8 @@ enum Gallery {
     /// The HTTP client of the runs this process starts (`context.http`).
     static let http = HTTPClient()
 
-    /// The blueprints of `agents/`. Those that talk HTTP serve their own data on loopback unless given a URL.
+    /// The blueprints of `agents/`. Those that talk HTTP serve their own data on loopback unless given a URL; the
+    /// loopback server starts when an agent first uses it, never when a blueprint is built.
     static let entries: [BlueprintEntry] = [
         BlueprintEntry(
             "fetch-many",
@@ -22,11 +23,12 @@ enum Gallery {
                 .init("base", default: "", help: "The server; empty: a loopback server in this process."),
             ]
         ) { parameters in
-            let base = try parameters.string("base").isEmpty ? OfflineServices.catalog().url("") : parameters.string("base")
-            let urls = (1...max(1, try parameters.int("count"))).map { "\(base)/item/\($0)" }
+            let given = parameters.string("base")
+            let base = given.isEmpty ? ServiceURL.offline(OfflineServices.sharedCatalog) : ServiceURL(given)
+            let paths = (1...(try parameters.int("count"))).map { "/item/\($0)" }
             let concurrency = try parameters.int("concurrency")
             return Blueprint("fetch-many", durability: .checkpointed) {
-                Child("fetcher", FetchMany(urls: urls, maxConcurrency: max(1, concurrency)), restart: .transient)
+                Child("fetcher", FetchMany(base: base, paths: paths, maxConcurrency: concurrency), restart: .transient)
             }
         },
         BlueprintEntry(
@@ -39,10 +41,9 @@ enum Gallery {
                 .init("endpoint", default: "", help: "The quotes URL; empty: a loopback server in this process."),
             ]
         ) { parameters in
-            let endpoint = try parameters.string("endpoint").isEmpty ? OfflineServices.market().url("/quotes") : parameters.string("endpoint")
-            guard let threshold = Double(parameters.string("threshold")), threshold > 0 else {
-                throw TroupeError(.invalidSpec, "parameter 'threshold' of blueprint 'market-monitor' must be a positive number, such as 0.05.")
-            }
+            let given = parameters.string("endpoint")
+            let endpoint = given.isEmpty ? ServiceURL.offline(OfflineServices.sharedMarket, path: "/quotes") : ServiceURL(given)
+            let threshold = try parameters.number("threshold")
             let symbols = parameters.string("symbols").split(separator: ",").map(String.init)
             let interval = try parameters.duration("interval")
             return Blueprint("market-monitor", durability: .durable) {
@@ -87,7 +88,7 @@ enum Gallery {
             ]
         ) { parameters in
             let configured = parameters.string("base-url").isEmpty ? (getenv("OPENAI_BASE_URL").map { String(cString: $0) } ?? "") : parameters.string("base-url")
-            let base = configured.isEmpty ? try OfflineServices.chat().url("/v1") : configured
+            let base = configured.isEmpty ? ServiceURL.offline(OfflineServices.sharedChat, path: "/v1") : ServiceURL(configured)
             let key = getenv(parameters.string("api-key-env")).map { String(cString: $0) }
             let endpoint = LLMChat.Endpoint(baseURL: base, model: parameters.string("model"), apiKey: key)
             let prompts = parameters.string("prompt").split(separator: "|").map(String.init)
@@ -112,16 +113,13 @@ enum Gallery {
             parameters: [.init("workers", default: "1000", help: "How many workers.", kind: .integer(1...10_000_000))]
         ) { parameters in
             let workers = try parameters.int("workers")
-            guard workers > 0 else {
-                throw TroupeError(.invalidSpec, "parameter 'workers' of blueprint 'fleet' must be at least 1, not \(workers).")
-            }
             return Blueprint("fleet", durability: .durable) { Pool("worker", Fleet.Worker(), count: workers) }
         },
         BlueprintEntry(
             "demo",
             summary: "The demo tree: monitor, batch pipeline with an injected crash, gatherer, cruncher, driver; completes."
         ) { _ in
-            try Demo.blueprint(http: http)
+            Demo.blueprint(http: http)
         },
     ]
 }

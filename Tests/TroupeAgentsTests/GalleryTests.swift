@@ -198,7 +198,7 @@ struct GalleryTests {
         defer { http.shutdown() }
         var configuration = configuration()
         configuration.services = [http]
-        let run = try Run(try Demo.blueprint(http: http) { totals.record($0) }, configuration: configuration)
+        let run = try Run(Demo.blueprint(http: http) { totals.record($0) }, configuration: configuration)
         let probe = AgentProbe(run)
         let final = try await withRunning(run) {
             await totals.wait { $0.last?.batches == Demo.batches }.last

@@ -1,3 +1,4 @@
+import Foundation
 import Synchronization
 import Testing
 import Troupe
@@ -33,6 +34,32 @@ struct HTTPGalleryTests {
         #expect(report.results[server.url("/item/3")] == 3)
     }
 
+    @Test func buildingABlueprintStartsNoServerAndTheFirstUseDoes() async throws {
+        let catalog = LazyLoopbackServer { try OfflineServices.catalog() }
+        let http = HTTPClient()
+        defer { http.shutdown() }
+        let done = Recorder<FetchMany.State>()
+        let blueprint = Blueprint("fetch") {
+            Child("fetcher", FetchMany(base: .offline(catalog), paths: ["/item/3", "/item/10"]) { done.record($0) }, restart: .transient)
+        }
+        _ = Demo.blueprint(http: http)
+        let descriptors = try openDescriptors()
+        let demo = Demo.blueprint(http: http)
+        #expect(!catalog.isStarted)
+        #expect(try openDescriptors() == descriptors, "building the demo's blueprint opened a socket")
+        withExtendedLifetime(demo) {}
+        let run = try Run(blueprint, configuration: httpConfiguration(http))
+        let report = try await withRunning(run) { await done.wait(forCount: 1)[0] }
+        #expect(catalog.isStarted)
+        #expect(report.results[try catalog.url("/item/3")] == 3)
+        #expect(report.errors[try catalog.url("/item/10")] == "status 500")
+    }
+
+    /// The file descriptors this process has open, by number.
+    private func openDescriptors() throws -> Set<String> {
+        Set(try FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd"))
+    }
+
     @Test func theMarketMonitorContinuesWhereItWasAfterARestart() async throws {
         let server = try OfflineServices.market()
         defer { server.close() }
@@ -44,7 +71,7 @@ struct HTTPGalleryTests {
             Blueprint("market", durability: .durable) {
                 Child(
                     "monitor",
-                    MarketMonitor(endpoint: server.url("/quotes"), symbols: symbols, every: .milliseconds(1), threshold: 0.04, maxPolls: polls) {
+                    MarketMonitor(endpoint: ServiceURL(server.url("/quotes")), symbols: symbols, every: .milliseconds(1), threshold: 0.04, maxPolls: polls) {
                         seen.record($0)
                     },
                     restart: .transient
@@ -75,7 +102,7 @@ struct HTTPGalleryTests {
         let tokens = Recorder<String>()
         let done = Recorder<LLMChat.State>()
         let chat = LLMChat(
-            endpoint: .init(baseURL: server.url("/v1"), model: "stub", apiKey: "sk-secret"),
+            endpoint: .init(baseURL: ServiceURL(server.url("/v1")), model: "stub", apiKey: "sk-secret"),
             prompts: ["first?", "second?"],
             tokenBudget: 11,
             onToken: { tokens.record($0) },
