@@ -35,6 +35,11 @@ struct Migrator {
             name: "0005_typed_operator_records.sql",
             sql: String(decoding: PackageResources._005_typed_operator_records_sql, as: UTF8.self)
         ),
+        Migration(
+            id: 6,
+            name: "0006_agent_last_sequence.sql",
+            sql: String(decoding: PackageResources._006_agent_last_sequence_sql, as: UTF8.self)
+        ),
     ]
 
     /// FNV-1a, 64 bits, as 16 hex digits: enough to notice an edited file, and no dependency.

@@ -139,7 +139,7 @@ extension SQLiteStore: OperatorStore {
     }
 
     public func checkpointHistory(of agent: AgentID) async throws -> [CheckpointRecord] {
-        try await read { connection in
+        try await read { [path] connection in
             let statement = try connection.statement(
                 """
                 SELECT c.seq, c.epoch, c.state_version, c.created_at, length(c.state) FROM checkpoints c
@@ -157,6 +157,7 @@ extension SQLiteStore: OperatorStore {
                     )
                 )
             }
+            try Self.checkLatest(of: agent, listed: result.last?.sequence ?? 0, connection: connection, path: path)
             return result
         }
     }
@@ -362,6 +363,12 @@ extension SQLiteStore: OperatorStore {
                 )
                 """
             ).run(.text(newRun.rawValue), .text(source), .text(agent.name), .integer(Int64(sequence)), .integer(time))
+            try connection.statement(
+                """
+                UPDATE agents SET last_seq = coalesce((SELECT max(seq) FROM checkpoints c WHERE c.agent_id = agents.id), 0)
+                WHERE run_id = ?
+                """
+            ).run(.text(newRun.rawValue))
             // An agent that had checkpointed by then but whose checkpoint from then was pruned would start from
             // scratch: not the state of that moment. Refused (the transaction rolls the fork back).
             let pruned = try connection.statement(

@@ -350,6 +350,19 @@ public final class SQLiteStore: CheckpointStore {
         try await writer.perform { session in try session.claim(agent, type: type, durability: durability) }
     }
 
+    /// Claims the agents in writer jobs of up to 4,096 claims each, with the statements prepared once.
+    public func claim(_ requests: [ClaimRequest]) async throws -> [Claim] {
+        var claims: [Claim] = []
+        claims.reserveCapacity(requests.count)
+        var start = requests.startIndex
+        while start < requests.endIndex {
+            let chunk = Array(requests[start..<min(start + 4096, requests.endIndex)])
+            claims += try await writer.perform { session in try session.claim(chunk) }
+            start += chunk.count
+        }
+        return claims
+    }
+
     public func commit(_ commit: Commit) async throws -> [Int64] {
         try await writer.perform(sync: commit.sync) { session in try session.commit(commit) }
     }
@@ -393,7 +406,7 @@ public final class SQLiteStore: CheckpointStore {
 
     /// The retained checkpoints of `agent`, oldest first.
     public func checkpoints(of agent: AgentID) async throws -> [Checkpoint] {
-        try await read { connection in
+        try await read { [path] connection in
             let statement = try connection.statement(
                 """
                 SELECT c.seq, c.epoch, c.state_version, c.state FROM checkpoints c JOIN agents a ON a.id = c.agent_id
@@ -414,7 +427,30 @@ public final class SQLiteStore: CheckpointStore {
                     )
                 )
             }
+            try Self.checkLatest(of: agent, listed: result.last?.sequence ?? 0, connection: connection, path: path)
             return result
+        }
+    }
+
+    /// Checks, in the reader's snapshot, that the latest checkpoint found for `agent` (through the index, and again
+    /// by row id from the table) is the one its row records as committed last.
+    ///
+    /// - Throws: ``TroupeError/Code/corruptCheckpoint`` naming `troupe db check` on a mismatch.
+    static func checkLatest(of agent: AgentID, listed: UInt64, connection: Connection, path: String) throws {
+        let check = try connection.statement(
+            """
+            SELECT a.last_seq, c.agent_id IS a.id, c.seq FROM agents a
+            LEFT JOIN checkpoints c ON c.rowid = (SELECT rowid FROM checkpoints WHERE agent_id = a.id ORDER BY seq DESC LIMIT 1)
+            WHERE a.run_id = ? AND a.name = ?
+            """
+        )
+        defer { check.reset() }
+        try check.bind([.text(agent.run.rawValue), .text(agent.name)])
+        guard try check.step() else { return }
+        let recorded = check.int64(0)
+        let found = check.int64(1) == 1 ? check.int64(2) : 0
+        guard found == recorded, Int64(listed) == recorded else {
+            throw TroupeError.damagedCheckpoints(agent, found: found != recorded ? found : Int64(listed), recorded: recorded, path: path)
         }
     }
 
@@ -552,11 +588,23 @@ final class Reader: Sendable {
                         with: Result {
                             if cancelled.load(ordering: .sequentiallyConsistent) { throw CancellationError() }
                             let box = try open()
-                            do {
-                                return try box.connection.withTransaction(.deferred) { try body(box.connection) }
-                            } catch let error as SQLiteError {
-                                if error.isInterrupted { throw CancellationError() }
-                                throw WriterSession.translate(error, path: path)
+                            // An in-memory database shares its cache with the writer: a table the writer's open
+                            // transaction has changed is locked (SQLITE_LOCKED), which the busy timeout does not
+                            // cover. Retried here, within the busy timeout, as a file's readers never need to be.
+                            let deadline = ContinuousClock.now + busyTimeout
+                            while true {
+                                do {
+                                    return try box.connection.withTransaction(.deferred) { try body(box.connection) }
+                                } catch let error as SQLiteError {
+                                    if error.isInterrupted { throw CancellationError() }
+                                    if error.isTableLocked, ContinuousClock.now < deadline,
+                                        !cancelled.load(ordering: .sequentiallyConsistent)
+                                    {
+                                        usleep(1_000)
+                                        continue
+                                    }
+                                    throw WriterSession.translate(error, path: path)
+                                }
                             }
                         }
                     )

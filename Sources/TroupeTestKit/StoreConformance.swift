@@ -107,6 +107,7 @@ public enum StoreConformance {
         Check(name: "ids stay unique across a resume on a new store instance", body: idsStayUniqueAcrossAResume),
         Check(name: "pending messages are those an earlier owner accepted, returned once", body: pendingOnce),
         Check(name: "a message stored after a resume is never pending, whatever its id", body: noPendingAfterResume),
+        Check(name: "a batch claim gives each agent what its own claim would, in order", body: batchClaims),
         Check(name: "recorded steps are returned by claims and deleted by the commit of their unit", body: steps),
         Check(name: "a dead letter removes its message and its recorded steps", body: deadLetterSteps),
         Check(name: "a commit from a replaced epoch is rejected and applies nothing", body: fencing),
@@ -358,6 +359,41 @@ public enum StoreConformance {
         try expect(again.pending.isEmpty, "a pending message was returned twice: \(again.pending.map(\.id))")
         let other = try await claim(handle.store, other)
         try expect(other.pending.isEmpty, "another agent's message was returned to 'b'")
+        await handle.store.detach(run, outcome: .stopped, error: nil)
+        await handle.close()
+    }
+
+    static func batchClaims(_ backend: Backend) async throws {
+        let open = try await backend.fresh()
+        var handle = try await open()
+        _ = try await handle.store.attach(record)
+        let first = try await claim(handle.store)
+        _ = try await handle.store.commit(
+            Commit(run: run, agent: agent, epoch: first.epoch, checkpoint: checkpoint(agent, epoch: first.epoch, sequence: 1, "a1"))
+        )
+        let second = try await handle.store.commit(
+            Commit(run: run, agent: agent, epoch: first.epoch, checkpoint: checkpoint(agent, epoch: first.epoch, sequence: 2, "a2"))
+        )
+        try expect(second.isEmpty, "a commit that sent nothing returned message ids \(second)")
+        let toB = try await send(handle.store, to: "b", "for b")
+        let toA = try await send(handle.store, to: "a", "for a")
+        await handle.store.detach(run, outcome: .stopped, error: nil)
+        await handle.close()
+
+        handle = try await open()
+        _ = try await handle.store.attach(record)
+        let requests = [other, agent].map { ClaimRequest(agent: $0, type: "Conformance", durability: .durable, incarnation: 1) }
+        let claims = try await handle.store.claim(requests)
+        try expect(claims.count == 2, "a batch claim of 2 agents returned \(claims.count) claims")
+        let (b, a) = (claims[0], claims[1])
+        try expect(a.epoch > first.epoch, "a batch claim did not give 'a' a new epoch: \(a.epoch) after \(first.epoch)")
+        try expect(a.latest?.sequence == 2 && a.latest?.state == Array("a2".utf8), "'a' did not get its latest checkpoint from a batch claim")
+        try expect(b.latest == nil, "'b' has no checkpoint, but a batch claim returned #\(b.latest?.sequence ?? 0)")
+        try expect(a.pending.map(\.id) == [toA], "expected [\(toA)] pending for 'a', got \(a.pending.map(\.id))")
+        try expect(b.pending.map(\.id) == [toB], "expected [\(toB)] pending for 'b', got \(b.pending.map(\.id))")
+        let again = try await handle.store.claim(requests)
+        try expect(again.allSatisfy(\.pending.isEmpty), "a second batch claim returned the pending messages again")
+        try expect(again[1].epoch > a.epoch, "a second batch claim did not advance 'a''s epoch")
         await handle.store.detach(run, outcome: .stopped, error: nil)
         await handle.close()
     }

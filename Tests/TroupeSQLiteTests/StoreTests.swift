@@ -294,4 +294,58 @@ struct DatabaseFileTests {
             #expect(status == ["stopped"])
         }
     }
+
+    @Test func aDamagedIndexIsRefusedInsteadOfResumingAStaleCheckpoint() async throws {
+        let directory = try TemporaryDirectory()
+        let path = directory.file()
+        let agent = AgentID(run: "run-d", name: "counter")
+        let record = RunRecord(id: "run-d", blueprint: "d", agents: ["counter"])
+        func commit(_ sequences: ClosedRange<UInt64>) async throws {
+            try await withStore(path, .init(retention: 100)) { store in
+                _ = try await store.attach(record)
+                let claim = try await store.claim(agent, type: "Counter", durability: .durable, incarnation: 1)
+                for sequence in sequences {
+                    let state = Checkpoint(agent: agent, epoch: claim.epoch, sequence: sequence, stateVersion: 1, state: Array("\(sequence)".utf8))
+                    _ = try await store.commit(Commit(run: agent.run, agent: agent, epoch: claim.epoch, checkpoint: state))
+                }
+                await store.detach(agent.run, outcome: .stopped, error: nil)
+            }
+        }
+        try await commit(1...5)
+        let old = directory.file("old.db")
+        try FileManager.default.copyItem(atPath: path, toPath: old)
+        try await commit(6...50)
+        // The index's pages go back to what they were after checkpoint #5: one damaged page, the rest intact.
+        let (pages, size) = try await withStore(path) { store in
+            try await store.read { connection in
+                (
+                    try connection.texts("SELECT CAST(pageno AS TEXT) FROM dbstat WHERE name = 'checkpoints_by_agent'").compactMap { Int($0) },
+                    Int(try connection.scalar("PRAGMA page_size") ?? 4096)
+                )
+            }
+        }
+        #expect(!pages.isEmpty)
+        let stale = try #require(FileManager.default.contents(atPath: old))
+        let file = try #require(FileHandle(forUpdatingAtPath: path))
+        for page in pages {
+            let offset = (page - 1) * size
+            try #require(offset + size <= stale.count)
+            try file.seek(toOffset: UInt64(offset))
+            try file.write(contentsOf: stale[offset..<(offset + size)])
+        }
+        try file.close()
+
+        try await withStore(path) { store in
+            let listing = await #expect(throws: TroupeError.self) { try await store.checkpoints(of: agent) }
+            #expect(listing?.code == .corruptCheckpoint)
+            #expect(listing?.description.contains("troupe db check") == true)
+            _ = try await store.attach(record)
+            let claim = await #expect(throws: TroupeError.self) {
+                try await store.claim(agent, type: "Counter", durability: .durable, incarnation: 1)
+            }
+            #expect(claim?.code == .corruptCheckpoint)
+            #expect(claim?.description.contains("#5") == true && claim?.description.contains("#50") == true)
+            await store.detach(agent.run, outcome: .failed, error: nil)
+        }
+    }
 }

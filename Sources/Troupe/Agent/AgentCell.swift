@@ -99,8 +99,9 @@ final class AgentCell<A: Agent>: ChildRuntime {
         Array(try JSONEncoder().encode(value))
     }
 
+    /// The agent's Swift type name, recorded with its claims (computed once: it is a runtime metadata lookup).
     @usableFromInline
-    var typeName: String { String(describing: A.self) }
+    let typeName = String(describing: A.self)
     @usableFromInline
     var supervisor: Supervisor? { nil }
     @usableFromInline
@@ -262,13 +263,19 @@ final class AgentCell<A: Agent>: ChildRuntime {
         @usableFromInline let result: Result<(state: A.State, epoch: UInt64), any Error>
     }
 
-    /// Claims the agent for incarnation `number` ahead of its start, so that the claims of many children share the
-    /// store's batches while their `setUp`s still run one after the other. Persisting agents only.
+    /// Takes the claim the supervisor made ahead of incarnation `number`'s start, with its siblings'. Persisting
+    /// agents only.
     @usableFromInline
-    func prepare(_ number: UInt64) async {
+    func prepare(_ number: UInt64, claimed: Result<Claim, any Error>) async {
         guard durability.persistsState else { return }
-        let claimed = await claimState(number)
-        prepared.withLock { $0 = claimed }
+        let fresh = self.fresh.exchange(false, ordering: .relaxed)
+        let result: Result<(state: A.State, epoch: UInt64), any Error>
+        do {
+            result = .success(try await adopt(try claimed.get(), fresh: fresh))
+        } catch {
+            result = .failure(error)
+        }
+        prepared.withLock { $0 = Prepared(incarnation: number, result: result) }
     }
 
     /// Forgets a claim made ahead that no start used (the child was not started after all).
@@ -278,15 +285,9 @@ final class AgentCell<A: Agent>: ChildRuntime {
     }
 
     @usableFromInline
-    var claimsAhead: Bool { durability.persistsState }
-
-    /// Claims the agent for incarnation `number` (persisting agents), or reads its in-memory checkpoint.
-    private func claimState(_ number: UInt64) async -> Prepared {
-        do {
-            return Prepared(incarnation: number, result: .success(try await claimedState(number)))
-        } catch {
-            return Prepared(incarnation: number, result: .failure(error))
-        }
+    func claimRequest(_ number: UInt64) -> ClaimRequest? {
+        guard durability.persistsState else { return nil }
+        return ClaimRequest(agent: id, type: typeName, durability: durability, incarnation: number)
     }
 
     private func claimedState(_ number: UInt64) async throws -> (state: A.State, epoch: UInt64) {
@@ -303,6 +304,12 @@ final class AgentCell<A: Agent>: ChildRuntime {
             durability: durability,
             incarnation: number
         )
+        return try await adopt(claim, fresh: fresh)
+    }
+
+    /// Takes what a claim returned: the sequence to continue from, the recorded steps, the durable messages to put
+    /// back, and the state to start from.
+    private func adopt(_ claim: Claim, fresh: Bool) async throws -> (state: A.State, epoch: UInt64) {
         let epoch = claim.epoch
         sequence.store(claim.latest?.sequence ?? 0, ordering: .relaxed)
         claimedSteps.withLock { $0 = claim.steps }

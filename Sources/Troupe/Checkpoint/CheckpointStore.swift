@@ -64,6 +64,26 @@ public struct StoredMessage: Sendable, Hashable {
     }
 }
 
+/// One agent to claim in a batch (``CheckpointStore/claim(_:)``).
+public struct ClaimRequest: Sendable, Hashable {
+    /// The agent.
+    public var agent: AgentID
+    /// The agent's Swift type name, recorded for operators.
+    public var type: String
+    /// The agent's durability, recorded for operators.
+    public var durability: Durability
+    /// The incarnation's number in this process.
+    public var incarnation: UInt64
+
+    /// Creates a request.
+    public init(agent: AgentID, type: String, durability: Durability, incarnation: UInt64) {
+        self.agent = agent
+        self.type = type
+        self.durability = durability
+        self.incarnation = incarnation
+    }
+}
+
 /// What a store hands an incarnation that claims its agent.
 public struct Claim: Sendable {
     /// The incarnation's fencing token: larger than every earlier incarnation's, in this process or any before it.
@@ -213,6 +233,14 @@ public protocol CheckpointStore: Sendable {
     ///   durable messages waiting for it.
     func claim(_ agent: AgentID, type: String, durability: Durability, incarnation: UInt64) async throws -> Claim
 
+    /// Makes a new incarnation of each agent its current one, as ``claim(_:type:durability:incarnation:)`` would
+    /// for each in order, and returns their claims in the same order.
+    ///
+    /// A supervisor starting many persisting children at once (a run's start or resume) claims them all with one
+    /// call. A store should do it in few transactions with set-based statements; the default claims one by one. If
+    /// it throws, none of the incarnations starts, and a claim that did happen is superseded by the agent's next.
+    func claim(_ requests: [ClaimRequest]) async throws -> [Claim]
+
     /// Applies a commit atomically.
     ///
     /// - Returns: The identifiers of the stored ``Commit/sent`` messages, in order.
@@ -247,5 +275,22 @@ extension CheckpointStore {
     /// A lease that cannot be taken over is never lost: waits until cancelled.
     public func leaseLoss(of run: RunID) async -> TroupeError? {
         await OneShot<TroupeError>().wait()
+    }
+
+    /// Claims one agent after the other.
+    public func claim(_ requests: [ClaimRequest]) async throws -> [Claim] {
+        var claims: [Claim] = []
+        claims.reserveCapacity(requests.count)
+        for request in requests {
+            claims.append(
+                try await claim(
+                    request.agent,
+                    type: request.type,
+                    durability: request.durability,
+                    incarnation: request.incarnation
+                )
+            )
+        }
+        return claims
     }
 }

@@ -543,6 +543,17 @@ extension TroupeError {
         )
     }
 
+    /// The error a store raises when the latest checkpoint it finds for `agent` is not the one the agent's record
+    /// says it committed last: the storage is damaged, and the state found would be stale.
+    public static func damagedCheckpoints(_ agent: AgentID, found: Int64, recorded: Int64, path: String) -> TroupeError {
+        TroupeError(
+            .corruptCheckpoint,
+            "the checkpoints of agent '\(agent.name)' of run \(agent.run) in '\(path)' are damaged: the latest one "
+                + "reads as #\(found), but the agent committed #\(recorded) last. Nothing was loaded from them; run "
+                + "`troupe db check` on the database, and restore it from a backup if the check fails."
+        )
+    }
+
     /// The error a store raises for a commit from an incarnation that is no longer current.
     public static func fenced(_ agent: AgentID, epoch: UInt64, current: UInt64) -> TroupeError {
         TroupeError(

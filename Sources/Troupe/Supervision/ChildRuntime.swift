@@ -38,11 +38,13 @@ protocol ChildRuntime: AnyObject, Sendable {
     /// Makes the next incarnation start from the initial state instead of the last checkpoint (once).
     func startFreshOnce()
 
-    /// Whether the child claims its state from the store when it starts, which ``prepare(_:)`` can do ahead.
-    var claimsAhead: Bool { get }
-    /// Claims the child's state for incarnation `number` ahead of its start, so that the claims of many children
-    /// share the store's batches while their starts still run one after the other.
-    func prepare(_ number: UInt64) async
+    /// What the child claims from the store when incarnation `number` starts, or `nil` if it claims nothing; the
+    /// supervisor can claim it ahead, with its siblings', and hand the result to ``prepare(_:claimed:)``.
+    func claimRequest(_ number: UInt64) -> ClaimRequest?
+    /// Takes the claim made ahead for incarnation `number` (or its failure), so that the start uses it instead
+    /// of claiming again: the claims of many children are one store call while their starts still run one after
+    /// the other.
+    func prepare(_ number: UInt64, claimed: Result<Claim, any Error>) async
     /// Forgets a claim made ahead that no start used.
     func discardPrepared()
 }

@@ -329,23 +329,36 @@ public actor Supervisor: Service {
         }
     }
 
-    /// Claims, concurrently, the state of the queued children that are due and claim from the store, before their
-    /// starts run one after the other: their claims then share the store's batches (a resume of thousands of durable
-    /// agents takes a few writer transactions, not one each). Returns the runtimes prepared; a claim that no start
-    /// used is discarded.
+    /// Claims, in one store call, the state of the queued children that are due and claim from the store, before
+    /// their starts run one after the other (a start or resume of thousands of durable agents is a few set-based
+    /// transactions, not a transaction, a task and a wake-up each). Returns the runtimes prepared; a claim that no
+    /// start used is discarded.
     private func claimAhead() async -> [any ChildRuntime] {
         guard machine.queue.count > 1 else { return [] }  // the common case: a lone restart, nothing to batch
         let due = machine.dueToStart(at: environment.clock.now)
         guard due.count > 1 else { return [] }
-        let ahead = due.compactMap { name, number -> (any ChildRuntime, UInt64)? in
-            guard let runtime = entries[name]?.runtime, runtime.claimsAhead else { return nil }
-            return (runtime, number)
+        let ahead = due.compactMap { name, number -> (any ChildRuntime, ClaimRequest)? in
+            guard let runtime = entries[name]?.runtime, let request = runtime.claimRequest(number) else { return nil }
+            return (runtime, request)
         }
         guard ahead.count > 1 else { return [] }
-        await withTaskGroup(of: Void.self) { group in
-            for (runtime, number) in ahead {
-                group.addTask { await runtime.prepare(number) }
+        let claims: Result<[Claim], any Error>
+        do {
+            try await environment.attached()
+            let claimed = try await environment.store.claim(ahead.map(\.1))
+            guard claimed.count == ahead.count else {
+                throw TroupeError(
+                    .storage,
+                    "the store returned \(claimed.count) claims for \(ahead.count) agents; a store's claim(_:) must "
+                        + "return one claim per request, in order."
+                )
             }
+            claims = .success(claimed)
+        } catch {
+            claims = .failure(error)
+        }
+        for (index, (runtime, request)) in ahead.enumerated() {
+            await runtime.prepare(request.incarnation, claimed: claims.map { $0[index] })
         }
         return ahead.map(\.0)
     }
@@ -860,8 +873,8 @@ final class SupervisorChild: ChildRuntime {
     let nested: Supervisor
 
     @usableFromInline func startFreshOnce() {}
-    @usableFromInline var claimsAhead: Bool { false }
-    @usableFromInline func prepare(_ number: UInt64) async {}
+    @usableFromInline func claimRequest(_ number: UInt64) -> ClaimRequest? { nil }
+    @usableFromInline func prepare(_ number: UInt64, claimed: Result<Claim, any Error>) async {}
     @usableFromInline func discardPrepared() {}
 
     init(_ supervisor: Supervisor) { self.nested = supervisor }
