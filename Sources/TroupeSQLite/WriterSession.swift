@@ -48,6 +48,14 @@ final class WriterSession: @unchecked Sendable {
     private lazy var insertCheckpoint = try? connection.statement(
         "INSERT INTO checkpoints (agent_id, seq, epoch, state_version, created_at, state) VALUES (?, ?, ?, ?, ?, ?)"
     )
+    private static let upsertAgentSQL = """
+        INSERT INTO agents (run_id, name, type, durability, status, epoch, updated_at)
+        VALUES (?, ?, ?, ?, 'running', 1, ?)
+        ON CONFLICT (run_id, name) DO UPDATE SET epoch = epoch + 1, type = excluded.type,
+        durability = excluded.durability, status = 'running', updated_at = excluded.updated_at
+        RETURNING id, epoch, last_seq
+        """
+    private lazy var upsertAgent = try? connection.statement(Self.upsertAgentSQL)
     private lazy var recordSequence = try? connection.statement("UPDATE agents SET last_seq = ? WHERE id = ?")
     private lazy var pruneCheckpoints = try? connection.statement("DELETE FROM checkpoints WHERE agent_id = ? AND seq <= ?")
     private lazy var deleteMessage = try? connection.statement("DELETE FROM messages WHERE id = ?")
@@ -362,9 +370,9 @@ final class WriterSession: @unchecked Sendable {
         try claim([ClaimRequest(agent: agent, type: type, durability: durability, incarnation: 0)])[0]
     }
 
-    /// Claims the agents, in the current transaction, with four set-based statements per run: upsert the rows
-    /// (new epochs), read each agent's latest checkpoint, adopt the durable messages accepted under an older lease,
-    /// read the recorded steps. Returns the claims in the order of `requests` (which name distinct agents).
+    /// Claims the agents, in the current transaction: upsert each row (new epochs; one prepared statement), then
+    /// three set-based statements per run: read each agent's latest checkpoint, adopt the durable messages accepted
+    /// under an older lease, read the recorded steps. Returns the claims in the order of `requests` (which name distinct agents).
     ///
     /// The latest checkpoint is found through the `checkpoints_by_agent` index and read from the table by row id;
     /// its agent and sequence must equal what the agent's row records (`last_seq`, written by every checkpoint's
@@ -392,27 +400,25 @@ final class WriterSession: @unchecked Sendable {
             var steps: [String: [UInt8]] = [:]
         }
         let position = Dictionary(requests.enumerated().map { ($1.agent.name, $0) }, uniquingKeysWith: { $1 })
-        let rows = requests.map { [$0.agent.name, $0.type, $0.durability.description] }
-        let upsert = try connection.statement(
-            """
-            INSERT INTO agents (run_id, name, type, durability, status, epoch, updated_at)
-            SELECT ?1, json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'),
-                'running', 1, ?2 FROM json_each(?3) WHERE true
-            ON CONFLICT (run_id, name) DO UPDATE SET epoch = epoch + 1, type = excluded.type,
-            durability = excluded.durability, status = 'running', updated_at = excluded.updated_at
-            RETURNING id, epoch, name, last_seq
-            """
-        )
-        try upsert.bind([.text(run.rawValue), .integer(now()), .text(Self.json(rows))])
+        let upsert = try prepared(upsertAgent, Self.upsertAgentSQL)
+        let time = now()
         var claimed: [Claimed?] = Array(repeating: nil, count: requests.count)
         var byRow: [Int64: Int] = [:]
         byRow.reserveCapacity(requests.count)
-        while try upsert.step() {
-            guard let index = upsert.text(2).flatMap({ position[$0] }) else { continue }
-            claimed[index] = Claimed(row: upsert.int64(0), epoch: UInt64(upsert.int64(1)), lastSequence: upsert.int64(3))
+        for (index, request) in requests.enumerated() {
+            try upsert.bind(run.rawValue, at: 1)
+            try upsert.bind(request.agent.name, at: 2)
+            try upsert.bind(request.type, at: 3)
+            try upsert.bind(request.durability.description, at: 4)
+            try upsert.bind(time, at: 5)
+            guard try upsert.step() else {
+                upsert.reset()
+                throw SQLiteError(code: SQLITE_ERROR, message: "a claim returned no row", sql: upsert.sql)
+            }
+            claimed[index] = Claimed(row: upsert.int64(0), epoch: UInt64(upsert.int64(1)), lastSequence: upsert.int64(2))
             byRow[upsert.int64(0)] = index
+            upsert.reset()
         }
-        upsert.reset()
         guard byRow.count == requests.count else {
             throw SQLiteError(code: SQLITE_ERROR, message: "a claim returned no row", sql: upsert.sql)
         }
@@ -486,23 +492,8 @@ final class WriterSession: @unchecked Sendable {
         }
     }
 
-    /// A JSON array of strings (or of arrays of strings), to hand a set of values to one statement through
-    /// `json_each`. Written by hand, as bytes: `JSONEncoder` took most of a 100,000-agent claim's time.
-    private static func json(_ rows: [[String]]) -> String {
-        var out: [UInt8] = [UInt8(ascii: "[")]
-        for (index, row) in rows.enumerated() {
-            if index > 0 { out.append(UInt8(ascii: ",")) }
-            out.append(UInt8(ascii: "["))
-            for (column, value) in row.enumerated() {
-                if column > 0 { out.append(UInt8(ascii: ",")) }
-                appendJSON(value, to: &out)
-            }
-            out.append(UInt8(ascii: "]"))
-        }
-        out.append(UInt8(ascii: "]"))
-        return String(decoding: out, as: UTF8.self)
-    }
-
+    /// A JSON array of strings, to hand a set of values to one statement through `json_each`. Written by hand, as
+    /// bytes: `JSONEncoder` took most of a 100,000-agent claim's time.
     private static func json(_ values: [String]) -> String {
         var out: [UInt8] = [UInt8(ascii: "[")]
         for (index, value) in values.enumerated() {
