@@ -30,26 +30,31 @@ public enum Demo {
     /// The batch the transformer crashes on, once.
     public static let faultyBatch = 3
 
-    /// The demo's blueprint. It works offline: the sensors are served by a loopback HTTP server that the monitor's
-    /// first poll starts (building the blueprint opens no socket).
-    ///
-    /// - Parameters:
-    ///   - http: The client the monitor polls with.
-    ///   - onBatch: Called by the sink with its totals after every batch.
-    ///   - onAnswers: Called by the driver with the gatherer's report and the cruncher's count.
-    public static func blueprint(
-        http: HTTPClient,
-        onBatch: @escaping @Sendable (BatchSink.State) -> Void = { _ in },
-        onAnswers: @escaping @Sendable (Gatherer.Report, Int) -> Void = { _, _ in }
-    ) -> Blueprint {
+    /// The simulated sensors the monitor polls (`/sensors`), on a loopback server that starts on its first use.
+    public static func sensors() -> LazyLoopbackServer {
         let sensor = Sensor()
-        // Started by the monitor's first poll, not here: building a blueprint opens no socket.
-        let server = LazyLoopbackServer {
+        return LazyLoopbackServer {
             try LoopbackServer { _ in
                 let body = (try? JSONEncoder().encode(sensor.read())).map(Array.init) ?? Array("[]".utf8)
                 return .respond(status: 200, headers: [("Content-Type", "application/json")], body: body)
             }
         }
+    }
+
+    /// The demo's blueprint. It works offline: the sensors are served by a loopback HTTP server that the monitor's
+    /// first poll starts (building the blueprint opens no socket).
+    ///
+    /// - Parameters:
+    ///   - http: The client the monitor polls with.
+    ///   - sensors: Where the monitor polls `/sensors`; by default simulated sensors of its own.
+    ///   - onBatch: Called by the sink with its totals after every batch.
+    ///   - onAnswers: Called by the driver with the gatherer's report and the cruncher's count.
+    public static func blueprint(
+        http: HTTPClient,
+        sensors server: LazyLoopbackServer = sensors(),
+        onBatch: @escaping @Sendable (BatchSink.State) -> Void = { _ in },
+        onAnswers: @escaping @Sendable (Gatherer.Report, Int) -> Void = { _, _ in }
+    ) -> Blueprint {
         let poll: @Sendable () async throws -> [Monitor.Reading] = {
             // The server lives as long as the monitor that polls it.
             try await http.execute(.get(server.url("/sensors"))).decode([Monitor.Reading].self)

@@ -40,6 +40,11 @@ struct Migrator {
             name: "0006_agent_last_sequence.sql",
             sql: String(decoding: PackageResources._006_agent_last_sequence_sql, as: UTF8.self)
         ),
+        Migration(
+            id: 7,
+            name: "0007_commit_order.sql",
+            sql: String(decoding: PackageResources._007_commit_order_sql, as: UTF8.self)
+        ),
     ]
 
     /// FNV-1a, 64 bits, as 16 hex digits: enough to notice an edited file, and no dependency.

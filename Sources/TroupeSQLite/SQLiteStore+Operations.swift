@@ -76,7 +76,7 @@ extension SQLiteStore: OperatorStore {
                 SELECT a.name, a.type, a.durability, a.status, a.epoch, a.restarts, a.last_error,
                 (SELECT max(seq) FROM checkpoints c WHERE c.agent_id = a.id),
                 (SELECT created_at FROM checkpoints c WHERE c.agent_id = a.id ORDER BY seq DESC LIMIT 1),
-                (SELECT count(*) FROM messages m WHERE m.run_id = a.run_id AND m.recipient = a.name)
+                (SELECT count(*) FROM messages m WHERE m.run_id = a.run_id AND m.recipient = a.name AND m.consumed_txn IS NULL)
                 FROM agents a WHERE a.run_id = ? ORDER BY a.name
                 """
             )
@@ -311,6 +311,9 @@ extension SQLiteStore: OperatorStore {
     /// The original run is untouched; the fork is created stopped, for `troupe resume` to start.
     ///
     /// - Throws: ``TroupeError/Code/unknownRun`` or ``TroupeError/Code/unknownChild`` (no such checkpoint).
+    /// Forks at the cut right after the transaction that wrote checkpoint `sequence` of `agent`: each agent's latest
+    /// checkpoint written by a transaction at or before it, and the durable messages in flight then (sent by then,
+    /// not consumed by then), which the fork's agents adopt when it is resumed.
     public func fork(_ agent: AgentID, sequence: UInt64, as newRun: RunID) async throws {
         let path = self.path
         // A transaction of its own: a refusal found after the copy rolls the whole fork back.
@@ -320,9 +323,9 @@ extension SQLiteStore: OperatorStore {
                 throw TroupeError.unknownRun(agent.run, in: "'\(path)'")
             }
             guard
-                let time = try connection.scalar(
+                let cut = try connection.scalar(
                     """
-                    SELECT c.created_at FROM checkpoints c JOIN agents a ON a.id = c.agent_id
+                    SELECT c.txn FROM checkpoints c JOIN agents a ON a.id = c.agent_id
                     WHERE a.run_id = ? AND a.name = ? AND c.seq = ?
                     """,
                     .text(source), .text(agent.name), .integer(Int64(sequence))
@@ -334,11 +337,19 @@ extension SQLiteStore: OperatorStore {
                         + "`troupe checkpoints \(agent.run) \(agent.name)` lists the ones kept."
                 )
             }
+            guard cut > 0 else {
+                throw TroupeError(
+                    .unknownChild,
+                    "checkpoint #\(sequence) of '\(agent.name)' in run \(agent.run) was written before this database "
+                        + "recorded the order of its commits, so no consistent fork can start from it. Fork from a "
+                        + "checkpoint written since (`troupe checkpoints \(agent.run) \(agent.name)`)."
+                )
+            }
             let stamp = now()
             try connection.statement(
                 """
-                INSERT INTO runs (id, blueprint, status, parameters, durability, created_at, updated_at, error)
-                SELECT ?, blueprint, 'stopped', parameters, durability, ?, ?, ? FROM runs WHERE id = ?
+                INSERT INTO runs (id, blueprint, status, parameters, durability, created_at, updated_at, error, txn)
+                SELECT ?, blueprint, 'stopped', parameters, durability, ?, ?, ?, txn FROM runs WHERE id = ?
                 """
             ).run(
                 .text(newRun.rawValue), .integer(stamp), .integer(stamp),
@@ -350,19 +361,17 @@ extension SQLiteStore: OperatorStore {
                 SELECT ?, name, type, durability, 'stopped', epoch, 0, ? FROM agents WHERE run_id = ?
                 """
             ).run(.text(newRun.rawValue), .integer(stamp), .text(source))
-            // Each agent's checkpoint as of the chosen one's time; the chosen agent's exactly.
+            // Each agent's latest checkpoint written at or before the cut (rows from before commits were numbered
+            // carry 0: earlier than every cut).
             try connection.statement(
                 """
-                INSERT INTO checkpoints (agent_id, seq, epoch, state_version, created_at, state)
-                SELECT n.id, c.seq, c.epoch, c.state_version, c.created_at, c.state
-                FROM agents o JOIN agents n ON n.run_id = ? AND n.name = o.name
+                INSERT INTO checkpoints (agent_id, seq, epoch, state_version, created_at, state, txn)
+                SELECT n.id, c.seq, c.epoch, c.state_version, c.created_at, c.state, c.txn
+                FROM agents o JOIN agents n ON n.run_id = ?1 AND n.name = o.name
                 JOIN checkpoints c ON c.agent_id = o.id
-                WHERE o.run_id = ? AND c.seq = (
-                    SELECT max(c2.seq) FROM checkpoints c2 WHERE c2.agent_id = o.id
-                    AND (CASE WHEN o.name = ? THEN c2.seq <= ? ELSE c2.created_at <= ? END)
-                )
+                WHERE o.run_id = ?2 AND c.seq = (SELECT max(c2.seq) FROM checkpoints c2 WHERE c2.agent_id = o.id AND c2.txn <= ?3)
                 """
-            ).run(.text(newRun.rawValue), .text(source), .text(agent.name), .integer(Int64(sequence)), .integer(time))
+            ).run(.text(newRun.rawValue), .text(source), .integer(cut))
             try connection.statement(
                 """
                 UPDATE agents SET last_seq = coalesce((SELECT max(seq) FROM checkpoints c WHERE c.agent_id = agents.id), 0)
@@ -383,6 +392,14 @@ extension SQLiteStore: OperatorStore {
             var missing: [String] = []
             while try pruned.step() { missing.append(pruned.text(0) ?? "") }
             if !missing.isEmpty { throw TroupeError.inconsistentFork(agent, sequence: sequence, missing: missing) }
+            // The messages in flight at the cut, in delivery order, under lease 0: the fork's agents adopt them.
+            try connection.statement(
+                """
+                INSERT INTO messages (run_id, recipient, sender, created_at, payload, lease, sent_txn)
+                SELECT ?1, recipient, sender, created_at, payload, 0, sent_txn FROM messages
+                WHERE run_id = ?2 AND sent_txn <= ?3 AND (consumed_txn IS NULL OR consumed_txn > ?3) ORDER BY id
+                """
+            ).run(.text(newRun.rawValue), .text(source), .integer(cut))
         }
     }
 
@@ -400,7 +417,19 @@ extension SQLiteStore: OperatorStore {
                 events = Int(try connection.scalar("SELECT count(*) FROM events WHERE created_at < ?", .integer(before)) ?? 0)
                 if !dryRun { try connection.statement("DELETE FROM events WHERE created_at < ?").run(.integer(before)) }
             }
-            if !dryRun { try connection.statement("DELETE \(doomed)").run(.integer(Int64(keep))) }
+            if !dryRun {
+                try connection.statement("DELETE \(doomed)").run(.integer(Int64(keep)))
+                // Consumed messages no fork can need any more: consumed before their recipient's oldest kept
+                // checkpoint, once that is past #1.
+                try connection.statement(
+                    """
+                    DELETE FROM messages WHERE id IN (SELECT m.id FROM agents a
+                    JOIN messages m ON m.run_id = a.run_id AND m.recipient = a.name AND m.consumed_txn IS NOT NULL
+                    WHERE (SELECT min(seq) FROM checkpoints c WHERE c.agent_id = a.id) > 1
+                    AND m.consumed_txn < (SELECT min(txn) FROM checkpoints c WHERE c.agent_id = a.id))
+                    """
+                ).execute()
+            }
             return PruneReport(checkpoints: checkpoints, events: events)
         }
     }

@@ -505,7 +505,7 @@ public final class SQLiteStore: CheckpointStore {
     public func pendingMessages(of run: RunID) async throws -> [StoredMessage] {
         try await read { connection in
             let statement = try connection.statement(
-                "SELECT id, recipient, sender, payload FROM messages WHERE run_id = ? ORDER BY id"
+                "SELECT id, recipient, sender, payload FROM messages WHERE run_id = ? AND consumed_txn IS NULL ORDER BY id"
             )
             defer { statement.reset() }
             try statement.bind(run.rawValue, at: 1)

@@ -43,11 +43,13 @@ final class WriterSession: @unchecked Sendable {
     private var undo: [() -> Void] = []
     private var leaseChecked: Set<RunID> = []
     private var inTransaction = false
+    /// Each run's number for the current transaction (`runs.txn`), taken with its lease check.
+    private var transactionNumbers: [RunID: Int64] = [:]
     private let standaloneRunning = Atomic<Bool>(false)
     /// The statements of the hot paths, prepared once: no lookup by SQL text per commit.
-    private lazy var insertCheckpoint = try? connection.statement(
-        "INSERT INTO checkpoints (agent_id, seq, epoch, state_version, created_at, state) VALUES (?, ?, ?, ?, ?, ?)"
-    )
+    private static let insertCheckpointSQL =
+        "INSERT INTO checkpoints (agent_id, seq, epoch, state_version, created_at, state, txn) VALUES (?, ?, ?, ?, ?, ?, ?)"
+    private lazy var insertCheckpoint = try? connection.statement(Self.insertCheckpointSQL)
     private static let upsertAgentSQL = """
         INSERT INTO agents (run_id, name, type, durability, status, epoch, updated_at)
         VALUES (?, ?, ?, ?, 'running', 1, ?)
@@ -56,12 +58,24 @@ final class WriterSession: @unchecked Sendable {
         RETURNING id, epoch, last_seq
         """
     private lazy var upsertAgent = try? connection.statement(Self.upsertAgentSQL)
+    /// The lease check: a heartbeat, and the run's next transaction number, where the lease is still ours.
+    private static let heartbeatSQL = "UPDATE runs SET heartbeat_at = ?, txn = txn + 1 WHERE id = ? AND lease_token = ? RETURNING txn"
+    private lazy var leaseCheck = try? connection.statement(Self.heartbeatSQL)
     private lazy var recordSequence = try? connection.statement("UPDATE agents SET last_seq = ? WHERE id = ?")
     private lazy var pruneCheckpoints = try? connection.statement("DELETE FROM checkpoints WHERE agent_id = ? AND seq <= ?")
-    private lazy var deleteMessage = try? connection.statement("DELETE FROM messages WHERE id = ?")
-    private lazy var insertMessage = try? connection.statement(
-        "INSERT INTO messages (run_id, recipient, sender, created_at, payload, lease) VALUES (?, ?, ?, ?, ?, ?)"
-    )
+    private static let consumeMessageSQL = "UPDATE messages SET consumed_txn = ? WHERE id = ? AND consumed_txn IS NULL"
+    private lazy var consumeMessage = try? connection.statement(Self.consumeMessageSQL)
+    private static let insertMessageSQL =
+        "INSERT INTO messages (run_id, recipient, sender, created_at, payload, lease, sent_txn) VALUES (?, ?, ?, ?, ?, ?, ?)"
+    private lazy var insertMessage = try? connection.statement(Self.insertMessageSQL)
+    private static let oldestKeptSQL = "SELECT txn FROM checkpoints WHERE agent_id = ? ORDER BY seq LIMIT 1"
+    private lazy var oldestKept = try? connection.statement(Self.oldestKeptSQL)
+    private static let deleteMessageSQL = "DELETE FROM messages WHERE id = ?"
+    private lazy var deleteMessage = try? connection.statement(Self.deleteMessageSQL)
+    /// The messages this process marked consumed, by agent, with the transaction that did: deleted by id once no
+    /// fork can need them (they were consumed before the agent's oldest kept checkpoint). What an earlier process
+    /// marked is swept when the run is attached again.
+    private var consumedByAgent: [AgentID: [(transaction: Int64, ids: [Int64])]] = [:]
     private lazy var insertEvent = try? connection.statement(
         "INSERT INTO events (run_id, agent, incarnation, kind, detail, created_at) VALUES (?, ?, ?, ?, ?, ?)"
     )
@@ -94,7 +108,11 @@ final class WriterSession: @unchecked Sendable {
         undo.removeAll(keepingCapacity: true)
         leaseChecked.removeAll(keepingCapacity: true)
         inTransaction = true
-        defer { inTransaction = false }
+        transactionNumbers.removeAll(keepingCapacity: true)
+        defer {
+            inTransaction = false
+            transactionNumbers.removeAll(keepingCapacity: true)
+        }
         do {
             try connection.execute("BEGIN IMMEDIATE")
             try body()
@@ -105,6 +123,25 @@ final class WriterSession: @unchecked Sendable {
             undo.removeAll()
             throw error
         }
+    }
+
+    /// `run`'s number for the current write transaction: its `runs.txn`, advanced once per transaction (with the
+    /// lease check, in the same statement, while the run is leased). Checkpoints and messages record it, so that a
+    /// fork can cut the run right after any of its transactions. Per run: a fork never spans runs, and a run is
+    /// written by one process at a time.
+    func currentTransaction(_ run: RunID) throws -> Int64 {
+        if let number = transactionNumbers[run], inTransaction { return number }
+        if leases[run] != nil {
+            try checkLease(run)
+            if let number = transactionNumbers[run] { return number }
+        }
+        let next = try connection.statement("UPDATE runs SET txn = txn + 1 WHERE id = ? RETURNING txn")
+        defer { next.reset() }
+        try next.bind(run.rawValue, at: 1)
+        guard try next.step() else { throw TroupeError.unknownRun(run, in: "'\(path)'") }
+        let number = next.int64(0)
+        if inTransaction { transactionNumbers[run] = number }
+        return number
     }
 
     func beginStandalone() { standaloneRunning.store(true, ordering: .sequentiallyConsistent) }
@@ -171,14 +208,18 @@ final class WriterSession: @unchecked Sendable {
             if lost.contains(run) { throw Self.takenOver(run) }
             throw TroupeError(.notRunning, "run \(run) is not attached to '\(path)' in this process; start or resume it first.")
         }
-        try connection.statement("UPDATE runs SET heartbeat_at = ? WHERE id = ? AND lease_token = ?")
-            .run(.integer(now()), .text(run.rawValue), .integer(lease.token))
-        guard connection.changes == 1 else {
+        let beat = try prepared(leaseCheck, Self.heartbeatSQL)
+        defer { beat.reset() }
+        try beat.bind(now(), at: 1)
+        try beat.bind(run.rawValue, at: 2)
+        try beat.bind(lease.token, at: 3)
+        guard try beat.step() else {
             leases[run] = nil
             lost.insert(run)
             onLeaseLost?(run, Self.takenOver(run))
             throw Self.takenOver(run)
         }
+        if inTransaction { transactionNumbers[run] = beat.int64(0) }
         leaseChecked.insert(run)
     }
 
@@ -243,7 +284,10 @@ final class WriterSession: @unchecked Sendable {
                 .integer(time)
             )
         }
-        if existing != nil { try setAsideOrphans(record, time: time) }
+        if existing != nil {
+            try setAsideOrphans(record, time: time)
+            try sweepConsumed(of: record.id)
+        }
         let previous = leases[record.id]
         leases[record.id] = Lease(token: token)
         let wasLost = lost.remove(record.id) != nil
@@ -261,7 +305,7 @@ final class WriterSession: @unchecked Sendable {
     /// Durable messages to names the blueprint no longer has: nobody will handle them, so they become dead letters.
     private func setAsideOrphans(_ record: RunRecord, time: Int64) throws {
         let known = Set(record.agents)
-        let find = try connection.statement("SELECT DISTINCT recipient FROM messages WHERE run_id = ?")
+        let find = try connection.statement("SELECT DISTINCT recipient FROM messages WHERE run_id = ? AND consumed_txn IS NULL")
         try find.bind(record.id.rawValue, at: 1)
         var orphans: [String] = []
         while try find.step() {
@@ -272,14 +316,16 @@ final class WriterSession: @unchecked Sendable {
             try connection.statement(
                 """
                 INSERT INTO dead_letters (run_id, agent, payload, error, failures, created_at)
-                SELECT run_id, recipient, payload, ?, 0, ? FROM messages WHERE run_id = ? AND recipient = ? ORDER BY id
+                SELECT run_id, recipient, payload, ?, 0, ? FROM messages
+                WHERE run_id = ? AND recipient = ? AND consumed_txn IS NULL ORDER BY id
                 """
             ).run(
                 .text("blueprint '\(record.blueprint)' has no agent '\(name)' any more; the message was set aside when run \(record.id) resumed."),
                 .integer(time), .text(record.id.rawValue), .text(name)
             )
-            try connection.statement("DELETE FROM messages WHERE run_id = ? AND recipient = ?")
-                .run(.text(record.id.rawValue), .text(name))
+            try connection.statement(
+                "UPDATE messages SET consumed_txn = ? WHERE run_id = ? AND recipient = ? AND consumed_txn IS NULL"
+            ).run(.integer(try currentTransaction(record.id)), .text(record.id.rawValue), .text(name))
         }
     }
 
@@ -361,7 +407,12 @@ final class WriterSession: @unchecked Sendable {
             """
         ).run(.text(outcome.rawValue), .text(error), .integer(time), .integer(time), .text(run.rawValue), .integer(lease.token))
         leases[run] = nil
-        undo.append { [unowned self] in leases[run] = lease }
+        let marked = consumedByAgent.filter { $0.key.run == run }
+        for agent in marked.keys { consumedByAgent[agent] = nil }
+        undo.append { [unowned self] in
+            leases[run] = lease
+            consumedByAgent.merge(marked) { current, _ in current }
+        }
     }
 
     // MARK: Agents
@@ -465,7 +516,7 @@ final class WriterSession: @unchecked Sendable {
             let adopt = try connection.statement(
                 """
                 UPDATE messages SET lease = ?1 WHERE run_id = ?2 AND recipient IN (SELECT value FROM json_each(?3))
-                AND lease < ?1 RETURNING id, recipient, sender, payload
+                AND lease < ?1 AND consumed_txn IS NULL RETURNING id, recipient, sender, payload
                 """
             )
             try adopt.bind([.integer(lease.token), .text(run.rawValue), .text(Self.json(requests.map(\.agent.name)))])
@@ -537,13 +588,14 @@ final class WriterSession: @unchecked Sendable {
             }
             if let checkpoint = commit.checkpoint {
                 let sequence = Int64(checkpoint.sequence)
-                let insert = try prepared(insertCheckpoint, "INSERT INTO checkpoints (agent_id, seq, epoch, state_version, created_at, state) VALUES (?, ?, ?, ?, ?, ?)")
+                let insert = try prepared(insertCheckpoint, Self.insertCheckpointSQL)
                 try insert.bind(row.row, at: 1)
                 try insert.bind(sequence, at: 2)
                 try insert.bind(Int64(commit.epoch), at: 3)
                 try insert.bind(checkpoint.stateVersion, at: 4)
                 try insert.bind(time, at: 5)
                 try insert.bind(checkpoint.state, at: 6)
+                try insert.bind(try currentTransaction(commit.run), at: 7)
                 try insert.execute()
                 let record = try prepared(recordSequence, "UPDATE agents SET last_seq = ? WHERE id = ?")
                 try record.bind(sequence, at: 1)
@@ -555,6 +607,8 @@ final class WriterSession: @unchecked Sendable {
                     try prune.bind(row.row, at: 1)
                     try prune.bind(sequence - Int64(retention), at: 2)
                     try prune.execute()
+                    // Its oldest kept checkpoint is past #1 now: what it consumed before that no fork can need.
+                    try sweepConsumed(by: agent, row: row.row)
                 }
             }
             for scope in commit.finishedSteps {
@@ -563,19 +617,22 @@ final class WriterSession: @unchecked Sendable {
                     .run(.integer(row.row), .text(scope + "/"), .text(scope + "0"))
             }
             if !commit.consumed.isEmpty {
-                let delete = try prepared(deleteMessage, "DELETE FROM messages WHERE id = ?")
+                // Marked, not deleted: a fork at an earlier cut finds it in flight (swept with old checkpoints).
+                let consume = try prepared(consumeMessage, Self.consumeMessageSQL)
+                let number = try currentTransaction(commit.run)
                 for id in commit.consumed {
-                    try delete.bind(id, at: 1)
-                    try delete.execute()
+                    try consume.bind(number, at: 1)
+                    try consume.bind(id, at: 2)
+                    try consume.execute()
                 }
+                consumedByAgent[agent, default: []].append((number, commit.consumed))
+                undo.append { [unowned self] in _ = consumedByAgent[agent]?.popLast() }
             }
         }
         guard !commit.sent.isEmpty else { return [] }
-        let insert = try prepared(
-            insertMessage,
-            "INSERT INTO messages (run_id, recipient, sender, created_at, payload, lease) VALUES (?, ?, ?, ?, ?, ?)"
-        )
+        let insert = try prepared(insertMessage, Self.insertMessageSQL)
         let token = leases[commit.run]?.token ?? 0
+        let number = try currentTransaction(commit.run)
         var ids: [Int64] = []
         ids.reserveCapacity(commit.sent.count)
         for message in commit.sent {
@@ -585,10 +642,47 @@ final class WriterSession: @unchecked Sendable {
             try insert.bind(time, at: 4)
             try insert.bind(message.payload, at: 5)
             try insert.bind(token, at: 6)
+            try insert.bind(number, at: 7)
             try insert.execute()
             ids.append(connection.lastInsertRowID)
         }
         return ids
+    }
+
+    /// Deletes the consumed messages of `run` that no fork can need (consumed before their recipient's oldest kept
+    /// checkpoint, once that is past #1): what earlier processes marked. One scan, when the run is attached.
+    private func sweepConsumed(of run: RunID) throws {
+        try connection.statement(
+            """
+            DELETE FROM messages WHERE run_id = ?1 AND consumed_txn IS NOT NULL
+            AND (SELECT min(c.seq) FROM agents a JOIN checkpoints c ON c.agent_id = a.id
+                WHERE a.run_id = ?1 AND a.name = messages.recipient) > 1
+            AND consumed_txn < (SELECT c.txn FROM agents a JOIN checkpoints c ON c.agent_id = a.id
+                WHERE a.run_id = ?1 AND a.name = messages.recipient ORDER BY c.seq LIMIT 1)
+            """
+        ).run(.text(run.rawValue))
+    }
+
+    /// Deletes the messages this process marked consumed by `agent` before its oldest kept checkpoint.
+    private func sweepConsumed(by agent: AgentID, row: Int64) throws {
+        guard let marked = consumedByAgent[agent], !marked.isEmpty else { return }
+        let oldest = try prepared(oldestKept, Self.oldestKeptSQL)
+        try oldest.bind(row, at: 1)
+        guard try oldest.step() else {
+            oldest.reset()
+            return
+        }
+        let since = oldest.int64(0)
+        oldest.reset()
+        let done = marked.prefix { $0.transaction < since }
+        guard !done.isEmpty else { return }
+        let delete = try prepared(deleteMessage, Self.deleteMessageSQL)
+        for id in done.flatMap(\.ids) {
+            try delete.bind(id, at: 1)
+            try delete.execute()
+        }
+        consumedByAgent[agent] = Array(marked.dropFirst(done.count))
+        undo.append { [unowned self] in consumedByAgent[agent] = marked }
     }
 
     func recordStep(_ agent: AgentID, epoch: UInt64, key: String, result: [UInt8]) throws {
@@ -606,7 +700,8 @@ final class WriterSession: @unchecked Sendable {
             "INSERT INTO dead_letters (run_id, agent, payload, error, failures, created_at) VALUES (?, ?, ?, ?, ?, ?)"
         ).run(.text(letter.agent.run.rawValue), .text(letter.agent.name), .blob(letter.message), .text(letter.error), .integer(Int64(letter.failures)), .integer(now()))
         if let id = letter.messageID {
-            try connection.statement("DELETE FROM messages WHERE id = ?").run(.integer(id))
+            try connection.statement("UPDATE messages SET consumed_txn = ? WHERE id = ? AND consumed_txn IS NULL")
+                .run(.integer(try currentTransaction(letter.agent.run)), .integer(id))
             // The message's unit of work ends here: its recorded steps must never be replayed to anything else.
             if let row = agents[letter.agent] {
                 try connection.statement("DELETE FROM steps WHERE agent_id = ? AND key >= ? AND key < ?")
@@ -643,8 +738,8 @@ final class WriterSession: @unchecked Sendable {
         for letter in letters {
             // Lease 0: accepted by no owner, so the agent's next claim (a restart, or the next resume) adopts it.
             try connection.statement(
-                "INSERT INTO messages (run_id, recipient, sender, created_at, payload, lease) VALUES (?, ?, NULL, ?, ?, 0)"
-            ).run(.text(run.rawValue), .text(letter.agent), .integer(time), .blob(letter.payload))
+                "INSERT INTO messages (run_id, recipient, sender, created_at, payload, lease, sent_txn) VALUES (?, ?, NULL, ?, ?, 0, ?)"
+            ).run(.text(run.rawValue), .text(letter.agent), .integer(time), .blob(letter.payload), .integer(try currentTransaction(run)))
             try connection.statement("DELETE FROM dead_letters WHERE id = ?").run(.integer(letter.id))
             agents.append(letter.agent)
         }

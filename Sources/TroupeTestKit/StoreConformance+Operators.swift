@@ -10,6 +10,7 @@ extension StoreConformance {
         Check(name: "events are numbered, read since a number, filtered by agent, and tailed", body: eventLog),
         Check(name: "dead letters are listed, requeued into their agent's next claim, and purged", body: deadLetterAdmin),
         Check(name: "a fork starts from the chosen checkpoint, stopped, and leaves the original", body: forks),
+        Check(name: "a fork is the cut after the chosen commit, with the messages in flight then", body: forksCarryMessagesInFlight),
         Check(name: "prune keeps the newest checkpoints and drops old events", body: pruning),
         Check(name: "runs are deleted whole; a driven run is refused and nothing is deleted", body: deletion),
         Check(name: "commands are read once, in order, as they come, and their results recorded", body: commandQueue),
@@ -170,17 +171,59 @@ extension StoreConformance {
         await handle.close()
     }
 
+    static func forksCarryMessagesInFlight(_ backend: Backend) async throws {
+        try await attached(backend) { handle, _ in
+            let store = handle.store
+            let a = try await claim(store)
+            let b = try await claim(store, other)
+            func commit(_ who: AgentID, _ epoch: UInt64, _ sequence: UInt64, consumed: [Int64] = [], send: String? = nil) async throws -> [Int64] {
+                try await store.commit(
+                    Commit(
+                        run: run, agent: who, epoch: epoch,
+                        checkpoint: checkpoint(who, epoch: epoch, sequence: sequence, "\(who.name)\(sequence)"),
+                        consumed: consumed, sent: send.map { [(recipient: "b", payload: Array($0.utf8))] } ?? []
+                    )
+                )
+            }
+            // a sends m1 with its checkpoint 1; b consumes it with its checkpoint 1; a sends m2 with checkpoint 2.
+            let m1 = try await commit(agent, a.epoch, 1, send: "m1")[0]
+            _ = try await commit(other, b.epoch, 1, consumed: [m1])
+            let m2 = try await commit(agent, a.epoch, 2, send: "m2")[0]
+            _ = try await commit(other, b.epoch, 2, consumed: [m2])
+
+            func forked(at sequence: UInt64, as fork: RunID) async throws -> (b: String?, inFlight: [String]) {
+                try await store.fork(agent, sequence: sequence, as: fork)
+                let state = try await handle.checkpoints(AgentID(run: fork, name: "b")).last.map { String(decoding: $0.state, as: UTF8.self) }
+                let messages = try await handle.pendingMessages(fork).map { String(decoding: $0.payload, as: UTF8.self) }
+                return (state, messages)
+            }
+            // Right after a's checkpoint 1: m1 sent, not yet consumed; b had not checkpointed.
+            let first = try await forked(at: 1, as: "run-fork-1")
+            try expect(first.b == nil && first.inFlight == ["m1"], "a fork at a@1 has b=\(first.b ?? "initial") and in flight \(first.inFlight); expected initial and [m1]")
+            // Right after a's checkpoint 2: b has consumed m1 (b1), m2 is in flight.
+            let second = try await forked(at: 2, as: "run-fork-2")
+            try expect(second.b == "b1" && second.inFlight == ["m2"], "a fork at a@2 has b=\(second.b ?? "initial") and in flight \(second.inFlight); expected b1 and [m2]")
+            // The fork's agents adopt what was in flight when it is resumed; the original's inbox is untouched.
+            try expect(try await handle.pendingMessages(run).isEmpty, "the original's consumed messages came back as pending")
+            await store.detach(run, outcome: .stopped, error: nil)
+            _ = try await store.attach(RunRecord(id: "run-fork-2", blueprint: "conformance", agents: ["a", "b"]))
+            let resumed = try await store.claim(AgentID(run: "run-fork-2", name: "b"), type: "Conformance", durability: .durable, incarnation: 1)
+            try expect(resumed.pending.map { String(decoding: $0.payload, as: UTF8.self) } == ["m2"], "the resumed fork's b got \(resumed.pending.count) pending messages, not [m2]")
+            try expect(resumed.latest.map { String(decoding: $0.state, as: UTF8.self) } == "b1", "the resumed fork's b did not start from b1")
+            await store.detach("run-fork-2", outcome: .stopped, error: nil)
+            _ = try await store.attach(record)
+        }
+    }
+
     static func forks(_ backend: Backend) async throws {
         try await attached(backend) { handle, _ in
             let store = handle.store
             let a = try await claim(store)
             let b = try await claim(store, other)
+            // No pauses: the cut is the order of commits, not their time (these land within a millisecond).
             for sequence in UInt64(1)...3 {
-                // Distinct times (stores keep milliseconds): "at or before" must have one answer.
                 _ = try await store.commit(Commit(run: run, agent: agent, epoch: a.epoch, checkpoint: checkpoint(agent, epoch: a.epoch, sequence: sequence, "a\(sequence)")))
-                try await Task.sleep(for: .milliseconds(5))
                 _ = try await store.commit(Commit(run: run, agent: other, epoch: b.epoch, checkpoint: checkpoint(other, epoch: b.epoch, sequence: sequence, "b\(sequence)")))
-                try await Task.sleep(for: .milliseconds(5))
             }
             let fork: RunID = "run-fork"
             try await store.fork(agent, sequence: 2, as: fork)

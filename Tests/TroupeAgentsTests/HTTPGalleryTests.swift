@@ -1,4 +1,3 @@
-import Foundation
 import Synchronization
 import Testing
 import Troupe
@@ -42,22 +41,21 @@ struct HTTPGalleryTests {
         let blueprint = Blueprint("fetch") {
             Child("fetcher", FetchMany(base: .offline(catalog), paths: ["/item/3", "/item/10"]) { done.record($0) }, restart: .transient)
         }
-        _ = Demo.blueprint(http: http)
-        let descriptors = try openDescriptors()
-        let demo = Demo.blueprint(http: http)
-        #expect(!catalog.isStarted)
-        #expect(try openDescriptors() == descriptors, "building the demo's blueprint opened a socket")
-        withExtendedLifetime(demo) {}
+        let sensors = Demo.sensors()
+        let demo = Demo.blueprint(http: http, sensors: sensors)
+        #expect(!catalog.isStarted && !sensors.isStarted, "building a blueprint started a server")
+        let demoRun = try Run(demo, configuration: httpConfiguration(http))
+        try await withRunning(demoRun) {
+            // The monitor's first poll starts the sensors' server.
+            let deadline = ContinuousClock.now + .seconds(30)
+            while !sensors.isStarted, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
+        }
+        #expect(sensors.isStarted, "the demo's monitor never started its sensors")
         let run = try Run(blueprint, configuration: httpConfiguration(http))
         let report = try await withRunning(run) { await done.wait(forCount: 1)[0] }
         #expect(catalog.isStarted)
         #expect(report.results[try catalog.url("/item/3")] == 3)
         #expect(report.errors[try catalog.url("/item/10")] == "status 500")
-    }
-
-    /// The file descriptors this process has open, by number.
-    private func openDescriptors() throws -> Set<String> {
-        Set(try FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd"))
     }
 
     @Test func theMarketMonitorContinuesWhereItWasAfterARestart() async throws {

@@ -13,6 +13,8 @@ public final class InMemoryCheckpointStore: OperatorStore {
         var epoch: UInt64 = 0
         var checkpoints: [Checkpoint] = []
         var times: [UInt64: Date] = [:]
+        /// The commit (``State/clock``) that wrote each retained checkpoint, by sequence.
+        var commits: [UInt64: UInt64] = [:]
         var steps: [String: [UInt8]] = [:]
         var type = ""
         var durability = Durability.ephemeral
@@ -44,10 +46,15 @@ public final class InMemoryCheckpointStore: OperatorStore {
         var createdAt: Date
     }
 
-    /// A stored message and the lease it was accepted (or last adopted) under.
+    /// A stored message, the lease it was accepted (or last adopted) under, and the commits that sent and consumed
+    /// it. A consumed message is kept while a fork may still need it (as in flight at an earlier cut).
     private struct Row {
         var message: StoredMessage
         var lease: UInt64
+        var sent: UInt64
+        var consumed: UInt64? = nil
+
+        var isPending: Bool { consumed == nil }
     }
 
     private struct State {
@@ -63,6 +70,13 @@ public final class InMemoryCheckpointStore: OperatorStore {
         /// Readers of ``pendingCommands(of:)``, by run.
         var listeners: [RunID: [UInt64: AsyncThrowingStream<OperatorCommand, any Error>.Continuation]] = [:]
         var nextListener: UInt64 = 0
+        /// Numbers every change in commit order: a checkpoint, a sent or consumed message records the change's.
+        var clock: UInt64 = 0
+
+        mutating func tick() -> UInt64 {
+            clock += 1
+            return clock
+        }
     }
 
     private let state = Mutex(State())
@@ -106,8 +120,12 @@ public final class InMemoryCheckpointStore: OperatorStore {
             // Durable messages to names the blueprint no longer has become dead letters, as in every store.
             if known, !run.agents.isEmpty {
                 let names = Set(run.agents)
-                let orphans = (state.messages[run.id] ?? []).filter { !names.contains($0.message.recipient) }
-                state.messages[run.id]?.removeAll { !names.contains($0.message.recipient) }
+                let orphans = (state.messages[run.id] ?? []).filter { $0.isPending && !names.contains($0.message.recipient) }
+                let now = state.tick()
+                for index in state.messages[run.id]?.indices ?? 0..<0
+                where state.messages[run.id]![index].isPending && !names.contains(state.messages[run.id]![index].message.recipient) {
+                    state.messages[run.id]![index].consumed = now
+                }
                 for row in orphans {
                     state.nextDeadLetter += 1
                     let letter = DeadLetter(
@@ -144,7 +162,8 @@ public final class InMemoryCheckpointStore: OperatorStore {
             var pending: [StoredMessage] = []
             let lease = state.runs[agent.run]?.lease ?? 0
             if var rows = state.messages[agent.run] {
-                for index in rows.indices where rows[index].message.recipient == agent.name && rows[index].lease < lease {
+                for index in rows.indices
+                where rows[index].isPending && rows[index].message.recipient == agent.name && rows[index].lease < lease {
                     rows[index].lease = lease
                     pending.append(rows[index].message)
                 }
@@ -160,18 +179,19 @@ public final class InMemoryCheckpointStore: OperatorStore {
             if let agent = commit.agent {
                 let current = state.agents[agent]?.epoch ?? 0
                 guard commit.epoch == current else { throw TroupeError.fenced(agent, epoch: commit.epoch, current: current) }
+            }
+            let now = state.tick()
+            if let agent = commit.agent {
                 if var checkpoint = commit.checkpoint {
                     var record = state.agents[agent] ?? AgentRecord()
                     checkpoint.agent = agent
                     record.checkpoints.append(checkpoint)
                     record.times[checkpoint.sequence] = Date()
-                    if record.checkpoints.count > retention {
-                        for dropped in record.checkpoints.prefix(record.checkpoints.count - retention) {
-                            record.times[dropped.sequence] = nil
-                        }
-                        record.checkpoints.removeFirst(record.checkpoints.count - retention)
-                    }
+                    record.commits[checkpoint.sequence] = now
                     state.agents[agent] = record
+                    if record.checkpoints.count > retention {
+                        Self.keepLast(retention, of: agent, sweep: checkpoint.sequence % UInt64(retention) == 0, &state)
+                    }
                 }
                 if !commit.finishedSteps.isEmpty {
                     let scopes = commit.finishedSteps.map { $0 + "/" }
@@ -180,7 +200,10 @@ public final class InMemoryCheckpointStore: OperatorStore {
                 }
                 if !commit.consumed.isEmpty {
                     let consumed = Set(commit.consumed)
-                    state.messages[agent.run]?.removeAll { consumed.contains($0.message.id) }
+                    for index in state.messages[agent.run]?.indices ?? 0..<0
+                    where consumed.contains(state.messages[agent.run]![index].message.id) {
+                        state.messages[agent.run]![index].consumed = now
+                    }
                 }
             }
             guard !commit.sent.isEmpty else { return [] }
@@ -194,7 +217,7 @@ public final class InMemoryCheckpointStore: OperatorStore {
                     sender: commit.agent?.name,
                     payload: message.payload
                 )
-                state.messages[run, default: []].append(Row(message: stored, lease: lease))
+                state.messages[run, default: []].append(Row(message: stored, lease: lease, sent: now))
                 return state.nextMessage
             }
         }
@@ -205,7 +228,11 @@ public final class InMemoryCheckpointStore: OperatorStore {
             state.nextDeadLetter += 1
             state.deadLetters.append(DeadRow(id: state.nextDeadLetter, letter: letter, createdAt: Date()))
             if let id = letter.messageID {
-                state.messages[letter.agent.run]?.removeAll { $0.message.id == id }
+                let now = state.tick()
+                for index in state.messages[letter.agent.run]?.indices ?? 0..<0
+                where state.messages[letter.agent.run]![index].message.id == id {
+                    state.messages[letter.agent.run]![index].consumed = now
+                }
                 // The message's unit of work ends here: its recorded steps must never be replayed to anything else.
                 let scope = "m\(id)/"
                 if var record = state.agents[letter.agent] {
@@ -255,7 +282,7 @@ public final class InMemoryCheckpointStore: OperatorStore {
 
     /// The durable messages of `run` that no agent has committed yet, in delivery order.
     public func pendingMessages(of run: RunID) -> [StoredMessage] {
-        state.withLock { ($0.messages[run] ?? []).map(\.message) }
+        state.withLock { ($0.messages[run] ?? []).filter(\.isPending).map(\.message) }
     }
 
     /// Every event recorded, oldest first (empty unless created with `recordsEvents`).
@@ -308,7 +335,7 @@ extension InMemoryCheckpointStore {
                     epoch: record.epoch, restarts: record.restarts, lastError: record.lastError,
                     lastCheckpoint: record.checkpoints.last?.sequence,
                     lastCheckpointAt: record.checkpoints.last.flatMap { record.times[$0.sequence] },
-                    pendingMessages: (state.messages[run] ?? []).filter { $0.message.recipient == name }.count
+                    pendingMessages: (state.messages[run] ?? []).filter { $0.isPending && $0.message.recipient == name }.count
                 )
             }
         }
@@ -362,13 +389,14 @@ extension InMemoryCheckpointStore {
             let chosen = state.deadLetters.filter { $0.letter.agent.run == run && (wanted?.contains($0.id) ?? true) }
             let chosenIDs = Set(chosen.map(\.id))
             state.deadLetters.removeAll { chosenIDs.contains($0.id) }
+            let now = state.tick()
             for row in chosen {
                 // Under lease 0, older than every lease: the agent's next claim adopts it.
                 state.nextMessage += 1
                 let message = StoredMessage(
                     id: state.nextMessage, recipient: row.letter.agent.name, sender: nil, payload: row.letter.message
                 )
-                state.messages[run, default: []].append(Row(message: message, lease: 0))
+                state.messages[run, default: []].append(Row(message: message, lease: 0, sent: now))
             }
             return chosen.map(\.letter.agent.name)
         }
@@ -386,22 +414,27 @@ extension InMemoryCheckpointStore {
     public func fork(_ agent: AgentID, sequence: UInt64, as newRun: RunID) async throws {
         try state.withLock { state in
             var source = try existing(agent.run, state)
-            guard let chosen = state.agents[agent], let time = chosen.times[sequence],
-                chosen.checkpoints.contains(where: { $0.sequence == sequence })
-            else {
+            guard let chosen = state.agents[agent], chosen.checkpoints.contains(where: { $0.sequence == sequence }) else {
                 throw TroupeError(
                     .unknownChild,
                     "run \(agent.run) has no checkpoint #\(sequence) of agent '\(agent.name)'. "
                         + "`troupe checkpoints \(agent.run) \(agent.name)` lists the ones kept."
                 )
             }
-            // Each agent's checkpoint as of then; one whose checkpoint from then was pruned makes no consistent cut.
+            // The cut: right after the commit that wrote the chosen checkpoint. Each agent's state is its latest
+            // checkpoint committed by then; one whose checkpoint from then was pruned makes no consistent cut.
+            let cut = chosen.commits[sequence] ?? 0
+            var kept: [String: Checkpoint] = [:]
             var missing: [String] = []
-            for (name, record) in Self.agents(of: agent.run, state) where name != agent.name {
-                let kept = record.checkpoints.last { (record.times[$0.sequence] ?? .distantPast) <= time }
-                if kept == nil, let first = record.checkpoints.first, first.sequence > 1 { missing.append(name) }
+            for (name, record) in Self.agents(of: agent.run, state) {
+                if let latest = record.checkpoints.last(where: { (record.commits[$0.sequence] ?? 0) <= cut }) {
+                    kept[name] = latest
+                } else if let first = record.checkpoints.first, first.sequence > 1 {
+                    missing.append(name)
+                }
             }
             if !missing.isEmpty { throw TroupeError.inconsistentFork(agent, sequence: sequence, missing: missing) }
+            let time = chosen.times[sequence] ?? Date()
             source.attached = false
             source.status = .stopped
             source.createdAt = Date()
@@ -417,17 +450,45 @@ extension InMemoryCheckpointStore {
                 copy.steps = [:]
                 copy.restarts = 0
                 copy.status = .stopped
-                let kept = record.checkpoints.last {
-                    name == agent.name ? $0.sequence <= sequence : (record.times[$0.sequence] ?? .distantPast) <= time
-                }
-                copy.checkpoints = kept.map { checkpoint in
+                let checkpoint = kept[name]
+                copy.checkpoints = checkpoint.map { checkpoint in
                     var moved = checkpoint
                     moved.agent = AgentID(run: newRun, name: name)
                     return [moved]
                 } ?? []
-                copy.times = kept.map { [$0.sequence: record.times[$0.sequence] ?? time] } ?? [:]
+                copy.times = checkpoint.map { [$0.sequence: record.times[$0.sequence] ?? time] } ?? [:]
+                copy.commits = checkpoint.map { [$0.sequence: record.commits[$0.sequence] ?? 0] } ?? [:]
                 state.agents[AgentID(run: newRun, name: name)] = copy
             }
+            // The messages in flight at the cut: sent by then, not consumed by then. Under lease 0, so that the
+            // fork's agents adopt them when it is resumed.
+            for row in state.messages[agent.run] ?? [] where row.sent <= cut && (row.consumed.map { $0 > cut } ?? true) {
+                state.nextMessage += 1
+                let message = StoredMessage(
+                    id: state.nextMessage, recipient: row.message.recipient, sender: row.message.sender, payload: row.message.payload
+                )
+                state.messages[newRun, default: []].append(Row(message: message, lease: 0, sent: row.sent))
+            }
+        }
+    }
+
+    /// Drops all but the last `count` checkpoints of `agent`, and the consumed messages to it that no consistent
+    /// cut can have in flight any more: those consumed before its oldest kept checkpoint (a fork needs one of the
+    /// kept ones, so its cut lies at or after it). While its first checkpoint is kept, a cut may precede every
+    /// checkpoint, so nothing consumed is dropped then. `sweep: false` drops checkpoints only (the commit path
+    /// sweeps messages every `count` checkpoints, not at each).
+    private static func keepLast(_ count: Int, of agent: AgentID, sweep: Bool = true, _ state: inout State) {
+        guard var record = state.agents[agent], record.checkpoints.count > count else { return }
+        for dropped in record.checkpoints.prefix(record.checkpoints.count - count) {
+            record.times[dropped.sequence] = nil
+            record.commits[dropped.sequence] = nil
+        }
+        record.checkpoints.removeFirst(record.checkpoints.count - count)
+        state.agents[agent] = record
+        guard sweep, let oldest = record.checkpoints.first, oldest.sequence > 1, let since = record.commits[oldest.sequence]
+        else { return }
+        state.messages[agent.run]?.removeAll { row in
+            row.message.recipient == agent.name && (row.consumed.map { $0 < since } ?? false)
         }
     }
 
@@ -437,7 +498,7 @@ extension InMemoryCheckpointStore {
             var checkpoints = 0
             for (id, record) in state.agents where record.checkpoints.count > keep {
                 checkpoints += record.checkpoints.count - keep
-                if !dryRun { state.agents[id]?.checkpoints.removeFirst(record.checkpoints.count - keep) }
+                if !dryRun { Self.keepLast(keep, of: id, &state) }
             }
             var events = 0
             if let before = eventsBefore {

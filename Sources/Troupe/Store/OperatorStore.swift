@@ -332,11 +332,15 @@ public protocol RunReadModel: Sendable {
     /// Deletes dead letters (all of the run's, or those with `ids`); returns how many.
     func purgeDeadLetters(of run: RunID, ids: [Int64]?) async throws -> Int
 
-    /// Creates run `newRun`, stopped, whose agents start from their checkpoints as of checkpoint `sequence` of
-    /// `agent` (that one exactly; each other agent, its latest written at or before it). The original is untouched.
+    /// Creates run `newRun`, stopped, as a consistent cut of `agent`'s run right after the commit that wrote its
+    /// checkpoint `sequence`: that agent starts from exactly that checkpoint, each other agent from its latest
+    /// committed by then (or from scratch if it had none then), and the durable messages in flight then (sent by
+    /// then, not consumed by then) wait in the new run's inboxes, in delivery order, for its agents to adopt when it
+    /// is resumed. A store orders commits to decide "by then" (not by clock time), and keeps consumed messages until
+    /// no cut can need them. The original is untouched.
     ///
     /// - Throws: ``TroupeError/Code/unknownRun``, or ``TroupeError/Code/unknownChild`` when there is no such
-    ///   checkpoint.
+    ///   checkpoint or when an agent's checkpoint from that moment was pruned (nothing is created then).
     func fork(_ agent: AgentID, sequence: UInt64, as newRun: RunID) async throws
 
     /// Deletes all but the last `keep` checkpoints of every agent, and events older than `eventsBefore`.

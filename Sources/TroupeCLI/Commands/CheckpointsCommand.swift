@@ -67,13 +67,13 @@ struct ForkCommand: AsyncParsableCommand {
         commandName: "fork",
         abstract: "Create a new run that starts from an older checkpoint; the original run is untouched.",
         discussion: """
-            --from names a checkpoint as AGENT@SEQ (see `troupe checkpoints`). That agent starts from exactly that \
-            checkpoint; every other agent from its last checkpoint written at or before it (an agent that had not \
-            checkpointed yet starts from scratch, as it was then). If an agent's checkpoint from that moment was \
-            pruned, the fork is refused (exit 66): fork from a later checkpoint, or run with a larger --retain. \
-            Messages that were \
-            in flight in the original are not copied (the store keeps no history of them), so a fork is time travel \
-            for state, not a replay. The fork is created stopped: start it with `troupe resume NEW-RUN`.
+            --from names a checkpoint as AGENT@SEQ (see `troupe checkpoints`). The fork is the run as it was right \
+            after the commit that wrote it: that agent starts from exactly that checkpoint, every other agent from \
+            its last checkpoint committed by then (an agent that had not checkpointed yet starts from scratch, as it \
+            was then), and the durable messages in flight then (sent, not yet handled) are delivered again, in \
+            order. If an agent's checkpoint from that moment was pruned, the fork is refused (exit 66): fork from a \
+            later checkpoint, or run with a larger --retain. The fork is created stopped: start it with `troupe \
+            resume NEW-RUN`.
 
             Example:
               troupe fork run-3f9c02ab --from counter@12
