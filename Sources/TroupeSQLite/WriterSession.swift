@@ -61,6 +61,9 @@ final class WriterSession: @unchecked Sendable {
     /// The lease check: a heartbeat, and the run's next transaction number, where the lease is still ours.
     private static let heartbeatSQL = "UPDATE runs SET heartbeat_at = ?, txn = txn + 1 WHERE id = ? AND lease_token = ? RETURNING txn"
     private lazy var leaseCheck = try? connection.statement(Self.heartbeatSQL)
+    private static let updateStatusSQL =
+        "UPDATE agents SET status = ?, last_error = coalesce(?, last_error), updated_at = ? WHERE run_id = ? AND name = ?"
+    private lazy var updateStatus = try? connection.statement(Self.updateStatusSQL)
     private lazy var recordSequence = try? connection.statement("UPDATE agents SET last_seq = ? WHERE id = ?")
     private lazy var pruneCheckpoints = try? connection.statement("DELETE FROM checkpoints WHERE agent_id = ? AND seq <= ?")
     private static let consumeMessageSQL = "UPDATE messages SET consumed_txn = ? WHERE id = ? AND consumed_txn IS NULL"
@@ -765,9 +768,8 @@ final class WriterSession: @unchecked Sendable {
         try insert.bind(time, at: 6)
         try insert.execute()
         if let status = event.kind.impliedStatus {
-            try connection.statement(
-                "UPDATE agents SET status = ?, last_error = coalesce(?, last_error), updated_at = ? WHERE run_id = ? AND name = ?"
-            ).run(.text(status.rawValue), .text(event.kind.error), .integer(time), .text(event.run.rawValue), .text(event.name))
+            try prepared(updateStatus, Self.updateStatusSQL)
+                .run(.text(status.rawValue), .text(event.kind.error), .integer(time), .text(event.run.rawValue), .text(event.name))
         }
         if case .restarting(_, let restarts) = event.kind {
             try connection.statement("UPDATE agents SET restarts = ?, updated_at = ? WHERE run_id = ? AND name = ?")

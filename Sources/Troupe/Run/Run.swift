@@ -163,7 +163,15 @@ public final class Run: Service {
             environment.attachment.fulfill(.failure(failure))
             throw failure
         }
-        if store.recordsEvents { environment.events.addSink { event in store.record(event) } }
+        if store.recordsEvents {
+            // The store's event log is the run's history: starts, exits, restarts, operators' actions. A checkpoint
+            // is recorded by the checkpoint itself (`troupe checkpoints`), not also as a row of the log; the bus
+            // (`Run.events()`, `troupe run`'s output) still carries it.
+            environment.events.addSink { event in
+                if case .checkpointed = event.kind { return }
+                store.record(event)
+            }
+        }
         let controller = RunController(run: self, environment: environment)
         let started = OneShot<Bool>()
         let environment = self.environment
