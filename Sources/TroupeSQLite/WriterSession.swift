@@ -767,7 +767,9 @@ final class WriterSession: @unchecked Sendable {
         try insert.bind(event.kind.detail, at: 5)
         try insert.bind(time, at: 6)
         try insert.execute()
-        if let status = event.kind.impliedStatus {
+        // A persisting agent's claim, which precedes its start, already set its row running.
+        let claimed = if case .started = event.kind { agents[AgentID(run: event.run, name: event.name)] != nil } else { false }
+        if let status = event.kind.impliedStatus, !claimed {
             try prepared(updateStatus, Self.updateStatusSQL)
                 .run(.text(status.rawValue), .text(event.kind.error), .integer(time), .text(event.run.rawValue), .text(event.name))
         }
