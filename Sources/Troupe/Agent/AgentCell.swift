@@ -285,6 +285,9 @@ final class AgentCell<A: Agent>: ChildRuntime {
     }
 
     @usableFromInline
+    var claimsAhead: Bool { durability.persistsState }
+
+    @usableFromInline
     func claimRequest(_ number: UInt64) -> ClaimRequest? {
         guard durability.persistsState else { return nil }
         return ClaimRequest(agent: id, type: typeName, durability: durability, incarnation: number)

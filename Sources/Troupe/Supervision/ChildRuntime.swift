@@ -41,6 +41,8 @@ protocol ChildRuntime: AnyObject, Sendable {
     /// What the child claims from the store when incarnation `number` starts, or `nil` if it claims nothing; the
     /// supervisor can claim it ahead, with its siblings', and hand the result to ``prepare(_:claimed:)``.
     func claimRequest(_ number: UInt64) -> ClaimRequest?
+    /// Whether ``claimRequest(_:)`` returns requests at all (the child persists its state).
+    var claimsAhead: Bool { get }
     /// Takes the claim made ahead for incarnation `number` (or its failure), so that the start uses it instead
     /// of claiming again: the claims of many children are one store call while their starts still run one after
     /// the other.

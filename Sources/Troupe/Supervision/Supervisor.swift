@@ -38,7 +38,12 @@ public actor Supervisor: Service {
     /// Every child's lifecycle, the start queue and the intensity window. Only the supervise loop changes it.
     private var machine: StateMachine
     /// Each child's runtime (mailbox, checkpoint) and live incarnation, by name.
-    private var entries: [String: Entry] = [:]
+    private var entries: [String: Entry] = [:] {
+        didSet { claimers = nil }  // no `oldValue`: the dictionary is still changed in place (SE-0268)
+    }
+    /// Whether any child claims its state from the store at its start (``claimAhead()`` has work); worked out
+    /// again after the children change.
+    private var claimers: Bool?
     private var isRunning = false
     /// The current run's control stream, reachable without the actor so that exits, operator requests and stop
     /// requests never wait for it, and whether a shutdown was requested before the run started.
@@ -120,7 +125,9 @@ public actor Supervisor: Service {
         self.environment = context.environment
         self.factoryContext = context
         var machine = StateMachine(strategy: strategy, intensity: intensity, backoff: backoff)
+        machine.reserveCapacity(children.count)
         var entries: [String: Entry] = [:]
+        entries.reserveCapacity(children.count)
         for spec in children {
             guard entries[spec.name] == nil else {
                 throw TroupeError(
@@ -335,6 +342,8 @@ public actor Supervisor: Service {
     /// start used is discarded.
     private func claimAhead() async -> [any ChildRuntime] {
         guard machine.queue.count > 1 else { return [] }  // the common case: a lone restart, nothing to batch
+        if claimers == nil { claimers = entries.values.contains { $0.runtime.claimsAhead } }
+        guard claimers == true else { return [] }  // a tree of ephemeral agents claims nothing
         let due = machine.dueToStart(at: environment.clock.now)
         guard due.count > 1 else { return [] }
         let ahead = due.compactMap { name, number -> (any ChildRuntime, ClaimRequest)? in
@@ -874,6 +883,7 @@ final class SupervisorChild: ChildRuntime {
 
     @usableFromInline func startFreshOnce() {}
     @usableFromInline func claimRequest(_ number: UInt64) -> ClaimRequest? { nil }
+    @usableFromInline var claimsAhead: Bool { false }
     @usableFromInline func prepare(_ number: UInt64, claimed: Result<Claim, any Error>) async {}
     @usableFromInline func discardPrepared() {}
 
