@@ -148,9 +148,16 @@ let package = Package(
             path: "Tests/CrashPipeline",
             swiftSettings: settings
         ),
+        // Helpers shared by the test targets that start processes (not a product).
+        .target(
+            name: "TroupeTestSupport",
+            dependencies: ["TroupeTestKit"],
+            path: "Tests/Support",
+            swiftSettings: settings
+        ),
         .testTarget(
             name: "TroupeSQLiteTests",
-            dependencies: ["TroupeSQLite", "Troupe", "TroupeTestKit"],
+            dependencies: ["TroupeSQLite", "Troupe", "TroupeTestKit", "TroupeTestSupport"],
             swiftSettings: settings
         ),
         .testTarget(
@@ -170,6 +177,7 @@ let package = Package(
                 "TroupeSQLite",
                 "Troupe",
                 "TroupeTestKit",
+                "TroupeTestSupport",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -8,7 +8,7 @@ public import Troupe
 /// ```swift
 /// let probe = AgentProbe(run)
 /// // …start the run…
-/// await probe.wait(for: "worker", .started, count: 2)   // started, crashed, and started again
+/// try await probe.wait(for: "worker", .started, count: 2)   // started, crashed, and started again
 /// ```
 public final class AgentProbe: Sendable {
     /// The kinds of event a probe can wait for.
@@ -45,18 +45,25 @@ public final class AgentProbe: Sendable {
     public func events(of name: String) -> [Event] { recorder.values.filter { $0.name == name } }
 
     /// Waits until `name` has had at least `count` events of `kind`, and returns them.
+    ///
+    /// - Throws: ``Recorder/Timeout`` after `timeout`, naming what was awaited and the last events seen;
+    ///   `CancellationError` when the waiting task is cancelled.
     @discardableResult
-    public func wait(for name: String, _ kind: Kind, count: Int = 1) async -> [Event] {
-        let events = await recorder.wait { events in
+    public func wait(for name: String, _ kind: Kind, count: Int = 1, timeout: Duration = .seconds(30)) async throws -> [Event] {
+        let events = try await recorder.wait(timeout: timeout, for: "\(count) '\(kind)' event(s) of '\(name)'") { events in
             events.lazy.filter { $0.name == name && kind.matches($0.kind) }.count >= count
         }
         return events.filter { $0.name == name && kind.matches($0.kind) }
     }
 
     /// Waits until `count` events of `kind` have happened, whoever they concern.
+    ///
+    /// - Throws: ``Recorder/Timeout`` after `timeout`; `CancellationError` when the waiting task is cancelled.
     @discardableResult
-    public func wait(forAny kind: Kind, count: Int = 1) async -> [Event] {
-        let events = await recorder.wait { events in events.lazy.filter { kind.matches($0.kind) }.count >= count }
+    public func wait(forAny kind: Kind, count: Int = 1, timeout: Duration = .seconds(30)) async throws -> [Event] {
+        let events = try await recorder.wait(timeout: timeout, for: "\(count) '\(kind)' event(s)") { events in
+            events.lazy.filter { kind.matches($0.kind) }.count >= count
+        }
         return events.filter { kind.matches($0.kind) }
     }
 }

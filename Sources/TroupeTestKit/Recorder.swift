@@ -7,17 +7,28 @@ import Synchronization
 /// ```swift
 /// let seen = Recorder<Int>()
 /// // an agent's handler: seen.record(n)
-/// let values = await seen.wait(forCount: 3)
+/// let values = try await seen.wait(forCount: 3)
 /// ```
+///
+/// Every wait has a deadline (30 seconds unless given) and ends if the waiting task is cancelled: a value that
+/// never comes fails the test with ``Timeout``, saying what was recorded, instead of hanging the suite.
 public final class Recorder<Value: Sendable>: Sendable {
+    /// A wait that ran out of time.
+    public struct Timeout: Error, CustomStringConvertible {
+        /// What was waited for, how long, and what had been recorded by then.
+        public var description: String
+    }
+
     private struct Waiter {
+        var id: UInt64
         var predicate: @Sendable ([Value]) -> Bool
-        var continuation: UnsafeContinuation<[Value], Never>
+        var continuation: UnsafeContinuation<[Value], any Error>
     }
 
     private struct State {
         var values: [Value] = []
         var waiters: [Waiter] = []
+        var nextWaiter: UInt64 = 0
     }
 
     private let state = Mutex(State())
@@ -45,20 +56,56 @@ public final class Recorder<Value: Sendable>: Sendable {
     }
 
     /// Waits until the recorded values satisfy `predicate`, and returns them.
-    public func wait(until predicate: @escaping @Sendable ([Value]) -> Bool) async -> [Value] {
-        await withUnsafeContinuation { continuation in
-            let ready = state.withLock { state -> [Value]? in
-                if predicate(state.values) { return state.values }
-                state.waiters.append(Waiter(predicate: predicate, continuation: continuation))
-                return nil
+    ///
+    /// - Parameters:
+    ///   - timeout: How long to wait at most.
+    ///   - what: What is awaited, for the timeout's message.
+    /// - Throws: ``Timeout`` when `timeout` passes first; `CancellationError` when the waiting task is cancelled.
+    public func wait(
+        timeout: Duration = .seconds(30),
+        for what: String = "the values to satisfy the condition",
+        until predicate: @escaping @Sendable ([Value]) -> Bool
+    ) async throws -> [Value] {
+        let id = state.withLock { state in
+            state.nextWaiter &+= 1
+            return state.nextWaiter
+        }
+        let deadline = Task { [weak self] in
+            try await Task.sleep(for: timeout)
+            self?.end(id) { values in
+                Timeout(description: "waited \(timeout) for \(what); \(values.count) recorded: \(values.suffix(5))")
             }
-            if let ready { continuation.resume(returning: ready) }
+        }
+        defer { deadline.cancel() }
+        return try await withTaskCancellationHandler {
+            try await withUnsafeThrowingContinuation { continuation in
+                let ready = state.withLock { state -> Result<[Value], any Error>? in
+                    if predicate(state.values) { return .success(state.values) }
+                    if Task.isCancelled { return .failure(CancellationError()) }
+                    state.waiters.append(Waiter(id: id, predicate: predicate, continuation: continuation))
+                    return nil
+                }
+                if let ready { continuation.resume(with: ready) }
+            }
+        } onCancel: {
+            end(id) { _ in CancellationError() }
         }
     }
 
+    /// Ends waiter `id`, if it still waits, with the error `reason` makes of the values recorded so far.
+    private func end(_ id: UInt64, _ reason: ([Value]) -> any Error) {
+        let ended = state.withLock { state -> (Waiter, [Value])? in
+            guard let index = state.waiters.firstIndex(where: { $0.id == id }) else { return nil }
+            return (state.waiters.remove(at: index), state.values)
+        }
+        if let (waiter, values) = ended { waiter.continuation.resume(throwing: reason(values)) }
+    }
+
     /// Waits until at least `count` values have been recorded, and returns them all.
+    ///
+    /// - Throws: ``Timeout`` when `timeout` passes first; `CancellationError` when the waiting task is cancelled.
     @discardableResult
-    public func wait(forCount count: Int) async -> [Value] {
-        await wait { $0.count >= count }
+    public func wait(forCount count: Int, timeout: Duration = .seconds(30)) async throws -> [Value] {
+        try await wait(timeout: timeout, for: "\(count) values") { $0.count >= count }
     }
 }

@@ -11,10 +11,10 @@ struct DurableGalleryTests {
         let run = try Run(Counting.blueprint(count: 2_000) { done.record($0) }, configuration: Run.Configuration(store: store, logger: quiet))
         let probe = AgentProbe(run)
         let state = try await withRunning(run) {
-            _ = await probe.wait(for: "relay", .started)
+            _ = try await probe.wait(for: "relay", .started)
             // An operator's restart mid-stream: whatever the relay had not committed is handled again, once.
             try await run.supervisor.restartChild("relay")
-            return await done.wait(forCount: 1)[0]
+            return try await done.wait(forCount: 1)[0]
         }
         #expect(state.count == 2_000)
         #expect(state.sum == 2_000 * 2_001 / 2)

@@ -29,7 +29,7 @@ struct GalleryTests {
             let first = try await run.call("cruncher", timeout: .seconds(30)) { Cruncher.Message.crunch(1, $0) }
             let second = try await run.call("cruncher", timeout: .seconds(30)) { Cruncher.Message.crunch(2, $0) }
             #expect(first == 2 && second == 3)
-            await probe.wait(for: "cruncher", .exited)
+            try await probe.wait(for: "cruncher", .exited)
         }
         // A checkpoint from before the count (the cruncher kept no state) reads as none answered.
         let older = try JSONDecoder().decode(Cruncher.State.self, from: Data("{}".utf8))
@@ -92,9 +92,9 @@ struct GalleryTests {
                 await clock.waitForSleepers(1)
                 #expect(polls.values.count == poll - 1, "no poll before the interval has passed")
                 clock.advance(by: .seconds(5))
-                await polls.wait(forCount: poll)
+                try await polls.wait(forCount: poll)
             }
-            await alerts.wait(forCount: 1)
+            try await alerts.wait(forCount: 1)
             await clock.waitForSleepers(1)
         }
         #expect(alerts.values == ["a high"])  // 40, 80, 120: only the third poll is high
@@ -123,7 +123,7 @@ struct GalleryTests {
         }, configuration: configuration())
         let probe = AgentProbe(run)
         let final = try await withRunning(run) {
-            await totals.wait { $0.last?.batches == 20 }.last
+            try await totals.wait { $0.last?.batches == 20 }.last
         }
         #expect(final?.items == 200)
         #expect(final?.sum == 2 * (0..<200).reduce(0, +), "every item exactly once, the crashed batch included")
@@ -153,7 +153,7 @@ struct GalleryTests {
         case "cancel": task.cancel()
         default: run.shutdown()
         }
-        await probe.wait(for: "journal", .exited)
+        try await probe.wait(for: "journal", .exited)
         run.shutdown()
         _ = try? await task.value
         #expect(await file.lines == ["hello"])
@@ -201,7 +201,7 @@ struct GalleryTests {
         let run = try Run(Demo.blueprint(http: http) { totals.record($0) }, configuration: configuration)
         let probe = AgentProbe(run)
         let final = try await withRunning(run) {
-            await totals.wait { $0.last?.batches == Demo.batches }.last
+            try await totals.wait { $0.last?.batches == Demo.batches }.last
         }
         #expect(final?.sum == Demo.expectedSum)
         #expect(probe.events(of: "transformer").contains { if case .exited(.failed) = $0.kind { true } else { false } })

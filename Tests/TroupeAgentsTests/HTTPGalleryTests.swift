@@ -24,7 +24,7 @@ struct HTTPGalleryTests {
             Blueprint("fetch") { Child("fetcher", FetchMany(urls: urls, maxConcurrency: 8) { done.record($0) }, restart: .transient) },
             configuration: httpConfiguration(http)
         )
-        let report = try await withRunning(run) { await done.wait(forCount: 1)[0] }
+        let report = try await withRunning(run) { try await done.wait(forCount: 1)[0] }
         // Every 10th item is broken (500), every other 7th missing (404): all 100 accounted for.
         #expect(report.results.count + report.errors.count == 100)
         #expect(report.errors.count == 10 + 14 - 1)
@@ -52,7 +52,7 @@ struct HTTPGalleryTests {
         }
         #expect(sensors.isStarted, "the demo's monitor never started its sensors")
         let run = try Run(blueprint, configuration: httpConfiguration(http))
-        let report = try await withRunning(run) { await done.wait(forCount: 1)[0] }
+        let report = try await withRunning(run) { try await done.wait(forCount: 1)[0] }
         #expect(catalog.isStarted)
         #expect(report.results[try catalog.url("/item/3")] == 3)
         #expect(report.errors[try catalog.url("/item/10")] == "status 500")
@@ -78,11 +78,11 @@ struct HTTPGalleryTests {
         }
         let first = Recorder<MarketMonitor.State>()
         let run = try Run(monitor(3, first), id: "run-market", configuration: httpConfiguration(http, store: store))
-        _ = try await withRunning(run) { await first.wait(forCount: 3) }
+        _ = try await withRunning(run) { try await first.wait(forCount: 3) }
         // The same run, started again (as after kill -9 and `troupe resume`): polls 4 and 5, not 1 and 2.
         let second = Recorder<MarketMonitor.State>()
         let resumed = try Run(monitor(5, second), id: "run-market", configuration: httpConfiguration(http, store: store))
-        let states = try await withRunning(resumed) { await second.wait(forCount: 2) }
+        let states = try await withRunning(resumed) { try await second.wait(forCount: 2) }
         #expect(states.map(\.polls) == [4, 5])
         let expected = OfflineServices.price(poll: 5, index: 0)
         #expect(states.last?.prices["ACME"] == expected)
@@ -112,7 +112,7 @@ struct HTTPGalleryTests {
             id: "run-chat",
             configuration: httpConfiguration(http, store: store)
         )
-        let state = try await withRunning(run) { await done.wait(forCount: 1)[0] }
+        let state = try await withRunning(run) { try await done.wait(forCount: 1)[0] }
         #expect(state.answers.first == "one two three four five six seven eight")
         #expect(state.tokens == 11)
         #expect(state.budgetExhausted)
@@ -134,7 +134,7 @@ struct HTTPGalleryTests {
             },
             configuration: Run.Configuration(logger: quiet)
         )
-        let last = try await withRunning(run) { await totals.wait { $0.last?.batches == 50 }.last! }
+        let last = try await withRunning(run) { try await totals.wait { $0.last?.batches == 50 }.last! }
         #expect(last.items == 1000)
         #expect(last.sum == 2 * (999 * 1000 / 2))
     }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TroupeTestSupport
 import TroupeTestKit
 
 /// Runs the built `troupe` binary as an operator would.
@@ -32,7 +33,7 @@ struct Troupe {
         async let stdout = offThePool { out.fileHandleForReading.readDataToEndOfFile() }
         let stderr = await offThePool { err.fileHandleForReading.readDataToEndOfFile() }
         let stdoutData = await stdout
-        await offThePool { process.waitUntilExit() }
+        await waitForExit(process)
         return Result(
             status: process.terminationStatus,
             stdout: String(decoding: stdoutData, as: UTF8.self),

@@ -1,6 +1,7 @@
 import Foundation
 import ServiceLifecycle
 import Testing
+import TroupeTestSupport
 import Troupe
 import TroupeSQLite
 import TroupeTestKit
@@ -60,7 +61,7 @@ struct EmbeddedRunTests: CLIHarness {
             )
         )
         let running = Task { try await group.run() }
-        await probe.wait(for: "b", .started)
+        try await probe.wait(for: "b", .started)
         try await run.send(Tally.Message.add(5), to: "a")
 
         // The tree shows the live incarnations, not #0.
@@ -73,7 +74,7 @@ struct EmbeddedRunTests: CLIHarness {
         let restart = try await troupe("restart", "run-embedded", "a")
         #expect(restart.status == 0, "\(restart.stderr)")
         #expect(restart.stdout.contains("restarted from its last checkpoint"), "\(restart.stdout)")
-        await probe.wait(for: "a", .started, count: 2)
+        try await probe.wait(for: "a", .started, count: 2)
         #expect(try await run.call("a", timeout: .seconds(30)) { Tally.Message.total($0) } == 5)
         try await eventually("the tree shows a's second incarnation") { try await incarnation("run-embedded", "a") == 2 }
 
@@ -83,7 +84,7 @@ struct EmbeddedRunTests: CLIHarness {
         #expect((status?["run"] as? [String: Any])?["status"] as? String == "paused")
         let unpause = try await troupe("unpause", "run-embedded")
         #expect(unpause.stdout.contains("resumed 2 agents"), "\(unpause.stdout) \(unpause.stderr)")
-        await probe.wait(for: "b", .started, count: 2)
+        try await probe.wait(for: "b", .started, count: 2)
 
         // Every command was applied by the embedded run, each soon after it was queued.
         let commands = (try await json("status", "run-embedded") as? [String: Any])?["commands"] as? [[String: Any]] ?? []
@@ -107,13 +108,13 @@ struct EmbeddedRunTests: CLIHarness {
         )
         let probe = AgentProbe(run)
         let running = Task { try await run.run() }
-        await probe.wait(for: "a", .started)
+        try await probe.wait(for: "a", .started)
         // Another process takes the run over (its owner looks dead to it): here, a second store on the same file
         // after the first one's owner pid was made a finished process's.
         let dead = Process()
         dead.executableURL = URL(fileURLWithPath: "/bin/true")
         try dead.run()
-        await offThePool { dead.waitUntilExit() }
+        await waitForExit(dead)
         let second = try await SQLiteStore(path: database)
         _ = try await second.write { connection in
             try connection.statement("UPDATE runs SET owner_pid = ? WHERE id = 'run-leased'")

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TroupeTestSupport
 import Troupe
 import TroupeSQLite
 import TroupeTestKit
@@ -62,7 +63,7 @@ struct FuzzTests: CLIHarness {
         process.standardOutput = output
         try process.run()
         let data = await offThePool { output.fileHandleForReading.readDataToEndOfFile() }
-        await offThePool { process.waitUntilExit() }
+        await waitForExit(process)
         return String(decoding: data, as: UTF8.self)
     }
 

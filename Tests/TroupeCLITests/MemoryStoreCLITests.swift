@@ -104,10 +104,10 @@ struct MemoryStoreCLITests {
         let live = try Run(Self.blueprint, id: "run-live", configuration: Run.Configuration(store: Self.store))
         let probe = AgentProbe(live)
         let running = Task { try await live.run() }
-        await probe.wait(for: "n", .started)
+        try await probe.wait(for: "n", .started)
         for _ in 0..<3 { try await live.send(Meter.Message.tick, to: "m") }
         try await live.send(Meter.Message.poison, to: "n")
-        await probe.wait(for: "n", .deadLettered)
+        try await probe.wait(for: "n", .deadLettered)
 
         let ps = await troupe("ps")
         #expect(ps.status == 0 && ps.out.contains("run-live") && ps.out.contains("running"), "\(ps)")

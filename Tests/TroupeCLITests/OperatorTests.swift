@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TroupeTestSupport
 import Troupe
 import TroupeSQLite
 import TroupeTestKit
@@ -77,7 +78,7 @@ struct OperatorTests: CLIHarness {
 
         let cancel = try await troupe("cancel", run, "--grace", "5")
         #expect(cancel.status == 0)
-        await offThePool { process.waitUntilExit() }
+        await waitForExit(process)
         // Cancelled by an operator: a code of its own, so a script can tell it from a stop it asked for.
         #expect(process.terminationStatus == 3)
         #expect(try await runs().first?["status"] as? String == "cancelled")
@@ -92,7 +93,7 @@ struct OperatorTests: CLIHarness {
         let run = try await liveRun()
         try await eventually("some progress") { (try await counter(run)["count"] as? Int ?? 0) > 100 }
         kill(process.processIdentifier, SIGKILL)
-        await offThePool { process.waitUntilExit() }
+        await waitForExit(process)
         try await eventually("the run shown crashed") { !isDriven(try await runs().first) }
         let ps = try await troupe("ps")
         #expect(ps.stdout.contains("crashed"))
@@ -117,7 +118,7 @@ struct OperatorTests: CLIHarness {
         let killedAt = try await counter(run)["count"] as? Int ?? 0
         try await eventually("progress after the resume") { (try await counter(run)["count"] as? Int ?? 0) > killedAt + 100 }
         _ = try await troupe("cancel", run)
-        await offThePool { second.waitUntilExit() }
+        await waitForExit(second)
         let state = try await counter(run)
         let count = try #require(state["count"] as? Int)
         #expect(count > killedAt + 100)
@@ -138,7 +139,7 @@ struct OperatorTests: CLIHarness {
         let run = try await liveRun()
         try await eventually("a few checkpoints") { (try await counter(run)["count"] as? Int ?? 0) > 100 }
         _ = try await troupe("cancel", run)
-        await offThePool { process.waitUntilExit() }
+        await waitForExit(process)
         let history = try await json("checkpoints", run, "counter") as? [[String: Any]] ?? []
         // From the middle of the counter's history: the source and the relay had moved on by other amounts, and
         // numbers were in flight between them.
@@ -157,7 +158,7 @@ struct OperatorTests: CLIHarness {
         try await eventually("the fork to count to the end") { (try await counter(forked)["count"] as? Int ?? 0) >= count }
         // A fork that lost numbers in flight never gets there: stop it rather than wait for it.
         if (try await counter(forked)["count"] as? Int ?? 0) < count { _ = try await troupe("cancel", forked) }
-        await offThePool { resumed.waitUntilExit() }
+        await waitForExit(resumed)
         #expect(resumed.terminationStatus == 0)
         let state = try await counter(forked)
         #expect(state["count"] as? Int == count)
@@ -210,7 +211,7 @@ struct OperatorTests: CLIHarness {
         locker.standardOutput = output
         try locker.run()
         _ = await offThePool { output.fileHandleForReading.availableData }
-        await offThePool { locker.waitUntilExit() }
+        await waitForExit(locker)
         let after = try await counter(run)["count"] as? Int ?? 0
         try await eventually("counting on after the lock") { (try await counter(run)["count"] as? Int ?? 0) > after + 100 }
         let state = try await counter(run)
@@ -219,7 +220,7 @@ struct OperatorTests: CLIHarness {
         #expect(!events.stdout.contains("crashed"), "a lock wait crashed an agent:\n\(events.stdout)")
         #expect(try await runs().first?["restarts"] as? Int == 0)
         _ = try await troupe("cancel", run)
-        await offThePool { process.waitUntilExit() }
+        await waitForExit(process)
     }
 
     @Test func numbersThatAreNoDurationAreUsageErrorsNotCrashes() async throws {
@@ -261,7 +262,7 @@ struct OperatorTests: CLIHarness {
         #expect((result["message"] as? String ?? "").contains("grace"), "\(result)")
         #expect(process.isRunning)
         _ = try await troupe("cancel", run)
-        await offThePool { process.waitUntilExit() }
+        await waitForExit(process)
     }
 
     @Test func aDetachedRunsLogIsPrivate() async throws {
@@ -316,7 +317,7 @@ struct OperatorTests: CLIHarness {
             process.arguments = arguments
             process.standardError = FileHandle.nullDevice
             try process.run()
-            await offThePool { process.waitUntilExit() }
+            await waitForExit(process)
             return process.terminationStatus
         }
         guard try await shell(["mount", "--bind", directory, mountPoint]) == 0 else {
@@ -371,7 +372,7 @@ struct OperatorTests: CLIHarness {
         #expect(!refusal.contains("troupe cancel \(run)`)"), "a frozen owner cannot apply troupe cancel: \(refusal)")
         kill(process.processIdentifier, SIGCONT)
         _ = try await troupe("cancel", run)
-        await offThePool { process.waitUntilExit() }
+        await waitForExit(process)
     }
 
     @Test func aDetachedRunThatFailsAtOnceReportsItsError() async throws {
@@ -391,7 +392,7 @@ struct OperatorTests: CLIHarness {
         #expect((status?["run"] as? [String: Any])?["blueprint"] as? String == "counting")
         #expect((status?["agents"] as? [Any])?.count == 3)
         _ = try await troupe("cancel", run)
-        await offThePool { process.waitUntilExit() }
+        await waitForExit(process)
         let events = try await Troupe.run(arguments: ["events", run, "--json", "--database", database])
         let lines = events.stdout.split(separator: "\n")
         #expect(!lines.isEmpty)
@@ -471,7 +472,7 @@ struct OperatorTests: CLIHarness {
         #expect(refused.stderr.contains("troupe cancel"), "\(refused.stderr)")
         #expect(try await runs().contains { $0["id"] as? String == live })
         _ = try await troupe("cancel", live)
-        await offThePool { process.waitUntilExit() }
+        await waitForExit(process)
         let check = try await troupe("db", "check")
         #expect(check.stdout.contains("integrity   ok"))
     }
@@ -488,7 +489,7 @@ struct OperatorTests: CLIHarness {
         let unpause = try await troupe("unpause", run)
         #expect(unpause.stdout.contains("resumed"), "\(unpause.stdout) \(unpause.stderr)")
         _ = try await troupe("cancel", run)
-        await offThePool { process.waitUntilExit() }
+        await waitForExit(process)
     }
 
     @Test func aPausedRunThatCrashesComesBackPausedAndPausingIsNoRestart() async throws {
@@ -499,7 +500,7 @@ struct OperatorTests: CLIHarness {
         #expect(try await troupe("unpause", run).stdout.contains("resumed 3 agents"))
         #expect(try await troupe("pause", run).stdout.contains("paused 3 agents"))
         kill(process.processIdentifier, SIGKILL)
-        await offThePool { process.waitUntilExit() }
+        await waitForExit(process)
         try await eventually("the run shown crashed") { !isDriven(try await runs().first) }
 
         let second = try start(["resume", run])
@@ -517,7 +518,7 @@ struct OperatorTests: CLIHarness {
         #expect(unpause.stdout.contains("resumed 3 agents"), "\(unpause.stdout) \(unpause.stderr)")
         #expect(try await runs().first?["status"] as? String == "running")
         _ = try await troupe("cancel", run)
-        await offThePool { second.waitUntilExit() }
+        await waitForExit(second)
     }
 
     @Test func pruneDeletesOldRunsByStatus() async throws {
@@ -536,7 +537,7 @@ struct OperatorTests: CLIHarness {
         let run = try await liveRun()
         try await eventually("many checkpoints") { (try await json("checkpoints", run, "counter") as? [Any])?.count ?? 0 > 20 }
         _ = try await troupe("cancel", run)
-        await offThePool { process.waitUntilExit() }
+        await waitForExit(process)
         let kept = (try await json("checkpoints", run, "counter") as? [Any])?.count ?? 0
         let dry = try await json("prune", "--keep", "2", "--dry-run") as? [String: Any]
         #expect((dry?["checkpoints"] as? Int ?? 0) >= kept - 2)
@@ -550,7 +551,7 @@ struct OperatorTests: CLIHarness {
         let process = try start(["run", "counting", "--param", "interval=10ms"])
         let run = try await liveRun()
         kill(process.processIdentifier, SIGINT)
-        await offThePool { process.waitUntilExit() }
+        await waitForExit(process)
         #expect(process.terminationStatus == 130)
         let summary = try await runs().first { $0["id"] as? String == run }
         #expect(summary?["status"] as? String == "stopped")
@@ -561,7 +562,7 @@ struct OperatorTests: CLIHarness {
         let process = try start(["run", "counting", "--param", "interval=10ms"])
         let run = try await liveRun()
         kill(process.processIdentifier, SIGTERM)
-        await offThePool { process.waitUntilExit() }
+        await waitForExit(process)
         #expect(process.terminationStatus == 0)
         let summary = try await runs().first { $0["id"] as? String == run }
         #expect(summary?["status"] as? String == "stopped")
@@ -608,14 +609,14 @@ struct OperatorTests: CLIHarness {
             return polls.contains("\"polls\":5") || polls.contains("\"polls\":6") || polls.contains("\"polls\":7")
         }
         kill(process.processIdentifier, SIGKILL)
-        await offThePool { process.waitUntilExit() }
+        await waitForExit(process)
         let killedAt = try await troupe("checkpoints", run, "monitor", "--show", "last").stdout
         let resumed = try start(["resume", run])
         try await eventually("the monitor polling on from where it was") {
             try await troupe("checkpoints", run, "monitor", "--show", "last").stdout != killedAt
         }
         _ = try await troupe("cancel", run)
-        await offThePool { resumed.waitUntilExit() }
+        await waitForExit(resumed)
         let events = try await troupe("events", run, "--agent", "monitor")
         // One start per process, and no poll counted twice: the epochs moved on, the poll count did too.
         #expect(events.stdout.components(separatedBy: "started").count - 1 == 2)

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TroupeTestSupport
 import Troupe
 import TroupeTestKit
 import TroupeSQLite
@@ -51,18 +52,18 @@ struct CrashTests {
             }
             try await Task.sleep(for: .milliseconds(Int.random(in: 30...400, using: &generator)))
             guard process.isRunning else {
-                await offThePool { process.waitUntilExit() }
+                await waitForExit(process)
                 #expect(process.terminationStatus == 0)
                 break
             }
             kill(process.processIdentifier, SIGKILL)
-            await offThePool { process.waitUntilExit() }
+            await waitForExit(process)
             kills += 1
         }
         // Resume until done, with no more kills.
         let (process, output) = try start(database, count: count)
         let printed = await offThePool { output.fileHandleForReading.readDataToEndOfFile() }
-        await offThePool { process.waitUntilExit() }
+        await waitForExit(process)
         #expect(process.terminationStatus == 0)
         #expect(String(decoding: printed, as: UTF8.self).contains("complete"))
         #expect(kills >= 3, "the pipeline finished before it could be killed a few times; raise the count")

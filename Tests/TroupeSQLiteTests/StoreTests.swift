@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TroupeTestSupport
 import Troupe
 import TroupeSQLite
 import TroupeTestKit
@@ -85,7 +86,7 @@ struct StoreTests {
                 sent += 1
             }
         } catch {}
-        let exits = await probe.wait(for: "hoarder", .exited)
+        let exits = try await probe.wait(for: "hoarder", .exited)
         guard case .exited(.failed(let failure)) = exits.last?.kind else {
             Issue.record("the hoarder did not fail: \(exits)")
             return
@@ -148,7 +149,7 @@ struct StoreTests {
                 let dead = Process()
                 dead.executableURL = URL(fileURLWithPath: "/bin/true")
                 try dead.run()
-                await offThePool { dead.waitUntilExit() }
+                await waitForExit(dead)
                 _ = try await intruder.write { connection in
                     try connection.statement("UPDATE runs SET owner_pid = ? WHERE id = 'run-two'")
                         .run(.integer(Int64(dead.processIdentifier)))
@@ -178,7 +179,7 @@ struct StoreTests {
             let run = try Run(blueprint, id: "run-q", configuration: .test(store))
             let probe = AgentProbe(run)
             try await withRunning(run) {
-                _ = await probe.wait(for: "adder", .exited)
+                _ = try await probe.wait(for: "adder", .exited)
                 try await Task.sleep(for: .milliseconds(50))
             }
             let quarantine = probe.events(of: "adder").compactMap { event -> String? in

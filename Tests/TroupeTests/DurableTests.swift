@@ -41,7 +41,7 @@ struct DurableTests {
         let run = try Run(blueprint, id: "run-d1", configuration: .test())
         try await withRunning(run) {
             for n in 1...4 { try await run.send(Forwarder.Message.forward(n), to: "forwarder") }
-            _ = await seen.wait(forCount: 4)
+            _ = try await seen.wait(forCount: 4)
             let total = try await run.call("counter", timeout: .seconds(30)) { Counter.Message.total($0) }
             #expect(total == 10)
         }
@@ -57,7 +57,7 @@ struct DurableTests {
         }
         let run = try Run(blueprint, id: "run-d2", configuration: .test())
         try await withRunning(run) {
-            _ = await seen.wait(forCount: 3)
+            _ = try await seen.wait(forCount: 3)
         }
         #expect(seen.values == [1, 2, 3])
     }

@@ -10,11 +10,11 @@ struct DynamicChildrenTests {
         let probe = AgentProbe(run)
         try await withRunning(run) {
             let supervisor = run.supervisor
-            await probe.wait(for: "idle", .started)
+            try await probe.wait(for: "idle", .started)
             try await supervisor.startChild(Child("echo", Echo(seen: seen)))
             #expect(await supervisor.count() == ChildCount(specs: 2, active: 2, supervisors: 0, workers: 2))
             try await run.send(Echo.Message.note("one"), to: "echo")
-            await seen.wait(forCount: 1)
+            try await seen.wait(forCount: 1)
 
             try await supervisor.terminateChild("echo")
             var echo = await supervisor.children().first { $0.name == "echo" }
@@ -24,16 +24,16 @@ struct DynamicChildrenTests {
             #expect(stopped?.code == .addressStopped)
 
             try await supervisor.restartChild("echo")
-            await probe.wait(for: "echo", .started, count: 2)
+            try await probe.wait(for: "echo", .started, count: 2)
             echo = await supervisor.children().first { $0.name == "echo" }
             #expect(echo?.status == .running)
             #expect(echo?.incarnation == 2)
             // Starting a terminated child is no restart (OTP's restart_child); restarting a running one is.
             #expect(echo?.restarts == 0)
             try await run.send(Echo.Message.note("two"), to: "echo")
-            await seen.wait(forCount: 2)
+            try await seen.wait(forCount: 2)
             try await supervisor.restartChild("echo")
-            await probe.wait(for: "echo", .started, count: 3)
+            try await probe.wait(for: "echo", .started, count: 3)
             #expect(await supervisor.children().first { $0.name == "echo" }?.restarts == 1)
 
             let running = await #expect(throws: TroupeError.self) { try await supervisor.deleteChild("echo") }
@@ -63,7 +63,7 @@ struct DynamicChildrenTests {
         #expect(before.first?.children.first?.mailboxDepth == 5)
         #expect(before.first?.typeName == "Supervisor")
         #expect(before.first?.children.first?.typeName == "Echo")
-        try await withRunning(run) { await seen.wait(forCount: 5) }
+        try await withRunning(run) { try await seen.wait(forCount: 5) }
         #expect(seen.values == (0..<5).map { "\($0)" })
     }
 

@@ -85,10 +85,10 @@ struct MessagingTests {
         let run = try Run(blueprint, configuration: .test())
         let probe = AgentProbe(run)
         let delivered = try await withRunning(run) {
-            for name in ["w1", "w2", "w3"] { await probe.wait(for: name, .started) }
+            for name in ["w1", "w2", "w3"] { try await probe.wait(for: name, .started) }
             var delivered: [Int] = []
             for price in 1...4 { delivered.append(try await run.publish(Quote(symbol: "ACME", price: price), to: .quotes)) }
-            await seen.wait(forCount: 12)
+            try await seen.wait(forCount: 12)
             return delivered
         }
         #expect(delivered == [3, 3, 3, 3])
@@ -112,9 +112,9 @@ struct MessagingTests {
         let run = try Run(Blueprint("pools") { Pool("echo", count: 4) { _ in Echo(seen: seen) } }, configuration: .test())
         let probe = AgentProbe(run)
         try await withRunning(run) {
-            for member in 0..<4 { await probe.wait(for: "echo-\(member)", .started) }
+            for member in 0..<4 { try await probe.wait(for: "echo-\(member)", .started) }
             for n in 0..<8 { try await run.send(Echo.Message.note("\(n)"), to: "echo") }
-            await seen.wait(forCount: 8)
+            try await seen.wait(forCount: 8)
         }
         #expect(Set(seen.values) == Set((0..<8).map { "\($0)" }))
         let count = await run.supervisor.supervisor(named: "echo")?.count()
@@ -130,7 +130,7 @@ struct MessagingTests {
         #expect(try run.trySend(Echo.Message.note("1"), to: "echo"))
         #expect(try run.trySend(Echo.Message.note("2"), to: "echo"))
         #expect(try !run.trySend(Echo.Message.note("3"), to: "echo"))
-        try await withRunning(run) { await seen.wait(forCount: 2) }
+        try await withRunning(run) { try await seen.wait(forCount: 2) }
         #expect(seen.values == ["1", "2"])
     }
 }

@@ -67,10 +67,10 @@ struct OTPSemanticsTests {
         let run = try Run(blueprint, configuration: .test())
         let probe = AgentProbe(run)
         try await withRunning(run) {
-            await probe.wait(for: "b", .started)
+            try await probe.wait(for: "b", .started)
             try await run.send(Tracked.Message.crash, to: "a")
             // The supervisor is now stopping b, which holds on until the gate opens.
-            await probe.wait(for: "a", .failed)
+            try await probe.wait(for: "a", .failed)
             let finished = Atomic<Bool>(false)
             let supervisor = run.supervisor
             let call = Task {
@@ -81,7 +81,7 @@ struct OTPSemanticsTests {
             gate.release()
             gate.release()  // and for the restarted b's stop at shutdown
             let outcome = await call.result
-            await probe.wait(for: "b", .started, count: 2)
+            try await probe.wait(for: "b", .started, count: 2)
             try await check(run, probe, outcome)
         }
     }
@@ -116,7 +116,7 @@ struct OTPSemanticsTests {
         let run = try Run(Blueprint("r") { Child("a", Tracked(name: "a", log: log)) }, configuration: .test())
         let probe = AgentProbe(run)
         try await withRunning(run) {
-            await probe.wait(for: "a", .started)
+            try await probe.wait(for: "a", .started)
             let supervisor = run.supervisor
             let first = Task { try await supervisor.restartChild("a") }
             let second = Task { try await supervisor.restartChild("a") }
@@ -134,7 +134,7 @@ struct OTPSemanticsTests {
         let run = try Run(Blueprint("t") { Child("idle", Idler()) }, configuration: .test())
         let probe = AgentProbe(run)
         try await withRunning(run) {
-            await probe.wait(for: "idle", .started)
+            try await probe.wait(for: "idle", .started)
             try await run.supervisor.startChild(Child("temp", Tracked(name: "temp", log: log), restart: .temporary))
             try await run.supervisor.terminateChild("temp")
             #expect(await run.supervisor.children().map(\.name) == ["idle"])
@@ -154,9 +154,9 @@ struct OTPSemanticsTests {
         let run = try Run(blueprint, configuration: .test())
         let probe = AgentProbe(run)
         try await withRunning(run) {
-            await probe.wait(for: "c", .started)
+            try await probe.wait(for: "c", .started)
             try await run.send(Tracked.Message.crash, to: "a")
-            await probe.wait(for: "c", .started, count: 2)
+            try await probe.wait(for: "c", .started, count: 2)
             #expect(await run.supervisor.children().map(\.name) == ["a", "c"])
             #expect(log.count("setUp temp") == 1)
         }
@@ -174,15 +174,15 @@ struct OTPSemanticsTests {
         let run = try Run(blueprint, configuration: .test(clock: clock))
         let probe = AgentProbe(run)
         try await withRunning(run) {
-            await probe.wait(for: "c", .started)
+            try await probe.wait(for: "c", .started)
             try await run.send(Tracked.Message.crash, to: "a")
             try await run.send(Tracked.Message.crash, to: "b")
-            await probe.wait(for: "b", .restarting)
-            await probe.wait(for: "a", .restarting)
+            try await probe.wait(for: "b", .restarting)
+            try await probe.wait(for: "a", .restarting)
             #expect(await run.supervisor.count() == ChildCount(specs: 3, active: 1, supervisors: 0, workers: 3))
             clock.advance(by: .seconds(5))
-            await probe.wait(for: "b", .started, count: 2)
-            await probe.wait(for: "a", .started, count: 2)
+            try await probe.wait(for: "b", .started, count: 2)
+            try await probe.wait(for: "a", .started, count: 2)
             #expect(await run.supervisor.count().active == 3)
         }
     }
@@ -197,10 +197,10 @@ struct OTPSemanticsTests {
         let run = try Run(blueprint, configuration: .test())
         let probe = AgentProbe(run)
         try await withRunning(run) {
-            await probe.wait(for: "c", .started)
+            try await probe.wait(for: "c", .started)
             for round in 1...10 {
                 try await run.send(Tracked.Message.crash, to: "c")
-                await probe.wait(for: "c", .started, count: round + 1)
+                try await probe.wait(for: "c", .started, count: round + 1)
             }
         }
         let starts = log.values.filter { $0.hasPrefix("setUp") }.map { String($0.dropFirst(6)) }
@@ -216,7 +216,7 @@ struct OTPSemanticsTests {
         let run = try Run(blueprint, configuration: .test())
         let probe = AgentProbe(run)
         try await withRunning(run) {
-            await probe.wait(for: "deaf", .started)
+            try await probe.wait(for: "deaf", .started)
             try await run.supervisor.terminateChild("deaf")
             try await run.supervisor.terminateChild("polite")
         }
@@ -254,7 +254,7 @@ struct QuarantineTests {
         let second = try Run(Blueprint("q", durability: .checkpointed) { Child("adder", Adder2(), options: .init(mailboxCapacity: 1)) }, id: "run-q", configuration: .test(store: store))
         let probe = AgentProbe(second)
         try await withRunning(second) {
-            await probe.wait(for: "adder", .quarantined)
+            try await probe.wait(for: "adder", .quarantined)
             // More sends than the mailbox holds: none may block.
             for _ in 0..<3 {
                 let error = await #expect(throws: TroupeError.self) { try await second.send(Adder1.Message.add(1), to: "adder") }
@@ -314,7 +314,7 @@ struct FinishTests {
         try await withRunning(run) {
             try await run.send(Finisher.Message.note("a"), to: "f")
             try await run.send(Finisher.Message.done, to: "f")
-            await probe.wait(for: "f", .exited)
+            try await probe.wait(for: "f", .exited)
             #expect(probe.events(of: "f").contains { if case .exited(.normal) = $0.kind { true } else { false } })
             // The exit event comes from the agent; the supervisor acts on it a moment later.
             let deadline = ContinuousClock.now + .seconds(10)
@@ -335,8 +335,8 @@ struct FinishTests {
         try await withRunning(run) {
             try await run.send(Finisher.Message.done, to: "f")
             try await run.send(Finisher.Message.note("after"), to: "f")
-            await seen.wait(forCount: 1)
-            await probe.wait(for: "f", .started, count: 2)
+            try await seen.wait(forCount: 1)
+            try await probe.wait(for: "f", .started, count: 2)
         }
         #expect(seen.values == ["after"])
     }

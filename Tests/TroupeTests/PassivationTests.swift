@@ -19,7 +19,7 @@ struct PassivationTests {
         let total = try await withRunning(run) {
             await waitUntilPassivated(run, "counter")
             try await run.send(Counter.Message.add(5), to: "counter")
-            await seen.wait(forCount: 1)
+            try await seen.wait(forCount: 1)
             await waitUntilPassivated(run, "counter")  // busy for a moment, then idle again after a long wait
             try await run.send(Counter.Message.add(7), to: "counter")
             return try await run.call("counter", timeout: .seconds(30)) { Counter.Message.total($0) }
@@ -37,7 +37,7 @@ struct PassivationTests {
         let probe = AgentProbe(run)
         try await withRunning(run) {
             try await run.send(Counter.Message.add(3), to: "counter")
-            await seen.wait(forCount: 1)
+            try await seen.wait(forCount: 1)
             await waitUntilPassivated(run, "counter")
         }
         #expect(probe.events(of: "counter").contains { if case .exited(.stopped) = $0.kind { true } else { false } })
@@ -63,7 +63,7 @@ struct PassivationTests {
         let probe = AgentProbe(run)
         let total = try await withRunning(run) {
             try await run.send(Counter.Message.add(4), to: "counter")
-            await seen.wait(forCount: 1)
+            try await seen.wait(forCount: 1)
             await waitUntilPassivated(run, "counter")
             try await run.supervisor.terminateChild("counter")
             #expect(await run.supervisor.children().first?.status == .stopped)

@@ -26,7 +26,7 @@ struct ShutdownTests {
         }, configuration: .test())
         let probe = AgentProbe(run)
         try await withRunning(run) {
-            await probe.wait(for: "third", .started)
+            try await probe.wait(for: "third", .started)
         }
         let stopped = probe.events.compactMap { event -> String? in
             if case .stopped = event.kind { event.name } else { nil }
@@ -44,7 +44,7 @@ struct ShutdownTests {
             for tick in 1...3 {
                 await clock.waitForSleepers(1)
                 clock.advance(by: .seconds(1))
-                await ticks.wait(forCount: tick)
+                try await ticks.wait(forCount: tick)
             }
             await clock.waitForSleepers(1)
         }
@@ -81,8 +81,8 @@ struct ShutdownTests {
         }, configuration: .test(clock: clock))
         let probe = AgentProbe(run)
         let task = Task { try await run.run() }
-        await probe.wait(for: "deaf", .started)
-        await probe.wait(for: "polite", .started)
+        try await probe.wait(for: "deaf", .started)
+        try await probe.wait(for: "polite", .started)
         run.shutdown()
         await clock.waitForSleepers(1)  // graceful deadline
         clock.advance(by: .seconds(1))
@@ -103,7 +103,7 @@ struct ShutdownTests {
         let run = try Run(Blueprint("cancel") { Child("a", Idler()); Child("b", Idler()) }, configuration: .test())
         let probe = AgentProbe(run)
         let task = Task { try await run.run() }
-        await probe.wait(for: "b", .started)
+        try await probe.wait(for: "b", .started)
         task.cancel()
         try await task.value
         #expect(probe.events(of: "a").contains { if case .exited(.cancelled) = $0.kind { true } else { false } })
@@ -128,8 +128,8 @@ struct ServiceLifecycleTests {
         )
         let task = Task { try await group.run() }
         try await run.send(Counter.Message.add(9), to: "counter")
-        await seen.wait(forCount: 1)
-        await probe.wait(for: "idle", .started)
+        try await seen.wait(forCount: 1)
+        try await probe.wait(for: "idle", .started)
         await group.triggerGracefulShutdown()
         try await task.value
         for name in ["counter", "idle"] {
@@ -151,7 +151,7 @@ struct EventStreamTests {
             return names
         }
         let probe = AgentProbe(run)
-        try await withRunning(run) { await probe.wait(for: "idle", .started) }
+        try await withRunning(run) { try await probe.wait(for: "idle", .started) }
         let names = await reader.value  // returns only because the sequence finished
         #expect(names.first == "events started")
         #expect(names.contains("idle stopped"))

@@ -12,7 +12,7 @@ struct SupervisionTests {
             for n in 1...5 { try await run.send(Counter.Message.add(n), to: "counter") }
             try await run.send(Counter.Message.add(-1), to: "counter")  // poison: crashes the agent
             try await run.send(Counter.Message.add(100), to: "counter")
-            await seen.wait(forCount: 6)
+            try await seen.wait(forCount: 6)
             return try await run.call("counter", timeout: .seconds(30)) { Counter.Message.total($0) }
         }
         #expect(total == 115)
@@ -30,8 +30,8 @@ struct SupervisionTests {
             try await run.send(Echo.Message.note("before"), to: "echo")
             try await run.send(Echo.Message.crash, to: "echo")
             try await run.send(Echo.Message.note("after"), to: "echo")
-            await seen.wait(forCount: 2)
-            await probe.wait(for: "echo", .deadLettered)
+            try await seen.wait(forCount: 2)
+            try await probe.wait(for: "echo", .deadLettered)
         }
         #expect(seen.values == ["before", "after"])
         #expect(store.deadLetters.count == 1)
@@ -51,8 +51,8 @@ struct SupervisionTests {
             try await echo.send(contentsOf: (0..<50).map { .note("\($0)") })
             try await echo.send(.crashOnce)
             try await echo.send(contentsOf: (50..<100).map { .note("\($0)") })
-            await seen.wait(forCount: 101)
-            await probe.wait(for: "echo", .started, count: 2)
+            try await seen.wait(forCount: 101)
+            try await probe.wait(for: "echo", .started, count: 2)
         }
         #expect(seen.values == (0..<50).map { "\($0)" } + ["survived"] + (50..<100).map { "\($0)" })
     }
@@ -66,7 +66,7 @@ struct SupervisionTests {
         let run = try Run(blueprint, id: "run-1", configuration: .test(store: store))
         let total = try await withRunning(run) {
             for n in [10, 20, -1, 30] { try await run.send(Counter.Message.add(n), to: "counter") }
-            await seen.wait(forCount: 3)
+            try await seen.wait(forCount: 3)
             return try await run.call("counter", timeout: .seconds(30)) { Counter.Message.total($0) }
         }
         #expect(total == 60)
@@ -83,7 +83,7 @@ struct SupervisionTests {
         let run = try Run(blueprint, configuration: .test())
         let total = try await withRunning(run) {
             for n in [10, 20, -1, 5] { try await run.send(Counter.Message.add(n), to: "counter") }
-            await seen.wait(forCount: 3)
+            try await seen.wait(forCount: 3)
             return try await run.call("counter", timeout: .seconds(30)) { Counter.Message.total($0) }
         }
         #expect(total == 5)
@@ -100,9 +100,9 @@ struct SupervisionTests {
         let run = try Run(blueprint, configuration: .test())
         let probe = AgentProbe(run)
         let children = try await withRunning(run) {
-            for name in ["a", "b", "c"] { await probe.wait(for: name, .started) }
+            for name in ["a", "b", "c"] { try await probe.wait(for: name, .started) }
             try await run.send(Echo.Message.crashOnce, to: "b")
-            await seen.wait(forCount: 1)
+            try await seen.wait(forCount: 1)
             return await run.supervisor.children()
         }
         let incarnations = Dictionary(uniqueKeysWithValues: children.map { ($0.name, $0.incarnation) })
@@ -125,8 +125,8 @@ struct SupervisionTests {
         let run = try Run(blueprint, configuration: .test())
         let probe = AgentProbe(run)
         let children = try await withRunning(run) {
-            await probe.wait(for: "permanent", .started, count: 3)
-            await probe.wait(for: "failing-transient", .started, count: 3)
+            try await probe.wait(for: "permanent", .started, count: 3)
+            try await probe.wait(for: "failing-transient", .started, count: 3)
             return await run.supervisor.children()
         }
         let byName = Dictionary(uniqueKeysWithValues: children.map { ($0.name, $0) })
@@ -167,7 +167,7 @@ struct SupervisionTests {
         let probe = AgentProbe(run)
         try await withRunning(run) {
             try await run.send(Echo.Message.crashOnce, to: "echo")
-            let restarting = await probe.wait(for: "echo", .restarting)
+            let restarting = try await probe.wait(for: "echo", .restarting)
             guard case .restarting(let delay, 1) = restarting.first?.kind else {
                 Issue.record("expected a first restart")
                 return
@@ -177,7 +177,7 @@ struct SupervisionTests {
             #expect(await run.supervisor.children().first?.status == .restarting)
             #expect(seen.values.isEmpty)
             clock.advance(by: .seconds(2))
-            await seen.wait(forCount: 1)
+            try await seen.wait(forCount: 1)
         }
         #expect(seen.values == ["survived"])
     }

@@ -86,7 +86,7 @@ struct UnitOfWorkTests {
             try await run.send(AddressForwarder.Message.forward(5), to: "forwarder")
             try await run.send(AddressForwarder.Message.forward(7), to: "forwarder")
             // 7 is handled after 5's second attempt: once it arrives, everything 5 caused has too.
-            _ = await seen.wait(until: { $0.contains(7) })
+            _ = try await seen.wait(until: { $0.contains(7) })
         }
         // The first attempt at 5 sent before it crashed: that send never happened.
         #expect(seen.values == [5, 7])
@@ -114,7 +114,7 @@ struct UnitOfWorkTests {
         let done = Recorder<Int>()
         store.failures.store(1, ordering: .relaxed)
         let run = try Run(Blueprint("gap", durability: .checkpointed) { Child("p", Persistent(done: done)) }, id: "run-gap", configuration: .test(store: store))
-        try await withRunning(run) { _ = await done.wait(forCount: 1) }
+        try await withRunning(run) { _ = try await done.wait(forCount: 1) }
         let sequences = store.inner.checkpoints(of: AgentID(run: "run-gap", name: "p")).map(\.sequence)
         #expect(sequences.first == 1, "checkpoints \(sequences): the failed commit used up a sequence number")
     }

@@ -1,0 +1,22 @@
+public import Foundation
+public import Testing
+import TroupeTestKit
+
+/// Waits off the cooperative pool for `process` to exit, for at most `limit`. A process still running then is
+/// killed with `SIGKILL` and the test records an issue naming it: a process that never ends fails its test instead
+/// of hanging the suite.
+public func waitForExit(
+    _ process: Process,
+    within limit: Duration = .seconds(90),
+    sourceLocation: SourceLocation = #_sourceLocation
+) async {
+    let watchdog = Task {
+        try await Task.sleep(for: limit)
+        guard process.isRunning else { return }
+        let arguments = (process.arguments ?? []).joined(separator: " ")
+        Issue.record("process \(process.processIdentifier) (\(arguments)) was still running after \(limit); killed it", sourceLocation: sourceLocation)
+        kill(process.processIdentifier, SIGKILL)
+    }
+    await offThePool { process.waitUntilExit() }
+    watchdog.cancel()
+}
