@@ -10,13 +10,19 @@ public func waitForExit(
     within limit: Duration = .seconds(90),
     sourceLocation: SourceLocation = #_sourceLocation
 ) async {
-    let watchdog = Task {
+    let watchdog = watch(process, for: limit, sourceLocation: sourceLocation)
+    await offThePool { process.waitUntilExit() }
+    watchdog.cancel()
+}
+
+/// Kills `process` with `SIGKILL`, recording an issue, if it still runs after `limit`; cancel the task once it has
+/// ended. Start it before reading a process's output to its end, which would otherwise wait as long as it runs.
+public func watch(_ process: Process, for limit: Duration, sourceLocation: SourceLocation = #_sourceLocation) -> Task<Void, any Error> {
+    Task {
         try await Task.sleep(for: limit)
         guard process.isRunning else { return }
         let arguments = (process.arguments ?? []).joined(separator: " ")
         Issue.record("process \(process.processIdentifier) (\(arguments)) was still running after \(limit); killed it", sourceLocation: sourceLocation)
         kill(process.processIdentifier, SIGKILL)
     }
-    await offThePool { process.waitUntilExit() }
-    watchdog.cancel()
 }

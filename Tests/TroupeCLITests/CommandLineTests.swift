@@ -30,6 +30,8 @@ struct Troupe {
         process.standardOutput = out
         process.standardError = err
         try process.run()
+        let watchdog = watch(process, for: .seconds(90))
+        defer { watchdog.cancel() }
         async let stdout = offThePool { out.fileHandleForReading.readDataToEndOfFile() }
         let stderr = await offThePool { err.fileHandleForReading.readDataToEndOfFile() }
         let stdoutData = await stdout
