@@ -74,12 +74,6 @@ extension CLIHarness {
     }
 }
 
-func temporaryDatabase() throws -> String {
-    let directory = NSTemporaryDirectory() + "troupe-cli-" + UUID().uuidString
-    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-    return directory + "/troupe.db"
-}
-
 @Suite(.timeLimit(.minutes(1)))
 struct CommandLineTests {
     @Test func helpListsTheVerbsAndTheExitCodes() async throws {
@@ -120,7 +114,9 @@ struct CommandLineTests {
     }
 
     @Test func theDemoRestartsTheCrashedAgentAndCountsEveryItemOnce() async throws {
-        let database = try temporaryDatabase()
+        let scratch = try ScratchDirectory("troupe-cli-")
+        defer { withExtendedLifetime(scratch) {} }
+        let database = scratch.file("troupe.db")
         let result = try await Troupe.run("demo", "--json", "--database", database)
         #expect(result.status == 0, "\(result.stderr)")
         let lines = result.stdout.split(separator: "\n").map(String.init)
@@ -144,7 +140,9 @@ struct CommandLineTests {
     }
 
     @Test func theDemoPrintsReadableLinesOnATerminal() async throws {
-        let database = try temporaryDatabase()
+        let scratch = try ScratchDirectory("troupe-cli-")
+        defer { withExtendedLifetime(scratch) {} }
+        let database = scratch.file("troupe.db")
         let result = try await Troupe.run("demo", "--database", database)
         #expect(result.status == 0)
         #expect(result.stdout.contains("database \(database)"))
@@ -154,7 +152,9 @@ struct CommandLineTests {
     }
 
     @Test func aFileThatIsNotADatabaseIsRefusedWithExitCode65() async throws {
-        let database = try temporaryDatabase()
+        let scratch = try ScratchDirectory("troupe-cli-")
+        defer { withExtendedLifetime(scratch) {} }
+        let database = scratch.file("troupe.db")
         let notes = Data("my shopping list\n".utf8)
         _ = FileManager.default.createFile(atPath: database, contents: notes)
         let result = try await Troupe.run("demo", "--database", database)

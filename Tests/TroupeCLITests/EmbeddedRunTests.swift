@@ -26,9 +26,11 @@ struct Tally: Agent {
 /// Operators steer a run embedded in any process, not only one started by `troupe run`.
 @Suite(.timeLimit(.minutes(2)))
 struct EmbeddedRunTests: CLIHarness {
-    let database: String
+    /// The suite instance's own directory, removed with the instance when its test ends.
+    let scratch: ScratchDirectory
+    var database: String { scratch.file("troupe.db") }
 
-    init() throws { database = try temporaryDatabase() }
+    init() throws { scratch = try ScratchDirectory("troupe-cli-") }
 
     /// The incarnation `troupe tree` shows for `agent`.
     func incarnation(_ run: String, _ agent: String) async throws -> Int {

@@ -9,9 +9,11 @@ import TroupeTestKit
 /// crashes, every exit code is a documented one, and the database is left exactly as it was.
 @Suite(.timeLimit(.minutes(3)))
 struct FuzzTests: CLIHarness {
-    let database: String
+    /// The suite instance's own directory, removed with the instance when its test ends.
+    let scratch: ScratchDirectory
+    var database: String { scratch.file("troupe.db") }
 
-    init() throws { database = try temporaryDatabase() }
+    init() throws { scratch = try ScratchDirectory("troupe-cli-") }
 
     /// Command lines with one slot (`§`) for a bad value; a run `run-a` (agent `counter`, one checkpoint, one dead
     /// letter) exists.

@@ -8,9 +8,11 @@ import TroupeTestKit
 /// Drives the built `troupe` binary as operators do: one process runs, others steer it through the database.
 @Suite(.timeLimit(.minutes(2)))
 struct OperatorTests: CLIHarness {
-    let database: String
+    /// The suite instance's own directory, removed with the instance when its test ends.
+    let scratch: ScratchDirectory
+    var database: String { scratch.file("troupe.db") }
 
-    init() throws { database = try temporaryDatabase() }
+    init() throws { scratch = try ScratchDirectory("troupe-cli-") }
 
     /// Starts `troupe run …` in the foreground of a child process.
     func start(_ arguments: [String]) throws -> Process {
@@ -332,7 +334,7 @@ struct OperatorTests: CLIHarness {
             #expect(result.status == 0, "\(verb): \(result.stderr)")
         }
         #expect(try await Troupe.run(arguments: ["ps", "--database", readOnly]).stdout.contains("run-a"))
-        _ = try await shell(["umount", mountPoint])
+        if try await shell(["umount", mountPoint]) == 0 { try? FileManager.default.removeItem(atPath: mountPoint) }
     }
 
     @Test func parametersOutsideTheirDeclaredRangeAreRefusedBeforeAnythingStarts() async throws {

@@ -26,3 +26,21 @@ public func watch(_ process: Process, for limit: Duration, sourceLocation: Sourc
         kill(process.processIdentifier, SIGKILL)
     }
 }
+
+/// A fresh directory under the system's temporary directory, removed with everything in it when the last
+/// reference goes (hold it in the suite, or keep it alive to the end of the test with `withExtendedLifetime`).
+public final class ScratchDirectory: Sendable {
+    /// The directory's path.
+    public let path: String
+
+    /// Creates the directory, named `prefix` followed by a UUID.
+    public init(_ prefix: String) throws {
+        path = NSTemporaryDirectory() + prefix + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    }
+
+    /// The path of `name` inside the directory.
+    public func file(_ name: String) -> String { path + "/" + name }
+
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+}
