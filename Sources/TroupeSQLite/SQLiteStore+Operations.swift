@@ -306,14 +306,13 @@ extension SQLiteStore: OperatorStore {
 
     // MARK: Fork, prune, check
 
-    /// Creates a new run of the same blueprint and parameters whose agents start from their checkpoints as of
-    /// checkpoint `sequence` of `agent` (that one exactly; the others, their latest at or before its time).
-    /// The original run is untouched; the fork is created stopped, for `troupe resume` to start.
+    /// Creates a new run of the same blueprint and parameters at the cut right after the transaction that wrote
+    /// checkpoint `sequence` of `agent`: each agent's latest checkpoint written by a transaction at or before it,
+    /// and the durable messages in flight then (sent by then, not consumed by then), which the fork's agents adopt
+    /// when it is resumed. The original run is untouched; the fork is created stopped, for `troupe resume` to start.
     ///
-    /// - Throws: ``TroupeError/Code/unknownRun`` or ``TroupeError/Code/unknownChild`` (no such checkpoint).
-    /// Forks at the cut right after the transaction that wrote checkpoint `sequence` of `agent`: each agent's latest
-    /// checkpoint written by a transaction at or before it, and the durable messages in flight then (sent by then,
-    /// not consumed by then), which the fork's agents adopt when it is resumed.
+    /// - Throws: ``TroupeError/Code/unknownRun``, or ``TroupeError/Code/unknownChild`` (no such checkpoint, one
+    ///   written before commits were numbered, or an agent's checkpoint from then was pruned).
     public func fork(_ agent: AgentID, sequence: UInt64, as newRun: RunID) async throws {
         let path = self.path
         // A transaction of its own: a refusal found after the copy rolls the whole fork back.
@@ -419,16 +418,8 @@ extension SQLiteStore: OperatorStore {
             }
             if !dryRun {
                 try connection.statement("DELETE \(doomed)").run(.integer(Int64(keep)))
-                // Consumed messages no fork can need any more: consumed before their recipient's oldest kept
-                // checkpoint, once that is past #1.
-                try connection.statement(
-                    """
-                    DELETE FROM messages WHERE id IN (SELECT m.id FROM agents a
-                    JOIN messages m ON m.run_id = a.run_id AND m.recipient = a.name AND m.consumed_txn IS NOT NULL
-                    WHERE (SELECT min(seq) FROM checkpoints c WHERE c.agent_id = a.id) > 1
-                    AND m.consumed_txn < (SELECT min(txn) FROM checkpoints c WHERE c.agent_id = a.id))
-                    """
-                ).execute()
+                // Consumed messages no fork can need any more, in every run.
+                try connection.statement(WriterSession.sweepConsumedSQL).run(.null)
             }
             return PruneReport(checkpoints: checkpoints, events: events)
         }

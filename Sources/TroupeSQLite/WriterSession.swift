@@ -64,7 +64,8 @@ final class WriterSession: @unchecked Sendable {
     private static let updateStatusSQL =
         "UPDATE agents SET status = ?, last_error = coalesce(?, last_error), updated_at = ? WHERE run_id = ? AND name = ?"
     private lazy var updateStatus = try? connection.statement(Self.updateStatusSQL)
-    private lazy var recordSequence = try? connection.statement("UPDATE agents SET last_seq = ? WHERE id = ?")
+    private static let recordSequenceSQL = "UPDATE agents SET last_seq = ? WHERE id = ?"
+    private lazy var recordSequence = try? connection.statement(Self.recordSequenceSQL)
     private lazy var pruneCheckpoints = try? connection.statement("DELETE FROM checkpoints WHERE agent_id = ? AND seq <= ?")
     private static let consumeMessageSQL = "UPDATE messages SET consumed_txn = ? WHERE id = ? AND consumed_txn IS NULL"
     private lazy var consumeMessage = try? connection.statement(Self.consumeMessageSQL)
@@ -600,7 +601,7 @@ final class WriterSession: @unchecked Sendable {
                 try insert.bind(checkpoint.state, at: 6)
                 try insert.bind(try currentTransaction(commit.run), at: 7)
                 try insert.execute()
-                let record = try prepared(recordSequence, "UPDATE agents SET last_seq = ? WHERE id = ?")
+                let record = try prepared(recordSequence, Self.recordSequenceSQL)
                 try record.bind(sequence, at: 1)
                 try record.bind(row.row, at: 2)
                 try record.execute()
@@ -652,18 +653,19 @@ final class WriterSession: @unchecked Sendable {
         return ids
     }
 
-    /// Deletes the consumed messages of `run` that no fork can need (consumed before their recipient's oldest kept
-    /// checkpoint, once that is past #1): what earlier processes marked. One scan, when the run is attached.
+    /// Deletes the consumed messages that no fork can need (consumed before their recipient's oldest kept
+    /// checkpoint, once that is past #1): of run `?1`, or of every run when it is NULL. One scan: run when a run is
+    /// attached (for what earlier processes marked) and by `troupe prune`.
+    static let sweepConsumedSQL = """
+        DELETE FROM messages WHERE consumed_txn IS NOT NULL AND (?1 IS NULL OR run_id = ?1)
+        AND (SELECT min(c.seq) FROM agents a JOIN checkpoints c ON c.agent_id = a.id
+            WHERE a.run_id = messages.run_id AND a.name = messages.recipient) > 1
+        AND consumed_txn < (SELECT c.txn FROM agents a JOIN checkpoints c ON c.agent_id = a.id
+            WHERE a.run_id = messages.run_id AND a.name = messages.recipient ORDER BY c.seq LIMIT 1)
+        """
+
     private func sweepConsumed(of run: RunID) throws {
-        try connection.statement(
-            """
-            DELETE FROM messages WHERE run_id = ?1 AND consumed_txn IS NOT NULL
-            AND (SELECT min(c.seq) FROM agents a JOIN checkpoints c ON c.agent_id = a.id
-                WHERE a.run_id = ?1 AND a.name = messages.recipient) > 1
-            AND consumed_txn < (SELECT c.txn FROM agents a JOIN checkpoints c ON c.agent_id = a.id
-                WHERE a.run_id = ?1 AND a.name = messages.recipient ORDER BY c.seq LIMIT 1)
-            """
-        ).run(.text(run.rawValue))
+        try connection.statement(Self.sweepConsumedSQL).run(.text(run.rawValue))
     }
 
     /// Deletes the messages this process marked consumed by `agent` before its oldest kept checkpoint.

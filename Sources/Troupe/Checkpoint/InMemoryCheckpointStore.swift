@@ -77,6 +77,15 @@ public final class InMemoryCheckpointStore: OperatorStore {
             clock += 1
             return clock
         }
+
+        /// Marks the pending messages of `run` that `matches` selects as consumed by commit `commit`.
+        mutating func consume(in run: RunID, at commit: UInt64, where matches: (StoredMessage) -> Bool) {
+            guard var rows = messages[run] else { return }
+            for index in rows.indices where rows[index].isPending && matches(rows[index].message) {
+                rows[index].consumed = commit
+            }
+            messages[run] = rows
+        }
     }
 
     private let state = Mutex(State())
@@ -121,11 +130,7 @@ public final class InMemoryCheckpointStore: OperatorStore {
             if known, !run.agents.isEmpty {
                 let names = Set(run.agents)
                 let orphans = (state.messages[run.id] ?? []).filter { $0.isPending && !names.contains($0.message.recipient) }
-                let now = state.tick()
-                for index in state.messages[run.id]?.indices ?? 0..<0
-                where state.messages[run.id]![index].isPending && !names.contains(state.messages[run.id]![index].message.recipient) {
-                    state.messages[run.id]![index].consumed = now
-                }
+                state.consume(in: run.id, at: state.tick()) { !names.contains($0.recipient) }
                 for row in orphans {
                     state.nextDeadLetter += 1
                     let letter = DeadLetter(
@@ -200,10 +205,7 @@ public final class InMemoryCheckpointStore: OperatorStore {
                 }
                 if !commit.consumed.isEmpty {
                     let consumed = Set(commit.consumed)
-                    for index in state.messages[agent.run]?.indices ?? 0..<0
-                    where consumed.contains(state.messages[agent.run]![index].message.id) {
-                        state.messages[agent.run]![index].consumed = now
-                    }
+                    state.consume(in: agent.run, at: now) { consumed.contains($0.id) }
                 }
             }
             guard !commit.sent.isEmpty else { return [] }
@@ -228,11 +230,7 @@ public final class InMemoryCheckpointStore: OperatorStore {
             state.nextDeadLetter += 1
             state.deadLetters.append(DeadRow(id: state.nextDeadLetter, letter: letter, createdAt: Date()))
             if let id = letter.messageID {
-                let now = state.tick()
-                for index in state.messages[letter.agent.run]?.indices ?? 0..<0
-                where state.messages[letter.agent.run]![index].message.id == id {
-                    state.messages[letter.agent.run]![index].consumed = now
-                }
+                state.consume(in: letter.agent.run, at: state.tick()) { $0.id == id }
                 // The message's unit of work ends here: its recorded steps must never be replayed to anything else.
                 let scope = "m\(id)/"
                 if var record = state.agents[letter.agent] {

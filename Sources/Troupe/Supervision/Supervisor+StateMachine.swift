@@ -199,13 +199,13 @@ extension Supervisor {
 
         // MARK: Events: the supervisor's own life
 
-        /// Adds a child at the end of the start order, idle.
         /// Makes room for `count` children, so that a large tree is built without rehashing.
         mutating func reserveCapacity(_ count: Int) {
             order.reserveCapacity(count)
             children.reserveCapacity(count)
         }
 
+        /// Adds a child at the end of the start order, idle.
         mutating func add(_ name: String, restart: ChildSpec.Restart) {
             precondition(children[name] == nil, "child '\(name)' added twice")
             order.append(name)
