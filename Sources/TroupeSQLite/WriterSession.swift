@@ -50,14 +50,16 @@ final class WriterSession: @unchecked Sendable {
     private static let insertCheckpointSQL =
         "INSERT INTO checkpoints (agent_id, seq, epoch, state_version, created_at, state, txn) VALUES (?, ?, ?, ?, ?, ?, ?)"
     private lazy var insertCheckpoint = try? connection.statement(Self.insertCheckpointSQL)
-    private static let upsertAgentSQL = """
+    /// Claims a set of agents of one type and durability (`?5`, a JSON array of names): one statement, whatever
+    /// their number. A claim gives each row a new epoch and returns what the claim needs of it.
+    private static let upsertAgentsSQL = """
         INSERT INTO agents (run_id, name, type, durability, status, epoch, updated_at)
-        VALUES (?, ?, ?, ?, 'running', 1, ?)
+        SELECT ?1, value, ?2, ?3, 'running', 1, ?4 FROM json_each(?5) WHERE true
         ON CONFLICT (run_id, name) DO UPDATE SET epoch = epoch + 1, type = excluded.type,
         durability = excluded.durability, status = 'running', updated_at = excluded.updated_at
-        RETURNING id, epoch, last_seq
+        RETURNING id, name, epoch, last_seq
         """
-    private lazy var upsertAgent = try? connection.statement(Self.upsertAgentSQL)
+    private lazy var upsertAgents = try? connection.statement(Self.upsertAgentsSQL)
     /// The lease check: a heartbeat, and the run's next transaction number, where the lease is still ours.
     private static let heartbeatSQL = "UPDATE runs SET heartbeat_at = ?, txn = txn + 1 WHERE id = ? AND lease_token = ? RETURNING txn"
     private lazy var leaseCheck = try? connection.statement(Self.heartbeatSQL)
@@ -444,6 +446,12 @@ final class WriterSession: @unchecked Sendable {
         return claims.map { $0! }
     }
 
+    /// What one upsert statement of a claim shares: the agents' type and durability.
+    private struct ClaimKind: Hashable {
+        let type: String
+        let durability: Durability
+    }
+
     /// Claims agents of one run; returns (position in `requests`, claim) pairs.
     private func claim(_ run: RunID, _ requests: [ClaimRequest]) throws -> [(Int, Claim)] {
         struct Claimed {
@@ -455,27 +463,27 @@ final class WriterSession: @unchecked Sendable {
             var steps: [String: [UInt8]] = [:]
         }
         let position = Dictionary(requests.enumerated().map { ($1.agent.name, $0) }, uniquingKeysWith: { $1 })
-        let upsert = try prepared(upsertAgent, Self.upsertAgentSQL)
+        let upsert = try prepared(upsertAgents, Self.upsertAgentsSQL)
         let time = now()
         var claimed: [Claimed?] = Array(repeating: nil, count: requests.count)
         var byRow: [Int64: Int] = [:]
         byRow.reserveCapacity(requests.count)
-        for (index, request) in requests.enumerated() {
-            try upsert.bind(run.rawValue, at: 1)
-            try upsert.bind(request.agent.name, at: 2)
-            try upsert.bind(request.type, at: 3)
-            try upsert.bind(request.durability.description, at: 4)
-            try upsert.bind(time, at: 5)
-            guard try upsert.step() else {
-                upsert.reset()
-                throw SQLiteError(code: SQLITE_ERROR, message: "a claim returned no row", sql: upsert.sql)
+        // One statement per kind of agent (a tree has a handful), each over the names of that kind.
+        var kinds: [ClaimKind: [String]] = [:]
+        for request in requests {
+            kinds[ClaimKind(type: request.type, durability: request.durability), default: []].append(request.agent.name)
+        }
+        for (kind, names) in kinds {
+            try upsert.bind([.text(run.rawValue), .text(kind.type), .text(kind.durability.description), .integer(time), .text(Self.json(names))])
+            defer { upsert.reset() }
+            while try upsert.step() {
+                guard let name = upsert.text(1), let index = position[name] else { continue }
+                claimed[index] = Claimed(row: upsert.int64(0), epoch: UInt64(upsert.int64(2)), lastSequence: upsert.int64(3))
+                byRow[upsert.int64(0)] = index
             }
-            claimed[index] = Claimed(row: upsert.int64(0), epoch: UInt64(upsert.int64(1)), lastSequence: upsert.int64(2))
-            byRow[upsert.int64(0)] = index
-            upsert.reset()
         }
         guard byRow.count == requests.count else {
-            throw SQLiteError(code: SQLITE_ERROR, message: "a claim returned no row", sql: upsert.sql)
+            throw SQLiteError(code: SQLITE_ERROR, message: "a claim returned \(byRow.count) rows for \(requests.count) agents", sql: upsert.sql)
         }
         var previous: [(AgentID, AgentRow?)] = []
         previous.reserveCapacity(requests.count)

@@ -152,7 +152,7 @@ public final class Run: Service {
                 RunRecord(
                     id: id,
                     blueprint: blueprint.name,
-                    agents: environment.registry.agentNames.sorted(),
+                    agents: environment.registry.agentNames,
                     parameters: parameters,
                     durability: durability
                 )

@@ -264,16 +264,25 @@ extension Supervisor {
             return .launch(name, incarnation: child.incarnations)
         }
 
-        /// The queued children that ``nextStart(at:)`` would launch one after the other at `now`, with the
-        /// incarnation number each would get, if their starts all succeed.
-        func dueToStart(at now: Duration) -> [(name: String, incarnation: UInt64)] {
-            guard !isStopping, !isStarting else { return [] }
-            var due: [(String, UInt64)] = []
-            for name in queue {
-                guard let child = children[name], case .queued(let notBefore) = child.phase, notBefore <= now else { break }
-                due.append((name, child.incarnations + 1))
+        /// Whether ``nextStart(at:)`` would launch a child at `now`.
+        func canLaunch(at now: Duration) -> Bool {
+            guard !isStopping, !isStarting, let name = queue.first, case .queued(let notBefore) = children[name]?.phase else {
+                return false
             }
-            return due
+            return notBefore <= now
+        }
+
+        /// The queued children that ``nextStart(at:)`` would launch one after the other at `now` (once the start in
+        /// progress, if any, is over), with the incarnation number each would get if their starts all succeed,
+        /// after the first `skipping` of them.
+        func dueToStart(at now: Duration, skipping: Int = 0) -> some Sequence<(name: String, incarnation: UInt64)> {
+            let queue = isStopping ? [] : queue
+            return queue.dropFirst(skipping).lazy.map { name -> (name: String, incarnation: UInt64)? in
+                guard let child = children[name], case .queued(let notBefore) = child.phase, notBefore <= now else {
+                    return nil
+                }
+                return (name, child.incarnations + 1)
+            }.prefix { $0 != nil }.map { $0! }
         }
 
         /// Incarnation `incarnation` of `name` returned from its `setUp`.

@@ -316,60 +316,90 @@ public actor Supervisor: Service {
 
     /// Starts the queued children that are due, one after the other, or sets a timer for the earliest one that
     /// is not.
+    ///
+    /// The children that claim their state from the store have it claimed ahead, a batch at a time, in one store
+    /// call per batch (a start or resume of thousands of durable agents is a few set-based transactions, not a
+    /// transaction, a task and a wake-up each). The next batch is claimed while the current one starts, so the
+    /// store's work and the starts overlap; the starts themselves still run one after the other.
     private func startNext() async {
-        let prefetched = await claimAhead()
-        defer { for runtime in prefetched { runtime.discardPrepared() } }
-        while true {
-            switch machine.nextStart(at: environment.clock.now) {
-            case .launch(let name, let number):
-                await launch(name, incarnation: number)
-            case .wake(let deadline):
-                setTimer(deadline)
-                return
-            case .none:
-                if startingUp, machine.hasStarted {
-                    startingUp = false
-                    startedSignal?.fulfill(true)
+        await withTaskGroup(of: Result<[Claim], any Error>.self) { group in
+            var ahead = claimsAhead()
+            defer { ahead?.discard() }
+            if ahead != nil { claimNextBatch(&ahead!, in: &group) }
+            while true {
+                switch machine.nextStart(at: environment.clock.now) {
+                case .launch(let name, let number):
+                    if ahead != nil {
+                        if !ahead!.launching(name, number) {
+                            // The starts left the order claimed ahead: the rest claim at their own starts.
+                            ahead!.discard()
+                            ahead = nil
+                        } else if ahead!.awaitsBatch {
+                            let claims = await group.next()
+                            await ahead!.prepare(claims)
+                            claimNextBatch(&ahead!, in: &group)
+                        }
+                    }
+                    await launch(name, incarnation: number)
+                case .wake(let deadline):
+                    setTimer(deadline)
+                    return
+                case .none:
+                    if startingUp, machine.hasStarted {
+                        startingUp = false
+                        startedSignal?.fulfill(true)
+                    }
+                    return
                 }
-                return
             }
         }
     }
 
-    /// Claims, in one store call, the state of the queued children that are due and claim from the store, before
-    /// their starts run one after the other (a start or resume of thousands of durable agents is a few set-based
-    /// transactions, not a transaction, a task and a wake-up each). Returns the runtimes prepared; a claim that no
-    /// start used is discarded.
-    private func claimAhead() async -> [any ChildRuntime] {
-        guard machine.queue.count > 1 else { return [] }  // the common case: a lone restart, nothing to batch
+    /// Claims made ahead of the due starts, or `nil` when there is nothing to batch.
+    private func claimsAhead() -> AheadClaims? {
+        guard machine.queue.count > 1 else { return nil }  // the common case: a lone restart, nothing to batch
         if claimers == nil { claimers = entries.values.contains { $0.runtime.claimsAhead } }
-        guard claimers == true else { return [] }  // a tree of ephemeral agents claims nothing
-        let due = machine.dueToStart(at: environment.clock.now)
-        guard due.count > 1 else { return [] }
-        let ahead = due.compactMap { name, number -> (any ChildRuntime, ClaimRequest)? in
-            guard let runtime = entries[name]?.runtime, let request = runtime.claimRequest(number) else { return nil }
-            return (runtime, request)
-        }
-        guard ahead.count > 1 else { return [] }
-        let claims: Result<[Claim], any Error>
-        do {
-            try await environment.attached()
-            let claimed = try await environment.store.claim(ahead.map(\.1))
-            guard claimed.count == ahead.count else {
-                throw TroupeError(
-                    .storage,
-                    "the store returned \(claimed.count) claims for \(ahead.count) agents; a store's claim(_:) must "
-                        + "return one claim per request, in order."
-                )
+        guard claimers == true else { return nil }  // a tree of ephemeral agents claims nothing
+        // Claim only for starts that follow now: while a start is under way or the next one waits out a backoff,
+        // the loop launches nothing, and what it claimed ahead would be wasted (and bump epochs for nothing).
+        guard machine.canLaunch(at: environment.clock.now) else { return nil }
+        return AheadClaims()
+    }
+
+    /// Starts claiming, in a child task of `group`, the batch of due children after those `ahead` has seen.
+    private func claimNextBatch(_ ahead: inout AheadClaims, in group: inout TaskGroup<Result<[Claim], any Error>>) {
+        var batch: [AheadClaims.Child] = []
+        var requests: [ClaimRequest] = []
+        // The queue holds the due children not launched yet, in start order: skip those already claimed.
+        for (name, number) in machine.dueToStart(at: environment.clock.now, skipping: ahead.unlaunched) {
+            guard let runtime = entries[name]?.runtime else { break }
+            let request = runtime.claimRequest(number)
+            batch.append(.init(name: name, incarnation: number, runtime: runtime, request: request))
+            if let request {
+                requests.append(request)
+                if requests.count == AheadClaims.batch { break }
             }
-            claims = .success(claimed)
-        } catch {
-            claims = .failure(error)
         }
-        for (index, (runtime, request)) in ahead.enumerated() {
-            await runtime.prepare(request.incarnation, claimed: claims.map { $0[index] })
+        ahead.add(batch, claiming: !requests.isEmpty)
+        guard !requests.isEmpty else { return }
+        let store = environment.store
+        let environment = self.environment
+        group.addTask {
+            do {
+                try await environment.attached()
+                let claims = try await store.claim(requests)
+                guard claims.count == requests.count else {
+                    throw TroupeError(
+                        .storage,
+                        "the store returned \(claims.count) claims for \(requests.count) agents; a store's claim(_:) "
+                            + "must return one claim per request, in order."
+                    )
+                }
+                return .success(claims)
+            } catch {
+                return .failure(error)
+            }
         }
-        return ahead.map(\.0)
     }
 
     private func setTimer(_ deadline: Duration) {
@@ -949,5 +979,75 @@ final class SupervisorChild: ChildRuntime {
     func remove() async {
         nested.environment.registry.unregister(nested.name)
         await nested.removeAll()
+    }
+}
+
+/// The claims a supervisor makes ahead of a run of starts: the due children, in start order, cut into batches
+/// of claiming children; one batch is claimed (in a child task of the start loop) while the previous one starts.
+/// Its state changes only in the start loop.
+private struct AheadClaims {
+    /// How many claims one store call makes: enough for a set-based claim, few enough for the first starts not to
+    /// wait long.
+    static let batch = 4096
+
+    struct Child {
+        let name: String
+        let incarnation: UInt64
+        let runtime: any ChildRuntime
+        let request: ClaimRequest?
+    }
+
+    /// The children seen so far, in start order.
+    private var due: [Child] = []
+    /// The next child to launch.
+    private var position = 0
+    /// Children before this position have their claims prepared (or claim nothing).
+    private var preparedEnd = 0
+    /// The batch being claimed, as a range of `due`.
+    private var claiming: Range<Int>?
+
+    /// How many children the loop has seen but not launched yet (they are at the front of the start queue).
+    var unlaunched: Int { due.count - position }
+
+    /// Adds the next batch; `claiming` says whether a claim for it is under way.
+    mutating func add(_ batch: [Child], claiming: Bool) {
+        let range = due.count..<(due.count + batch.count)
+        due += batch
+        if claiming { self.claiming = range } else { preparedEnd = range.upperBound }
+    }
+
+    /// The start loop launches `name`: `false` if the starts left the order claimed ahead (a start ended early,
+    /// or the queue changed).
+    mutating func launching(_ name: String, _ incarnation: UInt64) -> Bool {
+        guard position < due.count, due[position].name == name, due[position].incarnation == incarnation else {
+            return false
+        }
+        position += 1
+        return true
+    }
+
+    /// Whether the child being launched waits for the batch being claimed.
+    var awaitsBatch: Bool { position > preparedEnd && claiming != nil }
+
+    /// Hands the claimed batch (the group's result for it) to its children's runtimes.
+    mutating func prepare(_ claimed: Result<[Claim], any Error>?) async {
+        guard let range = claiming else { return }
+        let claims = claimed ?? .failure(CancellationError())
+        var index = 0
+        for child in due[range] {
+            guard let request = child.request else { continue }
+            await child.runtime.prepare(request.incarnation, claimed: claims.map { $0[index] })
+            index += 1
+        }
+        preparedEnd = range.upperBound
+        claiming = nil
+    }
+
+    /// Forgets the claims prepared for children that were not launched.
+    mutating func discard() {
+        for child in due[min(position, preparedEnd)..<preparedEnd] where child.request != nil {
+            child.runtime.discardPrepared()
+        }
+        preparedEnd = position
     }
 }
