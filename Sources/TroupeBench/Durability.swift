@@ -285,3 +285,26 @@ func claimThroughput(agents: Int) async throws {
     report("sqlite_claim_\(agents)agents", elapsed * 1000, "ms")
     await store.close()
 }
+
+/// Time for the store alone to claim `agents` fresh durable agents of one run, in the supervisor's batches of 4,096:
+/// the store's part of ``claimThroughput(agents:)``.
+func storeClaimThroughput(agents: Int) async throws {
+    let path = temporaryDatabase("store-claims")
+    defer { removeDatabase(path) }
+    let store = try await SQLiteStore(path: path)
+    let run = RunID("run-claims")
+    _ = try await store.attach(RunRecord(id: run, blueprint: "claims"))
+    let requests = (0..<agents).map {
+        ClaimRequest(agent: AgentID(run: run, name: "agent-\($0)"), type: "ClaimedAgent", durability: .durable, incarnation: 1)
+    }
+    let start = ContinuousClock.now
+    var claimed = 0
+    for batch in stride(from: 0, to: agents, by: 4096) {
+        claimed += try await store.claim(Array(requests[batch..<min(batch + 4096, agents)])).count
+    }
+    let elapsed = seconds(start.duration(to: .now))
+    precondition(claimed == agents)
+    report("sqlite_claim_\(agents)agents_store", elapsed * 1000, "ms")
+    await store.close()
+}
+

@@ -288,6 +288,7 @@ let benchmarks: [(String, () async throws -> Void)] = [
     }),
     ("sqlite_durable_pipeline", { try await durablePipeline(count: 500_000) }),
     ("sqlite_claim_100000agents", { try await claimThroughput(agents: 100_000) }),
+    ("sqlite_claim_100000agents_store", { try await storeClaimThroughput(agents: 100_000) }),
     ("http", {
         try await httpThroughput()
         try await httpCancelLatency(samples: 50)

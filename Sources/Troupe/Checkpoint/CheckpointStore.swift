@@ -236,9 +236,10 @@ public protocol CheckpointStore: Sendable {
     /// Makes a new incarnation of each agent its current one, as ``claim(_:type:durability:incarnation:)`` would
     /// for each in order, and returns their claims in the same order.
     ///
-    /// A supervisor starting many persisting children at once (a run's start or resume) claims them all with one
-    /// call. A store should do it in few transactions with set-based statements; the default claims one by one. If
-    /// it throws, none of the incarnations starts, and a claim that did happen is superseded by the agent's next.
+    /// A supervisor starting many persisting children at once (a run's start or resume) claims them ahead of their
+    /// starts, up to 4,096 per call, while the previous batch starts. A store should do it in few transactions with
+    /// set-based statements; the default claims one by one. If it throws, none of the incarnations starts, and a
+    /// claim that did happen is superseded by the agent's next.
     func claim(_ requests: [ClaimRequest]) async throws -> [Claim]
 
     /// Applies a commit atomically.
