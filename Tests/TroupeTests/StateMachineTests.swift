@@ -171,7 +171,33 @@ import Testing
         #expect(machine.nextStart(at: .zero) == .launch("a", incarnation: 1))
         _ = exit(&machine, "a", at: .zero)
         // b was queued first; a's restart queues behind it.
+        #expect(!machine.hasStarted)
         #expect(startAll(&machine, at: .zero) == ["b", "a"])
+        // a failed start counts as the end of that child's first start, once: the supervisor's start is over when
+        // b has begun, and a's restart begins without counting again.
+        #expect(machine.hasStarted)
+    }
+
+    @Test(arguments: [Reason.failed, .normal])
+    func theSupervisorsStartEndsOnceEveryChildBeganOrEndedWhateverTheOrder(reason: Reason) {
+        var machine = Machine(strategy: .oneForOne, intensity: .init(maxRestarts: 10, within: .seconds(1)), backoff: .none)
+        for name in ["a", "b", "c"] { machine.add(name, restart: .transient) }
+        machine.begin(at: .zero)
+        #expect(machine.nextStart(at: .zero) == .launch("a", incarnation: 1))
+        machine.childBegan("a", incarnation: 1)
+        #expect(machine.nextStart(at: .zero) == .launch("b", incarnation: 1))
+        _ = exit(&machine, "b", reason.exitReason, at: .zero)
+        #expect(!machine.hasStarted, "c has not started")
+        _ = exit(&machine, "a", reason.exitReason, at: .zero)
+        #expect(!machine.hasStarted, "c has not started")
+        startAll(&machine, at: .zero)
+        #expect(machine.hasStarted)
+        // A second run of the supervisor (its parent restarted it) waits for every child again.
+        _ = machine.beginStopping()
+        machine.begin(at: .seconds(1))
+        #expect(!machine.hasStarted)
+        startAll(&machine, at: .seconds(1))
+        #expect(machine.hasStarted)
     }
 
     @Test func countDoesNotCountAChildWaitingOutItsBackoffAsActive() {

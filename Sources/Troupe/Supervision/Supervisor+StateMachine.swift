@@ -59,6 +59,9 @@ extension Supervisor {
             var incarnations: UInt64 = 0
             /// Restarts since the supervisor started, automatic and operator ones.
             var restarts = 0
+            /// Queued by ``StateMachine/begin(at:)``, its first incarnation has neither returned from `setUp` nor
+            /// ended: the supervisor's own start waits for it.
+            var awaitingFirstStart = false
 
             /// Moves a starting incarnation to running; says whether it was that incarnation's start.
             mutating func begin(_ incarnation: UInt64) -> Bool {
@@ -147,8 +150,9 @@ extension Supervisor {
         private(set) var isStopping = false
         /// The child launched last: the only one that can be `starting`.
         private var launched: String?
-        /// Children queued by ``begin(at:)`` whose first incarnation has neither returned from `setUp` nor ended.
-        private var awaitingFirstStart: Set<String> = []
+        /// How many children are ``Child/awaitingFirstStart`` (a flag on each child, not a set of names: a start
+        /// of 100,000 children would hash each name twice more).
+        private var awaitingFirstStart = 0
 
         init(strategy: RestartStrategy, intensity: RestartIntensity, backoff: Backoff) {
             self.strategy = strategy
@@ -190,7 +194,14 @@ extension Supervisor {
 
         /// Whether the supervisor's own start is over: every child queued by ``begin(at:)`` has returned from its
         /// first `setUp` or ended (a child that failed at start and waits out a restart counts as started).
-        var hasStarted: Bool { awaitingFirstStart.isEmpty }
+        var hasStarted: Bool { awaitingFirstStart == 0 }
+
+        /// Marks `name` as no longer awaited by the supervisor's start.
+        private mutating func stopAwaitingFirstStart(_ name: String) {
+            guard awaitingFirstStart > 0, children[name]?.awaitingFirstStart == true else { return }
+            children[name]?.awaitingFirstStart = false
+            awaitingFirstStart -= 1
+        }
 
         /// How many restarts fall within the intensity window ending `now`.
         func restartsInWindow(at now: Duration) -> Int {
@@ -218,20 +229,24 @@ extension Supervisor {
             isStopping = false
             restartTimes.removeAll()
             queue.removeAll()
-            for name in order {
-                children[name]?.consecutiveRestarts = 0
-                children[name]?.restarts = 0
-                children[name]?.phase = .queued(notBefore: now)
-                queue.append(name)
+            for index in children.indices {
+                children.values[index].consecutiveRestarts = 0
+                children.values[index].restarts = 0
+                children.values[index].phase = .queued(notBefore: now)
+                children.values[index].awaitingFirstStart = true
             }
-            awaitingFirstStart = Set(order)
+            queue.append(contentsOf: order)
+            awaitingFirstStart = order.count
         }
 
         /// The supervisor is shutting down: later exits are ignored, nothing more starts. Returns the live
         /// children to stop, in reverse start order; queued ones become stopped at once.
         mutating func beginStopping() -> [(name: String, incarnation: UInt64)] {
             isStopping = true
-            awaitingFirstStart.removeAll()
+            if awaitingFirstStart > 0 {
+                for index in children.indices { children.values[index].awaitingFirstStart = false }
+                awaitingFirstStart = 0
+            }
             for name in queue { children[name]?.phase = .stopped }
             queue.removeAll()
             var live: [(String, UInt64)] = []
@@ -251,17 +266,20 @@ extension Supervisor {
         /// What to start next, if anything, at `now`.
         mutating func nextStart(at now: Duration) -> StartAction {
             guard !isStopping, !isStarting else { return .none }
-            guard let name = queue.first, var child = children[name], case .queued(let notBefore) = child.phase else {
+            // One look-up: the child is changed in place through its index.
+            guard let name = queue.first, let index = children.index(forKey: name),
+                case .queued(let notBefore) = children.values[index].phase
+            else {
                 return .none
             }
             guard notBefore <= now else { return .wake(at: notBefore) }
             queue.removeFirst()
-            child.incarnations += 1
-            child.phase = .starting(child.incarnations)
-            child.startedAt = now
-            children[name] = child
+            let incarnation = children.values[index].incarnations + 1
+            children.values[index].incarnations = incarnation
+            children.values[index].phase = .starting(incarnation)
+            children.values[index].startedAt = now
             launched = name
-            return .launch(name, incarnation: child.incarnations)
+            return .launch(name, incarnation: incarnation)
         }
 
         /// Whether ``nextStart(at:)`` would launch a child at `now`.
@@ -287,8 +305,11 @@ extension Supervisor {
 
         /// Incarnation `incarnation` of `name` returned from its `setUp`.
         mutating func childBegan(_ name: String, incarnation: UInt64) {
-            let began = children[name]?.begin(incarnation) ?? false
-            if began, !awaitingFirstStart.isEmpty { awaitingFirstStart.remove(name) }
+            guard let index = children.index(forKey: name), children.values[index].begin(incarnation),
+                children.values[index].awaitingFirstStart
+            else { return }
+            children.values[index].awaitingFirstStart = false
+            awaitingFirstStart -= 1
         }
 
         // MARK: Events: exits
@@ -315,7 +336,8 @@ extension Supervisor {
             case .starting(let n) where n == incarnation, .running(let n) where n == incarnation: break
             default: return .ignore  // stale, or being stopped: the stop ladder handles it
             }
-            awaitingFirstStart.remove(name)
+            stopAwaitingFirstStart(name)
+            child.awaitingFirstStart = false  // `child` is written back below
             if quarantined {
                 children[name]?.phase = .quarantined
                 return .quarantine
@@ -446,7 +468,7 @@ extension Supervisor {
         /// is returned in `removed`.
         mutating func terminateChild(_ name: String) throws(Refusal) -> (stop: UInt64?, removed: Bool) {
             guard let child = children[name] else { throw .unknown }
-            awaitingFirstStart.remove(name)
+            stopAwaitingFirstStart(name)
             let temporary = child.restart == .temporary
             switch child.phase {
             case .starting(let n), .running(let n):
@@ -518,7 +540,7 @@ extension Supervisor {
         }
 
         private mutating func remove(_ name: String) {
-            awaitingFirstStart.remove(name)
+            stopAwaitingFirstStart(name)
             children[name] = nil
             order.removeAll { $0 == name }
             queue.removeAll { $0 == name }

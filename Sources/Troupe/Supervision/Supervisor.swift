@@ -432,7 +432,8 @@ public actor Supervisor: Service {
 
     /// Starts incarnation `number` of `name` and waits until it has started (its `setUp` returned) or ended.
     private func launch(_ name: String, incarnation number: UInt64) async {
-        guard let runtime = entries[name]?.runtime, let control = self.inbox.withLock({ $0.stream }) else { return }
+        guard let entry = entries.index(forKey: name), let control = self.inbox.withLock({ $0.stream }) else { return }
+        let runtime = entries.values[entry].runtime
         let environment = self.environment
         let incarnation = Incarnation(number: number) { [weak self] reason in
             environment.events.emit(name, incarnation: number, .exited(reason))
@@ -446,7 +447,7 @@ public actor Supervisor: Service {
             }
         }
         runtime.setAccepting(true)
-        entries[name]?.incarnation = incarnation
+        entries.values[entry].incarnation = incarnation
         // The start runs here, in the loop, so the next child's start waits for it (OTP's synchronous start). After
         // it the incarnation runs on a task of its own, unstructured on purpose: a child that ignores cancellation
         // must not hold its supervisor hostage; it is abandoned (and reported) after its deadlines, which a
