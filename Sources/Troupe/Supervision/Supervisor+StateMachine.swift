@@ -229,11 +229,15 @@ extension Supervisor {
             isStopping = false
             restartTimes.removeAll()
             queue.removeAll()
-            for index in children.indices {
+            // Index by index, in place: iterating `children.indices` would hold the storage and copy it at the
+            // first change.
+            var index = children.values.startIndex
+            while index != children.values.endIndex {
                 children.values[index].consecutiveRestarts = 0
                 children.values[index].restarts = 0
                 children.values[index].phase = .queued(notBefore: now)
                 children.values[index].awaitingFirstStart = true
+                children.values.formIndex(after: &index)
             }
             queue.append(contentsOf: order)
             awaitingFirstStart = order.count
@@ -244,7 +248,11 @@ extension Supervisor {
         mutating func beginStopping() -> [(name: String, incarnation: UInt64)] {
             isStopping = true
             if awaitingFirstStart > 0 {
-                for index in children.indices { children.values[index].awaitingFirstStart = false }
+                var index = children.values.startIndex
+                while index != children.values.endIndex {
+                    children.values[index].awaitingFirstStart = false
+                    children.values.formIndex(after: &index)
+                }
                 awaitingFirstStart = 0
             }
             for name in queue { children[name]?.phase = .stopped }

@@ -70,10 +70,17 @@ public actor Supervisor: Service {
     /// Why the loop ended, once it has.
     private var outcome: Outcome?
 
-    private struct Entry {
+    /// A child's spec, runtime and live incarnation. A class: reading the runtime or setting the incarnation at each
+    /// start neither copies the spec nor writes to `entries` (only adding and removing children do).
+    private final class Entry {
         let spec: ChildSpec
         let runtime: any ChildRuntime
         var incarnation: Incarnation?
+
+        init(spec: ChildSpec, runtime: any ChildRuntime) {
+            self.spec = spec
+            self.runtime = runtime
+        }
     }
 
     /// Everything that changes a supervisor, consumed one at a time by its supervise loop.
@@ -432,8 +439,8 @@ public actor Supervisor: Service {
 
     /// Starts incarnation `number` of `name` and waits until it has started (its `setUp` returned) or ended.
     private func launch(_ name: String, incarnation number: UInt64) async {
-        guard let entry = entries.index(forKey: name), let control = self.inbox.withLock({ $0.stream }) else { return }
-        let runtime = entries.values[entry].runtime
+        guard let entry = entries[name], let control = self.inbox.withLock({ $0.stream }) else { return }
+        let runtime = entry.runtime
         let environment = self.environment
         let incarnation = Incarnation(number: number) { [weak self] reason in
             environment.events.emit(name, incarnation: number, .exited(reason))
@@ -447,7 +454,7 @@ public actor Supervisor: Service {
             }
         }
         runtime.setAccepting(true)
-        entries.values[entry].incarnation = incarnation
+        entry.incarnation = incarnation
         // The start runs here, in the loop, so the next child's start waits for it (OTP's synchronous start). After
         // it the incarnation runs on a task of its own, unstructured on purpose: a child that ignores cancellation
         // must not hold its supervisor hostage; it is abandoned (and reported) after its deadlines, which a
