@@ -22,6 +22,10 @@ final class WriterSession: @unchecked Sendable {
     struct AgentRow {
         var row: Int64
         var epoch: UInt64
+        /// Whether the agent may have recorded steps: its claim found some, or it recorded one since. A commit
+        /// deletes the steps of the units of work it finishes only then (most agents never record a step, and
+        /// the deletes were an index probe per commit).
+        var mayHaveSteps = false
     }
 
     let connection: Connection
@@ -69,6 +73,8 @@ final class WriterSession: @unchecked Sendable {
     private static let recordSequenceSQL = "UPDATE agents SET last_seq = ? WHERE id = ?"
     private lazy var recordSequence = try? connection.statement(Self.recordSequenceSQL)
     private lazy var pruneCheckpoints = try? connection.statement("DELETE FROM checkpoints WHERE agent_id = ? AND seq <= ?")
+    private static let deleteStepsSQL = "DELETE FROM steps WHERE agent_id = ? AND key >= ? AND key < ?"
+    private lazy var deleteSteps = try? connection.statement(Self.deleteStepsSQL)
     private static let consumeMessageSQL = "UPDATE messages SET consumed_txn = ? WHERE id = ? AND consumed_txn IS NULL"
     private lazy var consumeMessage = try? connection.statement(Self.consumeMessageSQL)
     private static let insertMessageSQL =
@@ -546,6 +552,7 @@ final class WriterSession: @unchecked Sendable {
         try recorded.bind(ids, at: 1)
         while try recorded.step() {
             guard let index = byRow[recorded.int64(0)] else { continue }
+            if claimed[index]!.steps.isEmpty { agents[requests[index].agent]?.mayHaveSteps = true }
             claimed[index]!.steps[recorded.text(1) ?? ""] = recorded.blob(2)
         }
         recorded.reset()
@@ -623,10 +630,12 @@ final class WriterSession: @unchecked Sendable {
                     try sweepConsumed(by: agent, row: row.row)
                 }
             }
-            for scope in commit.finishedSteps {
-                // Keys are "SCOPE/NAME#N": the range [SCOPE/, SCOPE0) holds exactly them ("0" follows "/").
-                try connection.statement("DELETE FROM steps WHERE agent_id = ? AND key >= ? AND key < ?")
-                    .run(.integer(row.row), .text(scope + "/"), .text(scope + "0"))
+            if row.mayHaveSteps {
+                let delete = try prepared(deleteSteps, Self.deleteStepsSQL)
+                for scope in commit.finishedSteps {
+                    // Keys are "SCOPE/NAME#N": the range [SCOPE/, SCOPE0) holds exactly them ("0" follows "/").
+                    try delete.run(.integer(row.row), .text(scope + "/"), .text(scope + "0"))
+                }
             }
             if !commit.consumed.isEmpty {
                 // Marked, not deleted: a fork at an earlier cut finds it in flight (swept with old checkpoints).
@@ -703,6 +712,8 @@ final class WriterSession: @unchecked Sendable {
         guard let row = agents[agent], row.epoch == epoch else {
             throw TroupeError.fenced(agent, epoch: epoch, current: agents[agent]?.epoch ?? 0)
         }
+        // Set before the insert and never undone: a rolled-back step leaves the flag on, which only costs deletes.
+        if !row.mayHaveSteps { agents[agent]?.mayHaveSteps = true }
         try connection.statement("INSERT OR REPLACE INTO steps (agent_id, key, result, created_at) VALUES (?, ?, ?, ?)")
             .run(.integer(row.row), .text(key), .blob(result), .integer(now()))
     }

@@ -445,6 +445,11 @@ public enum StoreConformance {
             try expect(claim.steps.isEmpty, "the commit of c0 left steps \(claim.steps)")
             let stale = await fenced { try await store.recordStep(agent, epoch: 1, key: "c1/x#1", result: [3]) }
             try expect(stale, "a step from a replaced epoch was recorded")
+            // A step recorded by the same incarnation that finishes it (its claim found none) goes with the commit.
+            try await store.recordStep(agent, epoch: claim.epoch, key: "c1/x#1", result: [4])
+            _ = try await store.commit(Commit(run: run, agent: agent, epoch: claim.epoch, finishedSteps: ["c1"]))
+            claim = try await Self.claim(store, incarnation: 5)
+            try expect(claim.steps.isEmpty, "the commit of c1, in the incarnation that recorded its step, left steps \(claim.steps)")
         }
     }
 
