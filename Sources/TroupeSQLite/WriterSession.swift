@@ -433,8 +433,8 @@ final class WriterSession: @unchecked Sendable {
         try claim([ClaimRequest(agent: agent, type: type, durability: durability, incarnation: 0)])[0]
     }
 
-    /// Claims the agents, in the current transaction: upsert each row (new epochs; one prepared statement), then
-    /// three set-based statements per run: read each agent's latest checkpoint, adopt the durable messages accepted
+    /// Claims the agents, in the current transaction: upsert their rows (new epochs; one statement per kind of
+    /// agent), then three set-based statements per run: read each agent's latest checkpoint, adopt the durable messages accepted
     /// under an older lease, read the recorded steps. Returns the claims in the order of `requests` (which name distinct agents).
     ///
     /// The latest checkpoint is found through the `checkpoints_by_agent` index and read from the table by row id;
@@ -444,7 +444,6 @@ final class WriterSession: @unchecked Sendable {
         var claims: [Claim?] = Array(repeating: nil, count: requests.count)
         var byRun: [RunID: [Int]] = [:]
         for (index, request) in requests.enumerated() { byRun[request.agent.run, default: []].append(index) }
-        agents.reserveCapacity(agents.count + requests.count)
         for (run, indices) in byRun {
             try checkLease(run)
             for (index, claim) in try claim(run, indices.map { requests[$0] }) { claims[indices[index]] = claim }
