@@ -435,7 +435,8 @@ final class WriterSession: @unchecked Sendable {
 
     /// Claims the agents, in the current transaction: upsert their rows (new epochs; one statement per kind of
     /// agent), then three set-based statements per run: read each agent's latest checkpoint, adopt the durable messages accepted
-    /// under an older lease, read the recorded steps. Returns the claims in the order of `requests` (which name distinct agents).
+    /// under an older lease, read the recorded steps (the first and the last only for rows that existed before: a
+    /// row the claim creates has no history). Returns the claims in the order of `requests` (which name distinct agents).
     ///
     /// The latest checkpoint is found through the `checkpoints_by_agent` index and read from the table by row id;
     /// its agent and sequence must equal what the agent's row records (`last_seq`, written by every checkpoint's
@@ -468,6 +469,9 @@ final class WriterSession: @unchecked Sendable {
             var steps: [String: [UInt8]] = [:]
         }
         let position = Dictionary(requests.enumerated().map { ($1.agent.name, $0) }, uniquingKeysWith: { $1 })
+        // Rows this claim creates get ids above the largest one now (rowids grow within a transaction): they have
+        // no checkpoints or steps to read (deleting a run deletes its agents' checkpoints and steps with it).
+        let existingBelow = try connection.scalar("SELECT coalesce(max(id), 0) FROM agents") ?? 0
         let upsert = try prepared(upsertAgents, Self.upsertAgentsSQL)
         let time = now()
         var claimed: [Claimed?] = Array(repeating: nil, count: requests.count)
@@ -497,32 +501,35 @@ final class WriterSession: @unchecked Sendable {
             previous.append((request.agent, agents.updateValue(AgentRow(row: claim.row, epoch: claim.epoch), forKey: request.agent)))
         }
         undo.append { [unowned self] in for (agent, row) in previous { agents[agent] = row } }
-        let ids = Self.json(claimed.map { $0!.row })
+        let existing = claimed.lazy.map { $0!.row }.filter { $0 <= existingBelow }
+        let ids = existing.isEmpty ? nil : Self.json(Array(existing))
 
         // Found through the index, read from the table by row id, checked against the agent's row.
-        let latest = try connection.statement(
-            """
-            SELECT j.value, c.agent_id, c.seq, c.epoch, c.state_version, c.state FROM json_each(?1) j
-            JOIN checkpoints c ON c.rowid = (SELECT rowid FROM checkpoints WHERE agent_id = j.value ORDER BY seq DESC LIMIT 1)
-            """
-        )
-        try latest.bind(ids, at: 1)
-        while try latest.step() {
-            guard let index = byRow[latest.int64(0)] else { continue }
-            let agent = requests[index].agent
-            guard latest.int64(1) == latest.int64(0), latest.int64(2) == claimed[index]!.lastSequence else {
-                defer { latest.reset() }
-                throw TroupeError.damagedCheckpoints(agent, found: latest.int64(2), recorded: claimed[index]!.lastSequence, path: path)
-            }
-            claimed[index]!.latest = Checkpoint(
-                agent: agent,
-                epoch: UInt64(latest.int64(3)),
-                sequence: UInt64(latest.int64(2)),
-                stateVersion: latest.int(4),
-                state: latest.blob(5)
+        if let ids {
+            let latest = try connection.statement(
+                """
+                SELECT j.value, c.agent_id, c.seq, c.epoch, c.state_version, c.state FROM json_each(?1) j
+                JOIN checkpoints c ON c.rowid = (SELECT rowid FROM checkpoints WHERE agent_id = j.value ORDER BY seq DESC LIMIT 1)
+                """
             )
+            try latest.bind(ids, at: 1)
+            while try latest.step() {
+                guard let index = byRow[latest.int64(0)] else { continue }
+                let agent = requests[index].agent
+                guard latest.int64(1) == latest.int64(0), latest.int64(2) == claimed[index]!.lastSequence else {
+                    defer { latest.reset() }
+                    throw TroupeError.damagedCheckpoints(agent, found: latest.int64(2), recorded: claimed[index]!.lastSequence, path: path)
+                }
+                claimed[index]!.latest = Checkpoint(
+                    agent: agent,
+                    epoch: UInt64(latest.int64(3)),
+                    sequence: UInt64(latest.int64(2)),
+                    stateVersion: latest.int(4),
+                    state: latest.blob(5)
+                )
+            }
+            latest.reset()
         }
-        latest.reset()
         for (index, claim) in claimed.enumerated() where claim!.latest == nil && claim!.lastSequence != 0 {
             throw TroupeError.damagedCheckpoints(requests[index].agent, found: 0, recorded: claim!.lastSequence, path: path)
         }
@@ -545,16 +552,18 @@ final class WriterSession: @unchecked Sendable {
             }
             adopt.reset()
         }
-        let recorded = try connection.statement(
-            "SELECT agent_id, key, result FROM steps WHERE agent_id IN (SELECT value FROM json_each(?))"
-        )
-        try recorded.bind(ids, at: 1)
-        while try recorded.step() {
-            guard let index = byRow[recorded.int64(0)] else { continue }
-            if claimed[index]!.steps.isEmpty { agents[requests[index].agent]?.mayHaveSteps = true }
-            claimed[index]!.steps[recorded.text(1) ?? ""] = recorded.blob(2)
+        if let ids {
+            let recorded = try connection.statement(
+                "SELECT agent_id, key, result FROM steps WHERE agent_id IN (SELECT value FROM json_each(?))"
+            )
+            try recorded.bind(ids, at: 1)
+            while try recorded.step() {
+                guard let index = byRow[recorded.int64(0)] else { continue }
+                if claimed[index]!.steps.isEmpty { agents[requests[index].agent]?.mayHaveSteps = true }
+                claimed[index]!.steps[recorded.text(1) ?? ""] = recorded.blob(2)
+            }
+            recorded.reset()
         }
-        recorded.reset()
         return claimed.enumerated().map { index, claim in
             let claim = claim!
             return (index, Claim(epoch: claim.epoch, latest: claim.latest, pending: claim.pending.sorted { $0.id < $1.id }, steps: claim.steps))
