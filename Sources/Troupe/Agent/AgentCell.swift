@@ -37,7 +37,7 @@ final class AgentCell<A: Agent>: ChildRuntime {
         }
     }
     /// The ephemeral checkpoint: the state to resume from when nothing is persisted.
-    private let memory = Mutex<A.State?>(nil)
+    @usableFromInline let memory = Mutex<A.State?>(nil)
     /// The sequence number of the last checkpoint written.
     private let sequence = Atomic<UInt64>(0)
     /// Step results the last claim returned, handed to the incarnation's context.
@@ -244,8 +244,14 @@ final class AgentCell<A: Agent>: ChildRuntime {
         return .failed(error)
     }
 
-    @usableFromInline
+    @inlinable
     func loadState(_ incarnation: Incarnation) async throws -> A.State {
+        // An ephemeral agent's state is in memory: inlined (and specialised) into the start, with no store call.
+        guard durability.persistsState else {
+            let fresh = self.fresh.exchange(false, ordering: .relaxed)
+            if fresh || options.restartFrom != .lastCheckpoint { return agent.initialState() }
+            return memory.withLock { $0 } ?? agent.initialState()
+        }
         let (state, epoch): (A.State, UInt64)
         if durability.persistsState, let early = prepared.withLock({ $0.take() }), early.incarnation == incarnation.number {
             (state, epoch) = try early.result.get()
@@ -293,13 +299,10 @@ final class AgentCell<A: Agent>: ChildRuntime {
         return ClaimRequest(agent: id, type: typeName, durability: durability, incarnation: number)
     }
 
-    private func claimedState(_ number: UInt64) async throws -> (state: A.State, epoch: UInt64) {
+    /// Claims the state of a persisting agent's incarnation `number` from the store.
+    @usableFromInline
+    func claimedState(_ number: UInt64) async throws -> (state: A.State, epoch: UInt64) {
         let fresh = self.fresh.exchange(false, ordering: .relaxed)
-        guard durability.persistsState else {
-            if fresh { return (agent.initialState(), 0) }
-            guard options.restartFrom == .lastCheckpoint else { return (agent.initialState(), 0) }
-            return (memory.withLock { $0 } ?? agent.initialState(), 0)
-        }
         try await environment.attached()
         let claim = try await environment.store.claim(
             id,

@@ -12,6 +12,8 @@ final class Registry: Sendable {
     }
 
     private let entries = Mutex<[String: Entry]>([:])
+    /// The names of the pools among `entries`: a tree without pools lists its agents as the keys alone.
+    private let pools = Mutex<Set<String>>([])
     private let topics = Mutex<[String: [String: any Sendable]]>([:])
 
     init() {}
@@ -35,10 +37,12 @@ final class Registry: Sendable {
             }
             entries[name] = entry
         }
+        if case .pool = entry { pools.withLock { _ = $0.insert(name) } }
     }
 
     func unregister(_ name: String) {
         _ = entries.withLock { $0.removeValue(forKey: name) }
+        _ = pools.withLock { $0.remove(name) }
         topics.withLock { topics in
             for key in topics.keys { topics[key]?[name] = nil }
         }
@@ -46,11 +50,9 @@ final class Registry: Sendable {
 
     /// Every agent name registered (pool members included, pools themselves not).
     var agentNames: [String] {
-        entries.withLock { entries in
-            entries.compactMap { name, entry in
-                if case .agent = entry { return name }
-                return nil
-            }
+        let pools = self.pools.withLock { $0 }
+        return entries.withLock { entries in
+            pools.isEmpty ? Array(entries.keys) : entries.keys.filter { !pools.contains($0) }
         }
     }
 

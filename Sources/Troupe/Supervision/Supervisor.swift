@@ -135,6 +135,7 @@ public actor Supervisor: Service {
         machine.reserveCapacity(children.count)
         var entries: [String: Entry] = [:]
         entries.reserveCapacity(children.count)
+        var claims = false
         for spec in children {
             guard entries[spec.name] == nil else {
                 throw TroupeError(
@@ -142,11 +143,14 @@ public actor Supervisor: Service {
                     "supervisor '\(name)' has two children named '\(spec.name)'. Give each child its own name."
                 )
             }
-            entries[spec.name] = Entry(spec: spec, runtime: try spec.make(context))
+            let runtime = try spec.make(context)
+            entries[spec.name] = Entry(spec: spec, runtime: runtime)
             machine.add(spec.name, restart: spec.restart)
+            claims = claims || runtime.claimsAhead
         }
         self.machine = machine
         self.entries = entries
+        self.claimers = claims  // set after `entries`, whose observer would reset it (observers do not run here anyway)
     }
 
     // MARK: Running
