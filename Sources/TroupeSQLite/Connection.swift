@@ -1,4 +1,5 @@
 import CSQLite
+import Synchronization
 
 /// One connection to a SQLite database: the thin layer Troupe writes over the system libsqlite3.
 ///
@@ -126,8 +127,23 @@ public final class Connection {
 
     /// Makes the statement running on this connection fail with `SQLITE_INTERRUPT` as soon as it can.
     ///
-    /// Safe to call from any thread, as SQLite documents for `sqlite3_interrupt`.
+    /// Safe to call from any thread, as SQLite documents for `sqlite3_interrupt`. It reaches only a statement that
+    /// is running: one that starts a moment later runs to its end. ``run(stoppingWhen:_:)`` closes that gap.
     public func interrupt() { sqlite3_interrupt(handle) }
+
+    /// Runs `body` with the statements it runs checking `flag` every thousand virtual-machine steps (a SQLite
+    /// progress handler): once the flag is raised, the running statement fails with `SQLITE_INTERRUPT`, and so does
+    /// every statement `body` starts after. A cancellation that arrives just before a statement starts, which
+    /// ``interrupt()`` would miss, stops it all the same.
+    func run<T>(stoppingWhen flag: StopFlag, _ body: () throws -> T) rethrows -> T {
+        // The flag outlives the handler: `body` runs inside this call, and the handler is removed before it returns.
+        sqlite3_progress_handler(handle, 1000, { context in
+            guard let context else { return 0 }
+            return Unmanaged<StopFlag>.fromOpaque(context).takeUnretainedValue().isRaised ? 1 : 0
+        }, Unmanaged.passUnretained(flag).toOpaque())
+        defer { sqlite3_progress_handler(handle, 0, nil, nil) }
+        return try body()
+    }
 
     /// Whether the connection was opened read-only.
     public var isReadOnlyConnection: Bool { sqlite3_db_readonly(handle, "main") == 1 }
@@ -140,4 +156,15 @@ public final class Connection {
 
     /// The version of the linked libsqlite3, such as `3.40.1`.
     public static var libraryVersion: String { String(cString: sqlite3_libversion()) }
+}
+
+/// A cancellation raised from any thread and checked by the statements of ``Connection/run(stoppingWhen:_:)``.
+final class StopFlag: Sendable {
+    private let raised = Atomic<Bool>(false)
+
+    init() {}
+
+    var isRaised: Bool { raised.load(ordering: .sequentiallyConsistent) }
+
+    func raise() { raised.store(true, ordering: .sequentiallyConsistent) }
 }

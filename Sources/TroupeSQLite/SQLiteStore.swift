@@ -385,8 +385,9 @@ public final class SQLiteStore: CheckpointStore {
 
     /// Runs `body` with the store's read-only connection, on the reader thread, and returns its result.
     ///
-    /// Reads see the last committed state and never wait for the writer. Cancelling the calling task interrupts
-    /// a running statement (`sqlite3_interrupt`); the call then throws `CancellationError`.
+    /// Reads see the last committed state and never wait for the writer. Cancelling the calling task stops the
+    /// read, whether its statement is running or about to start (`sqlite3_interrupt` and a progress check); the
+    /// call then throws `CancellationError`.
     public func read<T: Sendable>(_ body: @escaping @Sendable (Connection) throws -> T) async throws -> T {
         try await reader.read(body)
     }
@@ -580,13 +581,13 @@ final class Reader: Sendable {
     }
 
     func read<T: Sendable>(_ body: @escaping @Sendable (Connection) throws -> T) async throws -> T {
-        let cancelled = Atomic<Bool>(false)
+        let cancelled = StopFlag()
         return try await withTaskCancellationHandler {
             try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<T, any Error>) in
                 queue.async { [self] in
                     continuation.resume(
                         with: Result {
-                            if cancelled.load(ordering: .sequentiallyConsistent) { throw CancellationError() }
+                            if cancelled.isRaised { throw CancellationError() }
                             let box = try open()
                             // An in-memory database shares its cache with the writer: a table the writer's open
                             // transaction has changed is locked (SQLITE_LOCKED), which the busy timeout does not
@@ -594,12 +595,12 @@ final class Reader: Sendable {
                             let deadline = ContinuousClock.now + busyTimeout
                             while true {
                                 do {
-                                    return try box.connection.withTransaction(.deferred) { try body(box.connection) }
+                                    return try box.connection.run(stoppingWhen: cancelled) {
+                                        try box.connection.withTransaction(.deferred) { try body(box.connection) }
+                                    }
                                 } catch let error as SQLiteError {
                                     if error.isInterrupted { throw CancellationError() }
-                                    if error.isTableLocked, ContinuousClock.now < deadline,
-                                        !cancelled.load(ordering: .sequentiallyConsistent)
-                                    {
+                                    if error.isTableLocked, ContinuousClock.now < deadline, !cancelled.isRaised {
                                         usleep(1_000)
                                         continue
                                     }
@@ -611,7 +612,7 @@ final class Reader: Sendable {
                 }
             }
         } onCancel: {
-            cancelled.store(true, ordering: .sequentiallyConsistent)
+            cancelled.raise()
             connection.withLock { $0?.connection.interrupt() }
         }
     }

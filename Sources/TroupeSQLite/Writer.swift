@@ -81,11 +81,18 @@ final class Writer: Sendable {
     /// Runs `body` on the writer thread outside any transaction, alone; cancelling the caller interrupts it.
     func performAlone<T: Sendable>(_ body: @escaping @Sendable (WriterSession) throws -> T) async throws -> T {
         let session = self.session
+        // Checked by the job's statements as they run: a cancellation before the job (or one of its statements)
+        // starts stops it too, which `sqlite3_interrupt` alone would miss.
+        let cancelled = StopFlag()
         return try await withTaskCancellationHandler {
             try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<T, any Error>) in
-                submit(PendingJob(body: body, continuation: continuation, sync: false, standalone: true))
+                let stoppable: @Sendable (WriterSession) throws -> T = { session in
+                    try session.connection.run(stoppingWhen: cancelled) { try body(session) }
+                }
+                submit(PendingJob(body: stoppable, continuation: continuation, sync: false, standalone: true))
             }
         } onCancel: {
+            cancelled.raise()
             session.interruptStandalone()
         }
     }
