@@ -639,11 +639,7 @@ final class WriterSession: @unchecked Sendable {
                 }
             }
             if row.mayHaveSteps {
-                let delete = try prepared(deleteSteps, Self.deleteStepsSQL)
-                for scope in commit.finishedSteps {
-                    // Keys are "SCOPE/NAME#N": the range [SCOPE/, SCOPE0) holds exactly them ("0" follows "/").
-                    try delete.run(.integer(row.row), .text(scope + "/"), .text(scope + "0"))
-                }
+                for scope in commit.finishedSteps { try forgetSteps(of: row.row, scope: scope) }
             }
             if !commit.consumed.isEmpty {
                 // Marked, not deleted: a fork at an earlier cut finds it in flight (swept with old checkpoints).
@@ -726,18 +722,23 @@ final class WriterSession: @unchecked Sendable {
             .run(.integer(row.row), .text(key), .blob(result), .integer(now()))
     }
 
+    /// Deletes agent `row`'s steps filed under `scope` (a unit of work): their keys are "SCOPE/NAME#N", so the range
+    /// [SCOPE/, SCOPE0) holds exactly them ("0" follows "/").
+    private func forgetSteps(of row: Int64, scope: String) throws {
+        try prepared(deleteSteps, Self.deleteStepsSQL).run(.integer(row), .text(scope + "/"), .text(scope + "0"))
+    }
+
     func deadLetter(_ letter: DeadLetter) throws {
         try checkLease(letter.agent.run)
         try connection.statement(
             "INSERT INTO dead_letters (run_id, agent, payload, error, failures, created_at) VALUES (?, ?, ?, ?, ?, ?)"
         ).run(.text(letter.agent.run.rawValue), .text(letter.agent.name), .blob(letter.message), .text(letter.error), .integer(Int64(letter.failures)), .integer(now()))
         if let id = letter.messageID {
-            try connection.statement("UPDATE messages SET consumed_txn = ? WHERE id = ? AND consumed_txn IS NULL")
+            try prepared(consumeMessage, Self.consumeMessageSQL)
                 .run(.integer(try currentTransaction(letter.agent.run)), .integer(id))
             // The message's unit of work ends here: its recorded steps must never be replayed to anything else.
             if let row = agents[letter.agent] {
-                try connection.statement("DELETE FROM steps WHERE agent_id = ? AND key >= ? AND key < ?")
-                    .run(.integer(row.row), .text("m\(id)/"), .text("m\(id)0"))
+                try forgetSteps(of: row.row, scope: "m\(id)")
             } else {
                 try connection.statement(
                     """

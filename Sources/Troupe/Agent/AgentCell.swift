@@ -253,7 +253,7 @@ final class AgentCell<A: Agent>: ChildRuntime {
             return memory.withLock { $0 } ?? agent.initialState()
         }
         let (state, epoch): (A.State, UInt64)
-        if durability.persistsState, let early = prepared.withLock({ $0.take() }), early.incarnation == incarnation.number {
+        if let early = prepared.withLock({ $0.take() }), early.incarnation == incarnation.number {
             (state, epoch) = try early.result.get()
         } else {
             (state, epoch) = try await claimedState(incarnation.number)

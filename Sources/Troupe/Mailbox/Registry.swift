@@ -11,9 +11,13 @@ final class Registry: Sendable {
         case pool(any AnyPool)
     }
 
-    private let entries = Mutex<[String: Entry]>([:])
-    /// The names of the pools among `entries`: a tree without pools lists its agents as the keys alone.
-    private let pools = Mutex<Set<String>>([])
+    private struct Names {
+        var entries: [String: Entry] = [:]
+        /// The names of the pools among `entries`: a tree without pools lists its agents as the keys alone.
+        var pools: Set<String> = []
+    }
+
+    private let names = Mutex(Names())
     private let topics = Mutex<[String: [String: any Sendable]]>([:])
 
     init() {}
@@ -27,22 +31,24 @@ final class Registry: Sendable {
     }
 
     private func insert(_ entry: Entry, as name: String) throws {
-        try entries.withLock { entries in
-            guard entries[name] == nil else {
+        try names.withLock { names in
+            guard names.entries[name] == nil else {
                 throw TroupeError(
                     .duplicateName,
                     "the name '\(name)' is already taken in this run. Give every child (and every pool) a name "
                         + "that is unique across the whole tree."
                 )
             }
-            entries[name] = entry
+            names.entries[name] = entry
+            if case .pool = entry { names.pools.insert(name) }
         }
-        if case .pool = entry { pools.withLock { _ = $0.insert(name) } }
     }
 
     func unregister(_ name: String) {
-        _ = entries.withLock { $0.removeValue(forKey: name) }
-        _ = pools.withLock { $0.remove(name) }
+        names.withLock { names in
+            names.entries[name] = nil
+            names.pools.remove(name)
+        }
         topics.withLock { topics in
             for key in topics.keys { topics[key]?[name] = nil }
         }
@@ -50,9 +56,8 @@ final class Registry: Sendable {
 
     /// Every agent name registered (pool members included, pools themselves not).
     var agentNames: [String] {
-        let pools = self.pools.withLock { $0 }
-        return entries.withLock { entries in
-            pools.isEmpty ? Array(entries.keys) : entries.keys.filter { !pools.contains($0) }
+        names.withLock { names in
+            names.pools.isEmpty ? Array(names.entries.keys) : names.entries.keys.filter { !names.pools.contains($0) }
         }
     }
 
@@ -85,7 +90,7 @@ final class Registry: Sendable {
     }
 
     private func route<Message: Sendable>(_ name: String, for _: Message.Type) throws -> Route<Message> {
-        switch entries.withLock({ $0[name] }) {
+        switch names.withLock({ $0.entries[name] }) {
         case nil:
             throw TroupeError.unknownAddress(name)
         case .agent(let mailbox):

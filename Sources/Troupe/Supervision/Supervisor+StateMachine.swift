@@ -196,6 +196,16 @@ extension Supervisor {
         /// first `setUp` or ended (a child that failed at start and waits out a restart counts as started).
         var hasStarted: Bool { awaitingFirstStart == 0 }
 
+        /// Changes every child in place, index by index: iterating `children.indices` would hold the storage and
+        /// copy all of it at the first change.
+        private mutating func changeEveryChild(_ change: (inout Child) -> Void) {
+            var index = children.values.startIndex
+            while index != children.values.endIndex {
+                change(&children.values[index])
+                children.values.formIndex(after: &index)
+            }
+        }
+
         /// Marks `name` as no longer awaited by the supervisor's start.
         private mutating func stopAwaitingFirstStart(_ name: String) {
             guard awaitingFirstStart > 0, children[name]?.awaitingFirstStart == true else { return }
@@ -229,15 +239,11 @@ extension Supervisor {
             isStopping = false
             restartTimes.removeAll()
             queue.removeAll()
-            // Index by index, in place: iterating `children.indices` would hold the storage and copy it at the
-            // first change.
-            var index = children.values.startIndex
-            while index != children.values.endIndex {
-                children.values[index].consecutiveRestarts = 0
-                children.values[index].restarts = 0
-                children.values[index].phase = .queued(notBefore: now)
-                children.values[index].awaitingFirstStart = true
-                children.values.formIndex(after: &index)
+            changeEveryChild { child in
+                child.consecutiveRestarts = 0
+                child.restarts = 0
+                child.phase = .queued(notBefore: now)
+                child.awaitingFirstStart = true
             }
             queue.append(contentsOf: order)
             awaitingFirstStart = order.count
@@ -248,11 +254,7 @@ extension Supervisor {
         mutating func beginStopping() -> [(name: String, incarnation: UInt64)] {
             isStopping = true
             if awaitingFirstStart > 0 {
-                var index = children.values.startIndex
-                while index != children.values.endIndex {
-                    children.values[index].awaitingFirstStart = false
-                    children.values.formIndex(after: &index)
-                }
+                changeEveryChild { $0.awaitingFirstStart = false }
                 awaitingFirstStart = 0
             }
             for name in queue { children[name]?.phase = .stopped }

@@ -150,7 +150,7 @@ public actor Supervisor: Service {
         }
         self.machine = machine
         self.entries = entries
-        self.claimers = claims  // set after `entries`, whose observer would reset it (observers do not run here anyway)
+        self.claimers = claims
     }
 
     // MARK: Running
