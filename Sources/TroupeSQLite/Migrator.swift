@@ -12,14 +12,6 @@ import Troupe
 ///   it shipped: refused, because the database and the code no longer agree on the schema.
 /// - A SQLite file that has tables but no `troupe_migrations` belongs to another program: refused.
 struct Migrator {
-    struct Migration: Sendable {
-        let id: Int
-        let name: String
-        let sql: String
-
-        var checksum: String { Migrator.checksum(sql) }
-    }
-
     /// Every migration this binary carries, in order. A test checks this list against the `migrations/` folder.
     static let migrations: [Migration] = [
         Migration(id: 1, name: "0001_initial_schema.sql", sql: String(decoding: PackageResources._001_initial_schema_sql, as: UTF8.self)),
@@ -46,17 +38,6 @@ struct Migrator {
             sql: String(decoding: PackageResources._007_commit_order_sql, as: UTF8.self)
         ),
     ]
-
-    /// FNV-1a, 64 bits, as 16 hex digits: enough to notice an edited file, and no dependency.
-    static func checksum(_ text: String) -> String {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in text.utf8 {
-            hash ^= UInt64(byte)
-            hash = hash &* 0x0000_0100_0000_01b3
-        }
-        let hex = String(hash, radix: 16)
-        return String(repeating: "0", count: 16 - hex.count) + hex
-    }
 
     let path: String
 

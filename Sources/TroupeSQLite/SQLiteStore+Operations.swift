@@ -25,8 +25,7 @@ extension SQLiteStore: OperatorStore {
             let heartbeat = row.isNull(9) ? nil : row.int64(9)
             let alive = heartbeat.map {
                 WriterSession.isAlive(
-                    pid: pid, host: row.text(8), heartbeat: $0, now: now(), timeout: heartbeatTimeout,
-                    localHost: WriterSession.localHost
+                    pid: pid, host: row.text(8), heartbeat: $0, now: now(), timeout: heartbeatTimeout
                 )
             } ?? false
             owner = RunSummary.Owner(pid: pid, host: row.text(8) ?? "", heartbeatAt: heartbeat.map(date), alive: alive)
@@ -109,21 +108,11 @@ extension SQLiteStore: OperatorStore {
             return (statement.text(0) ?? "[]", statement.int64(1))
         }
         guard let (json, at) = stored else { return nil }
-        do {
-            return TreeSnapshot(nodes: try JSONDecoder().decode([TreeNode].self, from: Data(json.utf8)), at: Self.date(at))
-        } catch {
-            throw TroupeError(
-                .notADatabase,
-                "the tree snapshot of run \(run) in '\(path)' cannot be read (\(error)). It is rewritten while the run "
-                    + "is driven; `troupe status` and `troupe events` do not need it."
-            )
-        }
+        return try TreeSnapshot(json: json, at: Self.date(at), run: run, location: location)
     }
 
     public func publishTree(_ nodes: [TreeNode], of run: RunID) async throws {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = .sortedKeys
-        let json = String(decoding: try encoder.encode(nodes), as: UTF8.self)
+        let json = try TreeSnapshot.json(nodes)
         try await writer.perform { session in
             try session.connection.statement("UPDATE runs SET tree = ?, tree_at = ? WHERE id = ?")
                 .run(.text(json), .integer(now()), .text(run.rawValue))

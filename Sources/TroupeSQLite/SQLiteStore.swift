@@ -352,15 +352,9 @@ public final class SQLiteStore: CheckpointStore {
 
     /// Claims the agents in writer jobs of up to 4,096 claims each, with the statements prepared once.
     public func claim(_ requests: [ClaimRequest]) async throws -> [Claim] {
-        var claims: [Claim] = []
-        claims.reserveCapacity(requests.count)
-        var start = requests.startIndex
-        while start < requests.endIndex {
-            let chunk = Array(requests[start..<min(start + 4096, requests.endIndex)])
-            claims += try await writer.perform { session in try session.claim(chunk) }
-            start += chunk.count
+        try await ClaimRequest.inBatches(requests) { chunk in
+            try await writer.perform { session in try session.claim(chunk) }
         }
-        return claims
     }
 
     public func commit(_ commit: Commit) async throws -> [Int64] {
@@ -540,29 +534,6 @@ public final class SQLiteStore: CheckpointStore {
                 )
             }
             return result
-        }
-    }
-}
-
-/// Per run, the loss of this store's lease, for ``SQLiteStore/leaseLoss(of:)``.
-final class LeaseWatch: Sendable {
-    private let losses = Mutex<[RunID: OneShot<TroupeError>]>([:])
-
-    func loss(of run: RunID) -> OneShot<TroupeError> {
-        losses.withLock { losses in
-            if let loss = losses[run] { return loss }
-            let loss = OneShot<TroupeError>()
-            losses[run] = loss
-            return loss
-        }
-    }
-
-    func lost(_ run: RunID, _ error: TroupeError) { loss(of: run).fulfill(error) }
-
-    /// A new lease: waiters from now on wait for its loss.
-    func renew(_ run: RunID) {
-        losses.withLock { losses in
-            if losses[run]?.value != nil { losses[run] = nil }
         }
     }
 }

@@ -343,62 +343,20 @@ final class WriterSession: @unchecked Sendable {
 
     private func isAlive(pid owner: Int64, host ownerHost: String?, heartbeat: Int64, now: Int64) -> Bool {
         if ownerHost == host, owner == pid { return true }  // another Run of this very process
-        return Self.isAlive(pid: owner, host: ownerHost, heartbeat: heartbeat, now: now, timeout: leaseTimeout, localHost: host)
+        return Self.isAlive(pid: owner, host: ownerHost, heartbeat: heartbeat, now: now, timeout: leaseTimeout)
     }
 
-    /// Whether a lease's owner still lives: on this host, its process exists; elsewhere, its heartbeat is recent.
-    /// Why a run cannot be attached: another live process drives it. A silent owner (stopped with SIGSTOP,
-    /// overloaded) cannot apply `troupe cancel`, so the message says how long it has been silent and what works.
+    /// Why a run cannot be attached (see ``OwnerLiveness/heldElsewhere(_:pid:host:silence:timeout:)``).
     static func heldElsewhere(_ run: RunID, pid: Int64, host: String?, heartbeat: Int64, now: Int64, timeout: Int64) -> TroupeError {
-        let age = max(0, now - heartbeat)
-        let host = host ?? "?"
-        guard age >= timeout else {
-            return TroupeError(
-                .leaseHeld,
-                "run \(run) is being driven by process \(pid) on \(host) (last heartbeat \(age / 1000)s ago). Two "
-                    + "processes never drive one run: stop that one (`troupe cancel \(run)`), or wait for it to end."
-            )
-        }
-        // Same host: a live pid keeps the run for ten lease timeouts of silence; another host's, for one.
-        let limit = host == localHost ? timeout * 10 : timeout
-        let wait = max(1, (limit - age + 999) / 1000)
-        let local = host == localHost ? " `kill -CONT \(pid)` wakes it, `kill \(pid)` ends it;" : ""
-        return TroupeError(
-            .leaseHeld,
-            "run \(run) belongs to process \(pid) on \(host), which has not renewed its lease for \(age / 1000)s (it "
-                + "may be stopped with SIGSTOP, or overloaded), so it cannot apply `troupe cancel`.\(local) or wait about "
-                + "\(wait)s: a run whose owner stays silent that long is taken over by the next resume."
-        )
+        OwnerLiveness.heldElsewhere(run, pid: pid, host: host, silence: now - heartbeat, timeout: timeout)
     }
 
-    static func isAlive(pid owner: Int64, host ownerHost: String?, heartbeat: Int64, now: Int64, timeout: Int64, localHost: String) -> Bool {
-        let fresh = now - heartbeat < timeout
-        guard ownerHost == localHost else { return fresh }
-        let exists = (kill(pid_t(owner), 0) == 0 || errno == EPERM) && !isZombie(pid_t(owner))
-        // A live pid with a long-silent heartbeat is another program that reused the number.
-        return exists && (fresh || now - heartbeat < timeout * 10)
-    }
-
-    /// Whether `pid` has exited and waits to be reaped (a killed process whose parent has not collected it yet).
-    static func isZombie(_ pid: pid_t) -> Bool {
-        guard let file = fopen("/proc/\(pid)/stat", "r") else { return false }
-        defer { fclose(file) }
-        var buffer = [UInt8](repeating: 0, count: 512)
-        let count = fread(&buffer, 1, buffer.count, file)
-        let text = String(decoding: buffer.prefix(count), as: UTF8.self)
-        // The state follows the command name, which is in parentheses and may contain spaces.
-        guard let close = text.lastIndex(of: ")") else { return false }
-        return text[close...].dropFirst().trimmingPrefix(" ").first == "Z"
+    static func isAlive(pid owner: Int64, host ownerHost: String?, heartbeat: Int64, now: Int64, timeout: Int64) -> Bool {
+        OwnerLiveness.isAlive(pid: owner, host: ownerHost, silence: now - heartbeat, timeout: timeout)
     }
 
     /// This machine's host name.
-    static let localHost: String = {
-        var buffer = [UInt8](repeating: 0, count: 256)
-        buffer.withUnsafeMutableBufferPointer { bytes in
-            bytes.withMemoryRebound(to: CChar.self) { _ = gethostname($0.baseAddress!, $0.count - 1) }
-        }
-        return String(decoding: buffer.prefix { $0 != 0 }, as: UTF8.self)
-    }()
+    static var localHost: String { OwnerLiveness.localHost }
 
     static func json(_ parameters: [String: String]) -> String {
         let encoder = JSONEncoder()

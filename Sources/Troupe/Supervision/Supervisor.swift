@@ -1000,7 +1000,7 @@ final class SupervisorChild: ChildRuntime {
 private struct AheadClaims {
     /// How many claims one store call makes: enough for a set-based claim, few enough for the first starts not to
     /// wait long.
-    static let batch = 4096
+    static let batch = ClaimRequest.batchSize
 
     struct Child {
         let name: String
