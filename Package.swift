@@ -15,6 +15,7 @@ let package = Package(
     products: [
         .library(name: "Troupe", targets: ["Troupe"]),
         .library(name: "TroupeSQLite", targets: ["TroupeSQLite"]),
+        .library(name: "TroupePostgres", targets: ["TroupePostgres"]),
         .library(name: "TroupeHTTP", targets: ["TroupeHTTP"]),
         .library(name: "TroupeHTTPTesting", targets: ["TroupeHTTPTesting"]),
         .library(name: "TroupeTestKit", targets: ["TroupeTestKit"]),
@@ -51,6 +52,17 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             exclude: [],
+            resources: [.embedInCode("Migrations")],
+            swiftSettings: settings
+        ),
+        // The system libpq (Debian: libpq-dev). Chosen over postgres-nio: pipeline mode, server-side cancel
+        // (`PQcancel`, for the cancellation ladder) and LISTEN on a connection of the store's own thread, with no
+        // build cost (postgres-nio and SwiftNIO add minutes to a cold build and cancel only client-side).
+        .systemLibrary(name: "CPostgres", providers: [.apt(["libpq-dev"])]),
+        // Durable storage on PostgreSQL: the same store contract as SQLite, shared by processes on many hosts.
+        .target(
+            name: "TroupePostgres",
+            dependencies: ["Troupe", "CPostgres"],
             resources: [.embedInCode("Migrations")],
             swiftSettings: settings
         ),
@@ -110,6 +122,7 @@ let package = Package(
             dependencies: [
                 "TroupeCLI",
                 "Troupe",
+                "TroupePostgres",
                 "TroupeAgents",
                 "TroupeHTTP",
                 "TroupeHTTPTesting",
@@ -144,7 +157,7 @@ let package = Package(
         // The crash test's subject: a durable counting pipeline that the test kills with SIGKILL and resumes.
         .executableTarget(
             name: "CrashPipeline",
-            dependencies: ["Troupe", "TroupeSQLite", "TroupeAgents"],
+            dependencies: ["Troupe", "TroupeSQLite", "TroupePostgres", "TroupeAgents"],
             path: "Tests/CrashPipeline",
             swiftSettings: settings
         ),
@@ -158,6 +171,11 @@ let package = Package(
         .testTarget(
             name: "TroupeSQLiteTests",
             dependencies: ["TroupeSQLite", "Troupe", "TroupeTestKit", "TroupeTestSupport"],
+            swiftSettings: settings
+        ),
+        .testTarget(
+            name: "TroupePostgresTests",
+            dependencies: ["TroupePostgres", "Troupe", "TroupeTestKit", "TroupeTestSupport"],
             swiftSettings: settings
         ),
         .testTarget(

@@ -48,6 +48,16 @@ public struct StoreLocation: Sendable, Hashable {
         }
     }
 
+    /// `text` without the password of a URL's user (`SCHEME://USER:PASSWORD@HOST…` → `SCHEME://USER@HOST…`), for
+    /// messages and listings; anything else unchanged.
+    static func withoutPassword(_ text: String) -> String {
+        let parts = text.split(separator: "://", maxSplits: 1, omittingEmptySubsequences: false)
+        guard parts.count == 2 else { return text }
+        let authority = parts[1].prefix { $0 != "/" && $0 != "?" }
+        guard let at = authority.lastIndex(of: "@") else { return text }
+        return parts[0] + "://" + authority[..<at].prefix { $0 != ":" } + parts[1][at...]
+    }
+
     /// Whether the location holds a store already (for SQLite: the file exists). Other backends are asked.
     var exists: Bool {
         guard scheme == "sqlite" else { return true }

@@ -109,8 +109,9 @@ package struct GlobalOptions: ParsableArguments {
 
     @Option(
         help: ArgumentHelp(
-            "The database file. Default: $TROUPE_DATABASE, else \(SQLiteStore.defaultPath) under the current directory.",
-            valueName: "path"
+            "The store: a SQLite file, or a PostgreSQL URL (postgres://USER@HOST/DATABASE). Default: $TROUPE_DATABASE, "
+                + "else \(SQLiteStore.defaultPath) under the current directory.",
+            valueName: "path-or-url"
         )
     )
     package var database: String?
@@ -139,6 +140,10 @@ package struct GlobalOptions: ParsableArguments {
         logger.logLevel = logLevel ?? .error
         return logger
     }
+
+    /// ``databasePath`` as messages show it: a URL without its password (`postgres://user:secret@host/db` →
+    /// `postgres://user@host/db`).
+    package var databaseShown: String { StoreLocation.withoutPassword(databasePath) }
 
     /// The database to use: `--database`, else `TROUPE_DATABASE`, else the default file.
     package var databasePath: String {

@@ -4,11 +4,14 @@
 //
 //     CrashPipeline DATABASE RUN-ID COUNT
 //
+// DATABASE is a SQLite file, or a PostgreSQL URL (postgres://…).
+//
 // Prints `attached` once it holds the run's lease, then `complete …` and exits 0 once the counter has seen COUNT
 // numbers.
 import Foundation
 import Troupe
 import TroupeAgents
+import TroupePostgres
 import TroupeSQLite
 
 let arguments = CommandLine.arguments
@@ -20,7 +23,8 @@ func report(_ state: Counting.Counter.State) {
     print("complete count=\(state.count) sum=\(state.sum) duplicates=\(state.duplicates) gaps=\(state.gaps)")
 }
 let runID = RunID(arguments[2])
-let store = try await SQLiteStore(path: arguments[1])
+let store: any OperatorStore =
+    arguments[1].hasPrefix("postgres") ? try await PostgresStore(url: arguments[1]) : try await SQLiteStore(path: arguments[1])
 // Killed after the counter committed its last number but before saying so: nothing left to do.
 if let last = try await store.checkpoints(of: AgentID(run: runID, name: "counter")).last,
     let state = try? JSONDecoder().decode(Counting.Counter.State.self, from: Data(last.state)), state.count >= count

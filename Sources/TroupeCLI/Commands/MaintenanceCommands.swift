@@ -172,9 +172,9 @@ struct DbCommand: AsyncParsableCommand {
                 let applied = health.migrations
                 let ok = health.problems.isEmpty && applied == health.known
                 if global.json {
-                    printJSON(Report(database: global.databasePath, integrity: integrity, migrations: applied, ok: ok))
+                    printJSON(Report(database: global.databaseShown, integrity: integrity, migrations: applied, ok: ok))
                 } else {
-                    say("database    \(global.databasePath)")
+                    say("database    \(global.databaseShown)")
                     say("integrity   \(integrity.joined(separator: "; "))")
                     say("migrations  \(applied.joined(separator: ", "))")
                 }
@@ -194,9 +194,9 @@ struct DbCommand: AsyncParsableCommand {
             try await reportingErrors {
                 let applied = try await global.withStore(mustExist: false) { try await $0.check() }.migrations
                 if global.json {
-                    printJSON(["database": global.databasePath, "migrations": applied.joined(separator: ",")])
+                    printJSON(["database": global.databaseShown, "migrations": applied.joined(separator: ",")])
                 } else {
-                    say("troupe: \(global.databasePath) is at \(applied.last ?? "no migration")")
+                    say("troupe: \(global.databaseShown) is at \(applied.last ?? "no migration")")
                 }
             }
         }

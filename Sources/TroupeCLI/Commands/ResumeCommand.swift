@@ -33,7 +33,7 @@ struct ResumeCommand: AsyncParsableCommand {
                     store: store,
                     global: global
                 )
-                if !global.json { say("troupe: resuming run \(run) of '\(entry.name)', database \(global.databasePath)") }
+                if !global.json { say("troupe: resuming run \(run) of '\(entry.name)', database \(global.databaseShown)") }
                 try await RunCommand.finish(RunDriver(run: resumed, json: global.json).drive(), run: RunID(run), json: global.json)
             }
         }

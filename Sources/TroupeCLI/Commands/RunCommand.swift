@@ -75,7 +75,7 @@ struct RunCommand: AsyncParsableCommand {
                     entry, blueprint: built, parameters: resolved, durability: durability.flatMap(Durability.init), id: runID, store: store,
                     global: global
                 )
-                if !global.json { say("troupe: run \(runID) of '\(entry.name)', database \(global.databasePath)") }
+                if !global.json { say("troupe: run \(runID) of '\(entry.name)', database \(global.databaseShown)") }
                 try await Self.finish(RunDriver(run: run, json: global.json).drive(), run: runID, json: global.json)
             }
         }
@@ -146,7 +146,12 @@ struct RunCommand: AsyncParsableCommand {
         }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: ProcessInfo.processInfo.arguments[0])
-        var arguments = ["run", blueprint, "--id", runID.rawValue, "--database", database]
+        // The store reaches the child through its environment, not its arguments: a URL's password would show
+        // in every user's process list.
+        var environment = ProcessInfo.processInfo.environment
+        environment["TROUPE_DATABASE"] = database
+        process.environment = environment
+        var arguments = ["run", blueprint, "--id", runID.rawValue]
         for parameter in parameters { arguments += ["--param", parameter] }
         if let durability { arguments += ["--durability", durability] }
         if let level = global.logLevel { arguments += ["--log-level", level.rawValue] }

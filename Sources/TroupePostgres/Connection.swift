@@ -1,0 +1,281 @@
+import CPostgres
+import FoundationEssentials
+import Glibc
+import Troupe
+
+/// A value for a statement's parameter (`$1`, `$2`, …). Numbers and text travel in PostgreSQL's text format and
+/// take the type the statement gives them; bytes travel as binary `bytea`.
+enum PGValue {
+    case null
+    case int(Int64)
+    case text(String?)
+    case bytes([UInt8])
+    case double(Double)
+}
+
+/// An error from libpq or the server.
+struct PostgresError: Error, CustomStringConvertible {
+    /// The server's SQLSTATE (`23505` unique violation, `57014` query cancelled, …); empty for a connection-level
+    /// error.
+    var sqlState: String
+    var message: String
+
+    var description: String { sqlState.isEmpty ? message : "\(message) [SQLSTATE \(sqlState)]" }
+
+    /// The statement was cancelled (server-side cancel).
+    var isCancelled: Bool { sqlState == "57014" }
+    /// The connection failed or was closed: the session is gone, with it any transaction and lock.
+    var isConnectionLost: Bool { sqlState.isEmpty || sqlState.hasPrefix("08") || sqlState == "57P01" }
+    /// A serialization failure or deadlock: the transaction can be tried again.
+    var isRetryable: Bool { sqlState == "40001" || sqlState == "40P01" }
+}
+
+/// One libpq connection (`PGconn`).
+///
+/// Confined to one thread: its owner (a store's writer thread, or its reader queue) is the only caller of
+/// everything but ``cancel()``, which libpq documents as safe from any thread (`PQcancel` on a `PGcancel` made
+/// beforehand). Every call blocks its thread, which is never one of the cooperative pool's. `@unchecked Sendable`
+/// so that a cancellation handler can hold it; it calls nothing but ``cancel()``.
+final class PGConnection: @unchecked Sendable {
+    private let raw: OpaquePointer
+    /// Made once after connecting; `PQcancel` on it asks the server to stop the running statement.
+    private let cancelHandle: OpaquePointer?
+    /// Where it connects, without a password, for messages.
+    let location: String
+
+    /// Connects (blocking) to `url` (`postgres://USER@HOST:PORT/DATABASE?…`, or libpq's `key=value` form).
+    init(url: String, applicationName: String = "troupe") throws {
+        location = Self.redacted(url)
+        let keys = ["connect_timeout", "application_name", "dbname"]
+        let values = ["10", applicationName, url]
+        let connection = keys.withCStrings { keyPointers in
+            values.withCStrings { valuePointers in PQconnectdbParams(keyPointers, valuePointers, 1) }
+        }
+        guard let connection else {
+            throw PostgresError(sqlState: "", message: "out of memory while connecting to \(location)")
+        }
+        guard PQstatus(connection) == CONNECTION_OK else {
+            let message = String(cString: PQerrorMessage(connection)).trimmed
+            PQfinish(connection)
+            throw PostgresError(sqlState: "", message: message)
+        }
+        raw = connection
+        cancelHandle = PQgetCancel(connection)
+        // The server's notices (a `ROLLBACK` with nothing to roll back) are not errors: not printed to stderr.
+        PQsetNoticeProcessor(connection, { _, _ in }, nil)
+    }
+
+    deinit {
+        if let cancelHandle { PQfreeCancel(cancelHandle) }
+        PQfinish(raw)
+    }
+
+    /// `url` without its password (`postgres://user:secret@host/db` → `postgres://user@host/db`), for messages.
+    static func redacted(_ url: String) -> String {
+        let parts = url.split(separator: "://", maxSplits: 1, omittingEmptySubsequences: false)
+        guard parts.count == 2 else {
+            return url.split(separator: " ").filter { !$0.hasPrefix("password=") }.joined(separator: " ")
+        }
+        let rest = parts[1]
+        let authority = rest.prefix { $0 != "/" && $0 != "?" }
+        guard let at = authority.lastIndex(of: "@") else { return url }
+        let user = authority[..<at].prefix { $0 != ":" }
+        return parts[0] + "://" + user + rest[at...]
+    }
+
+    /// Whether the session still works.
+    var isHealthy: Bool { PQstatus(raw) == CONNECTION_OK }
+
+    /// The server's process for this session (`pg_backend_pid()`).
+    var backendPID: Int32 { PQbackendPID(raw) }
+
+    /// Asks the server to stop this session's running statement, from any thread. A statement not started yet is
+    /// not affected: callers check their own stop flag before each statement.
+    func cancel() {
+        guard let cancelHandle else { return }
+        var buffer = [CChar](repeating: 0, count: 256)
+        _ = PQcancel(cancelHandle, &buffer, Int32(buffer.count))
+    }
+
+    /// The session's socket, to wait for notifications with `poll`.
+    var socket: Int32 { PQsocket(raw) }
+
+    /// Reads what the server sent and returns the payloads of the notifications received (`LISTEN`), in order.
+    /// Throws when the connection is lost.
+    func notifications() throws -> [String] {
+        guard PQconsumeInput(raw) == 1 else { throw connectionError() }
+        var payloads: [String] = []
+        while let notification = PQnotifies(raw) {
+            payloads.append(String(cString: notification.pointee.extra))
+            PQfreemem(notification)
+        }
+        return payloads
+    }
+
+    /// Runs one or more statements without parameters (migrations, `BEGIN`, `COMMIT`).
+    func execute(_ sql: String) throws {
+        guard let result = PQexec(raw, sql) else { throw connectionError() }
+        defer { PQclear(result) }
+        try check(result)
+    }
+
+    /// Runs one statement with parameters; rows come back in binary form.
+    @discardableResult
+    func query(_ sql: String, _ parameters: PGValue...) throws -> PGRows {
+        try query(sql, parameters)
+    }
+
+    /// Runs one statement with parameters; rows come back in binary form.
+    @discardableResult
+    func query(_ sql: String, _ parameters: [PGValue]) throws -> PGRows {
+        let count = parameters.count
+        var values = [UnsafeMutablePointer<CChar>?](repeating: nil, count: count)
+        var lengths = [Int32](repeating: 0, count: count)
+        var formats = [Int32](repeating: 0, count: count)
+        var types = [Oid](repeating: 0, count: count)
+        defer { for value in values { value?.deallocate() } }
+        for (index, parameter) in parameters.enumerated() {
+            func copy(_ bytes: some Collection<UInt8>, binary: Bool) {
+                let buffer = UnsafeMutablePointer<CChar>.allocate(capacity: bytes.count + 1)
+                var offset = 0
+                for byte in bytes {
+                    buffer[offset] = CChar(bitPattern: byte)
+                    offset += 1
+                }
+                buffer[offset] = 0
+                values[index] = buffer
+                lengths[index] = Int32(bytes.count)
+                formats[index] = binary ? 1 : 0
+            }
+            switch parameter {
+            case .null, .text(nil): break
+            case .int(let value): copy(String(value).utf8, binary: false)
+            case .double(let value): copy(String(value).utf8, binary: false)
+            case .text(let value?): copy(value.utf8, binary: false)
+            case .bytes(let value):
+                copy(value, binary: true)
+                types[index] = 17  // bytea
+            }
+        }
+        let result = values.withUnsafeBufferPointer { valuePointers in
+            valuePointers.withMemoryRebound(to: UnsafePointer<CChar>?.self) { constValues in
+                PQexecParams(raw, sql, Int32(count), types, constValues.baseAddress, lengths, formats, 1)
+            }
+        }
+        guard let result else { throw connectionError() }
+        do {
+            try check(result)
+        } catch {
+            PQclear(result)
+            throw error
+        }
+        return PGRows(result)
+    }
+
+    /// The first column of the first row as an integer, or `nil` when there is no row or it is NULL.
+    func scalar(_ sql: String, _ parameters: PGValue...) throws -> Int64? {
+        let rows = try query(sql, parameters)
+        guard rows.count > 0, !rows.isNull(0, 0) else { return nil }
+        return rows.int64(0, 0)
+    }
+
+    /// Rolls back whatever transaction is open; errors are ignored (there may be none, or the session is gone).
+    func rollback() {
+        guard inTransaction else { return }
+        if let result = PQexec(raw, "ROLLBACK") { PQclear(result) }
+    }
+
+    /// Whether a transaction is open (or failed and waiting for `ROLLBACK`).
+    var inTransaction: Bool {
+        let status = PQtransactionStatus(raw)
+        return status == PQTRANS_INTRANS || status == PQTRANS_INERROR
+    }
+
+    private func check(_ result: OpaquePointer) throws {
+        switch PQresultStatus(result) {
+        case PGRES_COMMAND_OK, PGRES_TUPLES_OK, PGRES_EMPTY_QUERY: return
+        default:
+            let state = PQresultErrorField(result, Int32(UInt8(ascii: "C"))).map { String(cString: $0) } ?? ""
+            let message = String(cString: PQresultErrorMessage(result)).trimmed
+            if state.isEmpty, !isHealthy { throw connectionError() }
+            throw PostgresError(sqlState: state, message: message.isEmpty ? "statement failed" : message)
+        }
+    }
+
+    private func connectionError() -> PostgresError {
+        let message = String(cString: PQerrorMessage(raw)).trimmed
+        return PostgresError(sqlState: "", message: "lost the connection to \(location): \(message.isEmpty ? "no reply" : message)")
+    }
+}
+
+/// The rows of a statement, in binary form, read by column type.
+final class PGRows {
+    private let result: OpaquePointer
+    let count: Int
+
+    init(_ result: OpaquePointer) {
+        self.result = result
+        count = Int(PQntuples(result))
+    }
+
+    deinit { PQclear(result) }
+
+    /// Rows changed by an `INSERT`, `UPDATE` or `DELETE`.
+    var affected: Int { Int(String(cString: PQcmdTuples(result))) ?? 0 }
+
+    func isNull(_ row: Int, _ column: Int) -> Bool { PQgetisnull(result, Int32(row), Int32(column)) == 1 }
+
+    private func bytes(_ row: Int, _ column: Int) -> UnsafeRawBufferPointer {
+        let length = Int(PQgetlength(result, Int32(row), Int32(column)))
+        guard let value = PQgetvalue(result, Int32(row), Int32(column)) else { return UnsafeRawBufferPointer(start: nil, count: 0) }
+        return UnsafeRawBufferPointer(start: value, count: length)
+    }
+
+    private func bigEndian(_ row: Int, _ column: Int) -> Int64 {
+        var value: Int64 = 0
+        for byte in bytes(row, column) { value = value << 8 | Int64(byte) }
+        let width = bytes(row, column).count * 8
+        // Sign-extend int2 and int4.
+        return width < 64 && width > 0 ? (value << (64 - width)) >> (64 - width) : value
+    }
+
+    /// An integer column (`int2`, `int4`, `int8`, `bool`); 0 when NULL.
+    func int64(_ row: Int, _ column: Int) -> Int64 {
+        isNull(row, column) ? 0 : bigEndian(row, column)
+    }
+
+    func int(_ row: Int, _ column: Int) -> Int { Int(int64(row, column)) }
+
+    /// A text column; `nil` when NULL.
+    func text(_ row: Int, _ column: Int) -> String? {
+        isNull(row, column) ? nil : String(decoding: bytes(row, column), as: UTF8.self)
+    }
+
+    /// A `bytea` column; empty when NULL.
+    func blob(_ row: Int, _ column: Int) -> [UInt8] {
+        isNull(row, column) ? [] : Array(bytes(row, column))
+    }
+
+    /// A `timestamptz` column (microseconds since 2000-01-01 UTC); `nil` when NULL.
+    func date(_ row: Int, _ column: Int) -> Date? {
+        guard !isNull(row, column) else { return nil }
+        return Date(timeIntervalSince1970: 946_684_800 + Double(bigEndian(row, column)) / 1_000_000)
+    }
+}
+
+extension Array where Element == String {
+    /// Calls `body` with a NULL-terminated array of C strings.
+    fileprivate func withCStrings<R>(_ body: (UnsafePointer<UnsafePointer<CChar>?>) -> R) -> R {
+        let copies = map { strdup($0)! }
+        defer { for copy in copies { free(copy) } }
+        let pointers = copies.map { UnsafePointer<CChar>?($0) } + [nil]
+        return pointers.withUnsafeBufferPointer { body($0.baseAddress!) }
+    }
+}
+
+extension String {
+    /// Without leading and trailing white space (libpq's messages end in a newline).
+    var trimmed: String {
+        String(drop { $0.isWhitespace }.reversed().drop { $0.isWhitespace }.reversed())
+    }
+}

@@ -1,0 +1,313 @@
+import Foundation
+import Testing
+import Troupe
+import TroupeTestKit
+import TroupeTestSupport
+@testable import TroupePostgres
+
+/// What the PostgreSQL store promises beyond the shared contract: its migrations, fencing in the database when
+/// another host takes a run over, a lost session opened again, server-side cancellation, clear connection errors.
+@Suite(.enabled(if: TestServer.enabled, "set TROUPE_TEST_POSTGRES (.ci/run starts a server)"), .timeLimit(.minutes(2)))
+struct PostgresStoreTests {
+    static let run: RunID = "run-pg"
+    static let agent = AgentID(run: run, name: "a")
+    static let record = RunRecord(id: run, blueprint: "pg", agents: ["a"])
+
+    /// Opens a store on a fresh database, runs `body`, closes it and drops the database.
+    func withDatabase(_ body: (TestDatabase) async throws -> Void) async throws {
+        let database = try TestServer.database()
+        defer { database.drop() }
+        try await body(database)
+    }
+
+    func checkpoint(_ epoch: UInt64, _ sequence: UInt64, _ text: String) -> Checkpoint {
+        Checkpoint(agent: Self.agent, epoch: epoch, sequence: sequence, stateVersion: 1, state: Array(text.utf8))
+    }
+
+    func code(_ body: () async throws -> Void) async -> TroupeError.Code? {
+        do {
+            try await body()
+            return nil
+        } catch let error as TroupeError {
+            return error.code
+        } catch {
+            Issue.record("not a TroupeError: \(error)")
+            return nil
+        }
+    }
+
+    // MARK: Migrations
+
+    /// The embedded list must name every file in `migrations/postgres/`, in order, with the same text.
+    @Test func theEmbeddedMigrationsMatchTheFolder() throws {
+        let folder = URL(fileURLWithPath: #filePath)
+            .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("migrations/postgres")
+        let files = try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.hasSuffix(".sql") }.sorted()
+        #expect(files == Migrator.migrations.map(\.name))
+        for (index, migration) in Migrator.migrations.enumerated() {
+            #expect(migration.id == index + 1)
+            let text = try String(contentsOf: folder.appendingPathComponent(migration.name), encoding: .utf8)
+            #expect(text == migration.sql, "\(migration.name) differs from the embedded copy")
+            #expect(text.hasPrefix("-- "), "\(migration.name) must open with a comment saying what and why")
+        }
+    }
+
+    @Test func openingTwiceAtOnceMigratesOnce() async throws {
+        try await withDatabase { database in
+            async let first = PostgresStore(url: database.url)
+            async let second = PostgresStore(url: database.url)
+            let stores = try await [first, second]
+            for store in stores { await store.close() }
+            let rows = try PGConnection(url: database.url).query("SELECT name, checksum FROM troupe.troupe_migrations ORDER BY id")
+            #expect(rows.count == Migrator.migrations.count)
+            #expect(rows.text(0, 1) == Migrator.migrations[0].checksum)
+        }
+    }
+
+    @Test func aDatabaseOfANewerTroupeIsRefusedUntouched() async throws {
+        try await withDatabase { database in
+            try await PostgresStore(url: database.url).close()
+            try database.execute("INSERT INTO troupe.troupe_migrations VALUES (999, '0999_future.sql', 'x', now())")
+            let refused = await code { _ = try await PostgresStore(url: database.url) }
+            #expect(refused == .futureSchema)
+            let rows = try PGConnection(url: database.url).query("SELECT count(*) FROM troupe.troupe_migrations")
+            #expect(rows.int64(0, 0) == Int64(Migrator.migrations.count + 1))
+        }
+    }
+
+    @Test func anEditedMigrationIsRefused() async throws {
+        try await withDatabase { database in
+            try await PostgresStore(url: database.url).close()
+            try database.execute("UPDATE troupe.troupe_migrations SET checksum = '0000000000000000' WHERE id = 1")
+            #expect(await code { _ = try await PostgresStore(url: database.url) } == .schemaMismatch)
+        }
+    }
+
+    @Test func aTroupeSchemaOfAnotherProgramIsRefusedUntouched() async throws {
+        try await withDatabase { database in
+            try database.execute("CREATE SCHEMA troupe; CREATE TABLE troupe.orders (id int)")
+            #expect(await code { _ = try await PostgresStore(url: database.url) } == .schemaMismatch)
+            let tables = try PGConnection(url: database.url).query(
+                "SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'troupe'"
+            )
+            #expect(tables.count == 1 && tables.text(0, 0) == "orders")
+        }
+    }
+
+    @Test func readOnlyOpeningCreatesNothing() async throws {
+        try await withDatabase { database in
+            let refused = await code { _ = try await PostgresStore(url: database.url, configuration: .init(readOnly: true)) }
+            #expect(refused == .notADatabase)
+            let schemas = try PGConnection(url: database.url).query("SELECT 1 FROM pg_namespace WHERE nspname = 'troupe'")
+            #expect(schemas.count == 0, "a read-only open created the schema")
+        }
+    }
+
+    // MARK: Fencing across hosts
+
+    /// Another host takes the run over once the owner's heartbeat is older than the lease timeout. The former owner
+    /// still believes it holds the lease: the database rejects its writes, and it learns that it lost the run.
+    @Test func aTakeoverFencesTheFormerOwnerInTheDatabase() async throws {
+        try await withDatabase { database in
+            // Silent from here on: it renews its heartbeat only with its writes (its idle heartbeat is an hour away).
+            let former = try await PostgresStore(url: database.url, configuration: .init(heartbeat: .seconds(3600)))
+            _ = try await former.attach(Self.record)
+            let claim = try await former.claim(Self.agent, type: "A", durability: .durable, incarnation: 1)
+            _ = try await former.commit(Commit(run: Self.run, agent: Self.agent, epoch: claim.epoch, checkpoint: checkpoint(claim.epoch, 1, "one")))
+            // The former owner as another host sees it: a process elsewhere whose heartbeat went silent.
+            try database.execute(
+                "UPDATE troupe.runs SET owner_host = 'elsewhere', heartbeat_at = now() - interval '1 minute' WHERE id = '\(Self.run)'"
+            )
+            let successor = try await PostgresStore(url: database.url)
+            #expect(try await successor.attach(Self.record) == true)
+            let resumed = try await successor.claim(Self.agent, type: "A", durability: .durable, incarnation: 1)
+            #expect(resumed.latest?.state == Array("one".utf8))
+            let rejected = await code {
+                _ = try await former.commit(Commit(run: Self.run, agent: Self.agent, epoch: claim.epoch, checkpoint: checkpoint(claim.epoch, 2, "zombie")))
+            }
+            #expect(rejected == .leaseHeld)
+            let loss = await former.leaseLoss(of: Self.run)
+            #expect(loss?.code == .leaseHeld)
+            #expect(try await successor.checkpoints(of: Self.agent).map(\.sequence) == [1], "the zombie's checkpoint was written")
+            // And every later write of the run, not only the first.
+            #expect(await code { try await former.recordStep(Self.agent, epoch: claim.epoch, key: "m1/x#1", result: [1]) } == .leaseHeld)
+            await successor.detach(Self.run, outcome: .stopped, error: nil)
+            await successor.close()
+            await former.close()
+        }
+    }
+
+    /// A live owner on another host (a recent heartbeat) keeps its run: a second attach is refused and says who.
+    @Test func aLiveOwnerElsewhereKeepsItsRun() async throws {
+        try await withDatabase { database in
+            let owner = try await PostgresStore(url: database.url)
+            _ = try await owner.attach(Self.record)
+            try database.execute("UPDATE troupe.runs SET owner_host = 'elsewhere', owner_pid = 4242 WHERE id = '\(Self.run)'")
+            let other = try await PostgresStore(url: database.url)
+            do {
+                _ = try await other.attach(Self.record)
+                Issue.record("a run with a live owner elsewhere was attached")
+            } catch let error as TroupeError {
+                #expect(error.code == .leaseHeld)
+                #expect(error.message.contains("4242") && error.message.contains("elsewhere"), "\(error.message)")
+            }
+            await other.close()
+            await owner.close()
+        }
+    }
+
+    // MARK: Sessions
+
+    /// The server ends every session of the store (a restart, an administrator): the next commit and the next
+    /// read open new ones, and the lease, being a row, is still this process's.
+    @Test func lostSessionsAreOpenedAgain() async throws {
+        try await withDatabase { database in
+            let store = try await PostgresStore(url: database.url)
+            _ = try await store.attach(Self.record)
+            let claim = try await store.claim(Self.agent, type: "A", durability: .durable, incarnation: 1)
+            _ = try await store.commit(Commit(run: Self.run, agent: Self.agent, epoch: claim.epoch, checkpoint: checkpoint(claim.epoch, 1, "one")))
+            #expect(try await store.checkpoints(of: Self.agent).count == 1)
+            let admin = try PGConnection(url: database.adminURL)
+            let ended = try admin.query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+                .text(database.name)
+            )
+            #expect(ended.count >= 2, "the store's writer and reader sessions were not found")
+            _ = try await store.commit(Commit(run: Self.run, agent: Self.agent, epoch: claim.epoch, checkpoint: checkpoint(claim.epoch, 2, "two")))
+            #expect(try await store.checkpoints(of: Self.agent).map(\.sequence) == [1, 2])
+            await store.detach(Self.run, outcome: .stopped, error: nil)
+            #expect(try await store.run(Self.run).status == .stopped)
+            await store.close()
+        }
+    }
+
+    /// Cancelling a read cancels its statement on the server: a 60-second query ends at once.
+    @Test func cancellingAReadCancelsItsStatementOnTheServer() async throws {
+        try await withDatabase { database in
+            let store = try await PostgresStore(url: database.url)
+            let started = ContinuousClock.now
+            let slow = Task { try await store.read { connection in try connection.query("SELECT pg_sleep(60)").count } }
+            // Wait (bounded) until the server runs it, then cancel.
+            let admin = try PGConnection(url: database.url)
+            let deadline = ContinuousClock.now + .seconds(20)
+            while ContinuousClock.now < deadline {
+                let running = try admin.query("SELECT 1 FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(60)%' AND state = 'active'")
+                if running.count > 0 { break }
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            slow.cancel()
+            await #expect(throws: CancellationError.self) { _ = try await slow.value }
+            #expect(ContinuousClock.now - started < .seconds(30), "the read ran on after its cancellation")
+            await store.close()
+        }
+    }
+
+    // MARK: Errors
+
+    @Test func anUnreachableServerIsAClearErrorWithoutThePassword() async throws {
+        // A port nothing listens on: connection refused at once.
+        do {
+            _ = try await PostgresStore(url: "postgres://troupe:s3cret@127.0.0.1:1/troupe")
+            Issue.record("connected to nothing")
+        } catch let error as TroupeError {
+            #expect(error.code == .storage)
+            #expect(error.message.contains("cannot connect to the PostgreSQL server at postgres://troupe@127.0.0.1:1/troupe"), "\(error.message)")
+            #expect(!error.message.contains("s3cret"))
+        }
+    }
+
+    @Test(arguments: [
+        ("postgres://u:secret@h:5432/db", "postgres://u@h:5432/db"),
+        ("postgresql://u@h/db?sslmode=require", "postgresql://u@h/db?sslmode=require"),
+        ("postgres://h/db", "postgres://h/db"),
+        ("host=h password=secret dbname=db", "host=h dbname=db"),
+    ])
+    func urlsAreShownWithoutPasswords(url: String, shown: String) {
+        #expect(PGConnection.redacted(url) == shown)
+    }
+}
+
+/// Kills a durable counting pipeline on PostgreSQL with SIGKILL at random moments, resumes it each time, and checks
+/// that every number was counted exactly once and that each start took the run over once.
+@Suite(.enabled(if: TestServer.enabled, "set TROUPE_TEST_POSTGRES (.ci/run starts a server)"), .timeLimit(.minutes(5)))
+struct PostgresCrashTests {
+    @Test func killNineAtRandomMomentsLosesNothingAndCountsNothingTwice() async throws {
+        let database = try TestServer.database()
+        defer { database.drop() }
+        let count = 30_000
+        let kills = try await CrashLoop.run(database: database.url, run: "run-crash", count: count, rounds: 8, delay: 50...300)
+        #expect(kills >= 3, "the pipeline finished before it could be killed a few times; raise the count")
+        let store = try await PostgresStore(url: database.url)
+        let last = try #require(try await store.checkpoints(of: AgentID(run: "run-crash", name: "counter")).last)
+        let state = try JSONDecoder().decode(CrashLoop.CounterState.self, from: Data(last.state))
+        #expect(state.count == count)
+        #expect(state.sum == count * (count + 1) / 2)
+        #expect(state.duplicates == 0)
+        #expect(state.gaps == 0)
+        #expect(try await store.pendingMessages(of: "run-crash").isEmpty)
+        #expect(try await store.check().problems.isEmpty)
+        let leases = try await store.read { try $0.scalar("SELECT lease_token FROM runs WHERE id = 'run-crash'") }
+        #expect(leases == Int64(kills + 1))
+        await store.close()
+    }
+}
+
+/// The `troupe` binary on a PostgreSQL URL: a durable run to its end, the listing verbs, a command queued for a
+/// stopped run, and no password in anything it prints.
+@Suite(.enabled(if: TestServer.enabled, "set TROUPE_TEST_POSTGRES (.ci/run starts a server)"), .timeLimit(.minutes(3)))
+struct PostgresCommandLineTests {
+    static let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("troupe")
+
+    struct Output {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    /// Runs `troupe ARGUMENTS` with `TROUPE_DATABASE` set to `database` (the URL, with a password libpq ignores
+    /// under trust authentication).
+    func troupe(_ database: String, _ arguments: String...) async throws -> Output {
+        let process = Process()
+        process.executableURL = Self.binary
+        process.arguments = arguments
+        var environment = ProcessInfo.processInfo.environment
+        environment["TROUPE_DATABASE"] = database
+        process.environment = environment
+        let (out, err) = (Pipe(), Pipe())
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let watchdog = watch(process, for: .seconds(120))
+        defer { watchdog.cancel() }
+        async let stdout = offThePool { out.fileHandleForReading.readDataToEndOfFile() }
+        let stderr = await offThePool { err.fileHandleForReading.readDataToEndOfFile() }
+        let printed = await stdout
+        await waitForExit(process)
+        return Output(status: process.terminationStatus, stdout: String(decoding: printed, as: UTF8.self), stderr: String(decoding: stderr, as: UTF8.self))
+    }
+
+    @Test func operatorsVerbsWorkOnAPostgreSQLURL() async throws {
+        let database = try TestServer.database()
+        defer { database.drop() }
+        // A password in the URL (trust authentication ignores it): it must never be printed.
+        let url = database.url.replacingOccurrences(of: "://troupe@", with: "://troupe:hunter2@")
+        let run = try await troupe(url, "run", "counting", "--param", "count=500", "--param", "interval=0ms", "--durability", "durable", "--id", "run-cli")
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect((run.stdout + run.stderr).contains("completed"), "\(run.stdout) \(run.stderr)")
+        let ps = try await troupe(url, "ps")
+        #expect(ps.stdout.contains("run-cli") && ps.stdout.contains("completed"), "\(ps.stdout)")
+        let last = try await troupe(url, "checkpoints", "run-cli", "counter", "--show", "last")
+        let state = try JSONDecoder().decode(CrashLoop.CounterState.self, from: Data(last.stdout.utf8))
+        #expect(state.count == 500 && state.sum == 500 * 501 / 2 && state.duplicates == 0 && state.gaps == 0)
+        let queued = try await troupe(url, "restart", "run-cli", "counter")
+        #expect(queued.status == 0 && queued.stdout.contains("queued"), "\(queued.stdout) \(queued.stderr)")
+        let check = try await troupe(url, "db", "check")
+        #expect(check.status == 0 && check.stdout.contains("integrity   ok"), "\(check.stdout) \(check.stderr)")
+        let unknown = try await troupe(url, "status", "run-nope")
+        #expect(unknown.status == 66, "\(unknown.stderr)")
+        for output in [run, ps, last, queued, check, unknown] {
+            #expect(!(output.stdout + output.stderr).contains("hunter2"), "the password was printed: \(output.stdout) \(output.stderr)")
+        }
+    }
+}

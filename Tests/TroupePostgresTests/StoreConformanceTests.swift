@@ -1,0 +1,35 @@
+import Foundation
+import Testing
+import Troupe
+import TroupePostgres
+import TroupeTestKit
+
+extension StoreConformance.Backend {
+    /// `PostgresStore` on a database of its own, created for the check and dropped after it. Each open is a new
+    /// store instance (its own connections) on the same database.
+    static func postgres(_ database: TestDatabase) -> Self {
+        Self(name: "PostgreSQL") {
+            return {
+                let store = try await PostgresStore(url: database.url)
+                return StoreConformance.Handle(
+                    store: store,
+                    pendingMessages: { try await store.pendingMessages(of: $0) },
+                    checkpoints: { try await store.checkpoints(of: $0) },
+                    deadLetters: { try await store.deadLetterMessages(of: $0) },
+                    close: { await store.close() }
+                )
+            }
+        }
+    }
+}
+
+/// The store contract, on a real PostgreSQL server.
+@Suite(.enabled(if: TestServer.enabled, "set TROUPE_TEST_POSTGRES (.ci/run starts a server)"), .timeLimit(.minutes(1)))
+struct PostgresStoreConformanceTests {
+    @Test(arguments: StoreConformance.checks)
+    func postgres(check: StoreConformance.Check) async throws {
+        let database = try TestServer.database()
+        defer { database.drop() }
+        try await check.run(on: .postgres(database))
+    }
+}
