@@ -57,24 +57,7 @@ struct RunDriver {
                 return nil
             }
             group.addTask {
-                // A run whose agents have all exited for good (transient or temporary ones that returned) is done.
-                // Looked at when a lifecycle event moved the tree, and every 2 s in case the supervisor recorded an
-                // exit just after the look: an idle tree costs one walk every 2 s, not ten a second.
-                guard await treeStarted.wait() != nil else { return nil }
-                var seen: UInt64 = .max
-                var lastLook = ContinuousClock.now
-                while !Task.isCancelled {
-                    try? await Task.sleep(for: .milliseconds(100))
-                    let version = run.treeVersion
-                    guard version != seen || ContinuousClock.now - lastLook >= .seconds(2) else { continue }
-                    seen = version
-                    lastLook = ContinuousClock.now
-                    if ChildInfo.allEnded(await run.supervisor.children()) {
-                        flags.completed.store(true, ordering: .relaxed)
-                        run.complete()
-                        return nil
-                    }
-                }
+                if await Self.completeWhenDone(run, started: treeStarted) { flags.completed.store(true, ordering: .relaxed) }
                 return nil
             }
             if display.interactive { group.addTask {
@@ -103,6 +86,32 @@ struct RunDriver {
         }
         if flags.completed.load(ordering: .relaxed) { return .completed }
         return flags.cancelledByOperator.load(ordering: .relaxed) ? .cancelled : .stopped
+    }
+}
+
+extension RunDriver {
+    /// Completes `run` once every agent has exited for good (transient or temporary ones that returned): returns
+    /// `true` then, `false` if cancelled first. Looked at when a lifecycle event moved the tree (every 100 ms at
+    /// most), and every 2 s in case the supervisor recorded an exit just after the look: an idle tree costs one walk
+    /// every 2 s, not ten a second.
+    ///
+    /// - Parameter started: Opened when the run's root supervisor has started.
+    static func completeWhenDone(_ run: Run, started: Latch<Void>) async -> Bool {
+        guard await started.wait() != nil else { return false }
+        var seen: UInt64 = .max
+        var lastLook = ContinuousClock.now
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .milliseconds(100))
+            let version = run.treeVersion
+            guard version != seen || ContinuousClock.now - lastLook >= .seconds(2) else { continue }
+            seen = version
+            lastLook = ContinuousClock.now
+            if ChildInfo.allEnded(await run.supervisor.children()) {
+                run.complete()
+                return true
+            }
+        }
+        return false
     }
 }
 

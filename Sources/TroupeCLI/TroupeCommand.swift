@@ -40,7 +40,8 @@ public struct TroupeCommand: AsyncParsableCommand {
             RunCommand.self, PsCommand.self, TreeCommand.self, StatusCommand.self, EventsCommand.self,
             CancelCommand.self, RestartCommand.self, PauseCommand.self, UnpauseCommand.self, ResumeCommand.self,
             CheckpointsCommand.self, ForkCommand.self, DeadLettersCommand.self, PruneCommand.self, RmCommand.self,
-            BlueprintsCommand.self, DbCommand.self, VersionCommand.self,
+            BlueprintsCommand.self, DbCommand.self, WorkerCommand.self, WorkersCommand.self, DrainCommand.self,
+            VersionCommand.self,
         ] + extraVerbs.withLock { $0 }
     )
     }

@@ -46,8 +46,13 @@ final class PGConnection: @unchecked Sendable {
     /// Connects (blocking) to `url` (`postgres://USER@HOST:PORT/DATABASE?…`, or libpq's `key=value` form).
     init(url: String, applicationName: String = "troupe") throws {
         location = Self.redacted(url)
-        let keys = ["connect_timeout", "application_name", "dbname"]
-        let values = ["10", applicationName, url]
+        // A dead peer or a partition is noticed within seconds (TCP keepalives, and a send unacknowledged for 5 s
+        // fails), not after the kernel's two hours. The URL's own settings win: they come after, in `dbname`.
+        let keys = [
+            "connect_timeout", "application_name", "keepalives", "keepalives_idle", "keepalives_interval",
+            "keepalives_count", "tcp_user_timeout", "dbname",
+        ]
+        let values = ["10", applicationName, "1", "2", "1", "3", "5000", url]
         let connection = keys.withCStrings { keyPointers in
             values.withCStrings { valuePointers in PQconnectdbParams(keyPointers, valuePointers, 1) }
         }

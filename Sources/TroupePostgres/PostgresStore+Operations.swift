@@ -7,22 +7,25 @@ public import Troupe
 extension PostgresStore: OperatorStore {
     public var location: String { "'\(redactedURL)'" }
 
-    private static let runColumns = """
-        r.id, r.blueprint, r.status, r.parameters, r.created_at, r.ended_at, r.error, r.owner_pid, r.owner_host,
-        r.heartbeat_at, (SELECT count(*) FROM agents a WHERE a.run_id = r.id),
-        (SELECT coalesce(sum(a.restarts), 0)::int8 FROM agents a WHERE a.run_id = r.id), r.durability,
-        (extract(epoch FROM now() - r.heartbeat_at) * 1000)::int8
+    /// A run's summary columns, its worker's liveness judged in the database (see ``Session/aliveSQL(_:)``).
+    private var runQuery: String {
         """
+        SELECT r.id, r.blueprint, r.status, r.parameters, r.created_at, r.ended_at, r.error, r.owner_pid, r.owner_host,
+        w.heartbeat_at, (SELECT count(*) FROM agents a WHERE a.run_id = r.id),
+        (SELECT coalesce(sum(a.restarts), 0)::int8 FROM agents a WHERE a.run_id = r.id), r.durability,
+        coalesce(\(workerAlive), false), r.owner_worker, r.lease_token
+        FROM runs r LEFT JOIN workers w ON w.id = r.owner_worker
+        """
+    }
 
-    private static func runSummary(_ rows: PGRows, _ row: Int, heartbeatTimeout: Int64) -> RunSummary {
+    private static func runSummary(_ rows: PGRows, _ row: Int) -> RunSummary {
         let parameters = (try? JSONDecoder().decode([String: String].self, from: Data((rows.text(row, 3) ?? "{}").utf8))) ?? [:]
         var owner: RunSummary.Owner?
         if !rows.isNull(row, 7) {
-            let pid = rows.int64(row, 7)
-            let alive = rows.isNull(row, 13)
-                ? false
-                : OwnerLiveness.isAlive(pid: pid, host: rows.text(row, 8), silence: rows.int64(row, 13), timeout: heartbeatTimeout)
-            owner = RunSummary.Owner(pid: pid, host: rows.text(row, 8) ?? "", heartbeatAt: rows.date(row, 9), alive: alive)
+            owner = RunSummary.Owner(
+                pid: rows.int64(row, 7), host: rows.text(row, 8) ?? "", heartbeatAt: rows.date(row, 9),
+                alive: rows.int64(row, 13) != 0, worker: rows.isNull(row, 14) ? nil : rows.int64(row, 14)
+            )
         }
         var status = RunStatus(rawValue: rows.text(row, 2) ?? "") ?? .failed
         if status.isLive, owner?.alive != true { status = .crashed }
@@ -30,24 +33,25 @@ extension PostgresStore: OperatorStore {
             id: RunID(rows.text(row, 0) ?? ""), blueprint: rows.text(row, 1) ?? "", status: status,
             durability: rows.text(row, 12).flatMap(Durability.init), parameters: parameters,
             createdAt: rows.date(row, 4) ?? Date(timeIntervalSince1970: 0), endedAt: rows.date(row, 5),
-            error: rows.text(row, 6), owner: owner, agents: rows.int(row, 10), restarts: rows.int(row, 11)
+            error: rows.text(row, 6), owner: owner, agents: rows.int(row, 10), restarts: rows.int(row, 11),
+            lease: rows.int64(row, 15)
         )
     }
 
     public func runs() async throws -> [RunSummary] {
-        let timeout = heartbeatTimeout
+        let query = runQuery
         return try await read { connection in
-            let rows = try connection.query("SELECT \(Self.runColumns) FROM runs r ORDER BY r.created_at DESC, r.id")
-            return (0..<rows.count).map { Self.runSummary(rows, $0, heartbeatTimeout: timeout) }
+            let rows = try connection.query("\(query) ORDER BY r.created_at DESC, r.id")
+            return (0..<rows.count).map { Self.runSummary(rows, $0) }
         }
     }
 
     public func run(_ id: RunID) async throws -> RunSummary {
-        let (timeout, location) = (heartbeatTimeout, location)
+        let (query, location) = (runQuery, location)
         return try await read { connection in
-            let rows = try connection.query("SELECT \(Self.runColumns) FROM runs r WHERE r.id = $1", .text(id.rawValue))
+            let rows = try connection.query("\(query) WHERE r.id = $1", .text(id.rawValue))
             guard rows.count > 0 else { throw TroupeError.unknownRun(id, in: location) }
-            return Self.runSummary(rows, 0, heartbeatTimeout: timeout)
+            return Self.runSummary(rows, 0)
         }
     }
 
@@ -391,12 +395,12 @@ extension PostgresStore: OperatorStore {
     /// Deletes runs and everything they stored, all or nothing, in one transaction that locks their rows first
     /// (a run resumed meanwhile is not deleted).
     public func deleteRuns(_ ids: [RunID]) async throws {
-        let (timeout, location) = (heartbeatTimeout, location)
+        let (query, location) = (runQuery, location)
         _ = try await write { connection in
             for id in ids {
-                let rows = try connection.query("SELECT \(Self.runColumns) FROM runs r WHERE r.id = $1 FOR UPDATE", .text(id.rawValue))
+                let rows = try connection.query("\(query) WHERE r.id = $1 FOR UPDATE OF r", .text(id.rawValue))
                 guard rows.count > 0 else { throw TroupeError.unknownRun(id, in: location) }
-                let run = Self.runSummary(rows, 0, heartbeatTimeout: timeout)
+                let run = Self.runSummary(rows, 0)
                 if let owner = run.owner, owner.alive {
                     throw TroupeError(
                         .leaseHeld,

@@ -65,8 +65,9 @@ public final class PostgresStore: CheckpointStore {
     let writer: Writer
     let reader: Reader
     let listener: Listener
-    /// Milliseconds without a heartbeat after which another host's lease counts as expired.
-    let heartbeatTimeout: Int64
+    /// SQL deciding whether the worker `w` is alive (its liveness lock, its heartbeat's age).
+    let workerAlive: String
+    let worker: WorkerState
     private let leaseWatch = LeaseWatch()
 
     /// Connects to the database at `url` and brings its `troupe` schema up to date.
@@ -81,6 +82,8 @@ public final class PostgresStore: CheckpointStore {
     public init(url: String, configuration: Configuration = Configuration()) async throws {
         self.url = url
         redactedURL = PGConnection.redacted(url)
+        let worker = WorkerState()
+        self.worker = worker
         let session = try await Self.onOwnThread { () throws -> Session in
             let connection = try Self.connect(url)
             let migrator = Migrator(location: PGConnection.redacted(url))
@@ -104,15 +107,41 @@ public final class PostgresStore: CheckpointStore {
             }
             return Session(
                 connection: connection, url: url, retention: configuration.retention,
-                syncEveryCommit: configuration.syncEveryCommit, heartbeat: configuration.heartbeat
+                syncEveryCommit: configuration.syncEveryCommit, heartbeat: configuration.heartbeat, worker: worker
             )
         }
         let leaseWatch = self.leaseWatch
         session.onLeaseLost = { run, error in leaseWatch.lost(run, error) }
-        heartbeatTimeout = session.leaseTimeout
+        workerAlive = session.aliveSQL("w")
         writer = try Writer(session: session, heartbeat: configuration.heartbeat)
         reader = Reader(url: url)
         listener = Listener(url: url)
+        let heartbeat = configuration.heartbeat.components
+        let fenceAfter = max(1, heartbeat.seconds * 1000 + heartbeat.attoseconds / 1_000_000_000_000_000) * 4
+        _ = startThread { [closed, leaseWatch] in
+            Self.watchdog(worker: worker, fenceAfter: fenceAfter, leaseWatch: leaseWatch, closed: closed)
+        }
+    }
+
+    /// Raised by ``close()``: the watchdog thread ends.
+    private let closed = Flag()
+
+    /// The self-fence: a worker that could not renew its heartbeat for four intervals (its database is partitioned
+    /// away, or its process was stopped) may have been found dead and its runs taken over by another worker. It
+    /// stops every run at once — agents and their HTTP transfers are cancelled — without waiting to learn whether
+    /// it was evicted, and gives its registration up when the database answers again.
+    private static func watchdog(worker: WorkerState, fenceAfter: Int64, leaseWatch: LeaseWatch, closed: Flag) {
+        while !closed.isRaised {
+            usleep(250_000)
+            let runs = worker.fenceIfSilent(longerThan: fenceAfter)
+            guard !runs.isEmpty else { continue }
+            let error = TroupeError(
+                .leaseHeld,
+                "this process could not renew its heartbeat with the database for \(worker.silence / 1000)s; another worker "
+                    + "may have taken its runs over, so it stopped them (self-fence)."
+            )
+            for run in runs { leaseWatch.lost(run, error) }
+        }
     }
 
     /// Opens a session on `url` with the schema `troupe` first on its search path.
@@ -146,6 +175,7 @@ public final class PostgresStore: CheckpointStore {
 
     /// Finishes the writes already queued, then closes the connections. The store cannot be used afterwards.
     public func close() async {
+        closed.raise()
         let (writer, reader, listener) = (self.writer, self.reader, self.listener)
         await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
             DispatchQueue.global().async {

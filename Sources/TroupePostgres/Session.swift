@@ -26,9 +26,17 @@ final class Session: @unchecked Sendable {
     let location: String
     let retention: Int
     let syncEveryCommit: Bool
-    /// Milliseconds of silence after which another host's lease counts as expired.
-    let leaseTimeout: Int64
-    private(set) var leases: [RunID: Int64] = [:]
+    private(set) var leases: [RunID: Int64] = [:] {
+        didSet { worker.leased.withLock { $0 = Set(leases.keys) } }
+    }
+    /// What the other threads may know of this process's worker registration (heartbeat age, drain, self-fence).
+    let worker: WorkerState
+    /// This store instance's worker row, once registered (at its first attach, or by `registerWorker`).
+    private(set) var workerID: Int64?
+    /// What it registers as: a plain process (capacity 0) until `registerWorker` says otherwise.
+    var registration = WorkerRegistration(build: "", capacity: 0, blueprints: [])
+    /// Milliseconds after which a silent worker's heartbeat is stale (five heartbeats).
+    let staleAfter: Int64
     /// Runs whose lease another process took while this one held it: their writes fail as `leaseHeld`.
     private var lost: Set<RunID> = []
     /// Told when a lease is found taken over (on the writer thread; must not block). Set before the thread starts.
@@ -42,7 +50,8 @@ final class Session: @unchecked Sendable {
     let pid = Int64(getpid())
     let host = OwnerLiveness.localHost
 
-    init(connection: PGConnection, url: String, retention: Int, syncEveryCommit: Bool, heartbeat: Duration) {
+    init(connection: PGConnection, url: String, retention: Int, syncEveryCommit: Bool, heartbeat: Duration, worker: WorkerState) {
+        self.worker = worker
         self.connection = connection
         self.cancelTarget = Mutex(connection)
         self.url = url
@@ -50,7 +59,7 @@ final class Session: @unchecked Sendable {
         self.retention = retention
         self.syncEveryCommit = syncEveryCommit
         let milliseconds = heartbeat.components.seconds * 1000 + heartbeat.components.attoseconds / 1_000_000_000_000_000
-        self.leaseTimeout = max(1, milliseconds) * 3
+        self.staleAfter = max(1, milliseconds) * 5
     }
 
     // MARK: Connection and transactions
@@ -60,6 +69,13 @@ final class Session: @unchecked Sendable {
     func reconnectIfNeeded() throws {
         guard !connection.isHealthy else { return }
         connection = try PostgresStore.connect(url)
+        guard let id = workerID else { return }
+        // The liveness lock went with the old session: take it again, if the registration is still ours.
+        let held = try connection.query(
+            "SELECT pg_try_advisory_lock(\(Self.lockNamespace), $1::int4) AND EXISTS (SELECT 1 FROM workers WHERE id = $1)",
+            .int(id)
+        )
+        if held.int64(0, 0) == 0 { evicted(id, reason: "its registration was evicted while its database session was down") }
     }
 
     /// Asks the server to stop the statement running on the writer connection (from any thread).
@@ -165,55 +181,232 @@ final class Session: @unchecked Sendable {
         )
     }
 
-    /// Renews the heartbeat of every leased run (called when the writer is idle).
+    // MARK: The worker registration
+
+    /// The first key of the workers' advisory locks (the second is the worker's id).
+    static let lockNamespace = 7300
+
+    /// Whether the worker `alias` (a row of `workers`) is alive, as SQL: it holds its liveness lock, and its
+    /// heartbeat is not stale both by the clock and relative to the newest heartbeat. Advisory locks are per
+    /// database, and `pg_locks` lists every database's: only this database's count.
+    func aliveSQL(_ alias: String) -> String {
+        let stale = "make_interval(secs => \(Double(staleAfter) / 1000))"
+        return """
+            (EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory'
+            AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+            AND l.classid = \(Self.lockNamespace) AND l.objid::int8 = \(alias).id AND l.objsubid = 2 AND l.granted)
+            AND NOT (\(alias).heartbeat_at < now() - \(stale)
+            AND \(alias).heartbeat_at < (SELECT max(heartbeat_at) FROM workers) - \(stale)))
+            """
+    }
+
+    /// This store instance's worker id, registering it first if needed: the row and its liveness lock are taken in
+    /// the same transaction, so no scan can see the row without its lock.
+    func ensureRegistered() throws -> Int64 {
+        if let workerID { return workerID }
+        guard
+            let id = try connection.scalar(
+                """
+                INSERT INTO workers (host, pid, build, tags, capacity, blueprints, started_at, heartbeat_at)
+                VALUES ($1, $2, $3, $4::text[], $5, $6::text[], now(), now()) RETURNING id
+                """,
+                .text(host), .int(pid), .text(registration.build), .text(Self.array(registration.tags)),
+                .int(Int64(registration.capacity)), .text(Self.array(registration.blueprints))
+            )
+        else { throw PostgresError(sqlState: "XX000", message: "registering the worker returned no id") }
+        try connection.query("SELECT pg_advisory_lock(\(Self.lockNamespace), $1::int4)", .int(id))
+        workerID = id
+        undo.append { [unowned self] in
+            workerID = nil
+            _ = try? connection.query("SELECT pg_advisory_unlock(\(Self.lockNamespace), $1::int4)", .int(id))
+        }
+        worker.registered(id)
+        // Processes that died owning no run, with no worker running to evict them, leave rows: the newcomer
+        // deletes those whose session is gone (rows another transaction holds are skipped, never waited for).
+        try connection.query(
+            """
+            DELETE FROM workers WHERE id IN (SELECT w.id FROM workers w WHERE w.id <> $1
+            AND NOT EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory'
+                AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                AND l.classid = \(Self.lockNamespace) AND l.objid::int8 = w.id AND l.objsubid = 2)
+            AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.owner_worker = w.id) FOR UPDATE SKIP LOCKED)
+            """,
+            .int(id)
+        )
+        return id
+    }
+
+    /// Updates this worker's registration (capacity, tags, blueprints), registering it first if needed.
+    func register(_ registration: WorkerRegistration) throws -> Int64 {
+        self.registration = registration
+        let id = try ensureRegistered()
+        try connection.query(
+            "UPDATE workers SET build = $1, tags = $2::text[], capacity = $3, blueprints = $4::text[] WHERE id = $5",
+            .text(registration.build), .text(Self.array(registration.tags)), .int(Int64(registration.capacity)),
+            .text(Self.array(registration.blueprints)), .int(id)
+        )
+        return id
+    }
+
+    /// Renews this worker's heartbeat (one row, whatever its number of runs) and reads whether it should drain. A
+    /// row that is gone means another worker evicted this one: every lease is lost. After a self-fence (no heartbeat
+    /// for four intervals), the registration is given up and its runs released for the others.
     func heartbeat() {
-        guard !leases.isEmpty else { return }
-        try? reconnectIfNeeded()
-        try? transaction(sync: false) {
-            for run in leases.keys { try? checkLease(run) }
+        guard let id = workerID else { return }
+        do {
+            try reconnectIfNeeded()
+            guard workerID != nil else { return }
+            if worker.fenced.load(ordering: .sequentiallyConsistent) {
+                try transaction(sync: false) {
+                    try connection.query("DELETE FROM workers WHERE id = $1", .int(id))
+                    try connection.query("UPDATE runs SET owner_worker = NULL WHERE owner_worker = $1", .int(id))
+                }
+                evicted(id, reason: "it fenced itself after \(worker.silence / 1000)s without a heartbeat")
+                return
+            }
+            let rows = try connection.query("UPDATE workers SET heartbeat_at = now() WHERE id = $1 RETURNING draining", .int(id))
+            guard rows.count == 1 else {
+                evicted(id, reason: "another worker found it dead (silent or disconnected) and took its runs over")
+                return
+            }
+            worker.beat(draining: rows.int64(0, 0) != 0)
+        } catch {
+            // Not renewed: the self-fence watchdog counts the silence.
         }
     }
 
-    func attach(_ record: RunRecord) throws -> Bool {
-        let found = try connection.query(
+    /// This process lost its registration: every run it leased is lost, and it registers again when it next
+    /// attaches one.
+    private func evicted(_ id: Int64, reason: String) {
+        let error = TroupeError(.leaseHeld, "this process's worker registration \(id) was given up: \(reason). Its runs were stopped; other workers resume them.")
+        for run in leases.keys {
+            lost.insert(run)
+            onLeaseLost?(run, error)
+        }
+        leases.removeAll()
+        agents.removeAll()
+        workerID = nil
+        _ = try? connection.query("SELECT pg_advisory_unlock(\(Self.lockNamespace), $1::int4)", .int(id))
+        worker.unregistered()
+    }
+
+    /// Deletes this worker's row if it drives no run (leases held here, or runs recorded as its own).
+    func retire() throws {
+        guard let id = workerID, leases.isEmpty else { return }
+        let deleted = try connection.query(
+            "DELETE FROM workers WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM runs WHERE owner_worker = $1)", .int(id)
+        )
+        guard deleted.affected == 1 else { return }
+        _ = try? connection.query("SELECT pg_advisory_unlock(\(Self.lockNamespace), $1::int4)", .int(id))
+        workerID = nil
+        worker.unregistered()
+    }
+
+    /// Evicts dead workers (not this one) and releases their runs; returns how many were evicted. Runs in a
+    /// transaction of its own (a standalone job).
+    ///
+    /// A worker found dead by its heartbeat's age may still have a session: a process stopped with `SIGSTOP`
+    /// holds its liveness lock and, if it stopped mid-batch, an open transaction with its runs' rows locked. Those
+    /// sessions (the one holding its liveness lock) are terminated first, which rolls their transaction back and
+    /// frees the rows; waits for locks are bounded, so a scan never hangs behind a zombie.
+    func evictDeadWorkers() throws -> Int {
+        try connection.execute("SET LOCAL lock_timeout = '2s'")
+        try connection.query(
             """
-            SELECT owner_pid, owner_host, (extract(epoch FROM now() - heartbeat_at) * 1000)::int8, lease_token
-            FROM runs WHERE id = $1 FOR UPDATE
+            SELECT pg_terminate_backend(l.pid, 2000) FROM workers w JOIN pg_locks l ON l.locktype = 'advisory'
+            AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+            AND l.classid = \(Self.lockNamespace) AND l.objid::int8 = w.id AND l.objsubid = 2 AND l.granted
+            WHERE w.id IS DISTINCT FROM $1 AND NOT \(aliveSQL("w"))
             """,
-            .text(record.id.rawValue)
+            .int(workerID ?? -1)
+        )
+        let evicted = try connection.query(
+            """
+            WITH dead AS (
+                DELETE FROM workers w WHERE w.id IS DISTINCT FROM $1 AND NOT \(aliveSQL("w")) RETURNING id
+            ), released AS (
+                UPDATE runs SET owner_worker = NULL, owner_pid = NULL WHERE owner_worker IN (SELECT id FROM dead) RETURNING id
+            )
+            SELECT (SELECT count(*) FROM dead), (SELECT count(*) FROM released)
+            """,
+            .int(workerID ?? -1)
+        )
+        return evicted.int(0, 0)
+    }
+
+    /// Claims up to `limit` waiting runs of this worker's blueprints. The candidates are locked with `SKIP LOCKED`
+    /// and every predicate is on the locked row's own columns, so two workers never claim one run.
+    func claimRuns(limit: Int) throws -> [RunRecord] {
+        let id = try ensureRegistered()
+        let rows = try connection.query(
+            """
+            UPDATE runs r SET owner_worker = $1, updated_at = now() WHERE r.id IN (
+                SELECT id FROM runs WHERE owner_worker IS NULL AND status IN ('pending', 'running', 'paused')
+                AND blueprint = ANY($2::text[]) ORDER BY created_at FOR UPDATE SKIP LOCKED LIMIT $3
+            ) AND r.owner_worker IS NULL RETURNING r.id, r.blueprint, r.parameters, r.durability
+            """,
+            .int(id), .text(Self.array(registration.blueprints)), .int(Int64(max(0, limit)))
+        )
+        return (0..<rows.count).map { row in
+            let parameters = (try? JSONDecoder().decode([String: String].self, from: Data((rows.text(row, 2) ?? "{}").utf8))) ?? [:]
+            return RunRecord(
+                id: RunID(rows.text(row, 0) ?? ""), blueprint: rows.text(row, 1) ?? "", parameters: parameters,
+                durability: rows.text(row, 3).flatMap(Durability.init)
+            )
+        }
+    }
+
+    /// The owner of a run, as attach judges it.
+    private func worker(_ id: Int64) throws -> (alive: Bool, pid: Int64, host: String, silence: Int64)? {
+        let rows = try connection.query(
+            "SELECT w.pid, w.host, (extract(epoch FROM now() - w.heartbeat_at) * 1000)::int8, \(aliveSQL("w")) FROM workers w WHERE w.id = $1",
+            .int(id)
+        )
+        guard rows.count > 0 else { return nil }
+        return (rows.int64(0, 3) != 0, rows.int64(0, 0), rows.text(0, 1) ?? "?", rows.int64(0, 2))
+    }
+
+    func attach(_ record: RunRecord) throws -> Bool {
+        let me = try ensureRegistered()
+        let found = try connection.query(
+            "SELECT owner_worker, lease_token FROM runs WHERE id = $1 FOR UPDATE", .text(record.id.rawValue)
         )
         var token: Int64 = 1
         let existing = found.count > 0
         if existing {
-            // A run whose owner lives is that owner's; one that ended has none; one whose owner died is taken over.
+            // A run whose worker lives is that worker's (this process's, if another of its runs drives it; a run
+            // this worker claimed waits for exactly this attach); one that ended has none; one whose worker died is
+            // taken over.
             if !found.isNull(0, 0) {
                 let owner = found.int64(0, 0)
-                let ownerHost = found.text(0, 1)
-                let silence = found.isNull(0, 2) ? Int64.max / 4 : found.int64(0, 2)
-                let ours = owner == pid && ownerHost == host
-                if ours || OwnerLiveness.isAlive(pid: owner, host: ownerHost, silence: silence, timeout: leaseTimeout) {
-                    throw OwnerLiveness.heldElsewhere(record.id, pid: owner, host: ownerHost, silence: silence, timeout: leaseTimeout)
+                if owner == me {
+                    if leases[record.id] != nil {
+                        throw OwnerLiveness.heldElsewhere(record.id, pid: pid, host: host, silence: 0, timeout: staleAfter)
+                    }
+                } else if let worker = try worker(owner), worker.alive {
+                    throw OwnerLiveness.heldElsewhere(record.id, pid: worker.pid, host: worker.host, silence: worker.silence, timeout: staleAfter)
                 }
             }
-            token = found.int64(0, 3) + 1
+            token = found.int64(0, 1) + 1
             try connection.query(
                 """
-                UPDATE runs SET owner_pid = $1, owner_host = $2, lease_token = $3, heartbeat_at = now(),
+                UPDATE runs SET owner_worker = $1, owner_pid = $2, owner_host = $3, lease_token = $4, heartbeat_at = now(),
                 status = CASE status WHEN 'paused' THEN 'paused' ELSE 'running' END, updated_at = now(),
-                ended_at = NULL, error = NULL, durability = coalesce($4, durability) WHERE id = $5
+                ended_at = NULL, error = NULL, durability = coalesce($5, durability) WHERE id = $6
                 """,
-                .int(pid), .text(host), .int(token), .text(record.durability?.description), .text(record.id.rawValue)
+                .int(me), .int(pid), .text(host), .int(token), .text(record.durability?.description), .text(record.id.rawValue)
             )
             try setAsideOrphans(record)
         } else {
             let inserted = try connection.query(
                 """
-                INSERT INTO runs (id, blueprint, status, parameters, durability, created_at, updated_at, owner_pid,
-                owner_host, lease_token, heartbeat_at) VALUES ($1, $2, 'running', $3, $4, now(), now(), $5, $6, 1, now())
+                INSERT INTO runs (id, blueprint, status, parameters, durability, created_at, updated_at, owner_worker,
+                owner_pid, owner_host, lease_token, heartbeat_at)
+                VALUES ($1, $2, 'running', $3, $4, now(), now(), $5, $6, $7, 1, now())
                 ON CONFLICT (id) DO NOTHING
                 """,
                 .text(record.id.rawValue), .text(record.blueprint), .text(Self.json(record.parameters)),
-                .text(record.durability?.description), .int(pid), .text(host)
+                .text(record.durability?.description), .int(me), .int(pid), .text(host)
             )
             // Another process created it between our look and our insert: it drives the run now.
             guard inserted.affected == 1 else { return try attach(record) }
@@ -267,7 +460,7 @@ final class Session: @unchecked Sendable {
         try connection.query(
             """
             UPDATE runs SET status = $1, error = $2, ended_at = now(), updated_at = now(), owner_pid = NULL,
-            heartbeat_at = NULL WHERE id = $3 AND lease_token = $4
+            owner_worker = NULL, heartbeat_at = NULL WHERE id = $3 AND lease_token = $4
             """,
             .text(outcome.rawValue), .text(error), .text(run.rawValue), .int(token)
         )

@@ -99,8 +99,14 @@ final class Writer: Sendable {
     // MARK: The writer thread
 
     private func loop() {
+        var lastHeartbeat = DispatchTime.now()
         while true {
-            let timedOut = wakeUp.wait(timeout: .now() + heartbeat) == .timedOut
+            _ = wakeUp.wait(timeout: lastHeartbeat + heartbeat)
+            // One heartbeat per interval, busy or idle: the worker's liveness is its row's age.
+            if DispatchTime.now() >= lastHeartbeat + heartbeat {
+                session.heartbeat()
+                lastHeartbeat = DispatchTime.now()
+            }
             let (jobs, events, closed) = queue.withLock { queue in
                 defer {
                     queue.jobs.removeAll(keepingCapacity: true)
@@ -110,7 +116,6 @@ final class Writer: Sendable {
             }
             if jobs.isEmpty, events.isEmpty {
                 if closed { break }
-                if timedOut { session.heartbeat() }
                 continue
             }
             var pendingEvents = events

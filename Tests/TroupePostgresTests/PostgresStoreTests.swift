@@ -115,10 +115,9 @@ struct PostgresStoreTests {
             _ = try await former.attach(Self.record)
             let claim = try await former.claim(Self.agent, type: "A", durability: .durable, incarnation: 1)
             _ = try await former.commit(Commit(run: Self.run, agent: Self.agent, epoch: claim.epoch, checkpoint: checkpoint(claim.epoch, 1, "one")))
-            // The former owner as another host sees it: a process elsewhere whose heartbeat went silent.
-            try database.execute(
-                "UPDATE troupe.runs SET owner_host = 'elsewhere', heartbeat_at = now() - interval '1 minute' WHERE id = '\(Self.run)'"
-            )
+            // The former owner as the others see it: a worker whose heartbeat went silent (stopped with SIGSTOP, or
+            // cut off from the database), its session still holding its liveness lock.
+            try database.execute("UPDATE troupe.workers SET heartbeat_at = now() - interval '1 minute'")
             let successor = try await PostgresStore(url: database.url)
             #expect(try await successor.attach(Self.record) == true)
             let resumed = try await successor.claim(Self.agent, type: "A", durability: .durable, incarnation: 1)
@@ -138,22 +137,98 @@ struct PostgresStoreTests {
         }
     }
 
-    /// A live owner on another host (a recent heartbeat) keeps its run: a second attach is refused and says who.
-    @Test func aLiveOwnerElsewhereKeepsItsRun() async throws {
+    /// A live worker (its liveness lock held, a recent heartbeat) keeps its run: a second attach is refused and
+    /// says who.
+    @Test func aLiveOwnerKeepsItsRun() async throws {
         try await withDatabase { database in
             let owner = try await PostgresStore(url: database.url)
             _ = try await owner.attach(Self.record)
-            try database.execute("UPDATE troupe.runs SET owner_host = 'elsewhere', owner_pid = 4242 WHERE id = '\(Self.run)'")
             let other = try await PostgresStore(url: database.url)
             do {
                 _ = try await other.attach(Self.record)
-                Issue.record("a run with a live owner elsewhere was attached")
+                Issue.record("a run with a live owner was attached")
             } catch let error as TroupeError {
                 #expect(error.code == .leaseHeld)
-                #expect(error.message.contains("4242") && error.message.contains("elsewhere"), "\(error.message)")
+                #expect(error.message.contains("process \(getpid())"), "\(error.message)")
             }
             await other.close()
             await owner.close()
+        }
+    }
+
+    /// Advisory locks are per database: a live worker with the same id in another database does not keep a dead
+    /// worker of this one alive.
+    @Test func anotherDatabasesWorkerDoesNotKeepADeadOneAlive() async throws {
+        let other = try TestServer.database()
+        defer { other.drop() }
+        try await withDatabase { database in
+            // Worker 1 of the other database, alive.
+            let elsewhere = try await PostgresStore(url: other.url)
+            _ = try await elsewhere.attach(Self.record)
+            // Worker 1 of this one, dead (a row without its lock), owning a run.
+            try await PostgresStore(url: database.url).close()
+            try database.execute(
+                """
+                INSERT INTO troupe.workers (host, pid, build, started_at, heartbeat_at) VALUES ('gone', 1, '', now(), now());
+                INSERT INTO troupe.runs (id, blueprint, status, created_at, updated_at, owner_worker, owner_pid, owner_host, lease_token)
+                VALUES ('\(Self.run)', 'pg', 'running', now(), now(), 1, 1, 'gone', 1)
+                """
+            )
+            let store = try await PostgresStore(url: database.url)
+            #expect(try await store.attach(Self.record) == true, "the dead worker's run was not taken over")
+            await store.close()
+            await elsewhere.close()
+        }
+    }
+
+    /// A worker found dead is evicted by another, which claims its runs; the evicted one's writes are rejected.
+    @Test func aDeadWorkerIsEvictedAndItsRunsClaimed() async throws {
+        try await withDatabase { database in
+            let silent = try await PostgresStore(url: database.url, configuration: .init(heartbeat: .seconds(3600)))
+            _ = try await silent.attach(Self.record)
+            let claim = try await silent.claim(Self.agent, type: "A", durability: .durable, incarnation: 1)
+            try database.execute("UPDATE troupe.workers SET heartbeat_at = now() - interval '1 minute'")
+            let worker = try await PostgresStore(url: database.url)
+            let id = try await worker.registerWorker(WorkerRegistration(build: "test", capacity: 4, blueprints: ["pg"]))
+            #expect(try await worker.evictDeadWorkers() == 1)
+            #expect(try await worker.workers().map(\.id) == [id], "the silent worker was not evicted")
+            #expect(try await worker.run(Self.run).status == .crashed)
+            let claimed = try await worker.claimRuns(limit: 10)
+            #expect(claimed.map(\.id) == [Self.run] && claimed.first?.blueprint == "pg")
+            #expect(try await worker.claimRuns(limit: 10).isEmpty, "a run was claimed twice")
+            #expect(try await worker.attach(Self.record) == true)
+            let summary = try await worker.run(Self.run)
+            #expect(summary.owner?.worker == id && summary.status == .running && summary.lease == 2, "\(summary)")
+            let rejected = await code {
+                _ = try await silent.commit(Commit(run: Self.run, agent: Self.agent, epoch: claim.epoch, checkpoint: checkpoint(claim.epoch, 1, "zombie")))
+            }
+            #expect(rejected == .leaseHeld)
+            await worker.close()
+            await silent.close()
+        }
+    }
+
+    /// A worker that cannot renew its heartbeat for four intervals stops its runs without waiting to learn whether
+    /// it was evicted, then gives its registration up (its runs released for the others) once it can write again.
+    @Test func aSilentWorkerFencesItself() async throws {
+        try await withDatabase { database in
+            let store = try await PostgresStore(url: database.url, configuration: .init(heartbeat: .milliseconds(100)))
+            _ = try await store.attach(Self.record)
+            // Hold the worker's row: its heartbeats wait behind the lock, as behind a partition.
+            let blocker = try PGConnection(url: database.url)
+            try blocker.execute("BEGIN; SELECT * FROM troupe.workers FOR UPDATE")
+            let loss = try #require(await store.leaseLoss(of: Self.run))
+            #expect(loss.code == .leaseHeld && loss.message.contains("self-fence"), "\(loss.message)")
+            try blocker.execute("ROLLBACK")
+            let reader = try PGConnection(url: database.url)
+            let deadline = ContinuousClock.now + .seconds(20)
+            while ContinuousClock.now < deadline {
+                if try reader.query("SELECT 1 FROM troupe.runs WHERE owner_worker IS NULL").count == 1 { break }
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            #expect(try reader.query("SELECT 1 FROM troupe.runs WHERE owner_worker IS NULL").count == 1, "the run was not released")
+            #expect(try reader.query("SELECT 1 FROM troupe.workers").count == 0, "the fenced registration was kept")
+            await store.close()
         }
     }
 

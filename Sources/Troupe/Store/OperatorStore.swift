@@ -28,6 +28,8 @@ public struct RunSummary: Sendable, Codable, Hashable {
     public var agents: Int
     /// How many restarts its agents have had in all.
     public var restarts: Int
+    /// Its lease epoch: grows with every process that takes the run over (`nil` where the store does not say).
+    public var lease: Int64?
 
     /// The process that drives a run.
     public struct Owner: Sendable, Codable, Hashable {
@@ -37,15 +39,19 @@ public struct RunSummary: Sendable, Codable, Hashable {
         public var host: String
         /// Its last heartbeat.
         public var heartbeatAt: Date?
-        /// Whether it is alive: on this host, the process exists; on others, its heartbeat is recent.
+        /// Whether it is alive: on this host, the process exists; on others, its heartbeat is recent (on a
+        /// ``WorkerPool``: its worker holds its liveness lock and its heartbeat is not stale).
         public var alive: Bool
+        /// Its worker, on a store shared by workers (``WorkerPool``); `nil` elsewhere.
+        public var worker: Int64?
 
         /// Creates an owner.
-        public init(pid: Int64, host: String, heartbeatAt: Date?, alive: Bool) {
+        public init(pid: Int64, host: String, heartbeatAt: Date?, alive: Bool, worker: Int64? = nil) {
             self.pid = pid
             self.host = host
             self.heartbeatAt = heartbeatAt
             self.alive = alive
+            self.worker = worker
         }
     }
 
@@ -64,8 +70,10 @@ public struct RunSummary: Sendable, Codable, Hashable {
         error: String?,
         owner: Owner?,
         agents: Int,
-        restarts: Int
+        restarts: Int,
+        lease: Int64? = nil
     ) {
+        self.lease = lease
         self.id = id
         self.blueprint = blueprint
         self.status = status

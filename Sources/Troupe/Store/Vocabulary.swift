@@ -25,6 +25,9 @@ public enum AgentStatus: String, Sendable, Codable, Hashable, CaseIterable {
 
 /// Where a run is in its life, the same in every listing and in JSON.
 public enum RunStatus: String, Sendable, Codable, Hashable, CaseIterable {
+    /// It waits for a worker to claim it (``WorkerPool``): submitted with `troupe run --detach` to a shared store,
+    /// or released by a draining worker.
+    case pending
     /// A live process drives it.
     case running
     /// A live process drives it and an operator paused its agents.

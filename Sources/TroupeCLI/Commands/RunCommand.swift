@@ -27,7 +27,9 @@ struct RunCommand: AsyncParsableCommand {
     @Option(name: .customLong("param"), help: ArgumentHelp("A blueprint parameter.", valueName: "key=value"))
     var parameters: [String] = []
 
-    @Flag(help: "Start the run in a background process and return; its output goes to a log file next to the database.")
+    @Flag(
+        help: "Start the run in a background process and return; its output goes to a log file next to the database. On a store shared by workers (postgres://), submit it for a worker to claim."
+    )
     var detach = false
 
     @Option(help: ArgumentHelp("The durability of agents whose blueprint chooses none: ephemeral, checkpointed or durable.", valueName: "mode"))
@@ -68,7 +70,15 @@ struct RunCommand: AsyncParsableCommand {
             let runID = id.map { RunID($0) } ?? RunID.random()
             // Built only by the process that runs it (building starts the gallery's loopback servers): a detached
             // run's child builds it, and reports a failure to do so as a run that ended at once.
-            if detach { return try await detachRun(runID) }
+            if detach {
+                // A store that workers share takes the run as a submission: it waits for a worker to claim it.
+                if try global.location().scheme != "sqlite",
+                    try await global.withStore(mustExist: false, { store in try await submit(store, entry, resolved, runID, durability) })
+                {
+                    return
+                }
+                return try await detachRun(runID)
+            }
             let built = try entry.build(resolved)
             try await global.withStore(mustExist: false) { store in
                 let run = try Self.makeRun(
@@ -82,6 +92,23 @@ struct RunCommand: AsyncParsableCommand {
     }
 
     /// A run of `entry`, recording its parameters and durability in the store so that a resume rebuilds it.
+    /// Submits the run if `store` is shared by workers; `false` if it is not.
+    private func submit(
+        _ store: any OperatorStore, _ entry: BlueprintEntry, _ parameters: [String: String], _ id: RunID, _ durability: String?
+    ) async throws -> Bool {
+        guard let pool = store as? any WorkerPool else { return false }
+        try await pool.submit(
+            RunRecord(id: id, blueprint: entry.name, parameters: parameters, durability: durability.flatMap(Durability.init) ?? .checkpointed)
+        )
+        if global.json {
+            printJSON(["run": id.rawValue, "status": RunStatus.pending.rawValue])
+        } else {
+            say("troupe: submitted run \(id) of '\(entry.name)'; it is pending until a worker claims it (`troupe workers`)")
+            say("watch it with `troupe events \(id) --follow`, stop it with `troupe cancel \(id)`")
+        }
+        return true
+    }
+
     static func makeRun(
         _ entry: BlueprintEntry,
         blueprint: Blueprint? = nil,
