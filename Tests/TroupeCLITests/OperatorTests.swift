@@ -232,6 +232,8 @@ struct OperatorTests: CLIHarness {
             #expect(cancel.stderr.contains("--grace"), "\(cancel.stderr)")
             let busy = try await troupe("ps", "--busy-timeout", bad)
             #expect(busy.status == 64, "--busy-timeout \(bad): \(busy.stderr)")
+            let drain = try await troupe("drain", "1", "--wait", "--timeout=\(bad)")
+            #expect(drain.status == 64 && drain.stderr.contains("--timeout"), "--timeout \(bad): \(drain.stderr)")
         }
         let prune = try await troupe("prune", "--events-older-than", "9999999999999d")
         #expect(prune.status == 64, "\(prune.stderr)")

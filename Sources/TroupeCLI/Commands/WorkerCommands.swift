@@ -222,9 +222,7 @@ struct WorkersCommand: AsyncParsableCommand {
     func run() async throws {
         try await reportingErrors {
             try await global.withStore(readOnly: true) { store in
-                guard let pool = store as? any WorkerPool else {
-                    throw TroupeError(.invalidSpec, "\(store.location) has no workers: only a shared store (postgres://…) does.")
-                }
+                let pool = try sharedPool(store)
                 let workers = try await pool.workers()
                 if global.json {
                     printJSON(workers)
@@ -270,12 +268,18 @@ struct DrainCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Seconds --wait waits at most.", valueName: "seconds"))
     var timeout: Double = 120
 
+    func validate() throws {
+        do {
+            _ = try DurationInput.seconds(timeout, "--timeout")
+        } catch {
+            throw ValidationError(error.description)
+        }
+    }
+
     func run() async throws {
         try await reportingErrors {
             try await global.withStore { store in
-                guard let pool = store as? any WorkerPool else {
-                    throw TroupeError(.invalidSpec, "\(store.location) has no workers: only a shared store (postgres://…) does.")
-                }
+                let pool = try sharedPool(store)
                 try await pool.drain(worker: worker)
                 guard wait else {
                     say("troupe: worker \(worker) asked to drain")
@@ -293,4 +297,12 @@ struct DrainCommand: AsyncParsableCommand {
             }
         }
     }
+}
+
+/// `store` as a store shared by workers, or the error for `workers` and `drain` on any other store.
+private func sharedPool(_ store: any OperatorStore) throws -> any WorkerPool {
+    guard let pool = store as? any WorkerPool else {
+        throw TroupeError(.invalidSpec, "\(store.location) has no workers: only a shared store (postgres://…) does.")
+    }
+    return pool
 }
