@@ -168,7 +168,8 @@ package struct EventLine: Encodable {
 /// The owner column of listings.
 func ownerText(_ owner: RunSummary.Owner?) -> String {
     guard let owner, owner.alive else { return "-" }
-    return "pid \(owner.pid) on \(owner.host)"
+    guard let worker = owner.worker else { return "pid \(owner.pid) on \(owner.host)" }
+    return "worker \(worker), pid \(owner.pid) on \(owner.host)"
 }
 
 /// Seconds in a duration.

@@ -14,7 +14,7 @@ extension SQLiteStore: OperatorStore {
     private static let runColumns = """
         r.id, r.blueprint, r.status, r.parameters, r.created_at, r.ended_at, r.error, r.owner_pid, r.owner_host,
         r.heartbeat_at, (SELECT count(*) FROM agents a WHERE a.run_id = r.id),
-        (SELECT coalesce(sum(a.restarts), 0) FROM agents a WHERE a.run_id = r.id), r.durability
+        (SELECT coalesce(sum(a.restarts), 0) FROM agents a WHERE a.run_id = r.id), r.durability, r.lease_token
         """
 
     private static func runSummary(_ row: Statement, heartbeatTimeout: Int64) -> RunSummary {
@@ -36,7 +36,7 @@ extension SQLiteStore: OperatorStore {
             id: RunID(row.text(0) ?? ""), blueprint: row.text(1) ?? "", status: status,
             durability: row.text(12).flatMap(Durability.init), parameters: parameters,
             createdAt: date(row.int64(4)), endedAt: row.isNull(5) ? nil : date(row.int64(5)), error: row.text(6),
-            owner: owner, agents: row.int(10), restarts: row.int(11)
+            owner: owner, agents: row.int(10), restarts: row.int(11), lease: row.int64(13)
         )
     }
 

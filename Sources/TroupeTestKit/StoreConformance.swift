@@ -126,6 +126,11 @@ public enum StoreConformance {
         if !condition { throw Failure(description: message()) }
     }
 
+    static func expectValue<T>(_ value: T?, _ message: @autoclosure () -> String) throws(Failure) -> T {
+        guard let value else { throw Failure(description: message()) }
+        return value
+    }
+
     static func fenced(_ body: () async throws -> Void) async -> Bool {
         do {
             try await body()

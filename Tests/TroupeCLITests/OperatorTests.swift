@@ -19,10 +19,24 @@ struct OperatorTests: CLIHarness {
         let process = Process()
         process.executableURL = Troupe.binary
         process.arguments = arguments + ["--database", database]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
+        // Its output goes to the scratch directory, so that a failure can say what the process said.
+        let log = scratch.file("\(arguments.first ?? "troupe")-\(UUID().uuidString.prefix(8)).log")
+        FileManager.default.createFile(atPath: log, contents: nil)
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+        process.standardOutput = handle
+        process.standardError = handle
         try process.run()
+        try handle.close()
         return process
+    }
+
+    /// What the processes this test started have printed so far, for failure messages.
+    func processLogs() -> String {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: scratch.path)) ?? []
+        return names.filter { $0.hasSuffix(".log") }.sorted().map { name in
+            let text = (try? String(contentsOfFile: scratch.file(name), encoding: .utf8)) ?? ""
+            return "--- \(name):\n" + String(text.suffix(4_000))
+        }.joined(separator: "\n")
     }
 
     /// The runs `troupe ps` lists; none while the starting process has not created the database yet.
@@ -38,13 +52,18 @@ struct OperatorTests: CLIHarness {
     }
 
     func liveRun() async throws -> String {
-        var id = ""
-        try await eventually("a live run in `troupe ps`") {
-            guard let run = try await runs().first, isDriven(run), (run["agents"] as? Int ?? 0) == 3 else { return false }
-            id = run["id"] as? String ?? ""
-            return true
+        let deadline = Date().addingTimeInterval(40)
+        var last = ""
+        while Date() < deadline {
+            let result = try await troupe("ps", "--json")
+            last = "ps exited \(result.status): \(result.stdout) \(result.stderr)"
+            let runs = result.status == 0
+                ? try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [[String: Any]] ?? [] : []
+            if let run = runs.first, isDriven(run), (run["agents"] as? Int ?? 0) == 3 { return run["id"] as? String ?? "" }
+            try await Task.sleep(for: .milliseconds(50))
         }
-        return id
+        Issue.record("timed out waiting for a live run in `troupe ps`; last \(last)\n\(processLogs())")
+        return ""
     }
 
     /// The counter's latest committed state (empty until it has one).

@@ -299,7 +299,7 @@ extension InMemoryCheckpointStore {
             id: id, blueprint: run.blueprint, status: run.status, durability: run.durability,
             parameters: run.parameters, createdAt: run.createdAt, endedAt: run.endedAt, error: run.error,
             owner: run.attached ? RunSummary.Owner(pid: Int64(ProcessInfo.processInfo.processIdentifier), host: "this process", heartbeatAt: run.heartbeat, alive: true) : nil,
-            agents: agents.count, restarts: agents.reduce(0) { $0 + $1.restarts }
+            agents: agents.count, restarts: agents.reduce(0) { $0 + $1.restarts }, lease: Int64(run.lease)
         )
     }
 

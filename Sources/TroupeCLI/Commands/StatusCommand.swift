@@ -39,6 +39,7 @@ struct StatusCommand: AsyncParsableCommand {
             say("created     \(timestamp(summary.createdAt)) (\(age(summary.createdAt)) ago)")
             if let ended = summary.endedAt { say("ended       \(timestamp(ended))") }
             say("owner       \(summary.isDriven ? ownerText(summary.owner) : "none")")
+            if let lease = summary.lease { say("lease       epoch \(lease)") }
             let parameters = summary.parameters.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
             say("parameters  \(parameters.isEmpty ? "none" : parameters.joined(separator: " "))")
             say("agents      \(report.agents.count) (\(report.agents.filter { $0.status == .failed || $0.status == .quarantined }.count) failed), \(summary.restarts) restarts")
