@@ -139,6 +139,8 @@ let package = Package(
             dependencies: [
                 "Troupe",
                 "TroupeSQLite",
+                "TroupePostgres",
+                "TroupeCLI",
                 "TroupeHTTP",
                 "TroupeHTTPTesting",
                 .product(name: "Logging", package: "swift-log"),

@@ -38,7 +38,7 @@ struct CheckpointWriter: Agent {
 }
 
 /// Runs `blueprint` on `store` until `done` reaches zero; returns the seconds that took, then shuts the run down.
-func secondsUntil(_ done: Countdown, running blueprint: Blueprint, on store: SQLiteStore) async throws -> Double {
+func secondsUntil(_ done: Countdown, running blueprint: Blueprint, on store: any CheckpointStore) async throws -> Double {
     let run = try Run(blueprint, configuration: .init(store: store, logger: quiet))
     let start = ContinuousClock.now
     let task = Task { try await run.run() }

@@ -1,6 +1,7 @@
 // troupe-bench: the engine's speed and memory figures, one `name value unit` line each.
 // Build and run in release mode: `swift run -c release troupe-bench [filter]`.
 import Dispatch
+import Foundation
 import Logging
 import Synchronization
 import Troupe
@@ -19,6 +20,14 @@ let quiet: Logger = {
 
 let configuration = Run.Configuration(logger: quiet)
 let filter = CommandLine.arguments.dropFirst().first
+
+// The child processes of the PostgreSQL figures: a worker, and a committing process.
+if ProcessInfo.processInfo.environment["TROUPE_BENCH_WORKER"] != nil { await benchWorkerMain() }
+if ProcessInfo.processInfo.environment["TROUPE_BENCH_CHILD"] == "commits", CommandLine.arguments.count == 4,
+    let agents = Int(CommandLine.arguments[2]), let perAgent = Int(CommandLine.arguments[3])
+{
+    try await PostgresBench.commitsChild(url: CommandLine.arguments[1], agents: agents, perAgent: perAgent)
+}
 
 // The resume benchmark's child process.
 if CommandLine.arguments.count == 4, CommandLine.arguments[1] == "--resume-child", let agents = Int(CommandLine.arguments[3]) {
@@ -296,6 +305,7 @@ let benchmarks: [(String, () async throws -> Void)] = [
     ("cli_listings", { try await cliListings() }),
     ("cli_control", { try await cliControl(agents: 1_000) }),
     ("idle_fleet", { try await idleFleet(agents: 10_000) }),
+    ("postgres", { try await PostgresBench.run() }),
     ("sqlite_resume", {
         try await resumeAfterKill(agents: 1, label: "1agent")
         try await resumeAfterKill(agents: 10_000, label: "10000agents")

@@ -5,12 +5,14 @@ import Troupe
 
 /// A value for a statement's parameter (`$1`, `$2`, …). Numbers and text travel in PostgreSQL's text format and
 /// take the type the statement gives them; bytes travel as binary `bytea`.
-enum PGValue {
+package enum PGValue {
     case null
     case int(Int64)
     case text(String?)
     case bytes([UInt8])
     case double(Double)
+    /// A `bytea[]` of non-NULL elements, sent in binary.
+    case byteaArray([[UInt8]])
 }
 
 /// An error from libpq or the server.
@@ -36,7 +38,7 @@ struct PostgresError: Error, CustomStringConvertible {
 /// everything but ``cancel()``, which libpq documents as safe from any thread (`PQcancel` on a `PGcancel` made
 /// beforehand). Every call blocks its thread, which is never one of the cooperative pool's. `@unchecked Sendable`
 /// so that a cancellation handler can hold it; it calls nothing but ``cancel()``.
-final class PGConnection: @unchecked Sendable {
+package final class PGConnection: @unchecked Sendable {
     private let raw: OpaquePointer
     /// Made once after connecting; `PQcancel` on it asks the server to stop the running statement.
     private let cancelHandle: OpaquePointer?
@@ -44,7 +46,7 @@ final class PGConnection: @unchecked Sendable {
     let location: String
 
     /// Connects (blocking) to `url` (`postgres://USER@HOST:PORT/DATABASE?…`, or libpq's `key=value` form).
-    init(url: String, applicationName: String = "troupe") throws {
+    package init(url: String, applicationName: String = "troupe") throws {
         location = Self.redacted(url)
         // A dead peer or a partition is noticed within seconds (TCP keepalives, and a send unacknowledged for 5 s
         // fails), not after the kernel's two hours. The URL's own settings win: they come after, in `dbname`.
@@ -76,6 +78,15 @@ final class PGConnection: @unchecked Sendable {
     }
 
     /// `url` without its password (`postgres://user:secret@host/db` → `postgres://user@host/db`), for messages.
+    /// `url` naming database `name` instead of its own (a `postgres://` URL, or a key-value string).
+    package static func url(_ url: String, database name: String) -> String {
+        guard let scheme = url.firstRange(of: "://") else { return url + " dbname=\(name)" }
+        let rest = url[scheme.upperBound...]
+        let query = rest.firstIndex(of: "?") ?? rest.endIndex
+        let slash = rest[..<query].firstIndex(of: "/") ?? query
+        return String(url[..<slash]) + "/" + name + String(rest[query...])
+    }
+
     static func redacted(_ url: String) -> String {
         let parts = url.split(separator: "://", maxSplits: 1, omittingEmptySubsequences: false)
         guard parts.count == 2 else {
@@ -118,7 +129,7 @@ final class PGConnection: @unchecked Sendable {
     }
 
     /// Runs one or more statements without parameters (migrations, `BEGIN`, `COMMIT`).
-    func execute(_ sql: String) throws {
+    package func execute(_ sql: String) throws {
         guard let result = PQexec(raw, sql) else { throw connectionError() }
         defer { PQclear(result) }
         try check(result)
@@ -126,7 +137,7 @@ final class PGConnection: @unchecked Sendable {
 
     /// Runs one statement with parameters; rows come back in binary form.
     @discardableResult
-    func query(_ sql: String, _ parameters: PGValue...) throws -> PGRows {
+    package func query(_ sql: String, _ parameters: PGValue...) throws -> PGRows {
         try query(sql, parameters)
     }
 
@@ -160,6 +171,9 @@ final class PGConnection: @unchecked Sendable {
             case .bytes(let value):
                 copy(value, binary: true)
                 types[index] = 17  // bytea
+            case .byteaArray(let elements):
+                copy(Self.binaryArray(elements), binary: true)
+                types[index] = 1001  // bytea[]
             }
         }
         let result = values.withUnsafeBufferPointer { valuePointers in
@@ -177,8 +191,26 @@ final class PGConnection: @unchecked Sendable {
         return PGRows(result)
     }
 
+    /// The binary form of a one-dimensional `bytea[]`: dimensions, no NULLs, element type 17, then each element's
+    /// length and bytes (all integers big-endian).
+    static func binaryArray(_ elements: [[UInt8]]) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(20 + elements.reduce(0) { $0 + 4 + $1.count })
+        func append(_ value: Int32) { withUnsafeBytes(of: value.bigEndian) { out.append(contentsOf: $0) } }
+        append(1)
+        append(0)
+        append(17)
+        append(Int32(elements.count))
+        append(1)
+        for element in elements {
+            append(Int32(element.count))
+            out.append(contentsOf: element)
+        }
+        return out
+    }
+
     /// The first column of the first row as an integer, or `nil` when there is no row or it is NULL.
-    func scalar(_ sql: String, _ parameters: PGValue...) throws -> Int64? {
+    package func scalar(_ sql: String, _ parameters: PGValue...) throws -> Int64? {
         let rows = try query(sql, parameters)
         guard rows.count > 0, !rows.isNull(0, 0) else { return nil }
         return rows.int64(0, 0)
@@ -214,9 +246,9 @@ final class PGConnection: @unchecked Sendable {
 }
 
 /// The rows of a statement, in binary form, read by column type.
-final class PGRows {
+package final class PGRows {
     private let result: OpaquePointer
-    let count: Int
+    package let count: Int
 
     init(_ result: OpaquePointer) {
         self.result = result
@@ -228,7 +260,7 @@ final class PGRows {
     /// Rows changed by an `INSERT`, `UPDATE` or `DELETE`.
     var affected: Int { Int(String(cString: PQcmdTuples(result))) ?? 0 }
 
-    func isNull(_ row: Int, _ column: Int) -> Bool { PQgetisnull(result, Int32(row), Int32(column)) == 1 }
+    package func isNull(_ row: Int, _ column: Int) -> Bool { PQgetisnull(result, Int32(row), Int32(column)) == 1 }
 
     private func bytes(_ row: Int, _ column: Int) -> UnsafeRawBufferPointer {
         let length = Int(PQgetlength(result, Int32(row), Int32(column)))
@@ -245,14 +277,14 @@ final class PGRows {
     }
 
     /// An integer column (`int2`, `int4`, `int8`, `bool`); 0 when NULL.
-    func int64(_ row: Int, _ column: Int) -> Int64 {
+    package func int64(_ row: Int, _ column: Int) -> Int64 {
         isNull(row, column) ? 0 : bigEndian(row, column)
     }
 
-    func int(_ row: Int, _ column: Int) -> Int { Int(int64(row, column)) }
+    package func int(_ row: Int, _ column: Int) -> Int { Int(int64(row, column)) }
 
     /// A text column; `nil` when NULL.
-    func text(_ row: Int, _ column: Int) -> String? {
+    package func text(_ row: Int, _ column: Int) -> String? {
         isNull(row, column) ? nil : String(decoding: bytes(row, column), as: UTF8.self)
     }
 

@@ -216,7 +216,7 @@ public final class PostgresStore: CheckpointStore {
     }
 
     public func commit(_ commit: Commit) async throws -> [Int64] {
-        try await writer.perform(sync: commit.sync) { session in try session.commit(commit) }
+        try await writer.commit(commit)
     }
 
     public func recordStep(_ agent: AgentID, epoch: UInt64, key: String, result: [UInt8]) async throws {

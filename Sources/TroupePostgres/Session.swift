@@ -618,20 +618,7 @@ final class Session: @unchecked Sendable {
                     .int(row.row), .int(sequence), .int(Int64(commit.epoch)), .int(Int64(checkpoint.stateVersion)),
                     .bytes(checkpoint.state), .int(try currentTransaction(commit.run))
                 )
-                // Retention, amortised: every `retention` checkpoints, drop those older than the last `retention`,
-                // and the consumed messages no fork can need any more (consumed before the oldest kept checkpoint).
-                if sequence % Int64(retention) == 0, sequence > Int64(retention) {
-                    try connection.query(
-                        "DELETE FROM checkpoints WHERE agent_id = $1 AND seq <= $2", .int(row.row), .int(sequence - Int64(retention))
-                    )
-                    try connection.query(
-                        """
-                        DELETE FROM messages WHERE run_id = $1 AND recipient = $2 AND consumed_txn IS NOT NULL
-                        AND consumed_txn < (SELECT txn FROM checkpoints WHERE agent_id = $3 ORDER BY seq LIMIT 1)
-                        """,
-                        .text(agent.run.rawValue), .text(agent.name), .int(row.row)
-                    )
-                }
+                if sequence % Int64(retention) == 0, sequence > Int64(retention) { try prune(agent, row: row.row, before: sequence) }
             }
             if row.mayHaveSteps {
                 for scope in commit.finishedSteps { try forgetSteps(of: row.row, scope: scope) }
@@ -661,6 +648,176 @@ final class Session: @unchecked Sendable {
             ids.append(id ?? 0)
         }
         return ids
+    }
+
+    /// Applies consecutive commits of one batch set-based: one statement for their runs' lease checks, one for
+    /// their agents' rows, one for their checkpoints, one for the messages they consumed and one for those they
+    /// sent, whatever their number. Returns each commit's outcome in order: the ids of the messages it sent, or its
+    /// own failure (its lease or its incarnation fenced), which writes nothing of it. Throws only the server's
+    /// errors, which abort the whole transaction.
+    ///
+    /// Fencing stays in the database: a run whose row no longer carries our lease token is found by the first
+    /// statement, and an agent whose row no longer carries the committing epoch by the second; both hold the rows'
+    /// locks until the transaction ends, so a takeover commits before (and fences the batch) or waits for it.
+    func commit(batch commits: [Commit]) throws -> [Result<[Int64], any Error>] {
+        var outcomes = [Result<[Int64], any Error>?](repeating: nil, count: commits.count)
+        // An agent twice in one group would need its writes ordered; the engine never does that (an agent awaits
+        // its commit), but stay exact if it happens: one at a time.
+        var seen = Set<AgentID>()
+        guard commits.allSatisfy({ $0.agent.map { seen.insert($0).inserted } ?? true }) else {
+            return try commits.map { commit in
+                do { return .success(try self.commit(commit)) } catch let error as PostgresError { throw error } catch { return .failure(error) }
+            }
+        }
+
+        // 1. Leases: every run not yet checked in this transaction, in one statement.
+        var unchecked: [RunID] = []
+        for run in Set(commits.map(\.run)) where transactionNumbers[run] == nil {
+            if leases[run] == nil { continue }
+            unchecked.append(run)
+        }
+        if !unchecked.isEmpty {
+            let rows = try connection.query(
+                """
+                UPDATE runs SET heartbeat_at = now(), txn = txn + 1
+                FROM unnest($1::text[], $2::int8[]) AS u(id, token)
+                WHERE runs.id = u.id AND runs.lease_token = u.token RETURNING runs.id, runs.txn
+                """,
+                .text(Self.array(unchecked.map(\.rawValue))), .text(Self.array(unchecked.map { leases[$0] ?? 0 }))
+            )
+            for row in 0..<rows.count { transactionNumbers[RunID(rows.text(row, 0) ?? "")] = rows.int64(row, 1) }
+            for run in unchecked where transactionNumbers[run] == nil {
+                leases[run] = nil
+                lost.insert(run)
+                onLeaseLost?(run, Self.takenOver(run))
+            }
+        }
+        for (index, commit) in commits.enumerated() where transactionNumbers[commit.run] == nil {
+            outcomes[index] = .failure(
+                lost.contains(commit.run)
+                    ? Self.takenOver(commit.run)
+                    : TroupeError(.notRunning, "run \(commit.run) is not attached to \(location) in this process; start or resume it first.")
+            )
+        }
+
+        // 2. Incarnations: this process's record first, then the database's rows for those that checkpoint.
+        var checkpointing: [Int] = []
+        for (index, commit) in commits.enumerated() where outcomes[index] == nil {
+            guard let agent = commit.agent else { continue }
+            guard let row = agents[agent], row.epoch == commit.epoch else {
+                outcomes[index] = .failure(TroupeError.fenced(agent, epoch: commit.epoch, current: agents[agent]?.epoch ?? 0))
+                continue
+            }
+            if commit.checkpoint != nil { checkpointing.append(index) }
+        }
+        if !checkpointing.isEmpty {
+            let rows = checkpointing.map { agents[commits[$0].agent!]!.row }
+            let updated = try connection.query(
+                """
+                UPDATE agents SET last_seq = u.seq FROM unnest($1::int8[], $2::int8[], $3::int8[]) AS u(id, seq, epoch)
+                WHERE agents.id = u.id AND agents.epoch = u.epoch RETURNING agents.id
+                """,
+                .text(Self.array(rows)),
+                .text(Self.array(checkpointing.map { Int64(commits[$0].checkpoint!.sequence) })),
+                .text(Self.array(checkpointing.map { Int64(commits[$0].epoch) }))
+            )
+            let current = Set((0..<updated.count).map { updated.int64($0, 0) })
+            for index in checkpointing where !current.contains(agents[commits[index].agent!]!.row) {
+                outcomes[index] = .failure(TroupeError.fenced(commits[index].agent!, epoch: commits[index].epoch, current: 0))
+            }
+            let written = checkpointing.filter { outcomes[$0] == nil }
+            if !written.isEmpty {
+                try connection.query(
+                    """
+                    INSERT INTO checkpoints (agent_id, seq, epoch, state_version, created_at, state, txn)
+                    SELECT u.agent, u.seq, u.epoch, u.version, now(), u.state, u.txn
+                    FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::int8[], $5::bytea[], $6::int8[])
+                        AS u(agent, seq, epoch, version, state, txn)
+                    """,
+                    .text(Self.array(written.map { agents[commits[$0].agent!]!.row })),
+                    .text(Self.array(written.map { Int64(commits[$0].checkpoint!.sequence) })),
+                    .text(Self.array(written.map { Int64(commits[$0].epoch) })),
+                    .text(Self.array(written.map { Int64(commits[$0].checkpoint!.stateVersion) })),
+                    .byteaArray(written.map { commits[$0].checkpoint!.state }),
+                    .text(Self.array(written.map { transactionNumbers[commits[$0].run]! }))
+                )
+            }
+        }
+
+        // 3. What is left per commit is rare: retention (every `retention` checkpoints) and recorded steps.
+        let accepted = commits.indices.filter { outcomes[$0] == nil }
+        for index in accepted {
+            let commit = commits[index]
+            guard let agent = commit.agent, let row = agents[agent] else { continue }
+            if let checkpoint = commit.checkpoint {
+                let sequence = Int64(checkpoint.sequence)
+                if sequence % Int64(retention) == 0, sequence > Int64(retention) { try prune(agent, row: row.row, before: sequence) }
+            }
+            if row.mayHaveSteps {
+                for scope in commit.finishedSteps { try forgetSteps(of: row.row, scope: scope) }
+            }
+        }
+
+        // 4. Messages consumed, and messages sent (ids in the order sent: the identity follows the insert order).
+        let consumed = accepted.flatMap { index in commits[index].consumed.map { ($0, transactionNumbers[commits[index].run]!) } }
+        if !consumed.isEmpty {
+            try connection.query(
+                """
+                UPDATE messages SET consumed_txn = u.txn FROM unnest($1::int8[], $2::int8[]) AS u(id, txn)
+                WHERE messages.id = u.id AND messages.consumed_txn IS NULL
+                """,
+                .text(Self.array(consumed.map(\.0))), .text(Self.array(consumed.map(\.1)))
+            )
+        }
+        let sending = accepted.filter { !commits[$0].sent.isEmpty }
+        var ids: [Int64] = []
+        if !sending.isEmpty {
+            var runs: [String] = [], recipients: [String] = [], senders: [String?] = [], payloads: [[UInt8]] = []
+            var tokens: [Int64] = [], numbers: [Int64] = []
+            for index in sending {
+                let commit = commits[index]
+                for message in commit.sent {
+                    runs.append(commit.run.rawValue)
+                    recipients.append(message.recipient)
+                    senders.append(commit.agent?.name)
+                    payloads.append(message.payload)
+                    tokens.append(leases[commit.run] ?? 0)
+                    numbers.append(transactionNumbers[commit.run]!)
+                }
+            }
+            let inserted = try connection.query(
+                """
+                INSERT INTO messages (run_id, recipient, sender, created_at, payload, lease, sent_txn)
+                SELECT u.run, u.recipient, u.sender, now(), u.payload, u.lease, u.txn
+                FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::int8[], $6::int8[])
+                    WITH ORDINALITY AS u(run, recipient, sender, payload, lease, txn, position)
+                ORDER BY u.position RETURNING id
+                """,
+                .text(Self.array(runs)), .text(Self.array(recipients)), .text(Self.array(senders)),
+                .byteaArray(payloads), .text(Self.array(tokens)), .text(Self.array(numbers))
+            )
+            ids = (0..<inserted.count).map { inserted.int64($0, 0) }.sorted()
+        }
+        var next = 0
+        for index in accepted {
+            let count = commits[index].sent.count
+            outcomes[index] = .success(Array(ids[next..<min(ids.count, next + count)]))
+            next += count
+        }
+        return outcomes.map { $0! }
+    }
+
+    /// Retention, amortised: every `retention` checkpoints, drops those older than the last `retention`, and the
+    /// consumed messages no fork can need any more (consumed before the oldest kept checkpoint).
+    private func prune(_ agent: AgentID, row: Int64, before sequence: Int64) throws {
+        try connection.query("DELETE FROM checkpoints WHERE agent_id = $1 AND seq <= $2", .int(row), .int(sequence - Int64(retention)))
+        try connection.query(
+            """
+            DELETE FROM messages WHERE run_id = $1 AND recipient = $2 AND consumed_txn IS NOT NULL
+            AND consumed_txn < (SELECT txn FROM checkpoints WHERE agent_id = $3 ORDER BY seq LIMIT 1)
+            """,
+            .text(agent.run.rawValue), .text(agent.name), .int(row)
+        )
     }
 
     func recordStep(_ agent: AgentID, epoch: UInt64, key: String, result: [UInt8]) throws {
@@ -728,15 +885,23 @@ final class Session: @unchecked Sendable {
 
     /// Appends events to the log (inside the caller's transaction), and the agent rows' status they imply.
     func record(_ events: [Event]) throws {
-        for event in events where leases[event.run] != nil {
-            try connection.query(
-                """
-                INSERT INTO events (run_id, agent, incarnation, kind, detail, created_at)
-                VALUES ($1, $2, $3, $4, $5, to_timestamp($6::float8))
-                """,
-                .text(event.run.rawValue), .text(event.name), .int(Int64(event.incarnation)), .text(event.kind.name),
-                .text(event.kind.detail), .double(event.time.timeIntervalSince1970)
-            )
+        let events = events.filter { leases[$0.run] != nil }
+        guard !events.isEmpty else { return }
+        // The rows in one statement, in order (their numbers follow the insert order).
+        try connection.query(
+            """
+            INSERT INTO events (run_id, agent, incarnation, kind, detail, created_at)
+            SELECT u.run, u.agent, u.incarnation, u.kind, u.detail, to_timestamp(u.time)
+            FROM unnest($1::text[], $2::text[], $3::int8[], $4::text[], $5::text[], $6::float8[])
+                WITH ORDINALITY AS u(run, agent, incarnation, kind, detail, time, position)
+            ORDER BY u.position
+            """,
+            .text(Self.array(events.map(\.run.rawValue))), .text(Self.array(events.map(\.name))),
+            .text(Self.array(events.map { Int64($0.incarnation) })), .text(Self.array(events.map(\.kind.name))),
+            .text(Self.array(events.map(\.kind.detail))),
+            .text("{" + events.map { String($0.time.timeIntervalSince1970) }.joined(separator: ",") + "}")
+        )
+        for event in events {
             // A persisting agent's claim, which precedes its start, already set its row running.
             let claimed = if case .started = event.kind { agents[AgentID(run: event.run, name: event.name)] != nil } else { false }
             if let status = event.kind.impliedStatus, !claimed {
@@ -760,10 +925,17 @@ final class Session: @unchecked Sendable {
     // MARK: Encoding
 
     /// A PostgreSQL array literal of strings (`{"a","b\"c"}`), for one parameter of type `text[]`.
-    static func array(_ values: [String]) -> String {
+    static func array(_ values: [String]) -> String { array(values.map(Optional.some)) }
+
+    /// A PostgreSQL array literal of strings or NULLs (`{"a",NULL}`), for one parameter of type `text[]`.
+    static func array(_ values: [String?]) -> String {
         var out = "{"
         for (index, value) in values.enumerated() {
             if index > 0 { out += "," }
+            guard let value else {
+                out += "NULL"
+                continue
+            }
             out += "\""
             for character in value.unicodeScalars {
                 if character == "\"" || character == "\\" { out += "\\" }

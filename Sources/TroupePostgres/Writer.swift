@@ -58,6 +58,14 @@ final class Writer: Sendable {
         if wake { wakeUp.signal() }
     }
 
+    /// Commits `commit` with the commits queued next to it, set-based (``Session/commit(batch:)``); returns the ids
+    /// of the messages it sent.
+    func commit(_ commit: Commit) async throws -> [Int64] {
+        try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<[Int64], any Error>) in
+            submit(CommitJob(commit, continuation: continuation))
+        }
+    }
+
     /// Runs `body` on the writer thread, inside a batch transaction, and returns its result.
     func perform<T: Sendable>(sync: Bool = false, _ body: @escaping @Sendable (Session) throws -> T) async throws -> T {
         try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<T, any Error>) in
@@ -181,7 +189,19 @@ final class Writer: Sendable {
         do {
             try session.transaction(sync: sync) {
                 if !events.isEmpty { try session.record(events) }
-                for job in batch { try job.apply(session) }
+                var index = 0
+                while index < batch.count {
+                    guard batch[index] is CommitJob else {
+                        try batch[index].apply(session)
+                        index += 1
+                        continue
+                    }
+                    // Consecutive commits go to the database together: a statement per kind of write, not per commit.
+                    var end = index + 1
+                    while end < batch.count, batch[end] is CommitJob { end += 1 }
+                    try CommitJob.apply(batch[index..<end].map { $0 as! CommitJob }, session)
+                    index = end
+                }
             }
         } catch {
             let lost = (error as? PostgresError)?.isConnectionLost == true
@@ -253,6 +273,40 @@ final class PendingJob<T: Sendable>: Job, @unchecked Sendable {
             outcome = .failure(error)
         }
     }
+
+    var failed: Bool {
+        if case .failure = outcome { return true }
+        return false
+    }
+
+    func complete() { continuation.resume(with: outcome ?? .failure(CancellationError())) }
+
+    func fail(_ error: any Error) { continuation.resume(throwing: error) }
+}
+
+/// A commit, applied together with the commits next to it in its batch.
+///
+/// `@unchecked Sendable` for the same reason as ``PendingJob``: `outcome` is touched by the writer thread only.
+final class CommitJob: Job, @unchecked Sendable {
+    let commit: Commit
+    private let continuation: UnsafeContinuation<[Int64], any Error>
+    private var outcome: Result<[Int64], any Error>?
+
+    init(_ commit: Commit, continuation: UnsafeContinuation<[Int64], any Error>) {
+        self.commit = commit
+        self.continuation = continuation
+    }
+
+    var sync: Bool { commit.sync }
+    var standalone: Flag? { nil }
+
+    static func apply(_ jobs: [CommitJob], _ session: Session) throws {
+        for job in jobs { job.outcome = nil }
+        let outcomes = try session.commit(batch: jobs.map(\.commit))
+        for (job, outcome) in zip(jobs, outcomes) { job.outcome = outcome }
+    }
+
+    func apply(_ session: Session) throws { try Self.apply([self], session) }
 
     var failed: Bool {
         if case .failure = outcome { return true }

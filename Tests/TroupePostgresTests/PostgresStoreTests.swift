@@ -137,6 +137,63 @@ struct PostgresStoreTests {
         }
     }
 
+    /// Commits that meet in one batch go to the database together; each keeps its own outcome: a commit fenced by
+    /// this process's record or by the agent's row in the database fails alone and writes nothing, and every other
+    /// one gets the ids of exactly the messages it sent.
+    @Test func commitsBatchedTogetherKeepTheirOwnOutcomes() async throws {
+        try await withDatabase { database in
+            let names = (0..<40).map { "agent-\($0)" }
+            let record = RunRecord(id: Self.run, blueprint: "pg", agents: names)
+            let store = try await PostgresStore(url: database.url)
+            _ = try await store.attach(record)
+            var epochs: [String: UInt64] = [:]
+            for name in names {
+                epochs[name] = try await store.claim(AgentID(run: Self.run, name: name), type: "A", durability: .durable, incarnation: 1).epoch
+            }
+            // Agent 7 was claimed again elsewhere (its row's epoch moved on); agent 3 commits with an old epoch.
+            try database.execute("UPDATE troupe.agents SET epoch = epoch + 1 WHERE name = 'agent-7'")
+            let outcomes = try await withThrowingTaskGroup(of: (String, Result<[Int64], TroupeError>).self) { group in
+                for name in names {
+                    let agent = AgentID(run: Self.run, name: name)
+                    let epoch = name == "agent-3" ? epochs[name]! - 1 : epochs[name]!
+                    group.addTask {
+                        let commit = Commit(
+                            run: Self.run, agent: agent, epoch: epoch,
+                            checkpoint: Checkpoint(agent: agent, epoch: epoch, sequence: 1, stateVersion: 1, state: Array(name.utf8)),
+                            sent: [("sink", Array("first from \(name)".utf8)), ("sink", Array("second from \(name)".utf8))]
+                        )
+                        do { return (name, .success(try await store.commit(commit))) } catch let error as TroupeError { return (name, .failure(error)) }
+                    }
+                }
+                return try await group.reduce(into: [String: Result<[Int64], TroupeError>]()) { $0[$1.0] = $1.1 }
+            }
+            let connection = try PGConnection(url: database.url)
+            for name in names {
+                switch outcomes[name] {
+                case .failure(let error):
+                    #expect(["agent-3", "agent-7"].contains(name) && error.code == .fenced, "\(name): \(error)")
+                case .success(let ids):
+                    #expect(!["agent-3", "agent-7"].contains(name), "\(name)'s fenced commit was accepted")
+                    let rows = try connection.query(
+                        "SELECT convert_from(payload, 'UTF8'), sender FROM troupe.messages WHERE id = ANY($1::int8[]) ORDER BY id",
+                        .text("{" + ids.map(String.init).joined(separator: ",") + "}")
+                    )
+                    #expect((0..<rows.count).map { rows.text($0, 0) } == ["first from \(name)", "second from \(name)"], "\(name)'s ids \(ids)")
+                    #expect((0..<rows.count).allSatisfy { rows.text($0, 1) == name })
+                case nil:
+                    Issue.record("no outcome for \(name)")
+                }
+            }
+            let written = try connection.query(
+                "SELECT a.name FROM troupe.checkpoints c JOIN troupe.agents a ON a.id = c.agent_id ORDER BY a.name"
+            )
+            #expect(Set((0..<written.count).compactMap { written.text($0, 0) }) == Set(names).subtracting(["agent-3", "agent-7"]))
+            #expect(try connection.scalar("SELECT count(*) FROM troupe.messages") == 76)
+            await store.detach(Self.run, outcome: .stopped, error: nil)
+            await store.close()
+        }
+    }
+
     /// A live worker (its liveness lock held, a recent heartbeat) keeps its run: a second attach is refused and
     /// says who.
     @Test func aLiveOwnerKeepsItsRun() async throws {

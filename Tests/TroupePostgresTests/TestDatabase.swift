@@ -20,16 +20,7 @@ enum TestServer {
         let name = "troupe_test_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
         let admin = try PGConnection(url: url)
         try admin.execute("CREATE DATABASE \(name)")
-        return TestDatabase(name: name, url: replacingDatabase(in: url, with: name), adminURL: url)
-    }
-
-    /// `url` naming database `name` instead of its own.
-    static func replacingDatabase(in url: String, with name: String) -> String {
-        guard let scheme = url.range(of: "://") else { return url + " dbname=\(name)" }
-        let rest = url[scheme.upperBound...]
-        let query = rest.firstIndex(of: "?") ?? rest.endIndex
-        let slash = rest[..<query].firstIndex(of: "/") ?? query
-        return String(url[..<slash]) + "/" + name + String(rest[query...])
+        return TestDatabase(name: name, url: PGConnection.url(url, database: name), adminURL: url)
     }
 }
 
