@@ -326,7 +326,7 @@ extension StoreConformance {
                 return seen
             }
             try await Task.sleep(for: .milliseconds(20))
-            let late = try await store.enqueue(.stop(agent: "b"), for: run)
+            let late = try await store.enqueue(.send(agent: "b", message: #"{"note":{"_0":"quote \" and ünïcode"}}"#), for: run)
             let got = try await withThrowingTaskGroup(of: [OperatorCommand]?.self) { group in
                 group.addTask { try await reader.value }
                 group.addTask {
@@ -343,12 +343,15 @@ extension StoreConformance {
             try expect(got.map(\.id) == [first, second, unknown, late], "read \(got.map(\.id))")
             try expect(got[0].action == .restart(agent: "a", fresh: true), "read back as \(got[0].action)")
             try expect(got[1].action == .cancel(grace: .milliseconds(2500)), "read back as \(got[1].action)")
+            try expect(
+                got[3].action == .send(agent: "b", message: #"{"note":{"_0":"quote \" and ünïcode"}}"#), "read back as \(got[3].action)"
+            )
             if case .unrecognized(let verb, _) = got[2].action {
                 try expect(verb == "frobnicate", "verb \(verb)")
             } else {
                 throw Failure(description: "an unknown verb was read as \(got[2].action)")
             }
-            try expect(got[3].action == .stop(agent: "b") && got.allSatisfy { $0.run == run && $0.result == nil }, "\(got)")
+            try expect(got.allSatisfy { $0.run == run && $0.result == nil }, "\(got)")
             for command in got {
                 try await store.complete(command.id, with: .init(command.id == unknown ? .refused : .applied, "done \(command.id)"))
             }

@@ -75,6 +75,53 @@ struct OperatorTests: CLIHarness {
         return (try? JSONSerialization.jsonObject(with: Data(state.stdout.utf8)) as? [String: Any]) ?? [:]
     }
 
+    /// `troupe send` delivers a message from outside the run, decoded as the agent's type: to one agent, to a
+    /// pool's next member, and queued for the next resume when no process drives the run. Bad JSON and a message
+    /// of another shape are clear errors that change nothing.
+    @Test func messagesSentFromOutsideAreHandledOnceAndBadOnesRefused() async throws {
+        func handled(_ run: String, _ agent: String) async throws -> Int {
+            let state = try await troupe("checkpoints", run, agent, "--show", "last")
+            guard state.status == 0 else { return 0 }
+            return ((try? JSONSerialization.jsonObject(with: Data(state.stdout.utf8))) as? [String: Any])?["handled"] as? Int ?? 0
+        }
+        let process = try start(["run", "fleet", "--param", "workers=3"])
+        defer { if process.isRunning { process.terminate() } }
+        let run = try await liveRun()
+        for _ in 0..<2 {
+            let sent = try await troupe("send", run, "worker-1", #"{"work":{}}"#)
+            #expect(sent.status == 0 && sent.stdout.contains("delivered"), "\(sent.stdout) \(sent.stderr)")
+        }
+        try await eventually("worker-1 to handle both messages") { try await handled(run, "worker-1") == 2 }
+
+        let notJSON = try await troupe("send", run, "worker-1", "{work")
+        #expect(notJSON.status == 65 && notJSON.stderr.contains("not JSON"), "\(notJSON.stderr)")
+        let wrongShape = try await troupe("send", run, "worker-1", #"{"play":{}}"#)
+        #expect(wrongShape.status == 1, "\(wrongShape.stdout) \(wrongShape.stderr)")
+        #expect((wrongShape.stdout + wrongShape.stderr).contains("Fleet.Worker.Message"), "\(wrongShape.stdout) \(wrongShape.stderr)")
+        let nobody = try await troupe("send", run, "nobody", #"{"work":{}}"#)
+        #expect(nobody.status == 66, "\(nobody.stderr)")
+
+        // The pool's name: its members in turn.
+        for _ in 0..<3 { #expect(try await troupe("send", run, "worker", #"{"work":{}}"#).status == 0) }
+        try await eventually("each member to handle its share") {
+            let counts = [try await handled(run, "worker-0"), try await handled(run, "worker-1"), try await handled(run, "worker-2")]
+            return counts.reduce(0, +) == 5 && counts.allSatisfy { $0 >= 1 }
+        }
+
+        // No live process: queued, and delivered exactly once by the resume.
+        _ = try await troupe("cancel", run)
+        await waitForExit(process)
+        let queued = try await troupe("send", run, "worker-2", #"{"work":{}}"#)
+        #expect(queued.status == 0 && queued.stdout.contains("queued"), "\(queued.stdout) \(queued.stderr)")
+        let before = try await handled(run, "worker-2")
+        let resumed = try start(["resume", run])
+        defer { if resumed.isRunning { resumed.terminate() } }
+        try await eventually("the resumed run to handle the queued message") { try await handled(run, "worker-2") == before + 1 }
+        _ = try await troupe("cancel", run)
+        await waitForExit(resumed)
+        #expect(try await handled(run, "worker-2") == before + 1)
+    }
+
     @Test func aLiveRunIsSteeredFromAnotherProcess() async throws {
         let process = try start(["run", "counting", "--param", "count=100000000", "--param", "interval=20ms"])
         defer { if process.isRunning { process.terminate() } }

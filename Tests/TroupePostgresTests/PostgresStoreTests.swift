@@ -15,9 +15,9 @@ struct PostgresStoreTests {
 
     /// Opens a store on a fresh database, runs `body`, closes it and drops the database.
     func withDatabase(_ body: (TestDatabase) async throws -> Void) async throws {
-        let database = try TestServer.database()
-        defer { database.drop() }
-        try await body(database)
+        try await TestServer.withDatabase { database in
+            try await body(database)
+        }
     }
 
     func checkpoint(_ epoch: UInt64, _ sequence: UInt64, _ text: String) -> Checkpoint {
@@ -68,7 +68,7 @@ struct PostgresStoreTests {
     @Test func aDatabaseOfANewerTroupeIsRefusedUntouched() async throws {
         try await withDatabase { database in
             try await PostgresStore(url: database.url).close()
-            try database.execute("INSERT INTO troupe.troupe_migrations VALUES (999, '0999_future.sql', 'x', now())")
+            try await database.execute("INSERT INTO troupe.troupe_migrations VALUES (999, '0999_future.sql', 'x', now())")
             let refused = await code { _ = try await PostgresStore(url: database.url) }
             #expect(refused == .futureSchema)
             let rows = try PGConnection(url: database.url).query("SELECT count(*) FROM troupe.troupe_migrations")
@@ -79,14 +79,14 @@ struct PostgresStoreTests {
     @Test func anEditedMigrationIsRefused() async throws {
         try await withDatabase { database in
             try await PostgresStore(url: database.url).close()
-            try database.execute("UPDATE troupe.troupe_migrations SET checksum = '0000000000000000' WHERE id = 1")
+            try await database.execute("UPDATE troupe.troupe_migrations SET checksum = '0000000000000000' WHERE id = 1")
             #expect(await code { _ = try await PostgresStore(url: database.url) } == .schemaMismatch)
         }
     }
 
     @Test func aTroupeSchemaOfAnotherProgramIsRefusedUntouched() async throws {
         try await withDatabase { database in
-            try database.execute("CREATE SCHEMA troupe; CREATE TABLE troupe.orders (id int)")
+            try await database.execute("CREATE SCHEMA troupe; CREATE TABLE troupe.orders (id int)")
             #expect(await code { _ = try await PostgresStore(url: database.url) } == .schemaMismatch)
             let tables = try PGConnection(url: database.url).query(
                 "SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'troupe'"
@@ -117,7 +117,7 @@ struct PostgresStoreTests {
             _ = try await former.commit(Commit(run: Self.run, agent: Self.agent, epoch: claim.epoch, checkpoint: checkpoint(claim.epoch, 1, "one")))
             // The former owner as the others see it: a worker whose heartbeat went silent (stopped with SIGSTOP, or
             // cut off from the database), its session still holding its liveness lock.
-            try database.execute("UPDATE troupe.workers SET heartbeat_at = now() - interval '1 minute'")
+            try await database.execute("UPDATE troupe.workers SET heartbeat_at = now() - interval '1 minute'")
             let successor = try await PostgresStore(url: database.url)
             #expect(try await successor.attach(Self.record) == true)
             let resumed = try await successor.claim(Self.agent, type: "A", durability: .durable, incarnation: 1)
@@ -151,7 +151,7 @@ struct PostgresStoreTests {
                 epochs[name] = try await store.claim(AgentID(run: Self.run, name: name), type: "A", durability: .durable, incarnation: 1).epoch
             }
             // Agent 7 was claimed again elsewhere (its row's epoch moved on); agent 3 commits with an old epoch.
-            try database.execute("UPDATE troupe.agents SET epoch = epoch + 1 WHERE name = 'agent-7'")
+            try await database.execute("UPDATE troupe.agents SET epoch = epoch + 1 WHERE name = 'agent-7'")
             let outcomes = try await withThrowingTaskGroup(of: (String, Result<[Int64], TroupeError>).self) { group in
                 for name in names {
                     let agent = AgentID(run: Self.run, name: name)
@@ -216,15 +216,13 @@ struct PostgresStoreTests {
     /// Advisory locks are per database: a live worker with the same id in another database does not keep a dead
     /// worker of this one alive.
     @Test func anotherDatabasesWorkerDoesNotKeepADeadOneAlive() async throws {
-        let other = try TestServer.database()
-        defer { other.drop() }
-        try await withDatabase { database in
+        try await TestServer.withDatabase { other in try await withDatabase { database in
             // Worker 1 of the other database, alive.
             let elsewhere = try await PostgresStore(url: other.url)
             _ = try await elsewhere.attach(Self.record)
             // Worker 1 of this one, dead (a row without its lock), owning a run.
             try await PostgresStore(url: database.url).close()
-            try database.execute(
+            try await database.execute(
                 """
                 INSERT INTO troupe.workers (host, pid, build, started_at, heartbeat_at) VALUES ('gone', 1, '', now(), now());
                 INSERT INTO troupe.runs (id, blueprint, status, created_at, updated_at, owner_worker, owner_pid, owner_host, lease_token)
@@ -235,7 +233,7 @@ struct PostgresStoreTests {
             #expect(try await store.attach(Self.record) == true, "the dead worker's run was not taken over")
             await store.close()
             await elsewhere.close()
-        }
+        } }
     }
 
     /// A worker found dead is evicted by another, which claims its runs; the evicted one's writes are rejected.
@@ -244,7 +242,7 @@ struct PostgresStoreTests {
             let silent = try await PostgresStore(url: database.url, configuration: .init(heartbeat: .seconds(3600)))
             _ = try await silent.attach(Self.record)
             let claim = try await silent.claim(Self.agent, type: "A", durability: .durable, incarnation: 1)
-            try database.execute("UPDATE troupe.workers SET heartbeat_at = now() - interval '1 minute'")
+            try await database.execute("UPDATE troupe.workers SET heartbeat_at = now() - interval '1 minute'")
             let worker = try await PostgresStore(url: database.url)
             let id = try await worker.registerWorker(WorkerRegistration(build: "test", capacity: 4, blueprints: ["pg"]))
             #expect(try await worker.evictDeadWorkers() == 1)
@@ -365,23 +363,23 @@ struct PostgresStoreTests {
 @Suite(.enabled(if: TestServer.enabled, "set TROUPE_TEST_POSTGRES (.ci/run starts a server)"), .timeLimit(.minutes(5)))
 struct PostgresCrashTests {
     @Test func killNineAtRandomMomentsLosesNothingAndCountsNothingTwice() async throws {
-        let database = try TestServer.database()
-        defer { database.drop() }
-        let count = 30_000
-        let kills = try await CrashLoop.run(database: database.url, run: "run-crash", count: count, rounds: 8, delay: 50...300)
-        #expect(kills >= 3, "the pipeline finished before it could be killed a few times; raise the count")
-        let store = try await PostgresStore(url: database.url)
-        let last = try #require(try await store.checkpoints(of: AgentID(run: "run-crash", name: "counter")).last)
-        let state = try JSONDecoder().decode(CrashLoop.CounterState.self, from: Data(last.state))
-        #expect(state.count == count)
-        #expect(state.sum == count * (count + 1) / 2)
-        #expect(state.duplicates == 0)
-        #expect(state.gaps == 0)
-        #expect(try await store.pendingMessages(of: "run-crash").isEmpty)
-        #expect(try await store.check().problems.isEmpty)
-        let leases = try await store.read { try $0.scalar("SELECT lease_token FROM runs WHERE id = 'run-crash'") }
-        #expect(leases == Int64(kills + 1))
-        await store.close()
+        try await TestServer.withDatabase { database in
+            let count = 30_000
+            let kills = try await CrashLoop.run(database: database.url, run: "run-crash", count: count, rounds: 8, delay: 50...300)
+            #expect(kills >= 3, "the pipeline finished before it could be killed a few times; raise the count")
+            let store = try await PostgresStore(url: database.url)
+            let last = try #require(try await store.checkpoints(of: AgentID(run: "run-crash", name: "counter")).last)
+            let state = try JSONDecoder().decode(CrashLoop.CounterState.self, from: Data(last.state))
+            #expect(state.count == count)
+            #expect(state.sum == count * (count + 1) / 2)
+            #expect(state.duplicates == 0)
+            #expect(state.gaps == 0)
+            #expect(try await store.pendingMessages(of: "run-crash").isEmpty)
+            #expect(try await store.check().problems.isEmpty)
+            let leases = try await store.read { try $0.scalar("SELECT lease_token FROM runs WHERE id = 'run-crash'") }
+            #expect(leases == Int64(kills + 1))
+            await store.close()
+        }
     }
 }
 
@@ -420,26 +418,26 @@ struct PostgresCommandLineTests {
     }
 
     @Test func operatorsVerbsWorkOnAPostgreSQLURL() async throws {
-        let database = try TestServer.database()
-        defer { database.drop() }
-        // A password in the URL (trust authentication ignores it): it must never be printed.
-        let url = database.url.replacingOccurrences(of: "://troupe@", with: "://troupe:hunter2@")
-        let run = try await troupe(url, "run", "counting", "--param", "count=500", "--param", "interval=0ms", "--durability", "durable", "--id", "run-cli")
-        #expect(run.status == 0, "\(run.stderr)")
-        #expect((run.stdout + run.stderr).contains("completed"), "\(run.stdout) \(run.stderr)")
-        let ps = try await troupe(url, "ps")
-        #expect(ps.stdout.contains("run-cli") && ps.stdout.contains("completed"), "\(ps.stdout)")
-        let last = try await troupe(url, "checkpoints", "run-cli", "counter", "--show", "last")
-        let state = try JSONDecoder().decode(CrashLoop.CounterState.self, from: Data(last.stdout.utf8))
-        #expect(state.count == 500 && state.sum == 500 * 501 / 2 && state.duplicates == 0 && state.gaps == 0)
-        let queued = try await troupe(url, "restart", "run-cli", "counter")
-        #expect(queued.status == 0 && queued.stdout.contains("queued"), "\(queued.stdout) \(queued.stderr)")
-        let check = try await troupe(url, "db", "check")
-        #expect(check.status == 0 && check.stdout.contains("integrity   ok"), "\(check.stdout) \(check.stderr)")
-        let unknown = try await troupe(url, "status", "run-nope")
-        #expect(unknown.status == 66, "\(unknown.stderr)")
-        for output in [run, ps, last, queued, check, unknown] {
-            #expect(!(output.stdout + output.stderr).contains("hunter2"), "the password was printed: \(output.stdout) \(output.stderr)")
+        try await TestServer.withDatabase { database in
+            // A password in the URL (trust authentication ignores it): it must never be printed.
+            let url = database.url.replacingOccurrences(of: "://troupe@", with: "://troupe:hunter2@")
+            let run = try await troupe(url, "run", "counting", "--param", "count=500", "--param", "interval=0ms", "--durability", "durable", "--id", "run-cli")
+            #expect(run.status == 0, "\(run.stderr)")
+            #expect((run.stdout + run.stderr).contains("completed"), "\(run.stdout) \(run.stderr)")
+            let ps = try await troupe(url, "ps")
+            #expect(ps.stdout.contains("run-cli") && ps.stdout.contains("completed"), "\(ps.stdout)")
+            let last = try await troupe(url, "checkpoints", "run-cli", "counter", "--show", "last")
+            let state = try JSONDecoder().decode(CrashLoop.CounterState.self, from: Data(last.stdout.utf8))
+            #expect(state.count == 500 && state.sum == 500 * 501 / 2 && state.duplicates == 0 && state.gaps == 0)
+            let queued = try await troupe(url, "restart", "run-cli", "counter")
+            #expect(queued.status == 0 && queued.stdout.contains("queued"), "\(queued.stdout) \(queued.stderr)")
+            let check = try await troupe(url, "db", "check")
+            #expect(check.status == 0 && check.stdout.contains("integrity   ok"), "\(check.stdout) \(check.stderr)")
+            let unknown = try await troupe(url, "status", "run-nope")
+            #expect(unknown.status == 66, "\(unknown.stderr)")
+            for output in [run, ps, last, queued, check, unknown] {
+                #expect(!(output.stdout + output.stderr).contains("hunter2"), "the password was printed: \(output.stdout) \(output.stderr)")
+            }
         }
     }
 }

@@ -28,8 +28,8 @@ extension StoreConformance.Backend {
 struct PostgresStoreConformanceTests {
     @Test(arguments: StoreConformance.checks)
     func postgres(check: StoreConformance.Check) async throws {
-        let database = try TestServer.database()
-        defer { database.drop() }
-        try await check.run(on: .postgres(database))
+        try await TestServer.withDatabase { database in
+            try await check.run(on: .postgres(database))
+        }
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TroupeTestKit
 @testable import TroupePostgres
 
 /// The PostgreSQL server the tests use: `TROUPE_TEST_POSTGRES` (a URL whose user may create databases), which
@@ -12,14 +13,28 @@ enum TestServer {
     /// Whether PostgreSQL tests run: a server is configured, or CI requires them (and they fail without one).
     static var enabled: Bool { url != nil || required }
 
-    /// A new, empty database on the server; dropped by ``TestDatabase/drop()``.
-    static func database() throws -> TestDatabase {
+    /// Runs `body` with a new, empty database of its own, and drops it afterwards, also when `body` throws.
+    ///
+    /// Creating and dropping a database are blocking calls that may take seconds on a busy server (a drop waits for
+    /// a checkpoint): they run on threads of their own, never on the cooperative pool that the other tests share.
+    static func withDatabase<T: Sendable>(_ body: (TestDatabase) async throws -> T) async throws -> T {
+        let database = try await create()
+        do {
+            let result = try await body(database)
+            await database.drop()
+            return result
+        } catch {
+            await database.drop()
+            throw error
+        }
+    }
+
+    private static func create() async throws -> TestDatabase {
         guard let url else {
             throw PostgresError(sqlState: "", message: "TROUPE_TEST_POSTGRES is not set: CI must run the PostgreSQL tests (.ci/run starts a server)")
         }
         let name = "troupe_test_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
-        let admin = try PGConnection(url: url)
-        try admin.execute("CREATE DATABASE \(name)")
+        try await blocking { try PGConnection(url: url).execute("CREATE DATABASE \(name)") }
         return TestDatabase(name: name, url: PGConnection.url(url, database: name), adminURL: url)
     }
 }
@@ -31,13 +46,19 @@ struct TestDatabase: Sendable {
     let adminURL: String
 
     /// Drops the database, ending its sessions (a store left open by a failed check must not keep it).
-    func drop() {
-        guard let admin = try? PGConnection(url: adminURL) else { return }
-        try? admin.execute("DROP DATABASE IF EXISTS \(name) WITH (FORCE)")
+    func drop() async {
+        let (adminURL, name) = (adminURL, name)
+        try? await blocking { try PGConnection(url: adminURL).execute("DROP DATABASE IF EXISTS \(name) WITH (FORCE)") }
     }
 
     /// Runs `sql` on the database in a session of its own.
-    func execute(_ sql: String) throws {
-        try PGConnection(url: url).execute(sql)
+    func execute(_ sql: String) async throws {
+        let url = url
+        try await blocking { try PGConnection(url: url).execute(sql) }
     }
+}
+
+/// Runs a blocking call (libpq) on a thread of its own.
+func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await offThePool { Result { try body() } }.get()
 }

@@ -66,87 +66,126 @@ struct WorkerTests {
         return try JSONDecoder().decode(CrashLoop.CounterState.self, from: Data(last.state))
     }
 
-    @Test func runsSurviveKillNineOfTheirWorkersExactlyOnce() async throws {
-        let database = try TestServer.database()
-        defer { database.drop() }
-        let scratch = try ScratchDirectory("troupe-workers-")
-        let runs = (1...4).map { RunID("run-\($0)") }
-        let count = 6000
-        for run in runs { try await submit(database, scratch, run.rawValue, count: count) }
-        var workers = try (0..<3).map { _ in try start(database, scratch, ["worker", "--capacity", "10"]) }
-        defer { for worker in workers where worker.process.isRunning { kill(worker.process.processIdentifier, SIGKILL) } }
-        let store = try await PostgresStore(url: database.url)
-        try await eventually("every run is claimed") { try await store.runs().allSatisfy { $0.status != .pending } }
-        // Churn: kill -9 a random live worker every 2 s, starting a new one in its place, five times.
-        var kills = 0
-        for _ in 0..<5 {
-            try await Task.sleep(for: .seconds(2))
-            if try await store.runs().allSatisfy({ $0.status == .completed }) { break }
-            guard let victim = workers.indices.filter({ workers[$0].process.isRunning }).randomElement() else { break }
-            kill(workers[victim].process.processIdentifier, SIGKILL)
-            await waitForExit(workers[victim].process)
-            kills += 1
-            workers.append(try start(database, scratch, ["worker", "--capacity", "10"]))
-        }
-        try await eventually("every run completes", within: .seconds(150)) {
-            try await store.runs().allSatisfy { $0.status == .completed }
-        }
-        for run in runs {
-            let state = try #require(try await counter(store, run), "run \(run) has no counter checkpoint")
-            #expect(state.count == count && state.sum == count * (count + 1) / 2, "run \(run): \(state)")
-            #expect(state.duplicates == 0 && state.gaps == 0, "run \(run): \(state)")
-            #expect(try await store.pendingMessages(of: run).isEmpty)
-        }
-        #expect(kills >= 1, "no worker was killed while the runs went on")
-        // The survivors drain on SIGTERM and exit 0.
-        for worker in workers where worker.process.isRunning { kill(worker.process.processIdentifier, SIGTERM) }
-        for worker in workers where worker.process.isRunning || worker.process.terminationReason == .exit {
+    /// Messages and commands from outside reach the worker that owns the run, wherever it runs: through the
+    /// command queue, woken by a notification; sent while no worker owns the run, they wait for the next one, and
+    /// each is handled exactly once.
+    @Test func messagesAndCommandsReachTheOwningWorker() async throws {
+        try await TestServer.withDatabase { database in
+            let scratch = try ScratchDirectory("troupe-workers-")
+            let store = try await PostgresStore(url: database.url)
+            func handled(_ agent: String) async throws -> Int {
+                guard let last = try await store.checkpoints(of: AgentID(run: "run-fleet", name: agent)).last else { return 0 }
+                return (try JSONSerialization.jsonObject(with: Data(last.state)) as? [String: Any])?["handled"] as? Int ?? 0
+            }
+            let (status, output) = try await troupe(database, scratch, "run", "fleet", "--param", "workers=2", "--detach", "--id", "run-fleet")
+            #expect(status == 0, "\(output)")
+            var worker = try start(database, scratch, ["worker", "--capacity", "5"])
+            defer { if worker.process.isRunning { kill(worker.process.processIdentifier, SIGKILL) } }
+            try await eventually("a worker drives the run") { try await store.run("run-fleet").isDriven }
+
+            for _ in 0..<3 {
+                let (sent, said) = try await troupe(database, scratch, "send", "run-fleet", "worker-0", #"{"work":{}}"#)
+                #expect(sent == 0 && said.contains("delivered"), "\(said)")
+            }
+            try await eventually("worker-0 handles the three messages") { try await handled("worker-0") == 3 }
+            let (paused, pausedSaid) = try await troupe(database, scratch, "pause", "run-fleet")
+            #expect(paused == 0 && pausedSaid.contains("paused 2 agents"), "\(pausedSaid)")
+            let (unpaused, _) = try await troupe(database, scratch, "unpause", "run-fleet")
+            #expect(unpaused == 0)
+
+            // Its worker dies: the message waits in the queue for the worker that takes the run over.
+            kill(worker.process.processIdentifier, SIGKILL)
             await waitForExit(worker.process)
-            #expect(worker.process.terminationStatus == 0, "\(worker.output)")
+            let (queued, queuedSaid) = try await troupe(database, scratch, "send", "run-fleet", "worker-1", #"{"work":{}}"#)
+            #expect(queued == 0, "\(queuedSaid)")
+            worker = try start(database, scratch, ["worker", "--capacity", "5"])
+            try await eventually("the next worker delivers it") { try await handled("worker-1") == 1 }
+            #expect(try await handled("worker-0") == 3, "a message was handled twice after the takeover")
+            await store.close()
         }
-        await store.close()
+    }
+
+    @Test func runsSurviveKillNineOfTheirWorkersExactlyOnce() async throws {
+        try await TestServer.withDatabase { database in
+            let scratch = try ScratchDirectory("troupe-workers-")
+            let runs = (1...4).map { RunID("run-\($0)") }
+            let count = 6000
+            for run in runs { try await submit(database, scratch, run.rawValue, count: count) }
+            var workers = try (0..<3).map { _ in try start(database, scratch, ["worker", "--capacity", "10"]) }
+            defer { for worker in workers where worker.process.isRunning { kill(worker.process.processIdentifier, SIGKILL) } }
+            let store = try await PostgresStore(url: database.url)
+            try await eventually("every run is claimed") { try await store.runs().allSatisfy { $0.status != .pending } }
+            // Churn: kill -9 a random live worker every 2 s, starting a new one in its place, five times.
+            var kills = 0
+            for _ in 0..<5 {
+                try await Task.sleep(for: .seconds(2))
+                if try await store.runs().allSatisfy({ $0.status == .completed }) { break }
+                guard let victim = workers.indices.filter({ workers[$0].process.isRunning }).randomElement() else { break }
+                kill(workers[victim].process.processIdentifier, SIGKILL)
+                await waitForExit(workers[victim].process)
+                kills += 1
+                workers.append(try start(database, scratch, ["worker", "--capacity", "10"]))
+            }
+            try await eventually("every run completes", within: .seconds(150)) {
+                try await store.runs().allSatisfy { $0.status == .completed }
+            }
+            for run in runs {
+                let state = try #require(try await counter(store, run), "run \(run) has no counter checkpoint")
+                #expect(state.count == count && state.sum == count * (count + 1) / 2, "run \(run): \(state)")
+                #expect(state.duplicates == 0 && state.gaps == 0, "run \(run): \(state)")
+                #expect(try await store.pendingMessages(of: run).isEmpty)
+            }
+            #expect(kills >= 1, "no worker was killed while the runs went on")
+            // The survivors drain on SIGTERM and exit 0.
+            for worker in workers where worker.process.isRunning { kill(worker.process.processIdentifier, SIGTERM) }
+            for worker in workers where worker.process.isRunning || worker.process.terminationReason == .exit {
+                await waitForExit(worker.process)
+                #expect(worker.process.terminationStatus == 0, "\(worker.output)")
+            }
+            await store.close()
+        }
     }
 
     @Test func aStoppedWorkerIsTakenOverFencedAndStopsItsRuns() async throws {
-        let database = try TestServer.database()
-        defer { database.drop() }
-        let scratch = try ScratchDirectory("troupe-workers-")
-        let run: RunID = "run-zombie"
-        try await submit(database, scratch, run.rawValue, count: 10_000_000)
-        let first = try start(database, scratch, ["worker"])
-        defer { if first.process.isRunning { kill(first.process.processIdentifier, SIGKILL) } }
-        let store = try await PostgresStore(url: database.url)
-        let firstPID = Int64(first.process.processIdentifier)
-        try await eventually("the first worker drives the run") { try await store.run(run).owner?.pid == firstPID }
-        try await eventually("the run counts") { (try await counter(store, run)?.count ?? 0) > 100 }
-        let second = try start(database, scratch, ["worker"])
-        defer { if second.process.isRunning { kill(second.process.processIdentifier, SIGKILL) } }
-        // Stopped, its session still open and its liveness lock held: only its heartbeat's age gives it away.
-        kill(first.process.processIdentifier, SIGSTOP)
-        let secondPID = Int64(second.process.processIdentifier)
-        try await eventually("the second worker took the run over", within: .seconds(30)) {
-            let summary = try await store.run(run)
-            return summary.owner?.pid == secondPID && summary.status == .running
+        try await TestServer.withDatabase { database in
+            let scratch = try ScratchDirectory("troupe-workers-")
+            let run: RunID = "run-zombie"
+            try await submit(database, scratch, run.rawValue, count: 10_000_000)
+            let first = try start(database, scratch, ["worker"])
+            defer { if first.process.isRunning { kill(first.process.processIdentifier, SIGKILL) } }
+            let store = try await PostgresStore(url: database.url)
+            let firstPID = Int64(first.process.processIdentifier)
+            try await eventually("the first worker drives the run") { try await store.run(run).owner?.pid == firstPID }
+            try await eventually("the run counts") { (try await counter(store, run)?.count ?? 0) > 100 }
+            let second = try start(database, scratch, ["worker"])
+            defer { if second.process.isRunning { kill(second.process.processIdentifier, SIGKILL) } }
+            // Stopped, its session still open and its liveness lock held: only its heartbeat's age gives it away.
+            kill(first.process.processIdentifier, SIGSTOP)
+            let secondPID = Int64(second.process.processIdentifier)
+            try await eventually("the second worker took the run over", within: .seconds(30)) {
+                let summary = try await store.run(run)
+                return summary.owner?.pid == secondPID && summary.status == .running
+            }
+            let before = try #require(try await counter(store, run))
+            try await eventually("the run counts on the second worker") { (try await counter(store, run)?.count ?? 0) > before.count + 100 }
+            // Woken, the zombie finds its registration gone: its run is lost to it, nothing it writes is accepted.
+            kill(first.process.processIdentifier, SIGCONT)
+            try await eventually("the zombie stopped its run", within: .seconds(30)) { first.output.contains("run \(run) lost") }
+            try await eventually("the zombie registered again") {
+                try await store.workers().contains { $0.pid == firstPID && $0.alive }
+            }
+            #expect(try await store.run(run).owner?.pid == secondPID, "the zombie took its run back")
+            let (status, _) = try await troupe(database, scratch, "cancel", run.rawValue)
+            #expect(status == 0)
+            try await eventually("the run is cancelled") { try await store.run(run).status == .cancelled }
+            let state = try #require(try await counter(store, run))
+            #expect(state.duplicates == 0 && state.gaps == 0 && state.sum == state.count * (state.count + 1) / 2, "\(state)")
+            // A worker with nothing to do drains at once.
+            let (drained, output) = try await troupe(database, scratch, "drain", String(try await store.workers().first { $0.pid == firstPID }!.id), "--wait", "--timeout", "30")
+            #expect(drained == 0, "\(output)")
+            await waitForExit(first.process)
+            #expect(first.process.terminationStatus == 0, "\(first.output)")
+            await store.close()
         }
-        let before = try #require(try await counter(store, run))
-        try await eventually("the run counts on the second worker") { (try await counter(store, run)?.count ?? 0) > before.count + 100 }
-        // Woken, the zombie finds its registration gone: its run is lost to it, nothing it writes is accepted.
-        kill(first.process.processIdentifier, SIGCONT)
-        try await eventually("the zombie stopped its run", within: .seconds(30)) { first.output.contains("run \(run) lost") }
-        try await eventually("the zombie registered again") {
-            try await store.workers().contains { $0.pid == firstPID && $0.alive }
-        }
-        #expect(try await store.run(run).owner?.pid == secondPID, "the zombie took its run back")
-        let (status, _) = try await troupe(database, scratch, "cancel", run.rawValue)
-        #expect(status == 0)
-        try await eventually("the run is cancelled") { try await store.run(run).status == .cancelled }
-        let state = try #require(try await counter(store, run))
-        #expect(state.duplicates == 0 && state.gaps == 0 && state.sum == state.count * (state.count + 1) / 2, "\(state)")
-        // A worker with nothing to do drains at once.
-        let (drained, output) = try await troupe(database, scratch, "drain", String(try await store.workers().first { $0.pid == firstPID }!.id), "--wait", "--timeout", "30")
-        #expect(drained == 0, "\(output)")
-        await waitForExit(first.process)
-        #expect(first.process.terminationStatus == 0, "\(first.output)")
-        await store.close()
     }
 }

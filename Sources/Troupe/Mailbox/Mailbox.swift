@@ -1,4 +1,5 @@
 public import DequeModule
+import FoundationEssentials
 
 /// A message in a mailbox, with how many times delivering it has crashed the agent.
 @usableFromInline
@@ -52,6 +53,8 @@ protocol AnyMailbox: AnyObject, Sendable {
     var depth: Int { get }
     /// Lets senders in again (`true`), or turns them away and fails the parked ones (`false`).
     func setAccepting(_ accepting: Bool)
+    /// Accepts a message from outside the run given as JSON (`troupe send`); see ``Mailbox/accept(json:)``.
+    func accept(json: [UInt8]) async throws
 }
 
 /// A bounded, multi-producer, single-consumer mailbox with backpressure.
@@ -482,6 +485,75 @@ final class Mailbox<Message: Sendable>: AnyMailbox {
         return state.withLock { state in
             defer { state.buffer.removeAll() }
             return state.buffer
+        }
+    }
+}
+
+// MARK: Messages from outside the run
+
+extension Mailbox {
+    /// Accepts a message given as JSON, as an operator sends it (`troupe send`): decoded as the agent's message
+    /// type, stored first if the agent is durable (then delivered even past the capacity: once stored it is sent),
+    /// and otherwise delivered only if there is room. It never waits, so an operator's command never waits on an
+    /// agent that does not drain its mailbox (a paused one).
+    ///
+    /// - Throws: ``TroupeError/Code/wrongMessageType`` if the JSON is no message of the agent's type (saying what
+    ///   failed to decode, and where), ``TroupeError/Code/busy`` if the mailbox of a non-durable agent is full,
+    ///   ``TroupeError/Code/addressStopped`` if it accepts no messages, and the store's errors.
+    func accept(json: [UInt8]) async throws {
+        let message = try decode(json: json)
+        if let durable {
+            guard state.withLock({ $0.accepting }) else { throw stoppedError() }
+            let id = try await durable.store(try durable.encode(message))
+            await deliverCommitted(Envelope(message, id: id), force: true)
+            return
+        }
+        guard try trySend(message) else {
+            throw TroupeError(
+                .busy,
+                "the mailbox of '\(name)' is full (\(capacity) messages); the message was not delivered. Send it again "
+                    + "once the agent has drained its mailbox (`troupe tree` shows the depth)."
+            )
+        }
+    }
+
+    /// `json` decoded as the mailbox's message type.
+    func decode(json: [UInt8]) throws -> Message {
+        guard let type = Message.self as? any Decodable.Type else {
+            throw TroupeError(.wrongMessageType, "agent '\(name)' takes \(String(reflecting: Message.self)), which cannot be decoded from JSON.")
+        }
+        func decode<T: Decodable>(_ type: T.Type) throws -> T { try JSONDecoder().decode(type, from: Data(json)) }
+        do {
+            guard let message = try decode(type) as? Message else {
+                throw TroupeError(.wrongMessageType, "agent '\(name)' takes \(String(reflecting: Message.self)), which cannot be decoded from JSON.")
+            }
+            return message
+        } catch let error as DecodingError {
+            throw TroupeError(
+                .wrongMessageType,
+                "the message for '\(name)' is not a \(String(reflecting: Message.self)): \(Self.describe(error)). A message is "
+                    + "the JSON encoding of one of its values, such as {\"name\":{}} for `case name` or {\"name\":{\"_0\":5}} "
+                    + "for `case name(Int)`."
+            )
+        }
+    }
+
+    private static func describe(_ error: DecodingError) -> String {
+        func path(_ context: DecodingError.Context) -> String {
+            let keys = context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }
+            return keys.isEmpty ? "" : " at '\(keys.joined(separator: "."))'"
+        }
+        switch error {
+        case .typeMismatch(let type, let context):
+            // What Codable says of an enum's unknown case: the object's one key is no case it knows.
+            if context.debugDescription.hasPrefix("Invalid number of keys") {
+                return "it names no case of \(type)\(path(context)) (an enum value is an object whose one key is the case's name)"
+            }
+            return "expected \(type)\(path(context)) (\(context.debugDescription))"
+        case .valueNotFound(let type, let context): return "missing a \(type)\(path(context))"
+        case .keyNotFound(let key, let context): return "missing the key '\(key.stringValue)'\(path(context))"
+        case .dataCorrupted(let context): return "\(context.debugDescription)\(path(context))"
+        @unknown default: return "\(error)"
         }
     }
 }

@@ -117,6 +117,16 @@ final class Registry: Sendable {
         }
     }
 
+    /// Delivers a message from outside the run, given as JSON, to `name`: an agent, or a pool's next member
+    /// (``Mailbox/accept(json:)``).
+    func accept(json: [UInt8], to name: String) async throws {
+        switch names.withLock({ $0.entries[name] }) {
+        case nil: throw TroupeError.unknownAddress(name)
+        case .agent(let mailbox): try await mailbox.accept(json: json)
+        case .pool(let pool): try await pool.accept(json: json)
+        }
+    }
+
     // MARK: Topics
 
     private struct Subscription<Payload: Sendable>: Sendable {
@@ -159,6 +169,7 @@ final class Registry: Sendable {
 private protocol AnyPool: Sendable {
     var name: String { get }
     var messageType: Any.Type { get }
+    func accept(json: [UInt8]) async throws
 }
 
 extension AnyPool {
@@ -188,6 +199,8 @@ private final class PoolRoute<Message: Sendable>: AnyPool {
     func pick() -> Mailbox<Message> {
         members[next.wrappingAdd(1, ordering: .relaxed).oldValue % members.count]
     }
+
+    func accept(json: [UInt8]) async throws { try await pick().accept(json: json) }
 
     func send(_ message: Message) async throws {
         let start = next.wrappingAdd(1, ordering: .relaxed).oldValue

@@ -164,6 +164,9 @@ final class RunController: Sendable {
                 let agents = try await model.requeueDeadLetters(of: run.id, ids: ids)
                 for agent in Set(agents).sorted() { try await supervisor(of: agent).restartChild(agent) }
                 return .init(.applied, "requeued \(agents.count) messages")
+            case .send(let agent, let message):
+                try await environment.registry.accept(json: Array(message.utf8), to: agent)
+                return .init(.applied, "delivered")
             case .unrecognized(_, let reason):
                 return .init(.refused, reason)
             }

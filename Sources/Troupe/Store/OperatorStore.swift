@@ -380,10 +380,15 @@ public struct OperatorCommand: Sendable, Codable, Hashable {
         case unpause
         /// Move dead letters (all, or those with `ids`) back into their agents' inboxes and restart those agents.
         case requeue(ids: [Int64]?)
+        /// Deliver a message from outside the run to an agent (or a pool's next member): `message` is the JSON
+        /// encoding of one of its message type's values. A durable agent's message is stored before the command is
+        /// marked applied; another agent's is delivered if its mailbox has room, and refused if not.
+        case send(agent: String, message: String)
         /// A queued command this build cannot read (another tool or version wrote it): refused with `reason`.
         case unrecognized(verb: String, reason: String)
 
-        /// Its verb in the queue: `cancel` (with or without an agent), `restart`, `pause`, `unpause`, `requeue`.
+        /// Its verb in the queue: `cancel` (with or without an agent), `restart`, `pause`, `unpause`, `requeue`,
+        /// `send`.
         public var verb: String {
             switch self {
             case .cancel, .stop: "cancel"
@@ -391,6 +396,7 @@ public struct OperatorCommand: Sendable, Codable, Hashable {
             case .pause: "pause"
             case .unpause: "unpause"
             case .requeue: "requeue"
+            case .send: "send"
             case .unrecognized(let verb, _): verb
             }
         }
@@ -398,7 +404,7 @@ public struct OperatorCommand: Sendable, Codable, Hashable {
         /// The agent it concerns.
         public var agent: String? {
             switch self {
-            case .stop(let agent), .restart(let agent, _): agent
+            case .stop(let agent), .restart(let agent, _), .send(let agent, _): agent
             default: nil
             }
         }
@@ -410,6 +416,7 @@ public struct OperatorCommand: Sendable, Codable, Hashable {
                 ["grace": String(Double(grace.components.seconds) + Double(grace.components.attoseconds) / 1e18)]
             case .restart(_, let fresh): ["fresh": String(fresh)]
             case .requeue(let ids?): ["ids": ids.map(String.init).joined(separator: ",")]
+            case .send(_, let message): ["message": message]
             default: [:]
             }
         }
@@ -431,6 +438,14 @@ public struct OperatorCommand: Sendable, Codable, Hashable {
                 self = .restart(agent: agent, fresh: arguments["fresh"] == "true")
             case ("restart", nil):
                 self = .unrecognized(verb: verb, reason: "restart needs an agent")
+            case ("send", let agent?):
+                guard let message = arguments["message"] else {
+                    self = .unrecognized(verb: verb, reason: "send needs a message")
+                    return
+                }
+                self = .send(agent: agent, message: message)
+            case ("send", nil):
+                self = .unrecognized(verb: verb, reason: "send needs an agent")
             case ("pause", _): self = .pause
             case ("unpause", _): self = .unpause
             case ("requeue", _):

@@ -1,4 +1,5 @@
 import ArgumentParser
+import FoundationEssentials
 import Troupe
 
 /// Queues an operator's command for a run, checks the agent exists, and waits (briefly) for a live run to apply it.
@@ -120,6 +121,68 @@ struct RestartCommand: AsyncParsableCommand {
         try await reportingErrors {
             try await sendCommand(global, run: run, action: .restart(agent: agent, fresh: fresh))
         }
+    }
+}
+
+struct SendCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "send",
+        abstract: "Send a message to an agent of a run, from outside the run.",
+        discussion: """
+            MESSAGE is the JSON encoding of one of the agent's message values, as Swift's Codable writes an enum: \
+            {"work":{}} for `case work`, {"value":{"_0":5}} for `case value(Int)`. The run's process decodes it \
+            as the agent's message type (an error names the type and what did not decode) and delivers it: a \
+            durable agent's message is stored before the command counts as applied, so it survives a crash; \
+            another agent's is delivered if its mailbox has room and refused if not. A pool's name sends to its \
+            next member. Against a run with no live process the message is queued for its next resume; on \
+            PostgreSQL the worker that owns the run receives it, wherever it runs.
+
+            Examples:
+              troupe send run-3f9c02ab worker-7 '{"work":{}}'
+              troupe send run-3f9c02ab counter '{"value":{"_0":5}}'
+            """
+    )
+
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "The run.") var run: String
+    @Argument(help: "The agent, or a pool.") var agent: String
+    @Argument(help: "The message, as JSON.") var message: String
+
+    func run() async throws {
+        try await reportingErrors {
+            do {
+                _ = try JSONDecoder().decode(AnyJSON.self, from: Data(message.utf8))
+            } catch {
+                throw TroupeError(
+                    .invalidSpec,
+                    "the message is not JSON (\(error)). Quote it for the shell: troupe send RUN AGENT '{\"work\":{}}'"
+                )
+            }
+            try await sendCommand(global, run: run, action: .send(agent: agent, message: message))
+        }
+    }
+}
+
+/// Any JSON value: what `troupe send` checks a message is before queuing it.
+private struct AnyJSON: Decodable {
+    init(from decoder: any Decoder) throws {
+        if var array = try? decoder.unkeyedContainer() {
+            while !array.isAtEnd { _ = try array.decode(AnyJSON.self) }
+        } else if let object = try? decoder.container(keyedBy: Key.self) {
+            for key in object.allKeys { _ = try object.decode(AnyJSON.self, forKey: key) }
+        } else {
+            let value = try decoder.singleValueContainer()
+            if value.decodeNil() { return }
+            if (try? value.decode(Bool.self)) != nil || (try? value.decode(Double.self)) != nil { return }
+            _ = try value.decode(String.self)
+        }
+    }
+
+    private struct Key: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
     }
 }
 
