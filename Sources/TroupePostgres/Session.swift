@@ -94,14 +94,48 @@ final class Session: @unchecked Sendable {
             transactionNumbers.removeAll(keepingCapacity: true)
         }
         do {
-            try connection.execute(sync || syncEveryCommit ? "BEGIN" : "BEGIN; SET LOCAL synchronous_commit TO off")
+            // The transaction's id comes with BEGIN (one round trip): if the session dies during COMMIT, it says
+            // whether the server committed.
+            let begin = sync || syncEveryCommit ? "BEGIN" : "BEGIN; SET LOCAL synchronous_commit TO off"
+            let id = try connection.executeReturningInteger(begin + "; SELECT txid_current()")
             try body()
-            try connection.execute("COMMIT")
+            do {
+                try connection.execute("COMMIT")
+            } catch let error as PostgresError where error.isConnectionLost {
+                // Committed or not, the server knows: ask it once it answers again, and never write twice.
+                guard let id, try committed(id) else { throw error }
+            }
         } catch {
             connection.rollback()
             for step in undo.reversed() { step() }
             undo.removeAll()
             throw error
+        }
+    }
+
+    /// Whether transaction `id` committed, asked on a new session once the server answers (within the outage
+    /// limit). Throws if the server does not answer by then.
+    private func committed(_ id: Int64) throws -> Bool {
+        try reconnect(within: outageLimit)
+        let rows = try connection.query("SELECT txid_status($1) = 'committed'", .int(id))
+        return rows.count > 0 && rows.int64(0, 0) != 0
+    }
+
+    /// How long a write waits for the server to answer again (a restart, a failover) before it fails: as long as
+    /// the worker may go without a heartbeat before it fences itself.
+    var outageLimit: Duration { .milliseconds(staleAfter / 5 * 4) }
+
+    /// Opens a new session, retrying until the server answers or `limit` has passed (then throws the last error).
+    func reconnect(within limit: Duration) throws {
+        let deadline = ContinuousClock.now + limit
+        while true {
+            do {
+                try reconnectIfNeeded()
+                return
+            } catch {
+                guard ContinuousClock.now < deadline, !worker.isFenced else { throw error }
+                usleep(100_000)
+            }
         }
     }
 
@@ -189,12 +223,16 @@ final class Session: @unchecked Sendable {
     /// Whether the worker `alias` (a row of `workers`) is alive, as SQL: it holds its liveness lock, and its
     /// heartbeat is not stale both by the clock and relative to the newest heartbeat. Advisory locks are per
     /// database, and `pg_locks` lists every database's: only this database's count.
+    ///
+    /// A server that restarted lost every lock: while it has been up for less than the stale interval, a worker
+    /// without its lock is not yet dead (it reconnects and takes its lock again at its next heartbeat), so the
+    /// first worker back does not take every other worker's runs over. Its heartbeat still decides.
     func aliveSQL(_ alias: String) -> String {
         let stale = "make_interval(secs => \(Double(staleAfter) / 1000))"
         return """
-            (EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory'
+            ((now() - pg_postmaster_start_time() < \(stale) OR EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory'
             AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-            AND l.classid = \(Self.lockNamespace) AND l.objid::int8 = \(alias).id AND l.objsubid = 2 AND l.granted)
+            AND l.classid = \(Self.lockNamespace) AND l.objid::int8 = \(alias).id AND l.objsubid = 2 AND l.granted))
             AND NOT (\(alias).heartbeat_at < now() - \(stale)
             AND \(alias).heartbeat_at < (SELECT max(heartbeat_at) FROM workers) - \(stale)))
             """
@@ -335,15 +373,20 @@ final class Session: @unchecked Sendable {
     }
 
     /// Claims up to `limit` waiting runs of this worker's blueprints. The candidates are locked with `SKIP LOCKED`
-    /// and every predicate is on the locked row's own columns, so two workers never claim one run.
+    /// and every predicate is on the locked row's own columns, so two workers never claim one run. They are chosen
+    /// once, in a materialized CTE: as an `IN (subquery … LIMIT n)` the planner may scan the subquery again, and each
+    /// scan skips the rows the previous one locked, so a worker claimed past its capacity (measured: 4 runs at
+    /// capacity 2).
     func claimRuns(limit: Int) throws -> [RunRecord] {
         let id = try ensureRegistered()
         let rows = try connection.query(
             """
-            UPDATE runs r SET owner_worker = $1, updated_at = now() WHERE r.id IN (
+            WITH candidates AS MATERIALIZED (
                 SELECT id FROM runs WHERE owner_worker IS NULL AND status IN ('pending', 'running', 'paused')
                 AND blueprint = ANY($2::text[]) ORDER BY created_at FOR UPDATE SKIP LOCKED LIMIT $3
-            ) AND r.owner_worker IS NULL RETURNING r.id, r.blueprint, r.parameters, r.durability
+            )
+            UPDATE runs r SET owner_worker = $1, updated_at = now() FROM candidates c
+            WHERE r.id = c.id AND r.owner_worker IS NULL RETURNING r.id, r.blueprint, r.parameters, r.durability
             """,
             .int(id), .text(Self.array(registration.blueprints)), .int(Int64(max(0, limit)))
         )

@@ -10,6 +10,9 @@ final class WorkerState: Sendable {
     private let draining = Atomic<Bool>(false)
     /// Set by the watchdog: the writer gives the registration up at its next heartbeat.
     let fenced = Atomic<Bool>(false)
+
+    /// Whether the watchdog fenced the process (its heartbeat went silent too long).
+    var isFenced: Bool { fenced.load(ordering: .sequentiallyConsistent) }
     /// The runs this process leases (a copy of the writer's map, for the watchdog).
     let leased = Mutex<Set<RunID>>([])
 

@@ -157,7 +157,7 @@ final class Writer: Sendable {
 
     private func run(alone job: any Job) {
         do {
-            try session.reconnectIfNeeded()
+            try session.reconnect(within: session.outageLimit)
         } catch {
             return job.fail(session.translate(error))
         }
@@ -179,7 +179,9 @@ final class Writer: Sendable {
 
     private func run(batch: [any Job], events: [Event], retried: Bool = false) {
         do {
-            try session.reconnectIfNeeded()
+            // A server that restarts or fails over answers again within seconds: the batch waits for it (its
+            // callers' commits stall, no agent crashes), up to the outage limit, after which it fails.
+            try session.reconnect(within: session.outageLimit)
         } catch {
             if !events.isEmpty { writeEvents(events) }
             for job in batch { job.fail(session.translate(error)) }
@@ -206,8 +208,8 @@ final class Writer: Sendable {
         } catch {
             let lost = (error as? PostgresError)?.isConnectionLost == true
             if lost, !retried, session.connection.isHealthy == false {
-                // The session died under the batch (a server restart): nothing of it was committed. Once more, on a
-                // new connection.
+                // The session died under the batch (a server restart) and the server did not commit it (the
+                // transaction asks, when the session dies during COMMIT): once more, on a new session.
                 return run(batch: batch, events: events, retried: true)
             }
             if !events.isEmpty { writeEvents(events) }

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import TroupeTestKit
+import TroupeTestSupport
 @testable import TroupePostgres
 
 /// The PostgreSQL server the tests use: `TROUPE_TEST_POSTGRES` (a URL whose user may create databases), which
@@ -61,4 +62,104 @@ struct TestDatabase: Sendable {
 /// Runs a blocking call (libpq) on a thread of its own.
 func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
     try await offThePool { Result { try body() } }.get()
+}
+
+/// A PostgreSQL server of one test's own, for tests that restart or stop the server under running workers: a
+/// cluster in a temporary directory (`initdb`, trust authentication for the user `troupe`), listening on
+/// 127.0.0.1 at a free high port. Needs the server's programs (Debian's `postgresql`); `.ci/run` installs them.
+final class PrivateServer: Sendable {
+    let directory: ScratchDirectory
+    let port: Int
+    let binaries: String
+
+    /// The server programs' directory, if installed.
+    static var installed: String? {
+        let versions = (try? FileManager.default.contentsOfDirectory(atPath: "/usr/lib/postgresql")) ?? []
+        return versions.compactMap(Int.init).sorted().last.map { "/usr/lib/postgresql/\($0)/bin" }
+            .flatMap { FileManager.default.isExecutableFile(atPath: $0 + "/initdb") ? $0 : nil }
+    }
+
+    /// Tests with a private server run where the programs are installed, and always under CI.
+    static var enabled: Bool { installed != nil || TestServer.required }
+
+    var url: String { "postgres://troupe@127.0.0.1:\(port)/postgres" }
+    private var data: String { directory.file("db") }
+
+    init() async throws {
+        guard let binaries = Self.installed else {
+            throw PostgresError(sqlState: "", message: "PostgreSQL's server programs are not installed (apt-get install postgresql)")
+        }
+        self.binaries = binaries
+        directory = try ScratchDirectory("troupe-postgres-")
+        if getuid() == 0 { try await Self.asPostgres(["chown", "-R", "postgres:", directory.path], directory: directory, root: true) }
+        try await Self.asPostgres([binaries + "/initdb", "-D", directory.file("db"), "-U", "troupe", "-A", "trust", "-E", "UTF8"], directory: directory)
+        // A free port: another program may hold the one drawn.
+        var failure: (any Error)?
+        for _ in 0..<5 {
+            let port = Int.random(in: 20_000..<40_000)
+            do {
+                try await Self.start(binaries: binaries, directory: directory, port: port)
+                self.port = port
+                return
+            } catch {
+                failure = error
+            }
+        }
+        throw failure!
+    }
+
+    private static func start(binaries: String, directory: ScratchDirectory, port: Int) async throws {
+        try await asPostgres(
+            [binaries + "/pg_ctl", "-D", directory.file("db"), "-l", directory.file("server.log"), "-w", "-t", "60", "-o",
+             options(directory: directory, port: port), "start"],
+            directory: directory
+        )
+    }
+
+    /// `pg_ctl restart -m immediate`: every session is cut off, nothing is shut down cleanly, the server recovers.
+    func restartImmediately() async throws {
+        try await Self.asPostgres(
+            [binaries + "/pg_ctl", "-D", data, "-l", directory.file("server.log"), "-m", "immediate", "-w", "-t", "60", "-o",
+             Self.options(directory: directory, port: port), "restart"],
+            directory: directory
+        )
+    }
+
+    /// Stops the server at once.
+    func stop() async {
+        try? await Self.asPostgres([binaries + "/pg_ctl", "-D", data, "-m", "immediate", "-w", "stop"], directory: directory)
+    }
+
+    private static func options(directory: ScratchDirectory, port: Int) -> String {
+        "-c listen_addresses=127.0.0.1 -p \(port) -k \(directory.path) -c max_connections=100"
+    }
+
+    /// Runs a server program as the user `postgres` when this process is root (the server refuses to run as root).
+    private static func asPostgres(_ command: [String], directory: ScratchDirectory, root: Bool = false) async throws {
+        let arguments = getuid() == 0 && !root ? ["runuser", "-u", "postgres", "--"] + command : command
+        // posix_spawn and waitpid, not Foundation's Process: `pg_ctl start` leaves a daemon behind, and Process
+        // was seen never to notice its parent's exit then.
+        let status = try await blocking { () -> Int32 in
+            var actions = posix_spawn_file_actions_t()
+            posix_spawn_file_actions_init(&actions)
+            defer { posix_spawn_file_actions_destroy(&actions) }
+            posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+            posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+            posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+            let argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
+            defer { for argument in argv { free(argument) } }
+            var pid: pid_t = 0
+            let spawned = posix_spawnp(&pid, arguments[0], &actions, nil, argv, environ)
+            guard spawned == 0 else {
+                throw PostgresError(sqlState: "", message: "cannot start \(arguments[0]): \(String(cString: strerror(spawned)))")
+            }
+            var status: Int32 = 0
+            while waitpid(pid, &status, 0) < 0, errno == EINTR {}
+            return (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        }
+        guard status == 0 else {
+            let log = (try? String(contentsOfFile: directory.file("server.log"), encoding: .utf8)) ?? ""
+            throw PostgresError(sqlState: "", message: "\(arguments.joined(separator: " ")) exited \(status)\n\(log.suffix(2_000))")
+        }
+    }
 }

@@ -43,9 +43,9 @@ struct WorkerTests {
         return (command.process.terminationStatus, command.output)
     }
 
-    func submit(_ database: TestDatabase, _ scratch: ScratchDirectory, _ id: String, count: Int) async throws {
+    func submit(_ database: TestDatabase, _ scratch: ScratchDirectory, _ id: String, count: Int, interval: String = "1ms") async throws {
         let (status, output) = try await troupe(
-            database, scratch, "run", "counting", "--param", "count=\(count)", "--param", "interval=1ms", "--durability", "durable",
+            database, scratch, "run", "counting", "--param", "count=\(count)", "--param", "interval=\(interval)", "--durability", "durable",
             "--detach", "--id", id
         )
         #expect(status == 0 && output.contains("pending"), "\(output)")
@@ -102,6 +102,54 @@ struct WorkerTests {
             try await eventually("the next worker delivers it") { try await handled("worker-1") == 1 }
             #expect(try await handled("worker-0") == 3, "a message was handled twice after the takeover")
             await store.close()
+        }
+    }
+
+    /// `pg_ctl restart -m immediate` under running workers cuts every session at once and silences every
+    /// heartbeat: the workers reconnect and keep their registrations, no run changes owner (its lease epoch stays),
+    /// and every total is exact. The server is the test's own.
+    @Test(.enabled(if: PrivateServer.enabled, "PostgreSQL's server programs are not installed"))
+    func aDatabaseRestartMovesNoRun() async throws {
+        let server = try await PrivateServer()
+        do {
+            let database = TestDatabase(name: "postgres", url: server.url, adminURL: server.url)
+            let scratch = try ScratchDirectory("troupe-workers-")
+            let runs = (1...4).map { RunID("run-\($0)") }
+            // About 10 s each: the restart comes in the middle.
+            let count = 5000
+            for run in runs { try await submit(database, scratch, run.rawValue, count: count, interval: "40ms") }
+            let workers = try (0..<2).map { _ in try start(database, scratch, ["worker", "--capacity", "2"]) }
+            defer { for worker in workers where worker.process.isRunning { kill(worker.process.processIdentifier, SIGKILL) } }
+            let store = try await PostgresStore(url: database.url)
+            try await eventually("both workers drive two runs each, counting") {
+                let summaries = try await store.runs()
+                guard summaries.allSatisfy({ $0.isDriven }), Set(summaries.compactMap { $0.owner?.worker }).count == 2 else { return false }
+                for run in runs where (try await counter(store, run)?.count ?? 0) < 100 { return false }
+                return true
+            }
+            let before = Dictionary(uniqueKeysWithValues: try await store.runs().map { ($0.id, $0.lease) })
+            let registered = Set(try await store.workers().map(\.id))
+
+            try await server.restartImmediately()
+
+            try await eventually("every run completes", within: .seconds(150)) {
+                (try? await store.runs().allSatisfy { $0.status == .completed }) ?? false
+            }
+            for summary in try await store.runs() {
+                #expect(summary.lease == before[summary.id] ?? nil, "run \(summary.id) changed owner: lease \(String(describing: before[summary.id])) → \(String(describing: summary.lease))")
+            }
+            #expect(Set(try await store.workers().map(\.id)) == registered, "a worker was evicted by the restart")
+            for run in runs {
+                let state = try #require(try await counter(store, run), "run \(run) has no counter checkpoint")
+                #expect(state.count == count && state.sum == count * (count + 1) / 2, "run \(run): \(state)")
+                #expect(state.duplicates == 0 && state.gaps == 0, "run \(run): \(state)")
+            }
+            for worker in workers { #expect(!worker.output.contains("self-fence"), "\(worker.output)") }
+            await store.close()
+            await server.stop()
+        } catch {
+            await server.stop()
+            throw error
         }
     }
 
