@@ -177,7 +177,7 @@ let package = Package(
         ),
         .testTarget(
             name: "TroupePostgresTests",
-            dependencies: ["TroupePostgres", "Troupe", "TroupeTestKit", "TroupeTestSupport"],
+            dependencies: ["TroupePostgres", "Troupe", "TroupeTestKit", "TroupeTestSupport", "TroupeHTTPTesting"],
             swiftSettings: settings
         ),
         .testTarget(

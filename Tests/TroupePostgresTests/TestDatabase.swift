@@ -59,6 +59,30 @@ struct TestDatabase: Sendable {
     }
 }
 
+/// Runs `arguments` (a program found on PATH, and its arguments) to its end, its output discarded, and returns its
+/// exit status. posix_spawn and waitpid, not Foundation's Process: `pg_ctl start` leaves a daemon behind, and
+/// Process was seen never to notice its parent's exit then.
+func spawn(_ arguments: [String]) async throws -> Int32 {
+    try await blocking { () -> Int32 in
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        let argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
+        defer { for argument in argv { free(argument) } }
+        var pid: pid_t = 0
+        let spawned = posix_spawnp(&pid, arguments[0], &actions, nil, argv, environ)
+        guard spawned == 0 else {
+            throw PostgresError(sqlState: "", message: "cannot start \(arguments[0]): \(String(cString: strerror(spawned)))")
+        }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0, errno == EINTR {}
+        return (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+    }
+}
+
 /// Runs a blocking call (libpq) on a thread of its own.
 func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
     try await offThePool { Result { try body() } }.get()
@@ -85,7 +109,12 @@ final class PrivateServer: Sendable {
     var url: String { "postgres://troupe@127.0.0.1:\(port)/postgres" }
     private var data: String { directory.file("db") }
 
-    init() async throws {
+    /// Another address the server listens on besides 127.0.0.1 (one end of a veth pair), trusted for clients of
+    /// 10.0.0.0/8.
+    let alsoListening: String?
+
+    init(alsoListeningOn address: String? = nil) async throws {
+        alsoListening = address
         guard let binaries = Self.installed else {
             throw PostgresError(sqlState: "", message: "PostgreSQL's server programs are not installed (apt-get install postgresql)")
         }
@@ -93,12 +122,18 @@ final class PrivateServer: Sendable {
         directory = try ScratchDirectory("troupe-postgres-")
         if getuid() == 0 { try await Self.asPostgres(["chown", "-R", "postgres:", directory.path], directory: directory, root: true) }
         try await Self.asPostgres([binaries + "/initdb", "-D", directory.file("db"), "-U", "troupe", "-A", "trust", "-E", "UTF8"], directory: directory)
+        if address != nil {
+            let hba = try FileHandle(forWritingTo: URL(fileURLWithPath: directory.file("db/pg_hba.conf")))
+            try hba.seekToEnd()
+            try hba.write(contentsOf: Data("host all all 10.0.0.0/8 trust\n".utf8))
+            try hba.close()
+        }
         // A free port: another program may hold the one drawn.
         var failure: (any Error)?
         for _ in 0..<5 {
             let port = Int.random(in: 20_000..<40_000)
             do {
-                try await Self.start(binaries: binaries, directory: directory, port: port)
+                try await Self.start(binaries: binaries, directory: directory, port: port, also: address)
                 self.port = port
                 return
             } catch {
@@ -108,10 +143,10 @@ final class PrivateServer: Sendable {
         throw failure!
     }
 
-    private static func start(binaries: String, directory: ScratchDirectory, port: Int) async throws {
+    private static func start(binaries: String, directory: ScratchDirectory, port: Int, also: String?) async throws {
         try await asPostgres(
             [binaries + "/pg_ctl", "-D", directory.file("db"), "-l", directory.file("server.log"), "-w", "-t", "60", "-o",
-             options(directory: directory, port: port), "start"],
+             options(directory: directory, port: port, also: also), "start"],
             directory: directory
         )
     }
@@ -120,7 +155,7 @@ final class PrivateServer: Sendable {
     func restartImmediately() async throws {
         try await Self.asPostgres(
             [binaries + "/pg_ctl", "-D", data, "-l", directory.file("server.log"), "-m", "immediate", "-w", "-t", "60", "-o",
-             Self.options(directory: directory, port: port), "restart"],
+             Self.options(directory: directory, port: port, also: alsoListening), "restart"],
             directory: directory
         )
     }
@@ -130,33 +165,14 @@ final class PrivateServer: Sendable {
         try? await Self.asPostgres([binaries + "/pg_ctl", "-D", data, "-m", "immediate", "-w", "stop"], directory: directory)
     }
 
-    private static func options(directory: ScratchDirectory, port: Int) -> String {
-        "-c listen_addresses=127.0.0.1 -p \(port) -k \(directory.path) -c max_connections=100"
+    private static func options(directory: ScratchDirectory, port: Int, also: String?) -> String {
+        "-c listen_addresses=127.0.0.1\(also.map { "," + $0 } ?? "") -p \(port) -k \(directory.path) -c max_connections=100"
     }
 
     /// Runs a server program as the user `postgres` when this process is root (the server refuses to run as root).
     private static func asPostgres(_ command: [String], directory: ScratchDirectory, root: Bool = false) async throws {
         let arguments = getuid() == 0 && !root ? ["runuser", "-u", "postgres", "--"] + command : command
-        // posix_spawn and waitpid, not Foundation's Process: `pg_ctl start` leaves a daemon behind, and Process
-        // was seen never to notice its parent's exit then.
-        let status = try await blocking { () -> Int32 in
-            var actions = posix_spawn_file_actions_t()
-            posix_spawn_file_actions_init(&actions)
-            defer { posix_spawn_file_actions_destroy(&actions) }
-            posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-            posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-            posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
-            let argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
-            defer { for argument in argv { free(argument) } }
-            var pid: pid_t = 0
-            let spawned = posix_spawnp(&pid, arguments[0], &actions, nil, argv, environ)
-            guard spawned == 0 else {
-                throw PostgresError(sqlState: "", message: "cannot start \(arguments[0]): \(String(cString: strerror(spawned)))")
-            }
-            var status: Int32 = 0
-            while waitpid(pid, &status, 0) < 0, errno == EINTR {}
-            return (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
-        }
+        let status = try await spawn(arguments)
         guard status == 0 else {
             let log = (try? String(contentsOfFile: directory.file("server.log"), encoding: .utf8)) ?? ""
             throw PostgresError(sqlState: "", message: "\(arguments.joined(separator: " ")) exited \(status)\n\(log.suffix(2_000))")
