@@ -209,16 +209,6 @@ package final class PGConnection: @unchecked Sendable {
         return out
     }
 
-    /// Runs statements without parameters in one round trip and returns the integer in the first column of the
-    /// last one's first row (text form), or `nil`.
-    func executeReturningInteger(_ sql: String) throws -> Int64? {
-        guard let result = PQexec(raw, sql) else { throw connectionError() }
-        defer { PQclear(result) }
-        try check(result)
-        guard PQntuples(result) > 0, PQgetisnull(result, 0, 0) == 0, let value = PQgetvalue(result, 0, 0) else { return nil }
-        return Int64(String(cString: value))
-    }
-
     /// The first column of the first row as an integer, or `nil` when there is no row or it is NULL.
     package func scalar(_ sql: String, _ parameters: PGValue...) throws -> Int64? {
         let rows = try query(sql, parameters)

@@ -94,11 +94,11 @@ final class Session: @unchecked Sendable {
             transactionNumbers.removeAll(keepingCapacity: true)
         }
         do {
-            // The transaction's id comes with BEGIN (one round trip): if the session dies during COMMIT, it says
-            // whether the server committed.
-            let begin = sync || syncEveryCommit ? "BEGIN" : "BEGIN; SET LOCAL synchronous_commit TO off"
-            let id = try connection.executeReturningInteger(begin + "; SELECT txid_current()")
+            try connection.execute(sync || syncEveryCommit ? "BEGIN" : "BEGIN; SET LOCAL synchronous_commit TO off")
             try body()
+            // The transaction's id, if it wrote anything (a read-only one takes none, and writes nothing at COMMIT):
+            // if the session dies during COMMIT, the server says whether it committed.
+            let id = try connection.scalar("SELECT txid_current_if_assigned()")
             do {
                 try connection.execute("COMMIT")
             } catch let error as PostgresError where error.isConnectionLost {

@@ -128,12 +128,20 @@ final class PrivateServer: Sendable {
             try hba.write(contentsOf: Data("host all all 10.0.0.0/8 trust\n".utf8))
             try hba.close()
         }
-        // A free port: another program may hold the one drawn.
+        // A free port below Linux's ephemeral range (32768 and up), where clients' sockets would take it; and the
+        // server must answer on it: with a second address, a port taken on 127.0.0.1 alone does not stop it.
         var failure: (any Error)?
         for _ in 0..<5 {
-            let port = Int.random(in: 20_000..<40_000)
+            let port = Int.random(in: 20_000..<32_000)
             do {
                 try await Self.start(binaries: binaries, directory: directory, port: port, also: address)
+                let url = "postgres://troupe@127.0.0.1:\(port)/postgres"
+                do {
+                    try await blocking { try PGConnection(url: url).execute("SELECT 1") }
+                } catch {
+                    try? await Self.asPostgres([binaries + "/pg_ctl", "-D", directory.file("db"), "-m", "immediate", "-w", "stop"], directory: directory)
+                    throw error
+                }
                 self.port = port
                 return
             } catch {
