@@ -116,16 +116,16 @@ package final class PGConnection: @unchecked Sendable {
     /// The session's socket, to wait for notifications with `poll`.
     var socket: Int32 { PQsocket(raw) }
 
-    /// Reads what the server sent and returns the payloads of the notifications received (`LISTEN`), in order.
+    /// Reads what the server sent and returns the notifications received (`LISTEN`), in order: channel and payload.
     /// Throws when the connection is lost.
-    func notifications() throws -> [String] {
+    func notifications() throws -> [(channel: String, payload: String)] {
         guard PQconsumeInput(raw) == 1 else { throw connectionError() }
-        var payloads: [String] = []
+        var received: [(channel: String, payload: String)] = []
         while let notification = PQnotifies(raw) {
-            payloads.append(String(cString: notification.pointee.extra))
+            received.append((String(cString: notification.pointee.relname), String(cString: notification.pointee.extra)))
             PQfreemem(notification)
         }
-        return payloads
+        return received
     }
 
     /// Runs one or more statements without parameters (migrations, `BEGIN`, `COMMIT`).

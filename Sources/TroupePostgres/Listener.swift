@@ -2,29 +2,33 @@ import Glibc
 import Synchronization
 import Troupe
 
-/// Wakes the readers of runs' command queues when a command is queued: a connection of its own `LISTEN`s on the
-/// channel `troupe_commands`, whose payload is the run's id (sent by ``PostgresStore/enqueue(_:for:)`` when its
-/// insert commits). Every second without a notification it wakes every reader anyway, so a lost notification (the
-/// listening connection was down) delays a command by a second at most. The thread starts with the first watcher.
+/// Wakes the readers of runs' command queues when a command is queued, and the followers of runs' event logs when
+/// events are logged: a connection of its own `LISTEN`s on the channels `troupe_commands` and `troupe_events`, whose
+/// payload is the run's id (sent by ``PostgresStore/enqueue(_:for:)`` and by the writer, delivered when their
+/// transaction commits). Every second without a notification it wakes every watcher anyway, so a lost notification
+/// (the listening connection was down) delays a command or an event by a second at most. The thread starts with the
+/// first watcher.
 final class Listener: Sendable {
     private struct State {
-        var watchers: [UInt64: (run: RunID, wake: @Sendable () -> Void)] = [:]
+        var watchers: [UInt64: (run: RunID, channel: String, wake: @Sendable () -> Void)] = [:]
         var next: UInt64 = 0
         var started = false
         var closed = false
     }
 
     static let channel = "troupe_commands"
+    static let eventsChannel = "troupe_events"
     private let url: String
     private let state = Mutex(State())
 
     init(url: String) { self.url = url }
 
-    /// Calls `wake` (on the listener's thread; it must not block) when a command for `run` may have been queued.
-    func watch(_ run: RunID, _ wake: @escaping @Sendable () -> Void) -> UInt64 {
+    /// Calls `wake` (on the listener's thread; it must not block) when a notification for `run` on `channel` may
+    /// have been sent: a command queued (``channel``), events logged (``eventsChannel``).
+    func watch(_ run: RunID, on channel: String = Listener.channel, _ wake: @escaping @Sendable () -> Void) -> UInt64 {
         let (id, start) = state.withLock { state -> (UInt64, Bool) in
             state.next += 1
-            state.watchers[state.next] = (run, wake)
+            state.watchers[state.next] = (run, channel, wake)
             defer { state.started = true }
             return (state.next, !state.started && !state.closed)
         }
@@ -46,11 +50,17 @@ final class Listener: Sendable {
 
     private var closed: Bool { state.withLock { $0.closed } }
 
-    private func wake(_ runs: Set<RunID>?) {
+    /// Wakes the watchers of the (channel, run) pairs notified, or every watcher.
+    private func wake(_ notified: Set<Notified>?) {
         let wakes = state.withLock { state in
-            state.watchers.values.filter { runs?.contains($0.run) ?? true }.map(\.wake)
+            state.watchers.values.filter { notified?.contains(Notified(channel: $0.channel, run: $0.run)) ?? true }.map(\.wake)
         }
         for wake in wakes { wake() }
+    }
+
+    private struct Notified: Hashable {
+        let channel: String
+        let run: RunID
     }
 
     private func loop() {
@@ -58,7 +68,7 @@ final class Listener: Sendable {
         while !closed {
             if connection?.isHealthy != true {
                 connection = try? PostgresStore.connect(url)
-                if let connection { try? connection.execute("LISTEN \(Self.channel)") }
+                if let connection { try? connection.execute("LISTEN \(Self.channel); LISTEN \(Self.eventsChannel)") }
             }
             guard let current = connection, current.isHealthy else {
                 wake(nil)
@@ -71,11 +81,11 @@ final class Listener: Sendable {
                 wake(nil)
                 continue
             }
-            guard let payloads = try? current.notifications() else {
+            guard let notifications = try? current.notifications() else {
                 connection = nil
                 continue
             }
-            if !payloads.isEmpty { wake(Set(payloads.map { RunID($0) })) }
+            if !notifications.isEmpty { wake(Set(notifications.map { Notified(channel: $0.channel, run: RunID($0.payload)) })) }
         }
     }
 }

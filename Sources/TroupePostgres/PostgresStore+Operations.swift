@@ -271,6 +271,15 @@ extension PostgresStore: OperatorStore {
         }
     }
 
+    /// Wakes when the writer that logs `run`'s events notifies `troupe_events` (at its commit), and at least once a
+    /// second (``Listener``).
+    public func eventHints(of run: RunID) -> AsyncStream<Void> {
+        AsyncStream(bufferingPolicy: .bufferingNewest(1)) { continuation in
+            let watcher = listener.watch(run, on: Listener.eventsChannel) { continuation.yield() }
+            continuation.onTermination = { [listener] _ in listener.unwatch(watcher) }
+        }
+    }
+
     public func complete(_ command: Int64, with result: OperatorCommand.Result) async throws {
         try await writer.perform { session in
             _ = try session.connection.query(

@@ -930,14 +930,18 @@ final class Session: @unchecked Sendable {
     func record(_ events: [Event]) throws {
         let events = events.filter { leases[$0.run] != nil }
         guard !events.isEmpty else { return }
-        // The rows in one statement, in order (their numbers follow the insert order).
+        // The rows in one statement, in order (their numbers follow the insert order), and a notification per run
+        // for the followers of its log (`troupe events --follow`), delivered when the transaction commits.
         try connection.query(
             """
-            INSERT INTO events (run_id, agent, incarnation, kind, detail, created_at)
-            SELECT u.run, u.agent, u.incarnation, u.kind, u.detail, to_timestamp(u.time)
-            FROM unnest($1::text[], $2::text[], $3::int8[], $4::text[], $5::text[], $6::float8[])
-                WITH ORDINALITY AS u(run, agent, incarnation, kind, detail, time, position)
-            ORDER BY u.position
+            WITH logged AS (
+                INSERT INTO events (run_id, agent, incarnation, kind, detail, created_at)
+                SELECT u.run, u.agent, u.incarnation, u.kind, u.detail, to_timestamp(u.time)
+                FROM unnest($1::text[], $2::text[], $3::int8[], $4::text[], $5::text[], $6::float8[])
+                    WITH ORDINALITY AS u(run, agent, incarnation, kind, detail, time, position)
+                ORDER BY u.position RETURNING run_id
+            )
+            SELECT pg_notify('\(Listener.eventsChannel)', run_id) FROM (SELECT DISTINCT run_id FROM logged) runs
             """,
             .text(Self.array(events.map(\.run.rawValue))), .text(Self.array(events.map(\.name))),
             .text(Self.array(events.map { Int64($0.incarnation) })), .text(Self.array(events.map(\.kind.name))),

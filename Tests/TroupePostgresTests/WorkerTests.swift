@@ -88,10 +88,18 @@ struct WorkerTests {
                 #expect(sent == 0 && said.contains("delivered"), "\(said)")
             }
             try await eventually("worker-0 handles the three messages") { try await handled("worker-0") == 3 }
+            // A follower of the run's log, woken by the writer's notifications: it sees the pause and the unpause.
+            let follower = try start(database, scratch, ["events", "run-fleet", "--follow", "--json"])
+            defer { if follower.process.isRunning { kill(follower.process.processIdentifier, SIGKILL) } }
             let (paused, pausedSaid) = try await troupe(database, scratch, "pause", "run-fleet")
             #expect(paused == 0 && pausedSaid.contains("paused 2 agents"), "\(pausedSaid)")
             let (unpaused, _) = try await troupe(database, scratch, "unpause", "run-fleet")
             #expect(unpaused == 0)
+            try await eventually("the follower prints the agents stopped by the pause and started again") {
+                let lines = follower.output.split(separator: "\n")
+                return lines.contains { $0.contains(#""event":"stopped""#) && $0.contains("worker-1") }
+                    && lines.filter { $0.contains(#""event":"started""#) && $0.contains("worker-1") }.count >= 2
+            }
 
             // Its worker dies: the message waits in the queue for the worker that takes the run over.
             kill(worker.process.processIdentifier, SIGKILL)

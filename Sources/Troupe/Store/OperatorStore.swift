@@ -326,6 +326,11 @@ public protocol RunReadModel: Sendable {
     /// The last `count` logged events of a run (of one agent if given), oldest first.
     func lastEvents(of run: RunID, count: Int, agent: String?) async throws -> [EventRecord]
 
+    /// Wakes a follower of `run`'s event log (`troupe events --follow`): an element when new events may have been
+    /// logged. A store that can tell (PostgreSQL's notifications) yields soon after the commit that wrote them, and
+    /// at least once a second; the default yields every 200 ms. Ends when the caller stops iterating.
+    func eventHints(of run: RunID) -> AsyncStream<Void>
+
     /// A run's dead letters, oldest first, without their messages.
     func deadLetters(of run: RunID) async throws -> [DeadLetterRecord]
 
@@ -548,6 +553,20 @@ public struct OperatorCommand: Sendable, Codable, Hashable {
 
 /// The queue through which operators steer a live run, and what the run's process publishes back.
 ///
+extension RunReadModel {
+    public func eventHints(of run: RunID) -> AsyncStream<Void> {
+        AsyncStream { continuation in
+            let task = Task {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: .milliseconds(200))
+                    continuation.yield()
+                }
+            }
+            continuation.onTermination = { _ in task.cancel() }
+        }
+    }
+}
+
 /// Any process may ``enqueue(_:for:)``; the process driving the run reads ``pendingCommands(of:)``, applies each
 /// command (the run's controller does, for every ``Run`` whose store is a control queue) and ``complete(_:with:)``s
 /// it. Commands queued while no process drives the run wait for its next resume.

@@ -44,6 +44,8 @@ struct EventsCommand: AsyncParsableCommand {
                         )
                     }
                 }
+                // Watched before the first read, so that nothing logged in between is missed.
+                var hints = (follow ? store.eventHints(of: id) : AsyncStream { $0.finish() }).makeAsyncIterator()
                 var last = since
                 var printedHeader = false
                 while true {
@@ -68,7 +70,9 @@ struct EventsCommand: AsyncParsableCommand {
                     if events.count == 10_000 { continue }
                     guard follow else { return }
                     if events.isEmpty, !(try await store.run(id).isDriven) { return }
-                    try await Task.sleep(for: .milliseconds(200))
+                    // Until the store hints that new events may be there (on PostgreSQL, a notification from the
+                    // writer's commit; elsewhere every 200 ms).
+                    if await hints.next() == nil { try await Task.sleep(for: .milliseconds(200)) }
                 }
             }
         }
