@@ -44,6 +44,10 @@ package final class PGConnection: @unchecked Sendable {
     private let cancelHandle: OpaquePointer?
     /// Where it connects, without a password, for messages.
     let location: String
+    /// Statements prepared on this session, by text: parsed and planned once, not at every execution (the commit
+    /// statement's planning cost more than its execution). Bounded; confined to the owning thread like the rest.
+    private var prepared: [String: String] = [:]
+    private static let preparedLimit = 256
 
     /// Connects (blocking) to `url` (`postgres://USER@HOST:PORT/DATABASE?…`, or libpq's `key=value` form).
     package init(url: String, applicationName: String = "troupe") throws {
@@ -176,9 +180,14 @@ package final class PGConnection: @unchecked Sendable {
                 types[index] = 1001  // bytea[]
             }
         }
+        let name = try preparedName(sql, types: types)
         let result = values.withUnsafeBufferPointer { valuePointers in
             valuePointers.withMemoryRebound(to: UnsafePointer<CChar>?.self) { constValues in
-                PQexecParams(raw, sql, Int32(count), types, constValues.baseAddress, lengths, formats, 1)
+                if let name {
+                    PQexecPrepared(raw, name, Int32(count), constValues.baseAddress, lengths, formats, 1)
+                } else {
+                    PQexecParams(raw, sql, Int32(count), types, constValues.baseAddress, lengths, formats, 1)
+                }
             }
         }
         guard let result else { throw connectionError() }
@@ -189,6 +198,19 @@ package final class PGConnection: @unchecked Sendable {
             throw error
         }
         return PGRows(result)
+    }
+
+    /// The name of `sql` prepared on this session (preparing it at its first use), or `nil` once the session holds
+    /// as many prepared statements as it keeps: then it is sent as text each time.
+    private func preparedName(_ sql: String, types: [Oid]) throws -> String? {
+        if let name = prepared[sql] { return name }
+        guard prepared.count < Self.preparedLimit else { return nil }
+        let name = "troupe_\(prepared.count)"
+        guard let result = PQprepare(raw, name, sql, Int32(types.count), types) else { throw connectionError() }
+        defer { PQclear(result) }
+        try check(result)
+        prepared[sql] = name
+        return name
     }
 
     /// The binary form of a one-dimensional `bytea[]`: dimensions, no NULLs, element type 17, then each element's

@@ -47,6 +47,9 @@ final class Session: @unchecked Sendable {
     private var inTransaction = false
     /// Each run's number for the current transaction (`runs.txn`), taken with its lease check.
     private var transactionNumbers: [RunID: Int64] = [:]
+    /// The current transaction's id, when a statement returned it (the commit statement does): no round trip to
+    /// ask for it before COMMIT.
+    private var knownTransactionID: Int64?
     let pid = Int64(getpid())
     let host = OwnerLiveness.localHost
 
@@ -88,6 +91,7 @@ final class Session: @unchecked Sendable {
     func transaction(sync: Bool, _ body: () throws -> Void) throws {
         undo.removeAll(keepingCapacity: true)
         transactionNumbers.removeAll(keepingCapacity: true)
+        knownTransactionID = nil
         inTransaction = true
         defer {
             inTransaction = false
@@ -98,7 +102,7 @@ final class Session: @unchecked Sendable {
             try body()
             // The transaction's id, if it wrote anything (a read-only one takes none, and writes nothing at COMMIT):
             // if the session dies during COMMIT, the server says whether it committed.
-            let id = try connection.scalar("SELECT txid_current_if_assigned()")
+            let id = try knownTransactionID ?? connection.scalar("SELECT txid_current_if_assigned()")
             do {
                 try connection.execute("COMMIT")
             } catch let error as PostgresError where error.isConnectionLost {
@@ -637,160 +641,137 @@ final class Session: @unchecked Sendable {
         }
     }
 
-    func commit(_ commit: Commit) throws -> [Int64] {
-        try checkLease(commit.run)
-        if let agent = commit.agent {
-            guard let row = agents[agent], row.epoch == commit.epoch else {
-                throw TroupeError.fenced(agent, epoch: commit.epoch, current: agents[agent]?.epoch ?? 0)
-            }
-            if let checkpoint = commit.checkpoint {
-                let sequence = Int64(checkpoint.sequence)
-                // The agent's row is updated only where the epoch is this incarnation's: fenced in the database too.
-                let updated = try connection.query(
-                    "UPDATE agents SET last_seq = $1 WHERE id = $2 AND epoch = $3",
-                    .int(sequence), .int(row.row), .int(Int64(commit.epoch))
-                )
-                guard updated.affected == 1 else {
-                    throw TroupeError.fenced(agent, epoch: commit.epoch, current: 0)
-                }
-                try connection.query(
-                    """
-                    INSERT INTO checkpoints (agent_id, seq, epoch, state_version, created_at, state, txn)
-                    VALUES ($1, $2, $3, $4, now(), $5, $6)
-                    """,
-                    .int(row.row), .int(sequence), .int(Int64(commit.epoch)), .int(Int64(checkpoint.stateVersion)),
-                    .bytes(checkpoint.state), .int(try currentTransaction(commit.run))
-                )
-                if sequence % Int64(retention) == 0, sequence > Int64(retention) { try prune(agent, row: row.row, before: sequence) }
-            }
-            if row.mayHaveSteps {
-                for scope in commit.finishedSteps { try forgetSteps(of: row.row, scope: scope) }
-            }
-            if !commit.consumed.isEmpty {
-                // Marked, not deleted: a fork at an earlier cut finds them in flight.
-                try connection.query(
-                    "UPDATE messages SET consumed_txn = $1 WHERE id = ANY($2::int8[]) AND consumed_txn IS NULL",
-                    .int(try currentTransaction(commit.run)), .text(Self.array(commit.consumed))
-                )
-            }
-        }
-        guard !commit.sent.isEmpty else { return [] }
-        let token = leases[commit.run] ?? 0
-        let number = try currentTransaction(commit.run)
-        var ids: [Int64] = []
-        ids.reserveCapacity(commit.sent.count)
-        for message in commit.sent {
-            let id = try connection.scalar(
-                """
-                INSERT INTO messages (run_id, recipient, sender, created_at, payload, lease, sent_txn)
-                VALUES ($1, $2, $3, now(), $4, $5, $6) RETURNING id
-                """,
-                .text(commit.run.rawValue), .text(message.recipient), .text(commit.agent?.name), .bytes(message.payload),
-                .int(token), .int(number)
-            )
-            ids.append(id ?? 0)
-        }
-        return ids
-    }
-
-    /// Applies consecutive commits of one batch set-based: one statement for their runs' lease checks, one for
-    /// their agents' rows, one for their checkpoints, one for the messages they consumed and one for those they
-    /// sent, whatever their number. Returns each commit's outcome in order: the ids of the messages it sent, or its
-    /// own failure (its lease or its incarnation fenced), which writes nothing of it. Throws only the server's
-    /// errors, which abort the whole transaction.
+    /// Applies consecutive commits of one batch in one set-based statement, whatever their number: their runs'
+    /// lease checks, their agents' rows, their checkpoints, the messages they consumed and those they sent. Returns
+    /// each commit's outcome in order: the ids of the messages it sent, or its own failure (its lease or its
+    /// incarnation fenced), which writes nothing of it. Throws only the server's errors, which abort the whole
+    /// transaction.
     ///
-    /// Fencing stays in the database: a run whose row no longer carries our lease token is found by the first
-    /// statement, and an agent whose row no longer carries the committing epoch by the second; both hold the rows'
-    /// locks until the transaction ends, so a takeover commits before (and fences the batch) or waits for it.
+    /// Fencing stays in the database: a run whose row no longer carries our lease token, or an agent whose row no
+    /// longer carries the committing epoch, is left out of every write of the statement; the rows it updates stay
+    /// locked until the transaction ends, so a takeover commits before (and fences the batch) or waits for it.
     func commit(batch commits: [Commit]) throws -> [Result<[Int64], any Error>] {
         var outcomes = [Result<[Int64], any Error>?](repeating: nil, count: commits.count)
         // An agent twice in one group would need its writes ordered; the engine never does that (an agent awaits
-        // its commit), but stay exact if it happens: one at a time.
+        // its commit), but stay exact if it happens: the group is split before the agent's second commit.
         var seen = Set<AgentID>()
-        guard commits.allSatisfy({ $0.agent.map { seen.insert($0).inserted } ?? true }) else {
-            return try commits.map { commit in
-                do { return .success(try self.commit(commit)) } catch let error as PostgresError { throw error } catch { return .failure(error) }
-            }
+        if let repeated = commits.firstIndex(where: { $0.agent.map { !seen.insert($0).inserted } ?? false }) {
+            return try commit(batch: Array(commits[..<repeated])) + commit(batch: Array(commits[repeated...]))
         }
 
-        // 1. Leases: every run not yet checked in this transaction, in one statement.
-        var unchecked: [RunID] = []
-        for run in Set(commits.map(\.run)) where transactionNumbers[run] == nil {
-            if leases[run] == nil { continue }
-            unchecked.append(run)
-        }
-        if !unchecked.isEmpty {
-            let rows = try connection.query(
-                """
-                UPDATE runs SET heartbeat_at = now(), txn = txn + 1
-                FROM unnest($1::text[], $2::int8[]) AS u(id, token)
-                WHERE runs.id = u.id AND runs.lease_token = u.token RETURNING runs.id, runs.txn
-                """,
-                .text(Self.array(unchecked.map(\.rawValue))), .text(Self.array(unchecked.map { leases[$0] ?? 0 }))
-            )
-            for row in 0..<rows.count { transactionNumbers[RunID(rows.text(row, 0) ?? "")] = rows.int64(row, 1) }
-            for run in unchecked where transactionNumbers[run] == nil {
-                leases[run] = nil
-                lost.insert(run)
-                onLeaseLost?(run, Self.takenOver(run))
+        // This process's record first: a run it does not lease, an incarnation it replaced.
+        var candidates: [Int] = []
+        for (index, commit) in commits.enumerated() {
+            guard leases[commit.run] != nil else {
+                outcomes[index] = .failure(
+                    lost.contains(commit.run)
+                        ? Self.takenOver(commit.run)
+                        : TroupeError(.notRunning, "run \(commit.run) is not attached to \(location) in this process; start or resume it first.")
+                )
+                continue
             }
-        }
-        for (index, commit) in commits.enumerated() where transactionNumbers[commit.run] == nil {
-            outcomes[index] = .failure(
-                lost.contains(commit.run)
-                    ? Self.takenOver(commit.run)
-                    : TroupeError(.notRunning, "run \(commit.run) is not attached to \(location) in this process; start or resume it first.")
-            )
-        }
-
-        // 2. Incarnations: this process's record first, then the database's rows for those that checkpoint.
-        var checkpointing: [Int] = []
-        for (index, commit) in commits.enumerated() where outcomes[index] == nil {
-            guard let agent = commit.agent else { continue }
-            guard let row = agents[agent], row.epoch == commit.epoch else {
+            if let agent = commit.agent, agents[agent]?.epoch != commit.epoch {
                 outcomes[index] = .failure(TroupeError.fenced(agent, epoch: commit.epoch, current: agents[agent]?.epoch ?? 0))
                 continue
             }
-            if commit.checkpoint != nil { checkpointing.append(index) }
+            candidates.append(index)
         }
-        if !checkpointing.isEmpty {
-            let rows = checkpointing.map { agents[commits[$0].agent!]!.row }
-            let updated = try connection.query(
-                """
-                UPDATE agents SET last_seq = u.seq FROM unnest($1::int8[], $2::int8[], $3::int8[]) AS u(id, seq, epoch)
-                WHERE agents.id = u.id AND agents.epoch = u.epoch RETURNING agents.id
-                """,
-                .text(Self.array(rows)),
-                .text(Self.array(checkpointing.map { Int64(commits[$0].checkpoint!.sequence) })),
-                .text(Self.array(checkpointing.map { Int64(commits[$0].epoch) }))
-            )
-            let current = Set((0..<updated.count).map { updated.int64($0, 0) })
-            for index in checkpointing where !current.contains(agents[commits[index].agent!]!.row) {
-                outcomes[index] = .failure(TroupeError.fenced(commits[index].agent!, epoch: commits[index].epoch, current: 0))
-            }
-            let written = checkpointing.filter { outcomes[$0] == nil }
-            if !written.isEmpty {
-                try connection.query(
-                    """
-                    INSERT INTO checkpoints (agent_id, seq, epoch, state_version, created_at, state, txn)
-                    SELECT u.agent, u.seq, u.epoch, u.version, now(), u.state, u.txn
-                    FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::int8[], $5::bytea[], $6::int8[])
-                        AS u(agent, seq, epoch, version, state, txn)
-                    """,
-                    .text(Self.array(written.map { agents[commits[$0].agent!]!.row })),
-                    .text(Self.array(written.map { Int64(commits[$0].checkpoint!.sequence) })),
-                    .text(Self.array(written.map { Int64(commits[$0].epoch) })),
-                    .text(Self.array(written.map { Int64(commits[$0].checkpoint!.stateVersion) })),
-                    .byteaArray(written.map { commits[$0].checkpoint!.state }),
-                    .text(Self.array(written.map { transactionNumbers[commits[$0].run]! }))
-                )
-            }
-        }
+        guard !candidates.isEmpty else { return outcomes.map { $0! } }
 
-        // 3. What is left per commit is rare: retention (every `retention` checkpoints) and recorded steps.
-        let accepted = commits.indices.filter { outcomes[$0] == nil }
-        for index in accepted {
+        // Then the database, in one statement: the runs' rows where the lease token is ours (each run's number for
+        // this transaction advanced once; a run already checked in this transaction keeps its number), the agents'
+        // rows where the epoch is the committing one, and, for the commits both accept, their checkpoints, the
+        // messages they consumed and those they sent (ids in the order sent: the identity follows the insert order).
+        var consumedIDs: [Int64] = [], consumedBy: [Int64] = []
+        var sentBy: [Int64] = [], recipients: [String] = [], senders: [String?] = [], payloads: [[UInt8]] = []
+        for index in candidates {
             let commit = commits[index]
+            for id in commit.consumed {
+                consumedIDs.append(id)
+                consumedBy.append(Int64(index))
+            }
+            for message in commit.sent {
+                sentBy.append(Int64(index))
+                recipients.append(message.recipient)
+                senders.append(commit.agent?.name)
+                payloads.append(message.payload)
+            }
+        }
+        func column<T>(_ value: (Commit) -> T) -> [T] { candidates.map { value(commits[$0]) } }
+        let rows = try connection.query(
+            """
+            WITH c AS (
+                SELECT * FROM unnest($1::int8[], $2::text[], $3::int8[], $4::int8[], $5::int8[], $6::int8[], $7::int8[],
+                    $8::bytea[], $9::int8[]) AS c(k, run, token, agent, epoch, seq, version, state, known)
+            ), leased AS (
+                UPDATE runs SET heartbeat_at = now(), txn = txn + 1
+                FROM (SELECT DISTINCT run, token FROM c WHERE known IS NULL) r
+                WHERE runs.id = r.run AND runs.lease_token = r.token RETURNING runs.id, runs.txn
+            ), numbered AS (
+                SELECT id, txn FROM leased UNION SELECT DISTINCT run, known FROM c WHERE known IS NOT NULL
+            ), advanced AS (
+                UPDATE agents SET last_seq = c.seq FROM c JOIN numbered n ON n.id = c.run
+                WHERE c.seq IS NOT NULL AND agents.id = c.agent AND agents.epoch = c.epoch RETURNING agents.id
+            ), ok AS (
+                SELECT c.*, n.txn FROM c JOIN numbered n ON n.id = c.run
+                WHERE c.seq IS NULL OR c.agent IN (SELECT id FROM advanced)
+            ), checkpointed AS (
+                INSERT INTO checkpoints (agent_id, seq, epoch, state_version, created_at, state, txn)
+                SELECT agent, seq, epoch, version, now(), state, txn FROM ok WHERE seq IS NOT NULL
+            ), consumed AS (
+                UPDATE messages SET consumed_txn = ok.txn FROM unnest($10::int8[], $11::int8[]) AS m(id, k) JOIN ok ON ok.k = m.k
+                WHERE messages.id = m.id AND messages.consumed_txn IS NULL
+            ), sent AS (
+                INSERT INTO messages (run_id, recipient, sender, created_at, payload, lease, sent_txn)
+                SELECT ok.run, s.recipient, s.sender, now(), s.payload, ok.token, ok.txn
+                FROM unnest($12::int8[], $13::text[], $14::text[], $15::bytea[]) WITH ORDINALITY AS s(k, recipient, sender, payload, position)
+                JOIN ok ON ok.k = s.k ORDER BY s.position RETURNING id
+            )
+            SELECT 0, id, txn FROM numbered UNION ALL SELECT 1, NULL, k FROM ok UNION ALL SELECT 2, NULL, id FROM sent
+            UNION ALL SELECT 3, NULL, txid_current()
+            """,
+            .text(Self.array(candidates.map(Int64.init))), .text(Self.array(column(\.run.rawValue))),
+            .text(Self.array(column { leases[$0.run] ?? 0 })),
+            .text(Self.array(column { commit in commit.checkpoint == nil ? nil : commit.agent.flatMap { agents[$0].map { String($0.row) } } })),
+            .text(Self.array(column { Int64($0.epoch) })),
+            .text(Self.array(column { $0.checkpoint.map { String($0.sequence) } })),
+            .text(Self.array(column { Int64($0.checkpoint?.stateVersion ?? 0) })),
+            .byteaArray(column { $0.checkpoint?.state ?? [] }),
+            .text(Self.array(column { transactionNumbers[$0.run].map(String.init) })),
+            .text(Self.array(consumedIDs)), .text(Self.array(consumedBy)),
+            .text(Self.array(sentBy)), .text(Self.array(recipients)), .text(Self.array(senders)), .byteaArray(payloads)
+        )
+        var accepted = Set<Int>()
+        var ids: [Int64] = []
+        for row in 0..<rows.count {
+            switch rows.int64(row, 0) {
+            case 0: transactionNumbers[RunID(rows.text(row, 1) ?? "")] = rows.int64(row, 2)
+            case 1: accepted.insert(rows.int(row, 2))
+            case 2: ids.append(rows.int64(row, 2))
+            default: knownTransactionID = rows.int64(row, 2)
+            }
+        }
+        ids.sort()
+        var next = 0
+        for index in candidates {
+            let commit = commits[index]
+            guard accepted.contains(index) else {
+                if transactionNumbers[commit.run] == nil {
+                    // The run's row carries another token: taken over. Every later write of it fails the same way.
+                    if leases[commit.run] != nil {
+                        leases[commit.run] = nil
+                        lost.insert(commit.run)
+                        onLeaseLost?(commit.run, Self.takenOver(commit.run))
+                    }
+                    outcomes[index] = .failure(Self.takenOver(commit.run))
+                } else {
+                    outcomes[index] = .failure(TroupeError.fenced(commit.agent!, epoch: commit.epoch, current: 0))
+                }
+                continue
+            }
+            outcomes[index] = .success(Array(ids[next..<min(ids.count, next + commit.sent.count)]))
+            next += commit.sent.count
+            // What is left per commit is rare: retention (every `retention` checkpoints) and recorded steps.
             guard let agent = commit.agent, let row = agents[agent] else { continue }
             if let checkpoint = commit.checkpoint {
                 let sequence = Int64(checkpoint.sequence)
@@ -799,53 +780,6 @@ final class Session: @unchecked Sendable {
             if row.mayHaveSteps {
                 for scope in commit.finishedSteps { try forgetSteps(of: row.row, scope: scope) }
             }
-        }
-
-        // 4. Messages consumed, and messages sent (ids in the order sent: the identity follows the insert order).
-        let consumed = accepted.flatMap { index in commits[index].consumed.map { ($0, transactionNumbers[commits[index].run]!) } }
-        if !consumed.isEmpty {
-            try connection.query(
-                """
-                UPDATE messages SET consumed_txn = u.txn FROM unnest($1::int8[], $2::int8[]) AS u(id, txn)
-                WHERE messages.id = u.id AND messages.consumed_txn IS NULL
-                """,
-                .text(Self.array(consumed.map(\.0))), .text(Self.array(consumed.map(\.1)))
-            )
-        }
-        let sending = accepted.filter { !commits[$0].sent.isEmpty }
-        var ids: [Int64] = []
-        if !sending.isEmpty {
-            var runs: [String] = [], recipients: [String] = [], senders: [String?] = [], payloads: [[UInt8]] = []
-            var tokens: [Int64] = [], numbers: [Int64] = []
-            for index in sending {
-                let commit = commits[index]
-                for message in commit.sent {
-                    runs.append(commit.run.rawValue)
-                    recipients.append(message.recipient)
-                    senders.append(commit.agent?.name)
-                    payloads.append(message.payload)
-                    tokens.append(leases[commit.run] ?? 0)
-                    numbers.append(transactionNumbers[commit.run]!)
-                }
-            }
-            let inserted = try connection.query(
-                """
-                INSERT INTO messages (run_id, recipient, sender, created_at, payload, lease, sent_txn)
-                SELECT u.run, u.recipient, u.sender, now(), u.payload, u.lease, u.txn
-                FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::int8[], $6::int8[])
-                    WITH ORDINALITY AS u(run, recipient, sender, payload, lease, txn, position)
-                ORDER BY u.position RETURNING id
-                """,
-                .text(Self.array(runs)), .text(Self.array(recipients)), .text(Self.array(senders)),
-                .byteaArray(payloads), .text(Self.array(tokens)), .text(Self.array(numbers))
-            )
-            ids = (0..<inserted.count).map { inserted.int64($0, 0) }.sorted()
-        }
-        var next = 0
-        for index in accepted {
-            let count = commits[index].sent.count
-            outcomes[index] = .success(Array(ids[next..<min(ids.count, next + count)]))
-            next += count
         }
         return outcomes.map { $0! }
     }
