@@ -88,6 +88,13 @@ struct WorkerTests {
                 #expect(sent == 0 && said.contains("delivered"), "\(said)")
             }
             try await eventually("worker-0 handles the three messages") { try await handled("worker-0") == 3 }
+            // From code in another process: the typed API queues the same command.
+            let command = try await store.send(FleetWork.work, to: "worker-1", in: "run-fleet")
+            try await eventually("the typed message is delivered") {
+                try await store.commands(of: "run-fleet").first { $0.id == command }?.result?.outcome == .applied
+            }
+            try await eventually("worker-1 handles it") { try await handled("worker-1") == 1 }
+
             // A follower of the run's log, woken by the writer's notifications: it sees the pause and the unpause.
             let follower = try start(database, scratch, ["events", "run-fleet", "--follow", "--json"])
             defer { if follower.process.isRunning { kill(follower.process.processIdentifier, SIGKILL) } }
@@ -107,7 +114,7 @@ struct WorkerTests {
             let (queued, queuedSaid) = try await troupe(database, scratch, "send", "run-fleet", "worker-1", #"{"work":{}}"#)
             #expect(queued == 0, "\(queuedSaid)")
             worker = try start(database, scratch, ["worker", "--capacity", "5"])
-            try await eventually("the next worker delivers it") { try await handled("worker-1") == 1 }
+            try await eventually("the next worker delivers it") { try await handled("worker-1") == 2 }
             #expect(try await handled("worker-0") == 3, "a message was handled twice after the takeover")
             await store.close()
         }
@@ -252,3 +259,6 @@ struct WorkerTests {
         }
     }
 }
+
+/// The gallery's fleet worker's message, as code in another process declares it: the same JSON.
+private enum FleetWork: Codable { case work }

@@ -593,6 +593,25 @@ public protocol ControlQueue: Sendable {
     func setPaused(_ paused: Bool, run: RunID) async throws
 }
 
+extension ControlQueue {
+    /// Sends `message` to `agent` (or a pool) of `run` from outside the run, wherever the run is driven: this
+    /// process, another one, or a worker on another host. It travels as a ``OperatorCommand/Action/send(agent:message:)``
+    /// command, JSON-encoded; the driving process decodes it as the agent's message type and delivers it (a durable
+    /// agent's message is stored first), and a run that no process drives gets it at its next resume.
+    ///
+    /// ```swift
+    /// let command = try await store.send(Orders.Message.cancel(orderID), to: "orders", in: "run-orders")
+    /// ```
+    ///
+    /// - Returns: The command's id; ``commands(of:)`` shows its result once applied.
+    /// - Throws: ``TroupeError/Code/unknownRun``, the store's errors, and the encoder's.
+    @discardableResult
+    public func send<Message: Encodable>(_ message: Message, to agent: String, in run: RunID) async throws -> Int64 {
+        let json = String(decoding: try JSONEncoder().encode(message), as: UTF8.self)
+        return try await enqueue(.send(agent: agent, message: json), for: run)
+    }
+}
+
 /// Everything the engine and the `troupe` CLI need of a store: the engine's contract, the operator's read model
 /// and the control queue. A backend that implements this and passes `StoreConformance` serves every verb.
 public protocol OperatorStore: CheckpointStore, RunReadModel, ControlQueue {
