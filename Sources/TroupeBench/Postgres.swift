@@ -210,6 +210,23 @@ enum PostgresBench {
         latencies.sort()
         percentiles("postgres_message_to_owner", latencies)
 
+        // The same without notifications (a pooler that does not pass them): the owning worker's poll finds it.
+        let silent = try await PostgresStore(url: database.url, configuration: .init(notifications: false))
+        var polled: [Double] = []
+        for index in 0..<20 {
+            let id = try await silent.enqueue(.send(agent: "inbox", message: #"{"note":{}}"#), for: RunID("tick-\(index)"))
+            try await waitFor("message \(id) to be applied", seconds: 10) {
+                try watch.scalar("SELECT count(*) FROM troupe.commands WHERE id = $1 AND applied_at IS NOT NULL", .int(id)) == 1
+            }
+            let micros = try watch.scalar(
+                "SELECT (extract(epoch FROM applied_at - created_at) * 1000000)::int8 FROM troupe.commands WHERE id = $1", .int(id)
+            ) ?? 0
+            polled.append(Double(micros) / 1e6)
+        }
+        polled.sort()
+        percentiles("postgres_message_to_owner_without_notifications", polled)
+        await silent.close()
+
         for worker in [second, third] {
             worker.process.terminate()
             worker.process.waitUntilExit()

@@ -207,7 +207,9 @@ extension PostgresStore: OperatorStore {
                 """,
                 .text(run.rawValue), .text(action.verb), .text(action.agent), .text(Session.json(action.arguments))
             )
-            try connection.query("SELECT pg_notify($1, $2)", .text(Listener.channel), .text(run.rawValue))
+            if session.notifications {
+                try connection.query("SELECT pg_notify($1, $2)", .text(Listener.channel), .text(run.rawValue))
+            }
             return id ?? 0
         }
     }

@@ -43,19 +43,33 @@ public final class PostgresStore: CheckpointStore {
         public var syncEveryCommit: Bool
         /// How many checkpoints to keep per agent, at least (up to twice this many for a while).
         public var retention: Int
-        /// How often this process renews the lease of the runs it drives. Another host may take a run over after
-        /// three intervals of silence; on this host a dead owner is noticed at once.
+        /// How often this process heartbeats its worker row. Another worker may take its runs over once its
+        /// heartbeat is five intervals old (by the database's clock, and relative to the newest worker's); this
+        /// process stops its runs itself after four intervals without one. A process that died is noticed at the
+        /// next scan of a live worker, whatever the interval (its session's lock is gone).
         public var heartbeat: Duration
         /// Opens without creating or migrating anything: the database must hold the schema this build reads.
         public var readOnly: Bool
+        /// Whether commands, messages (`troupe send`) and logged events are announced with a notification
+        /// (`NOTIFY`) when they commit, which wakes the owning worker and the followers of the log at once. Turn it
+        /// off where notifications do not pass (a pooler in transaction mode): the owning worker then finds them
+        /// within a second, by its poll.
+        public var notifications: Bool
 
         /// Creates a configuration.
-        public init(syncEveryCommit: Bool = false, retention: Int = 3, heartbeat: Duration = .seconds(1), readOnly: Bool = false) {
+        public init(
+            syncEveryCommit: Bool = false,
+            retention: Int = 3,
+            heartbeat: Duration = .seconds(1),
+            readOnly: Bool = false,
+            notifications: Bool = true
+        ) {
             precondition(retention >= 1, "a store must keep at least one checkpoint per agent (retention \(retention))")
             self.syncEveryCommit = syncEveryCommit
             self.retention = retention
             self.heartbeat = heartbeat
             self.readOnly = readOnly
+            self.notifications = notifications
         }
     }
 
@@ -107,7 +121,8 @@ public final class PostgresStore: CheckpointStore {
             }
             return Session(
                 connection: connection, url: url, retention: configuration.retention,
-                syncEveryCommit: configuration.syncEveryCommit, heartbeat: configuration.heartbeat, worker: worker
+                syncEveryCommit: configuration.syncEveryCommit, heartbeat: configuration.heartbeat, worker: worker,
+                notifications: configuration.notifications
             )
         }
         let leaseWatch = self.leaseWatch

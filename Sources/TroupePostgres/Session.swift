@@ -53,7 +53,14 @@ final class Session: @unchecked Sendable {
     let pid = Int64(getpid())
     let host = OwnerLiveness.localHost
 
-    init(connection: PGConnection, url: String, retention: Int, syncEveryCommit: Bool, heartbeat: Duration, worker: WorkerState) {
+    /// Whether commands and logged events are announced with `NOTIFY` (``PostgresStore/Configuration/notifications``).
+    let notifications: Bool
+
+    init(
+        connection: PGConnection, url: String, retention: Int, syncEveryCommit: Bool, heartbeat: Duration, worker: WorkerState,
+        notifications: Bool
+    ) {
+        self.notifications = notifications
         self.worker = worker
         self.connection = connection
         self.cancelTarget = Mutex(connection)
@@ -875,7 +882,7 @@ final class Session: @unchecked Sendable {
                     WITH ORDINALITY AS u(run, agent, incarnation, kind, detail, time, position)
                 ORDER BY u.position RETURNING run_id
             )
-            SELECT pg_notify('\(Listener.eventsChannel)', run_id) FROM (SELECT DISTINCT run_id FROM logged) runs
+            SELECT \(notifications ? "pg_notify('\(Listener.eventsChannel)', run_id)" : "run_id") FROM (SELECT DISTINCT run_id FROM logged) runs
             """,
             .text(Self.array(events.map(\.run.rawValue))), .text(Self.array(events.map(\.name))),
             .text(Self.array(events.map { Int64($0.incarnation) })), .text(Self.array(events.map(\.kind.name))),
