@@ -195,36 +195,24 @@ enum PostgresBench {
 
         // A message from outside to a durable agent of a run on a worker (`troupe send`): from its row to its
         // application by the owning worker, which stores the message durably and delivers it first.
-        var latencies: [Double] = []
-        for index in 0..<(runs * 3) {
-            let run = RunID("tick-\(index % runs)")
-            let id = try await store.enqueue(.send(agent: "inbox", message: #"{"note":{}}"#), for: run)
-            try await waitFor("command \(id) to be applied", seconds: 10) {
-                try watch.scalar("SELECT count(*) FROM troupe.commands WHERE id = $1 AND applied_at IS NOT NULL", .int(id)) == 1
+        func deliveries(_ count: Int, through sender: PostgresStore) async throws -> [Double] {
+            var latencies: [Double] = []
+            for index in 0..<count {
+                let id = try await sender.enqueue(.send(agent: "inbox", message: #"{"note":{}}"#), for: RunID("tick-\(index % runs)"))
+                try await waitFor("message \(id) to be applied", seconds: 10) {
+                    try watch.scalar("SELECT count(*) FROM troupe.commands WHERE id = $1 AND applied_at IS NOT NULL", .int(id)) == 1
+                }
+                let micros = try watch.scalar(
+                    "SELECT (extract(epoch FROM applied_at - created_at) * 1000000)::int8 FROM troupe.commands WHERE id = $1", .int(id)
+                ) ?? 0
+                latencies.append(Double(micros) / 1e6)
             }
-            let micros = try watch.scalar(
-                "SELECT (extract(epoch FROM applied_at - created_at) * 1000000)::int8 FROM troupe.commands WHERE id = $1", .int(id)
-            ) ?? 0
-            latencies.append(Double(micros) / 1e6)
+            return latencies.sorted()
         }
-        latencies.sort()
-        percentiles("postgres_message_to_owner", latencies)
-
+        percentiles("postgres_message_to_owner", try await deliveries(runs * 3, through: store))
         // The same without notifications (a pooler that does not pass them): the owning worker's poll finds it.
         let silent = try await PostgresStore(url: database.url, configuration: .init(notifications: false))
-        var polled: [Double] = []
-        for index in 0..<20 {
-            let id = try await silent.enqueue(.send(agent: "inbox", message: #"{"note":{}}"#), for: RunID("tick-\(index)"))
-            try await waitFor("message \(id) to be applied", seconds: 10) {
-                try watch.scalar("SELECT count(*) FROM troupe.commands WHERE id = $1 AND applied_at IS NOT NULL", .int(id)) == 1
-            }
-            let micros = try watch.scalar(
-                "SELECT (extract(epoch FROM applied_at - created_at) * 1000000)::int8 FROM troupe.commands WHERE id = $1", .int(id)
-            ) ?? 0
-            polled.append(Double(micros) / 1e6)
-        }
-        polled.sort()
-        percentiles("postgres_message_to_owner_without_notifications", polled)
+        percentiles("postgres_message_to_owner_without_notifications", try await deliveries(20, through: silent))
         await silent.close()
 
         for worker in [second, third] {
