@@ -383,7 +383,9 @@ final class Session: @unchecked Sendable {
         return evicted.int(0, 0)
     }
 
-    /// Claims up to `limit` waiting runs of this worker's blueprints. The candidates are locked with `SKIP LOCKED`
+    /// Claims up to `limit` waiting runs of this worker's blueprints: of its build, of no build, or of a build no
+    /// live worker has any more (a run follows the build that last drove it while that build runs). The candidates
+    /// are locked with `SKIP LOCKED`
     /// and every predicate is on the locked row's own columns, so two workers never claim one run. They are chosen
     /// once, in a materialized CTE: as an `IN (subquery … LIMIT n)` the planner may scan the subquery again, and each
     /// scan skips the rows the previous one locked, so a worker claimed past its capacity (measured: 4 runs at
@@ -393,13 +395,15 @@ final class Session: @unchecked Sendable {
         let rows = try connection.query(
             """
             WITH candidates AS MATERIALIZED (
-                SELECT id FROM runs WHERE owner_worker IS NULL AND status IN ('pending', 'running', 'paused')
-                AND blueprint = ANY($2::text[]) ORDER BY created_at FOR UPDATE SKIP LOCKED LIMIT $3
+                SELECT id FROM runs r WHERE owner_worker IS NULL AND status IN ('pending', 'running', 'paused')
+                AND blueprint = ANY($2::text[])
+                AND (r.build IS NULL OR r.build = $4 OR NOT EXISTS (SELECT 1 FROM workers w WHERE w.build = r.build AND \(aliveSQL("w"))))
+                ORDER BY created_at FOR UPDATE SKIP LOCKED LIMIT $3
             )
             UPDATE runs r SET owner_worker = $1, updated_at = now() FROM candidates c
             WHERE r.id = c.id AND r.owner_worker IS NULL RETURNING r.id, r.blueprint, r.parameters, r.durability
             """,
-            .int(id), .text(Self.array(registration.blueprints)), .int(Int64(max(0, limit)))
+            .int(id), .text(Self.array(registration.blueprints)), .int(Int64(max(0, limit))), .text(registration.build)
         )
         return (0..<rows.count).map { row in
             let parameters = (try? JSONDecoder().decode([String: String].self, from: Data((rows.text(row, 2) ?? "{}").utf8))) ?? [:]
@@ -446,21 +450,23 @@ final class Session: @unchecked Sendable {
                 """
                 UPDATE runs SET owner_worker = $1, owner_pid = $2, owner_host = $3, lease_token = $4, heartbeat_at = now(),
                 status = CASE status WHEN 'paused' THEN 'paused' ELSE 'running' END, updated_at = now(),
-                ended_at = NULL, error = NULL, durability = coalesce($5, durability) WHERE id = $6
+                ended_at = NULL, error = NULL, durability = coalesce($5, durability), build = coalesce($7, build) WHERE id = $6
                 """,
-                .int(me), .int(pid), .text(host), .int(token), .text(record.durability?.description), .text(record.id.rawValue)
+                .int(me), .int(pid), .text(host), .int(token), .text(record.durability?.description), .text(record.id.rawValue),
+                .text(registration.build.isEmpty ? nil : registration.build)
             )
             try setAsideOrphans(record)
         } else {
             let inserted = try connection.query(
                 """
                 INSERT INTO runs (id, blueprint, status, parameters, durability, created_at, updated_at, owner_worker,
-                owner_pid, owner_host, lease_token, heartbeat_at)
-                VALUES ($1, $2, 'running', $3, $4, now(), now(), $5, $6, $7, 1, now())
+                owner_pid, owner_host, lease_token, heartbeat_at, build)
+                VALUES ($1, $2, 'running', $3, $4, now(), now(), $5, $6, $7, 1, now(), $8)
                 ON CONFLICT (id) DO NOTHING
                 """,
                 .text(record.id.rawValue), .text(record.blueprint), .text(Self.json(record.parameters)),
-                .text(record.durability?.description), .int(me), .int(pid), .text(host)
+                .text(record.durability?.description), .int(me), .int(pid), .text(host),
+                .text(registration.build.isEmpty ? nil : registration.build)
             )
             // Another process created it between our look and our insert: it drives the run now.
             guard inserted.affected == 1 else { return try attach(record) }

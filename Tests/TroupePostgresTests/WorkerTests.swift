@@ -125,6 +125,40 @@ struct WorkerTests {
         }
     }
 
+    /// A run follows the build that last drove it: when its worker dies, a live worker of the same build takes it
+    /// over, not one of another build; once no worker of its build lives, any worker may.
+    @Test func aRunStaysWithItsBuildWhileOneLives() async throws {
+        try await TestServer.withDatabase { database in
+            let scratch = try ScratchDirectory("troupe-workers-")
+            let store = try await PostgresStore(url: database.url)
+            func owner() async throws -> Int64? { try await store.run("run-fleet").owner.flatMap { $0.alive ? $0.worker : nil } }
+            let (status, output) = try await troupe(database, scratch, "run", "fleet", "--param", "workers=2", "--detach", "--id", "run-fleet")
+            #expect(status == 0, "\(output)")
+            let first = try start(database, scratch, ["worker", "--build", "v1"])
+            defer { if first.process.isRunning { kill(first.process.processIdentifier, SIGKILL) } }
+            try await eventually("the v1 worker drives the run") { try await owner() != nil }
+            let firstID = try await owner()
+            let newer = try start(database, scratch, ["worker", "--build", "v2"])
+            defer { if newer.process.isRunning { kill(newer.process.processIdentifier, SIGKILL) } }
+            let sibling = try start(database, scratch, ["worker", "--build", "v1"])
+            defer { if sibling.process.isRunning { kill(sibling.process.processIdentifier, SIGKILL) } }
+            try await eventually("three workers registered") { try await store.workers().count == 3 }
+            let builds = Dictionary(uniqueKeysWithValues: try await store.workers().map { ($0.id, $0.build) })
+
+            kill(first.process.processIdentifier, SIGKILL)
+            await waitForExit(first.process)
+            try await eventually("another worker drives the run") { try await owner().map { $0 != firstID } ?? false }
+            #expect(builds[try await owner() ?? -1] == "v1", "the run went to a worker of another build while one of its own lived")
+
+            kill(sibling.process.processIdentifier, SIGKILL)
+            await waitForExit(sibling.process)
+            try await eventually("the v2 worker takes the run once no v1 worker lives") {
+                try await owner().map { builds[$0] == "v2" } ?? false
+            }
+            await store.close()
+        }
+    }
+
     /// `pg_ctl restart -m immediate` under running workers cuts every session at once and silences every
     /// heartbeat: the workers reconnect and keep their registrations, no run changes owner (its lease epoch stays),
     /// and every total is exact. The server is the test's own.

@@ -32,9 +32,20 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(name: .customLong("tag"), help: ArgumentHelp("A label for `troupe workers` (repeatable).", valueName: "tag"))
     var tags: [String] = []
 
+    @Option(
+        help: ArgumentHelp(
+            "This worker's build, such as a release or commit id (default: Troupe's version). A run stays with workers of the build that last drove it while one lives; then any worker may take it.",
+            valueName: "label"
+        )
+    )
+    var build: String = TroupeRelease.version
+
     func validate() throws {
         guard capacity >= 1, capacity <= 1_000_000 else {
             throw ValidationError("--capacity must be 1 to 1000000 runs, not \(capacity)")
+        }
+        guard !build.isEmpty, build.count <= 64, !build.contains(where: { $0.isWhitespace || $0.isNewline }) else {
+            throw ValidationError("--build must be 1 to 64 characters without spaces, not '\(build)'")
         }
     }
 
@@ -48,7 +59,7 @@ struct WorkerCommand: AsyncParsableCommand {
                             + "\(store.location) is driven by one process at a time (use `troupe run` or `troupe resume`)."
                     )
                 }
-                try await WorkerLoop(pool: pool, global: global, capacity: capacity, tags: tags).serve()
+                try await WorkerLoop(pool: pool, global: global, capacity: capacity, tags: tags, build: build).serve()
             }
         }
     }
@@ -61,6 +72,7 @@ struct WorkerLoop {
     let global: GlobalOptions
     let capacity: Int
     let tags: [String]
+    let build: String
 
     enum Input: Sendable {
         case tick
@@ -71,9 +83,9 @@ struct WorkerLoop {
     func serve() async throws {
         let blueprints = Catalog.entries.map(\.name)
         let id = try await pool.registerWorker(
-            WorkerRegistration(build: TroupeRelease.version, tags: tags, capacity: capacity, blueprints: blueprints)
+            WorkerRegistration(build: build, tags: tags, capacity: capacity, blueprints: blueprints)
         )
-        say("troupe: worker \(id) on \(OwnerLiveness.localHost) (pid \(getpid())): capacity \(capacity), blueprints \(blueprints.joined(separator: ", "))")
+        say("troupe: worker \(id) on \(OwnerLiveness.localHost) (pid \(getpid())), build \(build): capacity \(capacity), blueprints \(blueprints.joined(separator: ", "))")
         flushOutput()
         let (inputs, input) = AsyncStream.makeStream(of: Input.self)
         let ticker = Task {
