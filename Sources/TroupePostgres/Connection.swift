@@ -34,6 +34,14 @@ struct PostgresError: Error, CustomStringConvertible {
 
 /// One libpq connection (`PGconn`).
 ///
+/// Why the system's libpq rather than postgres-nio: the store's model is the SQLite store's — a writer thread that
+/// group-commits, blocking calls kept off the cooperative pool — and libpq fits it as it is, with server-side
+/// cancellation (`PQcancel`), `LISTEN` on a connection the store's own thread polls, and TCP keepalive and
+/// `tcp_user_timeout` settings that bound how long a partition goes unnoticed. postgres-nio would bring SwiftNIO,
+/// its TLS and crypto packages into the engine's build for an event loop the store does not otherwise need. Its
+/// throughput was not measured against this; the commit path's cost here is round trips and the server's work, one
+/// prepared statement per batch, which either client pays alike.
+///
 /// Confined to one thread: its owner (a store's writer thread, or its reader queue) is the only caller of
 /// everything but ``cancel()``, which libpq documents as safe from any thread (`PQcancel` on a `PGcancel` made
 /// beforehand). Every call blocks its thread, which is never one of the cooperative pool's. `@unchecked Sendable`

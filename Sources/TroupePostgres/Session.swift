@@ -95,6 +95,13 @@ final class Session: @unchecked Sendable {
 
     /// Runs `body` in one transaction. Without `sync`, the commit does not wait for the server's WAL flush
     /// (`synchronous_commit = off`): it survives this process, not a crash of the database server's host.
+    ///
+    /// Why not libpq's pipeline mode, which would send BEGIN, the batch's statement and COMMIT in one round trip:
+    /// a session lost after sending a pipeline but before any of its results arrived leaves it unknowable whether
+    /// the server committed (no transaction id was received yet), and a commit must never be written twice nor
+    /// reported lost when it was not. Sent one after another, the commit statement returns the transaction's id
+    /// before COMMIT is sent, so a session lost during COMMIT is settled by `txid_status` (``committed(_:)``). The
+    /// cost is two loopback round trips per batch, not per commit.
     func transaction(sync: Bool, _ body: () throws -> Void) throws {
         undo.removeAll(keepingCapacity: true)
         transactionNumbers.removeAll(keepingCapacity: true)
