@@ -42,6 +42,7 @@ enum PostgresBench {
         try await checkpoints(agents: 1, perAgent: 2_000, sync: true)
         try await fleetCommits(workers: 4, agents: 250, perAgent: 200)
         try await takeover(runs: 100, agents: 10)
+        try await partitionTakeover(runs: 100, agents: 10)
         try await idleWorker(seconds: 10)
     }
 
@@ -104,6 +105,37 @@ enum PostgresBench {
 
     // MARK: Takeover
 
+    /// Per run, seconds from `since` to its first checkpoint after it by an agent of the current epoch on `worker`.
+    static func delays(_ watch: PGConnection, since: Date, worker: Int64) throws -> [Double] {
+        let rows = try watch.query(
+            """
+            SELECT (extract(epoch FROM min(c.created_at) - to_timestamp($1::float8)) * 1000000)::int8
+            FROM troupe.runs r JOIN troupe.agents a ON a.run_id = r.id
+            JOIN troupe.checkpoints c ON c.agent_id = a.id AND c.epoch = a.epoch
+            WHERE r.owner_worker = $2 AND c.created_at > to_timestamp($1::float8) GROUP BY r.id
+            """,
+            .double(since.timeIntervalSince1970), .int(worker)
+        )
+        return (0..<rows.count).map { Double(rows.int64($0, 0)) / 1e6 }.sorted()
+    }
+
+    /// Reports the median, the 99th percentile and the maximum of sorted `values` (seconds) in milliseconds.
+    static func percentiles(_ name: String, _ values: [Double]) {
+        guard !values.isEmpty else { return }
+        report("\(name)_p50", values[values.count / 2] * 1000, "ms")
+        report("\(name)_p99", values[min(values.count - 1, Int(Double(values.count) * 0.99))] * 1000, "ms")
+        report("\(name)_max", values[values.count - 1] * 1000, "ms")
+    }
+
+    /// Polls `condition` every 20 ms until it holds; fails after `seconds`.
+    static func waitFor(_ what: String, seconds: Double = 60, _ condition: () throws -> Bool) async throws {
+        let deadline = Date().addingTimeInterval(seconds)
+        while try !condition() {
+            guard Date() < deadline else { throw BenchError("timed out waiting for \(what)") }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
     /// Kill -9 of a worker owning `runs` runs of `agents` ticking agents: for each run, from the kill to its next
     /// checkpoint written by another worker. Then the same after SIGSTOP, and the zombie's writes after SIGCONT.
     static func takeover(runs: Int, agents: Int) async throws {
@@ -126,32 +158,7 @@ enum PostgresBench {
             )
         }
         func newestWorker() throws -> Int64 { try watch.scalar("SELECT max(id) FROM troupe.workers") ?? 0 }
-        func waitFor(_ what: String, seconds: Double = 60, _ condition: () throws -> Bool) async throws {
-            let deadline = Date().addingTimeInterval(seconds)
-            while try !condition() {
-                guard Date() < deadline else { throw BenchError("timed out waiting for \(what)") }
-                try await Task.sleep(for: .milliseconds(20))
-            }
-        }
-        /// Per run, seconds from `since` to its first checkpoint after it by an agent of the current epoch on `worker`.
-        func delays(since: Date, worker: Int64) throws -> [Double] {
-            let rows = try watch.query(
-                """
-                SELECT (extract(epoch FROM min(c.created_at) - to_timestamp($1::float8)) * 1000000)::int8
-                FROM troupe.runs r JOIN troupe.agents a ON a.run_id = r.id
-                JOIN troupe.checkpoints c ON c.agent_id = a.id AND c.epoch = a.epoch
-                WHERE r.owner_worker = $2 AND c.created_at > to_timestamp($1::float8) GROUP BY r.id
-                """,
-                .double(since.timeIntervalSince1970), .int(worker)
-            )
-            return (0..<rows.count).map { Double(rows.int64($0, 0)) / 1e6 }.sorted()
-        }
-        func percentiles(_ name: String, _ values: [Double]) {
-            guard !values.isEmpty else { return }
-            report("\(name)_p50", values[values.count / 2] * 1000, "ms")
-            report("\(name)_p99", values[min(values.count - 1, Int(Double(values.count) * 0.99))] * 1000, "ms")
-            report("\(name)_max", values[values.count - 1] * 1000, "ms")
-        }
+        func delays(since: Date, worker: Int64) throws -> [Double] { try Self.delays(watch, since: since, worker: worker) }
 
         let first = try worker(0)
         _ = try first.line()  // "troupe: worker N on …"
@@ -222,6 +229,78 @@ enum PostgresBench {
         await store.close()
     }
 
+    /// Takeover after a partition: a worker in a network namespace reaches the server through a forwarder on the
+    /// host's end of a veth pair and drives `runs` runs; the link goes down (packets dropped, nothing reset: the
+    /// server sees its sessions alive), and another worker takes the runs over. Needs root and iproute2.
+    static func partitionTakeover(runs: Int, agents: Int) async throws {
+        guard getuid() == 0, let ip = ["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip"].first(where: { FileManager.default.isExecutableFile(atPath: $0) }),
+            let server, let serverPort = URLComponents(string: server)?.port
+        else {
+            FileHandle.standardError.write(Data("troupe-bench: partition figure skipped: needs root, iproute2 and a server URL with a port\n".utf8))
+            return
+        }
+        func run(_ arguments: String...) throws {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: ip)
+            process.arguments = arguments
+            try process.run()
+            process.waitUntilExit()
+            guard process.terminationStatus == 0 else { throw BenchError("ip \(arguments.joined(separator: " ")) failed") }
+        }
+        let index = Int.random(in: 1...250)
+        let (namespace, outer, inner) = ("troupe-bench-\(getpid())", "tbh\(index)", "tbn\(index)")
+        let (hostAddress, insideAddress) = ("10.124.\(index).1", "10.124.\(index).2")
+        defer {
+            try? run("link", "del", outer)
+            try? run("netns", "del", namespace)
+        }
+        try run("netns", "add", namespace)
+        try run("link", "add", outer, "type", "veth", "peer", "name", inner)
+        try run("link", "set", inner, "netns", namespace)
+        try run("addr", "add", hostAddress + "/30", "dev", outer)
+        try run("link", "set", outer, "up")
+        try run("netns", "exec", namespace, ip, "addr", "add", insideAddress + "/30", "dev", inner)
+        try run("netns", "exec", namespace, ip, "link", "set", inner, "up")
+        let forwarder = try Forwarder(listeningOn: hostAddress, to: serverPort)
+        defer { forwarder.close() }
+
+        let database = try database()
+        defer { database.drop() }
+        let store = try await PostgresStore(url: database.url)
+        for index in 0..<runs {
+            try await store.submit(
+                RunRecord(id: RunID("cut-\(index)"), blueprint: "ticking", parameters: ["agents": String(agents), "interval": "500"], durability: .checkpointed)
+            )
+        }
+        let watch = try PGConnection(url: database.url)
+        let name = database.url.split(separator: "/").last.map(String.init) ?? ""
+        let insideURL = "postgres://troupe@\(hostAddress):\(forwarder.port)/\(name)"
+        let inside = try ChildProcess.start(
+            environment: ["TROUPE_BENCH_WORKER": "1"], arguments: ["worker", "--database", insideURL, "--capacity", String(runs)],
+            prefix: [ip, "netns", "exec", namespace]
+        )
+        defer { kill(inside.process.processIdentifier, SIGKILL) }
+        _ = try inside.line()
+        func owned(by worker: Int64) throws -> Int {
+            Int(try watch.scalar("SELECT count(*) FROM troupe.runs WHERE owner_worker = $1 AND status = 'running'", .int(worker)) ?? 0)
+        }
+        let insideID = try watch.scalar("SELECT max(id) FROM troupe.workers") ?? 0
+        try await waitFor("the worker inside to drive all \(runs) runs") { try owned(by: insideID) == runs }
+        let outside = try ChildProcess.start(
+            environment: ["TROUPE_BENCH_WORKER": "1"], arguments: ["worker", "--database", database.url, "--capacity", String(runs)]
+        )
+        _ = try outside.line()
+        let outsideID = try watch.scalar("SELECT max(id) FROM troupe.workers") ?? 0
+
+        let cut = Date()
+        try run("link", "set", outer, "down")
+        try await waitFor("the worker outside to take over") { try delays(watch, since: cut, worker: outsideID).count == runs }
+        percentiles("postgres_takeover_after_partition_\(runs)runs_\(agents)agents", try delays(watch, since: cut, worker: outsideID))
+        outside.process.terminate()
+        outside.process.waitUntilExit()
+        await store.close()
+    }
+
     /// The database writes of one idle worker (no runs): rows it inserts, updates or deletes per second, from the
     /// server's statistics of its own database (a backend reports them at the end of a transaction, at most a
     /// second late: the window's two ends lag alike).
@@ -254,10 +333,12 @@ struct ChildProcess {
     private let output: FileHandle
     private let buffer = LineBuffer()
 
-    static func start(environment: [String: String], arguments: [String]) throws -> ChildProcess {
+    /// Starts this binary with `arguments`, after `prefix` if given (`ip netns exec NAME`, to run it in a namespace).
+    static func start(environment: [String: String], arguments: [String], prefix: [String] = []) throws -> ChildProcess {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: CommandLine.arguments[0])
-        process.arguments = arguments
+        let command = prefix + [CommandLine.arguments[0]] + arguments
+        process.executableURL = URL(fileURLWithPath: command[0])
+        process.arguments = Array(command.dropFirst())
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         let input = Pipe()
         let output = Pipe()
@@ -286,6 +367,61 @@ struct ChildProcess {
     }
 
     func say(_ line: String) { input.fileHandleForWriting.write(Data((line + "\n").utf8)) }
+}
+
+/// A TCP forwarder: accepts on `address` (a free port) and pipes each connection to 127.0.0.1:`port`, two threads
+/// per connection. For the partition figure: the worker in a namespace reaches the server through it.
+final class Forwarder: Sendable {
+    let port: Int
+    private let listener: Int32
+
+    init(listeningOn address: String, to target: Int) throws {
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        self.listener = listener
+        var local = sockaddr_in()
+        local.sin_family = sa_family_t(AF_INET)
+        local.sin_addr.s_addr = inet_addr(address)
+        let bound = withUnsafePointer(to: &local) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard bound == 0, listen(listener, 128) == 0 else { throw BenchError("the forwarder cannot listen on \(address)") }
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        withUnsafeMutablePointer(to: &local) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { _ = getsockname(listener, $0, &length) }
+        }
+        port = Int(UInt16(bigEndian: local.sin_port))
+        Thread.detachNewThread {
+            while true {
+                let client = accept(listener, nil, nil)
+                guard client >= 0 else { return }
+                let upstream = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+                var remote = sockaddr_in()
+                remote.sin_family = sa_family_t(AF_INET)
+                remote.sin_port = in_port_t(UInt16(target).bigEndian)
+                remote.sin_addr.s_addr = inet_addr("127.0.0.1")
+                let connected = withUnsafePointer(to: &remote) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(upstream, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+                }
+                guard connected == 0 else {
+                    Glibc.close(client)
+                    Glibc.close(upstream)
+                    continue
+                }
+                for (from, to) in [(client, upstream), (upstream, client)] {
+                    Thread.detachNewThread {
+                        var buffer = [UInt8](repeating: 0, count: 65_536)
+                        while true {
+                            let count = read(from, &buffer, buffer.count)
+                            guard count > 0, write(to, buffer, count) == count else { break }
+                        }
+                        shutdown(to, Int32(SHUT_WR))
+                    }
+                }
+            }
+        }
+    }
+
+    func close() { shutdown(listener, Int32(SHUT_RDWR)) }
 }
 
 /// Bytes read from a child, cut into lines. Used by one thread at a time (the benchmark's sequential steps).
