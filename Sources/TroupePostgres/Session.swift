@@ -519,17 +519,23 @@ final class Session: @unchecked Sendable {
         }
     }
 
+    /// Ends this process's lease of `run` with `outcome`. A worker (capacity above 0) stops a run only to hand it
+    /// on (it drains, on SIGTERM or `troupe drain`): its `stopped` run goes back to `pending` in the same statement,
+    /// for another worker to claim, so no moment (and no crash of the worker) leaves it stopped and unclaimed. A
+    /// process driving its own run (`troupe run`) leaves it `stopped`, for `troupe resume`.
     func detach(_ run: RunID, outcome: RunOutcome, error: String?) throws {
         guard let token = leases[run] else {
             lost.remove(run)
             return
         }
+        let handedOn = outcome == .stopped && registration.capacity > 0
         try connection.query(
             """
-            UPDATE runs SET status = $1, error = $2, ended_at = now(), updated_at = now(), owner_pid = NULL,
-            owner_worker = NULL, heartbeat_at = NULL WHERE id = $3 AND lease_token = $4
+            UPDATE runs SET status = $1, error = $2, ended_at = CASE WHEN $5::bool THEN NULL ELSE now() END,
+            updated_at = now(), owner_pid = NULL, owner_worker = NULL, heartbeat_at = NULL WHERE id = $3 AND lease_token = $4
             """,
-            .text(outcome.rawValue), .text(error), .text(run.rawValue), .int(token)
+            .text(handedOn ? RunStatus.pending.rawValue : outcome.rawValue), .text(error), .text(run.rawValue), .int(token),
+            .text(handedOn ? "true" : "false")
         )
         leases[run] = nil
         undo.append { [unowned self] in leases[run] = token }

@@ -194,6 +194,28 @@ struct PostgresStoreTests {
         }
     }
 
+    /// A worker stops a run only to hand it on (draining): the run goes back to pending with its final commit, in
+    /// one statement, so no crash of the worker can leave it stopped and unclaimed; a process driving its own run
+    /// leaves it stopped, for `troupe resume`.
+    @Test func aWorkerHandsOnTheRunsItStops() async throws {
+        try await withDatabase { database in
+            let worker = try await PostgresStore(url: database.url)
+            _ = try await worker.registerWorker(WorkerRegistration(build: "b", capacity: 1, blueprints: ["pg"]))
+            _ = try await worker.attach(Self.record)
+            await worker.detach(Self.run, outcome: .stopped, error: nil)
+            #expect(try await worker.run(Self.run).status == .pending)
+            let next = try await PostgresStore(url: database.url)
+            _ = try await next.registerWorker(WorkerRegistration(build: "b", capacity: 1, blueprints: ["pg"]))
+            #expect(try await next.claimRuns(limit: 1).map(\.id) == [Self.run])
+
+            let own = try await PostgresStore(url: database.url)
+            _ = try await own.attach(RunRecord(id: "run-own", blueprint: "pg", agents: ["a"]))
+            await own.detach("run-own", outcome: .stopped, error: nil)
+            #expect(try await own.run("run-own").status == .stopped)
+            for store in [worker, next, own] { await store.close() }
+        }
+    }
+
     /// A live worker (its liveness lock held, a recent heartbeat) keeps its run: a second attach is refused and
     /// says who.
     @Test func aLiveOwnerKeepsItsRun() async throws {

@@ -132,11 +132,9 @@ struct WorkerLoop {
                 }
             case .ended(let run, let how):
                 runs[run] = nil
-                note("run \(run) \(how)")
-                if draining {
-                    try? await pool.release(run)
-                    if runs.isEmpty { break loop }
-                }
+                // A run stopped by draining was handed back (pending) by the store with its final commit.
+                note(draining && how == "stopped" ? "run \(run) stopped and released to the other workers" : "run \(run) \(how)")
+                if draining, runs.isEmpty { break loop }
             case .signal:
                 signalled += 1
                 if signalled > 1 {
