@@ -93,7 +93,9 @@ public protocol WorkerPool: OperatorStore {
     /// - Throws: ``TroupeError/Code/duplicateName`` if the store has a run with that id.
     func submit(_ run: RunRecord) async throws
 
-    /// Makes a run this worker stopped gracefully (a drain) wait for another worker: ``RunStatus/pending``.
+    /// Makes a run that was stopped gracefully and is driven by no one wait for a worker: ``RunStatus/pending``.
+    /// (A run a worker stops is handed on by its own ``CheckpointStore/detach(_:outcome:error:)`` already; this is
+    /// for a run a process that drove only its own runs left stopped.)
     func release(_ run: RunID) async throws
 
     /// Every registered worker, oldest first.
