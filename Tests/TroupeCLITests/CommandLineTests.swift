@@ -81,7 +81,7 @@ struct CommandLineTests {
         #expect(result.status == 0)
         #expect(result.stdout.contains("OVERVIEW: Run and steer durable multi-agent runs."))
         #expect(result.stdout.contains("demo                    Run the demo tree"))
-        for verb in ["run", "ps", "tree", "status", "events", "cancel", "restart", "send", "pause", "unpause", "resume",
+        for verb in ["run", "ps", "tree", "status", "events", "cancel", "restart", "send", "wait", "pause", "unpause", "resume",
                      "checkpoints", "fork", "dead-letters", "prune", "blueprints", "db", "version"] {
             #expect(result.stdout.contains("\n  \(verb) "), "--help does not list '\(verb)'")
         }

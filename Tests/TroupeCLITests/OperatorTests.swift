@@ -122,6 +122,37 @@ struct OperatorTests: CLIHarness {
         #expect(try await handled(run, "worker-2") == before + 1)
     }
 
+    /// `troupe wait` returns when the run has ended, and its exit code says how: 0 as asked, 3 cancelled, 1
+    /// otherwise, 75 when its timeout passed first, 66 for no such run, 64 for a bad ending.
+    @Test func waitEndsWithTheRunAndItsExitCodeSaysHow() async throws {
+        let long = try start(["run", "counting", "--param", "count=100000000", "--param", "interval=20ms"])
+        defer { if long.isRunning { long.terminate() } }
+        let run = try await liveRun()
+        let early = try await troupe("wait", run, "--timeout", "0.3")
+        #expect(early.status == 75 && early.stderr.contains("has not ended"), "\(early.status) \(early.stderr)")
+        // A waiter that is there before the run ends.
+        let waiter = Task { try await troupe("wait", run, "--for", "stopped", "--json") }
+        _ = try await troupe("cancel", run)
+        await waitForExit(long)
+        let stopped = try await waiter.value
+        #expect(stopped.status == 0, "\(stopped.stdout) \(stopped.stderr)")
+        let report = try JSONSerialization.jsonObject(with: Data(stopped.stdout.utf8)) as? [String: Any]
+        #expect(report?["status"] as? String == "cancelled" && report?["matched"] as? Bool == true, "\(stopped.stdout)")
+        #expect(try await troupe("wait", run).status == 3)
+        #expect(try await troupe("wait", run, "--for", "failed").status == 3)
+        #expect(try await troupe("wait", run, "--for", "any").status == 0)
+
+        let short = try start(["run", "counting", "--param", "count=500", "--param", "interval=1ms"])
+        await waitForExit(short)
+        let finished = try await runs().first { $0["id"] as? String != run }?["id"] as? String ?? ""
+        let completed = try await troupe("wait", finished)
+        #expect(completed.status == 0 && completed.stdout.contains("completed"), "\(completed.stdout) \(completed.stderr)")
+        #expect(try await troupe("wait", finished, "--for", "failed").status == 1)
+        #expect(try await troupe("wait", "run-nope").status == 66)
+        #expect(try await troupe("wait", finished, "--for", "sideways").status == 64)
+        #expect(try await troupe("wait", finished, "--timeout", "-1").status == 64)
+    }
+
     @Test func aLiveRunIsSteeredFromAnotherProcess() async throws {
         let process = try start(["run", "counting", "--param", "count=100000000", "--param", "interval=20ms"])
         defer { if process.isRunning { process.terminate() } }
