@@ -68,7 +68,24 @@ struct MemoryStoreCLITests {
     }
 
     /// Runs `troupe ARGS --database memory:` in this process.
-    func troupe(_ arguments: String...) async -> Output {
+    func troupe(_ arguments: String...) async -> Output { await troupe(arguments: arguments) }
+
+    /// What an operator's command to `run-live` says once the run applied it: the CLI's own words, or, when its
+    /// wait for the run (30 s) ran out on a loaded machine and it said the command is queued, the result the run
+    /// recorded afterwards.
+    func applied(_ arguments: String...) async throws -> String {
+        let output = await troupe(arguments: arguments)
+        guard output.status == 0, output.out.contains("is queued") else { return output.out }
+        var result = ""
+        try await eventually("the run applies '\(arguments.joined(separator: " "))'") {
+            guard let last = try await Self.store.commands(of: "run-live").last, let recorded = last.result else { return false }
+            result = recorded.message
+            return true
+        }
+        return result
+    }
+
+    func troupe(arguments: [String]) async -> Output {
         var status: Int32 = 0
         let (out, err) = await CommandOutput.capturing {
             do {
@@ -125,15 +142,15 @@ struct MemoryStoreCLITests {
         #expect(letters.out.contains("poisoned"), "\(letters)")
 
         // Operators' commands, applied by the run's controller.
-        let restart = await troupe("restart", "run-live", "m")
-        #expect(restart.status == 0 && restart.out.contains("restarted from its last checkpoint"), "\(restart)")
-        let pause = await troupe("pause", "run-live")
-        #expect(pause.out.contains("paused 2 agents"), "\(pause)")
+        let restart = try await applied("restart", "run-live", "m")
+        #expect(restart.contains("restarted from its last checkpoint"), "\(restart)")
+        let pause = try await applied("pause", "run-live")
+        #expect(pause.contains("paused 2 agents"), "\(pause)")
         #expect(await troupe("ps").out.contains("paused"))
-        let unpause = await troupe("unpause", "run-live")
-        #expect(unpause.out.contains("resumed 2 agents"), "\(unpause)")
-        let requeue = await troupe("dead-letters", "run-live", "requeue")
-        #expect(requeue.out.contains("requeued 1 messages"), "\(requeue)")
+        let unpause = try await applied("unpause", "run-live")
+        #expect(unpause.contains("resumed 2 agents"), "\(unpause)")
+        let requeue = try await applied("dead-letters", "run-live", "requeue")
+        #expect(requeue.contains("requeued 1 messages"), "\(requeue)")
         let unknownAgent = await troupe("restart", "run-live", "nobody")
         #expect(unknownAgent.status == 66, "\(unknownAgent)")
         let refusedRm = await troupe("rm", "run-live")

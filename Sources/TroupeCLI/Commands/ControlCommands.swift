@@ -36,8 +36,9 @@ func sendCommand(_ global: GlobalOptions, run: String, action: OperatorCommand.A
             }
             return
         }
-        // The live process reads the queue within a fraction of a second; wait up to 5 s for its answer.
-        let deadline = ContinuousClock.now + .seconds(5)
+        // The live process reads the queue within a fraction of a second, but applying a command (a graceful stop)
+        // can take longer on a busy machine: wait up to 30 s for its answer (Ctrl-C leaves the command queued).
+        let deadline = ContinuousClock.now + .seconds(30)
         while ContinuousClock.now < deadline {
             if let result = try await store.commands(of: id).first(where: { $0.id == command })?.result {
                 if global.json {
