@@ -89,7 +89,6 @@ package final class PGConnection: @unchecked Sendable {
         PQfinish(raw)
     }
 
-    /// `url` without its password (`postgres://user:secret@host/db` → `postgres://user@host/db`), for messages.
     /// `url` naming database `name` instead of its own (a `postgres://` URL, or a key-value string).
     package static func url(_ url: String, database name: String) -> String {
         guard let scheme = url.firstRange(of: "://") else { return url + " dbname=\(name)" }
@@ -99,6 +98,7 @@ package final class PGConnection: @unchecked Sendable {
         return String(url[..<slash]) + "/" + name + String(rest[query...])
     }
 
+    /// `url` without its password (`postgres://user:secret@host/db` → `postgres://user@host/db`), for messages.
     static func redacted(_ url: String) -> String {
         let parts = url.split(separator: "://", maxSplits: 1, omittingEmptySubsequences: false)
         guard parts.count == 2 else {

@@ -312,7 +312,7 @@ final class Session: @unchecked Sendable {
         do {
             try reconnectIfNeeded()
             guard workerID != nil else { return }
-            if worker.fenced.load(ordering: .sequentiallyConsistent) {
+            if worker.isFenced {
                 try transaction(sync: false) {
                     try connection.query("DELETE FROM workers WHERE id = $1", .int(id))
                     try connection.query("UPDATE runs SET owner_worker = NULL WHERE owner_worker = $1", .int(id))
@@ -392,11 +392,10 @@ final class Session: @unchecked Sendable {
 
     /// Claims up to `limit` waiting runs of this worker's blueprints: of its build, of no build, or of a build no
     /// live worker has any more (a run follows the build that last drove it while that build runs). The candidates
-    /// are locked with `SKIP LOCKED`
-    /// and every predicate is on the locked row's own columns, so two workers never claim one run. They are chosen
-    /// once, in a materialized CTE: as an `IN (subquery … LIMIT n)` the planner may scan the subquery again, and each
-    /// scan skips the rows the previous one locked, so a worker claimed past its capacity (measured: 4 runs at
-    /// capacity 2).
+    /// are locked with `SKIP LOCKED` and every predicate is on the locked row's own columns, so two workers never
+    /// claim one run. They are chosen once, in a materialized CTE: as an `IN (subquery … LIMIT n)` the planner may
+    /// scan the subquery again, and each scan skips the rows the previous one locked, so a worker claimed past its
+    /// capacity (measured: 4 runs at capacity 2).
     func claimRuns(limit: Int) throws -> [RunRecord] {
         let id = try ensureRegistered()
         let rows = try connection.query(
@@ -433,6 +432,8 @@ final class Session: @unchecked Sendable {
 
     func attach(_ record: RunRecord) throws -> Bool {
         let me = try ensureRegistered()
+        // The build the run records (the plain processes' registration has none).
+        let build: String? = registration.build.isEmpty ? nil : registration.build
         let found = try connection.query(
             "SELECT owner_worker, lease_token FROM runs WHERE id = $1 FOR UPDATE", .text(record.id.rawValue)
         )
@@ -460,7 +461,7 @@ final class Session: @unchecked Sendable {
                 ended_at = NULL, error = NULL, durability = coalesce($5, durability), build = coalesce($7, build) WHERE id = $6
                 """,
                 .int(me), .int(pid), .text(host), .int(token), .text(record.durability?.description), .text(record.id.rawValue),
-                .text(registration.build.isEmpty ? nil : registration.build)
+                .text(build)
             )
             try setAsideOrphans(record)
         } else {
@@ -473,7 +474,7 @@ final class Session: @unchecked Sendable {
                 """,
                 .text(record.id.rawValue), .text(record.blueprint), .text(Self.json(record.parameters)),
                 .text(record.durability?.description), .int(me), .int(pid), .text(host),
-                .text(registration.build.isEmpty ? nil : registration.build)
+                .text(build)
             )
             // Another process created it between our look and our insert: it drives the run now.
             guard inserted.affected == 1 else { return try attach(record) }

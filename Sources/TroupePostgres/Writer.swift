@@ -198,7 +198,7 @@ final class Writer: Sendable {
                         index += 1
                         continue
                     }
-                    // Consecutive commits go to the database together: a statement per kind of write, not per commit.
+                    // Consecutive commits go to the database together, in one statement (``Session/commit(batch:)``).
                     var end = index + 1
                     while end < batch.count, batch[end] is CommitJob { end += 1 }
                     try CommitJob.apply(batch[index..<end].map { $0 as! CommitJob }, session)

@@ -519,12 +519,9 @@ extension Mailbox {
 
     /// `json` decoded as the mailbox's message type.
     func decode(json: [UInt8]) throws -> Message {
-        guard let type = Message.self as? any Decodable.Type else {
-            throw TroupeError(.wrongMessageType, "agent '\(name)' takes \(String(reflecting: Message.self)), which cannot be decoded from JSON.")
-        }
         func decode<T: Decodable>(_ type: T.Type) throws -> T { try JSONDecoder().decode(type, from: Data(json)) }
         do {
-            guard let message = try decode(type) as? Message else {
+            guard let type = Message.self as? any Decodable.Type, let message = try decode(type) as? Message else {
                 throw TroupeError(.wrongMessageType, "agent '\(name)' takes \(String(reflecting: Message.self)), which cannot be decoded from JSON.")
             }
             return message

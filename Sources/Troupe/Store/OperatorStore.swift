@@ -551,9 +551,8 @@ public struct OperatorCommand: Sendable, Codable, Hashable {
     }
 }
 
-/// The queue through which operators steer a live run, and what the run's process publishes back.
-///
 extension RunReadModel {
+    /// Every 200 ms, for stores that cannot tell when events are logged.
     public func eventHints(of run: RunID) -> AsyncStream<Void> {
         AsyncStream { continuation in
             let task = Task {
@@ -567,6 +566,8 @@ extension RunReadModel {
     }
 }
 
+/// The queue through which operators steer a live run, and what the run's process publishes back.
+///
 /// Any process may ``enqueue(_:for:)``; the process driving the run reads ``pendingCommands(of:)``, applies each
 /// command (the run's controller does, for every ``Run`` whose store is a control queue) and ``complete(_:with:)``s
 /// it. Commands queued while no process drives the run wait for its next resume.
