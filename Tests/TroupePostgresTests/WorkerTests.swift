@@ -125,6 +125,23 @@ struct WorkerTests {
         }
     }
 
+    /// A submitted run that no worker has claimed yet can be cancelled: the command waits in its queue, and the
+    /// worker that claims the run applies it.
+    @Test func aPendingRunCanBeCancelled() async throws {
+        try await TestServer.withDatabase { database in
+            let scratch = try ScratchDirectory("troupe-workers-")
+            let (status, output) = try await troupe(database, scratch, "run", "fleet", "--param", "workers=1", "--detach", "--id", "run-pending")
+            #expect(status == 0, "\(output)")
+            let (cancelled, said) = try await troupe(database, scratch, "cancel", "run-pending")
+            #expect(cancelled == 0 && said.contains("queued"), "\(said)")
+            let worker = try start(database, scratch, ["worker"])
+            defer { if worker.process.isRunning { kill(worker.process.processIdentifier, SIGKILL) } }
+            let store = try await PostgresStore(url: database.url)
+            try await eventually("the worker claims the run and applies the cancel") { try await store.run("run-pending").status == .cancelled }
+            await store.close()
+        }
+    }
+
     /// A run follows the build that last drove it: when its worker dies, a live worker of the same build takes it
     /// over, not one of another build; once no worker of its build lives, any worker may.
     @Test func aRunStaysWithItsBuildWhileOneLives() async throws {

@@ -46,6 +46,10 @@ public enum RunStatus: String, Sendable, Codable, Hashable, CaseIterable {
     /// Whether a process drives the run now (or did, until it crashed).
     public var isLive: Bool { self == .running || self == .paused }
 
+    /// Whether the run has ended: completed, stopped, cancelled or failed. A pending, live or crashed run has not
+    /// (a worker, a resume or its process carries it on).
+    public var hasEnded: Bool { self == .completed || self == .stopped || self == .cancelled || self == .failed }
+
     /// The status a run ends with.
     public init(_ outcome: RunOutcome) {
         switch outcome {

@@ -19,7 +19,7 @@ func sendCommand(_ global: GlobalOptions, run: String, action: OperatorCommand.A
                 )
             }
         }
-        if case .cancel = action, !summary.status.isLive, summary.status != .crashed {
+        if case .cancel = action, summary.status.hasEnded {
             // Nothing to cancel, and nothing to queue: a resume would start the run only to stop it.
             throw TroupeError(
                 .notRunning,

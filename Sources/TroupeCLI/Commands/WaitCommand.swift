@@ -82,7 +82,7 @@ struct WaitCommand: AsyncParsableCommand {
                 let deadline = limit.map { ContinuousClock.now + $0 }
                 while true {
                     let summary = try await store.run(id)
-                    if Self.ended(summary.status) { return summary }
+                    if summary.status.hasEnded { return summary }
                     if let deadline, ContinuousClock.now >= deadline {
                         throw TroupeError(
                             .busy,
@@ -100,9 +100,5 @@ struct WaitCommand: AsyncParsableCommand {
             }
             guard matched else { throw ExitCode(summary.status == .cancelled ? 3 : 1) }
         }
-    }
-
-    static func ended(_ status: RunStatus) -> Bool {
-        status == .completed || status == .stopped || status == .cancelled || status == .failed
     }
 }
