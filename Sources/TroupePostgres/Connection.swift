@@ -30,6 +30,19 @@ struct PostgresError: Error, CustomStringConvertible {
     var isConnectionLost: Bool { sqlState.isEmpty || sqlState.hasPrefix("08") || sqlState == "57P01" }
     /// A serialization failure or deadlock: the transaction can be tried again.
     var isRetryable: Bool { sqlState == "40001" || sqlState == "40P01" }
+
+    /// The server answered a connection attempt that it is starting up or recovering from a crash (SQLSTATE
+    /// 57P03 at startup): at that moment it serves no session at all, this process's or any other's.
+    ///
+    /// libpq gives a refused connection's message, not its SQLSTATE (`PQping` reports 57P03, but 57P03 also means
+    /// "shutting down", when a smart shutdown still serves the sessions it has). So the server's own words are
+    /// matched, as PostgreSQL writes them in English: a server whose messages are translated is never taken to be
+    /// recovering, and the worker fences itself after the usual silence: the safe side.
+    var saysServerIsRecovering: Bool {
+        sqlState.isEmpty
+            && ["the database system is starting up", "the database system is not yet accepting connections",
+                "the database system is in recovery mode"].contains { message.contains($0) }
+    }
 }
 
 /// One libpq connection (`PGconn`).

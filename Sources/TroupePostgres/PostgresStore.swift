@@ -119,11 +119,20 @@ public final class PostgresStore: CheckpointStore {
             } catch let error as PostgresError {
                 throw Session.translate(error, location: connection.location)
             }
-            return Session(
+            let session = Session(
                 connection: connection, url: url, retention: configuration.retention,
                 syncEveryCommit: configuration.syncEveryCommit, heartbeat: configuration.heartbeat, worker: worker,
                 notifications: configuration.notifications
             )
+            // A store that only looks writes nothing; the others note the server's start (see `aliveSQL`).
+            if !configuration.readOnly {
+                do {
+                    try session.recordServerStart()
+                } catch let error as PostgresError {
+                    throw Session.translate(error, location: connection.location)
+                }
+            }
+            return session
         }
         let leaseWatch = self.leaseWatch
         session.onLeaseLost = { run, error in leaseWatch.lost(run, error) }

@@ -78,7 +78,13 @@ final class Session: @unchecked Sendable {
     /// transaction is gone with it; leases are rows and survive.
     func reconnectIfNeeded() throws {
         guard !connection.isHealthy else { return }
-        connection = try PostgresStore.connect(url)
+        do {
+            connection = try PostgresStore.connect(url)
+        } catch {
+            if Self.saysServerIsRecovering(error) { worker.serverRecovering() }
+            throw error
+        }
+        try recordServerStart()
         guard let id = workerID else { return }
         // The liveness lock went with the old session: take it again, if the registration is still ours.
         let held = try connection.query(
@@ -144,17 +150,25 @@ final class Session: @unchecked Sendable {
     var outageLimit: Duration { .milliseconds(staleAfter / 5 * 4) }
 
     /// Opens a new session, retrying until the server answers or `limit` has passed (then throws the last error).
+    /// While the server answers that it is recovering, the wait goes on: a long crash recovery is not an outage
+    /// of unknown extent, and the self-fence does not come during it either (``WorkerState/fenceIfSilent(longerThan:)``).
     func reconnect(within limit: Duration) throws {
-        let deadline = ContinuousClock.now + limit
+        var deadline = ContinuousClock.now + limit
         while true {
             do {
                 try reconnectIfNeeded()
                 return
             } catch {
+                if Self.saysServerIsRecovering(error) { deadline = ContinuousClock.now + limit }
                 guard ContinuousClock.now < deadline, !worker.isFenced else { throw error }
                 usleep(100_000)
             }
         }
+    }
+
+    /// Whether connecting failed because the server is starting up or recovering (``PostgresError/saysServerIsRecovering``).
+    private static func saysServerIsRecovering(_ error: any Error) -> Bool {
+        ((error as? TroupeError)?.underlying as? PostgresError)?.saysServerIsRecovering == true
     }
 
     /// Turns the server's errors into errors that say what to do.
@@ -242,18 +256,36 @@ final class Session: @unchecked Sendable {
     /// heartbeat is not stale both by the clock and relative to the newest heartbeat. Advisory locks are per
     /// database, and `pg_locks` lists every database's: only this database's count.
     ///
-    /// A server that restarted lost every lock: while it has been up for less than the stale interval, a worker
-    /// without its lock is not yet dead (it reconnects and takes its lock again at its next heartbeat), so the
-    /// first worker back does not take every other worker's runs over. Its heartbeat still decides.
+    /// A server that restarted lost every lock, and silenced every heartbeat for as long as it was down: until it
+    /// has served for the stale interval, every registered worker is alive (it reconnects, takes its lock again and
+    /// heartbeats within a second), so the first worker back does not take every other worker's runs over. Serving
+    /// is counted from the moment the first Troupe session saw this start of the server (``recordServerStart()``),
+    /// not from the start itself: a long crash recovery comes between, and no worker could reconnect during it.
     func aliveSQL(_ alias: String) -> String {
         let stale = "make_interval(secs => \(Double(staleAfter) / 1000))"
         return """
-            ((now() - pg_postmaster_start_time() < \(stale) OR EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory'
+            (coalesce((SELECT now() - s.serving_since FROM server_starts s WHERE s.started_at = pg_postmaster_start_time()),
+            interval '0') < \(stale) OR (EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory'
             AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-            AND l.classid = \(Self.lockNamespace) AND l.objid::int8 = \(alias).id AND l.objsubid = 2 AND l.granted))
+            AND l.classid = \(Self.lockNamespace) AND l.objid::int8 = \(alias).id AND l.objsubid = 2 AND l.granted)
             AND NOT (\(alias).heartbeat_at < now() - \(stale)
-            AND \(alias).heartbeat_at < (SELECT max(heartbeat_at) FROM workers) - \(stale)))
+            AND \(alias).heartbeat_at < (SELECT max(heartbeat_at) FROM workers) - \(stale))))
             """
+    }
+
+    /// Records, once per start of the server, when a writing Troupe session first saw it serving (migration
+    /// 0004): the moment from which ``aliveSQL(_:)`` gives reconnecting workers the stale interval. A session on a
+    /// server already recorded writes nothing. A database with no earlier start recorded (new, or just migrated)
+    /// had no workers cut off by a restart to wait for: the server's own start time is recorded.
+    func recordServerStart() throws {
+        try connection.query(
+            """
+            WITH older AS (DELETE FROM server_starts WHERE started_at <> pg_postmaster_start_time() RETURNING 1)
+            INSERT INTO server_starts (started_at, serving_since)
+            SELECT pg_postmaster_start_time(), CASE WHEN EXISTS (SELECT 1 FROM older) THEN now() ELSE pg_postmaster_start_time() END
+            ON CONFLICT DO NOTHING
+            """
+        )
     }
 
     /// This store instance's worker id, registering it first if needed: the row and its liveness lock are taken in

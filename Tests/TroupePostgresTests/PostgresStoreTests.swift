@@ -285,6 +285,25 @@ struct PostgresStoreTests {
         }
     }
 
+    /// The refusals that prove the server serves no session (it is starting or recovering from a crash) are told
+    /// apart from one that does not: a server shutting down smartly still serves the sessions it has, and another
+    /// worker's session may be one of them. Messages as libpq reports them (PostgreSQL 15's words).
+    @Test func onlyAStartingOrRecoveringServerProvesNoOneIsServed() {
+        let refusal = "connection to server at \"127.0.0.1\", port 5432 failed: FATAL:  "
+        for words in [
+            "the database system is starting up",
+            "the database system is not yet accepting connections\nDETAIL:  Consistent recovery state has not been yet reached.",
+            "the database system is in recovery mode",
+        ] {
+            #expect(PostgresError(sqlState: "", message: refusal + words).saysServerIsRecovering, "\(words)")
+        }
+        for words in ["the database system is shutting down", "sorry, too many clients already", "Connection refused"] {
+            #expect(!PostgresError(sqlState: "", message: refusal + words).saysServerIsRecovering, "\(words)")
+        }
+        #expect(!PostgresError(sqlState: "57P03", message: "the database system is starting up").saysServerIsRecovering,
+            "an error inside a session is not a refused connection")
+    }
+
     /// A worker that cannot renew its heartbeat for four intervals stops its runs without waiting to learn whether
     /// it was evicted, then gives its registration up (its runs released for the others) once it can write again.
     @Test func aSilentWorkerFencesItself() async throws {

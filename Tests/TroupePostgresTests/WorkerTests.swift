@@ -181,15 +181,36 @@ struct WorkerTests {
     /// and every total is exact. The server is the test's own.
     @Test(.enabled(if: PrivateServer.enabled, "PostgreSQL's server programs are not installed"))
     func aDatabaseRestartMovesNoRun() async throws {
+        try await restartMovesNoRun(recovery: nil)
+    }
+
+    /// The same with a crash recovery longer than the fence interval (9 s against 4 s), played by a proxy per
+    /// worker that answers as a recovering server does: a server that says it serves no one lets no worker be taken
+    /// over, so none fences itself. The second worker's proxy keeps refusing 1.5 s longer: the first worker back
+    /// must not evict it meanwhile (its lock is free, its heartbeat stale, the server up longer than the stale
+    /// interval). Before, every worker fenced itself at 4 s and every run changed owner (seen in CI, where a loaded
+    /// machine's recovery took that long).
+    @Test(.enabled(if: PrivateServer.enabled, "PostgreSQL's server programs are not installed"))
+    func aLongCrashRecoveryMovesNoRun() async throws {
+        try await restartMovesNoRun(recovery: .seconds(9))
+    }
+
+    private func restartMovesNoRun(recovery: Duration?) async throws {
         let server = try await PrivateServer()
+        let proxies = try recovery == nil ? [] : (0..<2).map { _ in try RecoveringProxy(upstream: server.port) }
+        defer { for proxy in proxies { proxy.close() } }
         do {
             let database = TestDatabase(name: "postgres", url: server.url, adminURL: server.url)
+            // Each worker reaches the server through its own proxy, when there are proxies.
+            func workerDatabase(_ index: Int) -> TestDatabase {
+                proxies.isEmpty ? database : TestDatabase(name: "postgres", url: proxies[index].url(), adminURL: server.url)
+            }
             let scratch = try ScratchDirectory("troupe-workers-")
             let runs = (1...4).map { RunID("run-\($0)") }
-            // About 10 s each: the restart comes in the middle.
-            let count = 5000
+            // About 10 s each, 20 s with a long recovery: the restart comes in the middle.
+            let count = recovery == nil ? 5000 : 10_000
             for run in runs { try await submit(database, scratch, run.rawValue, count: count, interval: "40ms") }
-            let workers = try (0..<2).map { _ in try start(database, scratch, ["worker", "--capacity", "2"]) }
+            let workers = try (0..<2).map { try start(workerDatabase($0), scratch, ["worker", "--capacity", "2"]) }
             defer { for worker in workers where worker.process.isRunning { kill(worker.process.processIdentifier, SIGKILL) } }
             let store = try await PostgresStore(url: database.url)
             try await eventually("both workers drive two runs each, counting") {
@@ -201,7 +222,14 @@ struct WorkerTests {
             let before = Dictionary(uniqueKeysWithValues: try await store.runs().map { ($0.id, $0.lease) })
             let registered = Set(try await store.workers().map(\.id))
 
-            try await server.restartImmediately()
+            if let recovery {
+                let (first, second) = (proxies[0], proxies[1])
+                async let late: Void = second.recover(for: recovery + .milliseconds(1500)) {}
+                try await first.recover(for: recovery) { try await server.restartImmediately() }
+                try await late
+            } else {
+                try await server.restartImmediately()
+            }
 
             try await eventually("every run completes", within: .seconds(150)) {
                 (try? await store.runs().allSatisfy { $0.status == .completed }) ?? false
