@@ -182,3 +182,31 @@ package func shortDuration(_ duration: Duration) -> String {
     let whole = Int((seconds(duration) * 1000).rounded())
     return "\(whole / 1000).\(String(repeating: "0", count: 3 - String(whole % 1000).count))\(whole % 1000)s"
 }
+
+/// The run `text` names in `store`: the run with that id, else the one run whose id begins with it (as `git` and
+/// `docker` take a prefix). No run: ``TroupeError/Code/unknownRun`` (exit 66). Several: a usage error (exit 64)
+/// that lists them.
+func resolveRun(_ text: String, in store: any OperatorStore) async throws -> String {
+    do {
+        _ = try await store.run(RunID(text))
+        return text
+    } catch let error as TroupeError where error.code == .unknownRun {
+        guard !text.isEmpty else { throw error }
+        let matches = try await store.runs().map(\.id.rawValue).filter { $0.hasPrefix(text) }.sorted()
+        guard let only = matches.first else { throw error }
+        guard matches.count == 1 else {
+            let shown = matches.prefix(5).joined(separator: ", ") + (matches.count > 5 ? ", …" : "")
+            throw ValidationError(
+                "'\(text)' is the beginning of \(matches.count) runs (\(shown)); give more of the run's id (`troupe ps` lists them)."
+            )
+        }
+        return only
+    }
+}
+
+extension GlobalOptions {
+    /// The full id of the run `text` names (``resolveRun(_:in:)``), looked up read-only.
+    func resolvedRun(_ text: String) async throws -> String {
+        try await withStore(readOnly: true) { try await resolveRun(text, in: $0) }
+    }
+}

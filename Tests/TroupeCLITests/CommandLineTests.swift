@@ -53,6 +53,11 @@ protocol CLIHarness {
 extension CLIHarness {
     /// Runs `troupe ARGS --database DB` and returns its result.
     func troupe(_ arguments: String...) async throws -> Troupe.Result {
+        try await troupe(arguments)
+    }
+
+    /// Runs `troupe ARGS --database DB` and returns its result.
+    func troupe(_ arguments: [String]) async throws -> Troupe.Result {
         try await Troupe.run(arguments: arguments + ["--database", database])
     }
 

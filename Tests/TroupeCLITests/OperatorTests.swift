@@ -559,6 +559,82 @@ struct OperatorTests: CLIHarness {
         await store.close()
     }
 
+    /// `ps` filters by status, blueprint and age, keeps the newest N, prints ids alone with `-q`, and shows when
+    /// each run ended and how long it lasted. Every verb takes the beginning of a run's id when exactly one run's
+    /// id begins so; an ambiguous beginning is a usage error naming the runs, an unknown one is "not found".
+    @Test func psFiltersAndEveryVerbTakesARunIdPrefix() async throws {
+        try await endedRuns([("run-alpha", .completed), ("run-beta", .stopped), ("run-bravo", .failed)])
+        func ids(_ arguments: String...) async throws -> Set<String> {
+            let result = try await troupe(["ps", "-q"] + arguments)
+            #expect(result.status == 0, "\(result.stderr)")
+            return Set(result.stdout.split(separator: "\n").map(String.init))
+        }
+        #expect(try await ids() == ["run-alpha", "run-beta", "run-bravo"])
+        #expect(try await ids("--status", "completed,failed") == ["run-alpha", "run-bravo"])
+        #expect(try await ids("--status", "stopped", "--status", "failed") == ["run-beta", "run-bravo"])
+        #expect(try await ids("--blueprint", "counting", "--since", "1h") == ["run-alpha", "run-beta", "run-bravo"])
+        #expect(try await ids("--blueprint", "fleet").isEmpty)
+        #expect(try await ids("--limit", "2").count == 2)
+        for bad in [["--status", "bogus"], ["--since", "yesterday"], ["--limit", "0"], ["--json"]] {
+            let refused = try await troupe(["ps", "-q"] + bad)
+            #expect(refused.status == 64 && refused.stdout.isEmpty, "ps -q \(bad): \(refused.status) \(refused.stderr)")
+        }
+        let table = try await troupe("ps", "--status", "completed")
+        let lines = table.stdout.split(separator: "\n")
+        #expect(lines.count == 2 && lines[0].contains("ENDED") && lines[0].contains("DURATION") && lines[1].hasPrefix("run-alpha"), "\(table.stdout)")
+
+        let status = try await troupe("status", "run-a")
+        #expect(status.status == 0 && status.stdout.contains("run-alpha"), "\(status.stdout) \(status.stderr)")
+        let ambiguous = try await troupe("status", "run-b")
+        #expect(ambiguous.status == 64, "\(ambiguous.stderr)")
+        #expect(ambiguous.stderr.contains("run-beta") && ambiguous.stderr.contains("run-bravo"), "\(ambiguous.stderr)")
+        #expect(try await troupe("status", "run-z").status == 66)
+        #expect(try await troupe("checkpoints", "run-br", "counter").status == 0)
+        #expect(try await troupe("events", "run-al").status == 0)
+        #expect(try await troupe("wait", "run-al").status == 0)
+        #expect(try await troupe("rm", "run-be").status == 0)
+        #expect(try await ids() == ["run-alpha", "run-bravo"])
+    }
+
+    /// After a crash of every process (a reboot), `resume --all` brings back each crashed run in a background
+    /// process of its own, and returns once each is driven; `resume RUN --detach` does it for one run. A run and
+    /// --all together, or neither, is a usage error.
+    @Test func resumeAllBringsBackEveryCrashedRunDetached() async throws {
+        var pids: [String: Int32] = [:]
+        for _ in 0..<2 {
+            let started = try await json("run", "counting", "--param", "count=100000000", "--param", "interval=20ms", "--detach")
+            let document = try #require(started as? [String: String])
+            pids[try #require(document["run"])] = Int32(try #require(document["pid"].flatMap(Int32.init)))
+        }
+        for pid in pids.values {
+            kill(pid, SIGKILL)
+        }
+        try await eventually("both runs crashed") { try await runs().filter { ($0["status"] as? String) == "crashed" }.count == 2 }
+        #expect(try await troupe("resume").status == 64)
+        #expect(try await troupe("resume", pids.keys.first!, "--all").status == 64)
+
+        let resumed = try #require(try await json("resume", "--all") as? [[String: String]])
+        #expect(Set(resumed.compactMap { $0["run"] }) == Set(pids.keys), "\(resumed)")
+        for run in try await runs() {
+            #expect(isDriven(run), "\(run)")
+            let pid = ((run["owner"] as? [String: Any])?["pid"] as? Int).map(Int32.init)
+            #expect(pid != nil && pid != pids[run["id"] as? String ?? ""], "run \(run) is driven by its old process")
+        }
+        let none = try await troupe("resume", "--all")
+        #expect(none.status == 0 && none.stdout.contains("no crashed run"), "\(none.stdout) \(none.stderr)")
+
+        // One run, by the beginning of its id.
+        let one = try #require(pids.keys.sorted().first)
+        let owner = try #require(((try await runs().first { $0["id"] as? String == one }?["owner"]) as? [String: Any])?["pid"] as? Int)
+        kill(Int32(owner), SIGKILL)
+        try await eventually("the run crashed again") { try await runs().contains { $0["id"] as? String == one && $0["status"] as? String == "crashed" } }
+        let again = try await troupe("resume", String(one.prefix(9)), "--detach")
+        #expect(again.status == 0 && again.stdout.contains("resumed run \(one) in the background"), "\(again.stdout) \(again.stderr)")
+        #expect(isDriven(try await runs().first { $0["id"] as? String == one }))
+        for run in pids.keys { _ = try await troupe("cancel", run) }
+        try await eventually("both runs cancelled") { try await runs().allSatisfy { ($0["status"] as? String) == "cancelled" } }
+    }
+
     @Test func rmDeletesEndedRunsWithEverythingTheyStoredAndRefusesLiveOnes() async throws {
         try await endedRuns([("run-a", .completed), ("run-b", .stopped)])
         let missing = try await troupe("rm", "run-b", "run-nope")

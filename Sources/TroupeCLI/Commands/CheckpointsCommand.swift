@@ -27,6 +27,7 @@ struct CheckpointsCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
+            let run = try await global.resolvedRun(self.run)
             if let show {
                 let state = try await global.withStore(readOnly: true) { store in
                     _ = try await store.run(RunID(run))
@@ -92,6 +93,7 @@ struct ForkCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
+            let run = try await global.resolvedRun(self.run)
             let parts = from.split(separator: "@")
             let agent = String(parts[0])
             let sequence = UInt64(parts[1])!

@@ -7,6 +7,7 @@ func sendCommand(_ global: GlobalOptions, run: String, action: OperatorCommand.A
     let verb = action.verb
     let agent = action.agent
     try await global.withStore { store in
+        let run = try await resolveRun(run, in: store)
         let id = RunID(run)
         let summary = try await store.run(id)
         if let agent {

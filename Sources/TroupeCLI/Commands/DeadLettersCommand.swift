@@ -27,6 +27,7 @@ struct DeadLettersCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
+            let run = try await global.resolvedRun(self.run)
             let id = RunID(run)
             if action != .list, !ids.isEmpty {
                 // Every id named must be a dead letter of this run: a typo is a usage problem, not "0 requeued".

@@ -32,6 +32,7 @@ struct EventsCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
+            let run = try await global.resolvedRun(self.run)
             try await global.withStore(readOnly: true) { store in
                 let id = RunID(run)
                 _ = try await store.run(id)

@@ -106,9 +106,16 @@ struct RmCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            var seen: Set<String> = []
-            let ids = runs.filter { seen.insert($0).inserted }.map { RunID($0) }  // a run named twice is deleted once
-            try await global.withStore { try await $0.deleteRuns(ids) }
+            let ids = try await global.withStore { store in
+                var seen: Set<String> = []
+                var ids: [RunID] = []
+                for run in runs {
+                    let id = try await resolveRun(run, in: store)
+                    if seen.insert(id).inserted { ids.append(RunID(id)) }  // a run named twice is deleted once
+                }
+                try await store.deleteRuns(ids)
+                return ids
+            }
             if global.json { return printJSON(["deleted": ids.map(\.rawValue)]) }
             say("troupe: deleted \(ids.count == 1 ? "run \(ids[0])" : "\(ids.count) runs")")
         }

@@ -154,6 +154,22 @@ struct RunCommand: AsyncParsableCommand {
     /// Starts `troupe run … --id RUN` as a background process and returns once that process drives the run (holds
     /// its lease), or fails with the process's own error and exit code if it ends first.
     private func detachRun(_ runID: RunID) async throws {
+        var arguments = ["run", blueprint, "--id", runID.rawValue]
+        for parameter in parameters { arguments += ["--param", parameter] }
+        if let durability { arguments += ["--durability", durability] }
+        let started = try await Self.detach(runID, arguments: arguments, global: global)
+        if global.json {
+            printJSON(["run": runID.rawValue, "pid": String(started.pid), "log": started.log])
+        } else {
+            say("troupe: started run \(runID) in the background (pid \(started.pid)); log: \(started.log)")
+            say("watch it with `troupe events \(runID) --follow`, stop it with `troupe cancel \(runID)`")
+        }
+    }
+
+    /// Starts this binary with `arguments` (a `run` or a `resume` of `runID`) as a background process whose output
+    /// goes to the run's log, appended, and returns once that process drives the run (holds its lease), or fails
+    /// with the process's own error and exit code if it ends first.
+    static func detach(_ runID: RunID, arguments: [String], global: GlobalOptions) async throws -> (pid: Int32, log: String) {
         let database = global.databasePath
         let location = try global.location()
         // The log goes next to a SQLite file; other stores' logs go to .troupe/ under the current directory.
@@ -166,11 +182,14 @@ struct RunCommand: AsyncParsableCommand {
             withIntermediateDirectories: true,
             attributes: [.posixPermissions: 0o700]
         )
-        // The log is the run's: readable by its owner only, like the database next to it.
-        _ = FileManager.default.createFile(atPath: logPath, contents: nil, attributes: [.posixPermissions: 0o600])
+        // The log is the run's: readable by its owner only, like the database next to it. A resume appends to it.
+        if !FileManager.default.fileExists(atPath: logPath) {
+            _ = FileManager.default.createFile(atPath: logPath, contents: nil, attributes: [.posixPermissions: 0o600])
+        }
         guard let log = FileHandle(forWritingAtPath: logPath) else {
             throw TroupeError(.storage, "cannot write the log file '\(logPath)'. Check the directory's permissions.")
         }
+        try log.seekToEnd()
         let process = Process()
         process.executableURL = URL(fileURLWithPath: ProcessInfo.processInfo.arguments[0])
         // The store reaches the child through its environment, not its arguments: a URL's password would show
@@ -178,27 +197,22 @@ struct RunCommand: AsyncParsableCommand {
         var environment = ProcessInfo.processInfo.environment
         environment["TROUPE_DATABASE"] = database
         process.environment = environment
-        var arguments = ["run", blueprint, "--id", runID.rawValue]
-        for parameter in parameters { arguments += ["--param", parameter] }
-        if let durability { arguments += ["--durability", durability] }
+        var arguments = arguments
         if let level = global.logLevel { arguments += ["--log-level", level.rawValue] }
+        // The options that shape how it runs go with it (before, `--retain` given with `--detach` was dropped).
+        arguments += ["--retain", String(global.retain), "--busy-timeout", String(global.busyTimeout)]
         process.arguments = arguments
         process.standardInput = FileHandle.nullDevice
         process.standardOutput = log
         process.standardError = log
         try process.run()
-        try await waitUntilDriven(runID, by: process, log: logPath)
-        if global.json {
-            printJSON(["run": runID.rawValue, "pid": String(process.processIdentifier), "log": logPath])
-        } else {
-            say("troupe: started run \(runID) in the background (pid \(process.processIdentifier)); log: \(logPath)")
-            say("watch it with `troupe events \(runID) --follow`, stop it with `troupe cancel \(runID)`")
-        }
+        try await waitUntilDriven(runID, by: process, log: logPath, global: global)
+        return (process.processIdentifier, logPath)
     }
 
     /// Waits until `process` holds the run's lease. If it ends first, its error (the log's `troupe:` lines) and its
     /// exit code become this command's; if it takes longer than 30 s, says so and returns.
-    private func waitUntilDriven(_ runID: RunID, by process: Process, log logPath: String) async throws {
+    private static func waitUntilDriven(_ runID: RunID, by process: Process, log logPath: String, global: GlobalOptions) async throws {
         enum Outcome { case driven, ended, slow }
         let deadline = ContinuousClock.now + .seconds(30)
         var store: (any OperatorStore)?

@@ -22,6 +22,7 @@ struct StatusCommand: AsyncParsableCommand {
     func run() async throws {
         try await reportingErrors {
             let report = try await global.withStore(readOnly: true) { store in
+                let run = try await resolveRun(run, in: store)
                 let summary = try await store.run(RunID(run))
                 return Report(
                     run: summary,

@@ -36,8 +36,9 @@ struct TreeCommand: AsyncParsableCommand {
     func run() async throws {
         try await reportingErrors {
             let (summary, agents, snapshot) = try await global.withStore(readOnly: true) { store in
-                let summary = try await store.run(RunID(run))
-                return (summary, try await store.agents(of: RunID(run)), try await store.treeSnapshot(of: RunID(run)))
+                let id = RunID(try await resolveRun(run, in: store))
+                let summary = try await store.run(id)
+                return (summary, try await store.agents(of: id), try await store.treeSnapshot(of: id))
             }
             let rows = Dictionary(agents.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
             let tree = snapshot?.nodes ?? []

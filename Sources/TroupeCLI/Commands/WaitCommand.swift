@@ -61,6 +61,7 @@ struct WaitCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
+            let run = try await global.resolvedRun(self.run)
             let limit = try timeout.map { try DurationInput.seconds($0, "--timeout") }
             let summary = try await global.withStore(readOnly: true) { store in
                 let id = RunID(run)
