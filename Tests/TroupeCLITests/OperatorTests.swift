@@ -596,6 +596,15 @@ struct OperatorTests: CLIHarness {
         #expect(try await ids() == ["run-alpha", "run-bravo"])
     }
 
+    /// A detached run keeps the options it was started with: `--retain 10` keeps ten checkpoints per agent in the
+    /// background process too (it was dropped: the child kept the default three).
+    @Test func aDetachedRunKeepsItsRetention() async throws {
+        let started = try #require(try await json("run", "counting", "--param", "count=100000000", "--param", "interval=5ms", "--retain", "10", "--detach") as? [String: String])
+        let run = try #require(started["run"])
+        try await eventually("ten checkpoints kept") { (try await json("checkpoints", run, "counter") as? [Any])?.count ?? 0 >= 10 }
+        _ = try await troupe("cancel", run)
+    }
+
     /// After a crash of every process (a reboot), `resume --all` brings back each crashed run in a background
     /// process of its own, and returns once each is driven; `resume RUN --detach` does it for one run. A run and
     /// --all together, or neither, is a usage error.
