@@ -138,6 +138,8 @@ struct MemoryStoreCLITests {
         try await eventually("m has checkpoints") { await troupe("checkpoints", "run-live", "m").out.contains("SEQ") }
         let state = await troupe("checkpoints", "run-live", "m", "--show", "last")
         #expect(state.out.contains("\"count\""), "\(state)")
+        let described = await troupe("describe", "run-l", "m")
+        #expect(described.status == 0 && described.out.contains("\"count\"") && described.out.contains("agent        m"), "\(described)")
         let letters = await troupe("dead-letters", "run-live")
         #expect(letters.out.contains("poisoned"), "\(letters)")
 

@@ -596,6 +596,27 @@ struct OperatorTests: CLIHarness {
         #expect(try await ids() == ["run-alpha", "run-bravo"])
     }
 
+    /// `describe` tells one agent's story: the demo's transformer crashed once on an injected fault and was
+    /// restarted, and its description says so with the error in full and its time, its history and its state.
+    @Test func describeTellsAnAgentsStory() async throws {
+        let demo = try await troupe("run", "demo")
+        #expect(demo.status == 0, "\(demo.stderr)")
+        let run = try #require(try await runs().first?["id"] as? String)
+        let text = try await troupe("describe", String(run.prefix(8)), "transformer")
+        #expect(text.status == 0, "\(text.stderr)")
+        for expected in ["type         BatchTransformer", "restarts     1", "injected fault on batch 3", "#1  crashed", "#2  restarting", "\"passed\" : 10"] {
+            #expect(text.stdout.contains(expected), "no '\(expected)' in:\n\(text.stdout)")
+        }
+        let document = try #require(try await json("describe", run, "transformer") as? [String: Any])
+        #expect(document["restarts"] as? Int == 1 && document["lastError"] as? String == "injected fault on batch 3", "\(document)")
+        #expect(document["lastErrorAt"] is String && (document["history"] as? [Any])?.count == 5, "\(document)")
+        let quiet = try await troupe("describe", run, "transformer", "--history", "0")
+        #expect(quiet.status == 0 && !quiet.stdout.contains("history"), "\(quiet.stdout)")
+        let unknown = try await troupe("describe", run, "nobody")
+        #expect(unknown.status == 66 && unknown.stderr.contains("transformer"), "\(unknown.stderr)")
+        #expect(try await troupe("describe", run, "transformer", "--history", "-1").status == 64)
+    }
+
     /// A detached run keeps the options it was started with: `--retain 10` keeps ten checkpoints per agent in the
     /// background process too (it was dropped: the child kept the default three).
     @Test func aDetachedRunKeepsItsRetention() async throws {
