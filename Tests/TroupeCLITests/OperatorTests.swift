@@ -617,6 +617,34 @@ struct OperatorTests: CLIHarness {
         #expect(try await troupe("describe", run, "transformer", "--history", "-1").status == 64)
     }
 
+    /// `events` narrows the log: by event name (`--kind`, repeated or with commas), to the last N (`--tail`), to a
+    /// recent window (`--since 10m`) or after a sequence number (`--since SEQ`); bad values are usage errors.
+    @Test func eventsFilterByKindTailAndAge() async throws {
+        #expect(try await troupe("run", "demo").status == 0)
+        let run = try #require(try await runs().first?["id"] as? String)
+        func lines(_ arguments: String...) async throws -> [[String: Any]] {
+            let result = try await troupe(["events", run, "--json"] + arguments)
+            #expect(result.status == 0, "\(arguments): \(result.stderr)")
+            return try result.stdout.split(separator: "\n").map {
+                try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
+            }
+        }
+        let all = try await lines()
+        let failures = try await lines("--kind", "crashed,restarting")
+        #expect(!failures.isEmpty && failures.allSatisfy { ["crashed", "restarting"].contains($0["event"] as? String) }, "\(failures)")
+        #expect(failures.count == all.filter { ["crashed", "restarting"].contains($0["event"] as? String) }.count)
+        let crashes = try await lines("--kind", "crashed", "--kind", "started")
+        #expect(crashes.count == all.filter { ["crashed", "started"].contains($0["event"] as? String) }.count)
+        let tail = try await lines("--tail", "3")
+        #expect(tail.map { $0["sequence"] as? Int } == all.suffix(3).map { $0["sequence"] as? Int })
+        #expect(try await lines("--since", "1h").count == all.count)
+        let after = try #require(all[all.count / 2]["sequence"] as? Int)
+        #expect(try await lines("--since", String(after)).count == all.filter { ($0["sequence"] as? Int ?? 0) > after }.count)
+        for bad in [["--kind", "bogus"], ["--since", "yesterday"], ["--tail", "-1"]] {
+            #expect(try await troupe(["events", run] + bad).status == 64, "\(bad)")
+        }
+    }
+
     /// A detached run keeps the options it was started with: `--retain 10` keeps ten checkpoints per agent in the
     /// background process too (it was dropped: the child kept the default three).
     @Test func aDetachedRunKeepsItsRetention() async throws {

@@ -62,6 +62,12 @@ public enum RunStatus: String, Sendable, Codable, Hashable, CaseIterable {
 }
 
 extension Event.Kind {
+    /// Every event name (``name``), in the order a life usually meets them.
+    public static let names = [
+        "started", "checkpointed", "crashed", "restarting", "cancelled", "exited", "stopped", "killed", "abandoned",
+        "escalated", "dead-lettered", "quarantined",
+    ]
+
     /// The event's name: the same word in logs, `troupe events`, `troupe run`'s output and every JSON line.
     public var name: String {
         switch self {

@@ -7,11 +7,14 @@ struct EventsCommand: AsyncParsableCommand {
         abstract: "Print a run's durable event log.",
         discussion: """
             Each event has a sequence number (SEQ); `--since SEQ` prints only later ones, so a reader can stop and \
-            carry on where it was. `--follow` keeps printing new events as they are written, until the run has \
-            ended and everything was printed, or Ctrl-C.
+            carry on where it was, and `--since 10m` (a duration: s, m, h, d) only those of the last ten minutes. \
+            `--kind` keeps only events of that name (repeat it, or separate names with commas), `--tail N` only the \
+            last N. `--follow` keeps printing new events as they are written, until the run has ended and \
+            everything was printed, or Ctrl-C.
 
             Examples:
               troupe events run-3f9c02ab --agent counter
+              troupe events run-3f9c02ab --kind crashed,restarting --since 1h
               troupe events run-3f9c02ab --follow --since 120 --json
             """
     )
@@ -24,11 +27,54 @@ struct EventsCommand: AsyncParsableCommand {
     @Flag(help: "Keep printing new events as they happen.")
     var follow = false
 
-    @Option(help: ArgumentHelp("Print only events after this sequence number.", valueName: "seq"))
-    var since: Int64 = 0
+    @Option(help: ArgumentHelp("Print only events after this sequence number, or within this long: 90s, 10m, 2h, 7d.", valueName: "seq-or-age"))
+    var since: String?
 
     @Option(help: ArgumentHelp("Print only this agent's events.", valueName: "name"))
     var agent: String?
+
+    @Option(name: .customLong("kind"), help: ArgumentHelp("Print only events of this name (repeat it, or separate names with commas).", valueName: "event"))
+    var kinds: [String] = []
+
+    @Option(help: ArgumentHelp("Print only the last N events (then follow, with --follow).", valueName: "n"))
+    var tail: Int?
+
+    /// Where `--since` starts: after a sequence number, or at a time (milliseconds since 1970).
+    enum Start {
+        case after(Int64)
+        case at(Int64)
+    }
+
+    func start() throws -> Start {
+        guard let since else { return .after(0) }
+        if let sequence = Int64(since) {
+            guard sequence >= 0 else { throw ValidationError("--since takes a sequence number from 0 up or a duration such as 10m, not '\(since)'") }
+            return .after(sequence)
+        }
+        do {
+            let units: [(String, Double)] = [("s", 1), ("m", 60), ("h", 3600), ("d", 86_400)]
+            let age = DurationInput.milliseconds(try DurationInput.parse(since, "--since", units: units, bare: nil))
+            return .at(nowMilliseconds() - age)
+        } catch {
+            throw ValidationError("--since takes a sequence number or a duration such as 10m: \(error.description)")
+        }
+    }
+
+    /// The event names `--kind` keeps, each checked; `nil`: all.
+    func wantedKinds() throws -> Set<String>? {
+        let names = kinds.flatMap { $0.split(separator: ",") }.map { String($0.filter { $0 != " " }) }.filter { !$0.isEmpty }
+        guard !names.isEmpty else { return nil }
+        for name in names where !Event.Kind.names.contains(name) {
+            throw ValidationError("--kind '\(name)' is not an event; use one of \(Event.Kind.names.joined(separator: ", "))")
+        }
+        return Set(names)
+    }
+
+    func validate() throws {
+        _ = try start()
+        _ = try wantedKinds()
+        if let tail, tail < 0 { throw ValidationError("--tail takes a number of events from 0 up, not \(tail)") }
+    }
 
     func run() async throws {
         try await reportingErrors {
@@ -47,35 +93,70 @@ struct EventsCommand: AsyncParsableCommand {
                 }
                 // Watched before the first read, so that nothing logged in between is missed.
                 var hints = (follow ? store.eventHints(of: id) : AsyncStream { $0.finish() }).makeAsyncIterator()
-                var last = since
+                let kinds = try wantedKinds()
+                var last: Int64
+                var from: Int64?
+                switch try start() {
+                case .after(let sequence): last = sequence
+                case .at(let time): (last, from) = (0, time)
+                }
+                func wanted(_ event: EventRecord) -> Bool {
+                    (kinds?.contains(event.event) ?? true) && (from.map { milliseconds(event.time) >= $0 } ?? true)
+                }
+                // With --tail, the last N of what is there now, then (with --follow) what comes.
+                var backlog: [EventRecord]?
+                if let tail {
+                    var kept: [EventRecord] = []
+                    while true {
+                        let page = try await store.events(of: id, since: last, agent: agent, limit: 10_000)
+                        kept = Array((kept + page.filter(wanted)).suffix(tail))
+                        last = page.last?.sequence ?? last
+                        if page.count < 10_000 { break }
+                    }
+                    backlog = kept
+                }
                 var printedHeader = false
                 while true {
-                    let events = try await store.events(of: id, since: last, agent: agent, limit: 10_000)
-                    if global.json {
-                        for event in events { say(jsonText(EventLine(event))) }
+                    let page: [EventRecord]
+                    if let pending = backlog {
+                        page = []
+                        backlog = nil
+                        try print(pending, header: &printedHeader)
+                        if !follow { return }
                     } else {
-                        if !printedHeader, !events.isEmpty {
-                            say(["SEQ".padded(to: 7), "TIME".padded(to: 24), "AGENT".padded(to: 16), "EVENT".padded(to: 13), "DETAIL"].joined(separator: " ").trimmingTrailingSpaces())
-                            printedHeader = true
-                        }
-                        for event in events {
-                            let line = [
-                                String(event.sequence).padded(to: 7), timestamp(event.time).padded(to: 24),
-                                "\(event.agent)#\(event.incarnation)".padded(to: 16), event.event.padded(to: 13), event.detail,
-                            ].joined(separator: " ")
-                            say(line.trimmingTrailingSpaces())
-                        }
+                        page = try await store.events(of: id, since: last, agent: agent, limit: 10_000)
                     }
-                    flushOutput()
-                    last = events.last?.sequence ?? last
-                    if events.count == 10_000 { continue }
+                    let events = page.filter(wanted)
+                    try print(events, header: &printedHeader)
+                    last = page.last?.sequence ?? last
+                    if page.count == 10_000 { continue }
                     guard follow else { return }
-                    if events.isEmpty, !(try await store.run(id).isDriven) { return }
+                    if page.isEmpty, !(try await store.run(id).isDriven) { return }
                     // Until the store hints that new events may be there (on PostgreSQL, a notification from the
                     // writer's commit; elsewhere every 200 ms).
                     if await hints.next() == nil { try await Task.sleep(for: .milliseconds(200)) }
                 }
             }
         }
+    }
+
+    /// Prints events as a table (its header once) or as JSON lines.
+    private func print(_ events: [EventRecord], header printedHeader: inout Bool) throws {
+        if global.json {
+            for event in events { say(jsonText(EventLine(event))) }
+        } else {
+            if !printedHeader, !events.isEmpty {
+                say(["SEQ".padded(to: 7), "TIME".padded(to: 24), "AGENT".padded(to: 16), "EVENT".padded(to: 13), "DETAIL"].joined(separator: " ").trimmingTrailingSpaces())
+                printedHeader = true
+            }
+            for event in events {
+                let line = [
+                    String(event.sequence).padded(to: 7), timestamp(event.time).padded(to: 24),
+                    "\(event.agent)#\(event.incarnation)".padded(to: 16), event.event.padded(to: 13), event.detail,
+                ].joined(separator: " ")
+                say(line.trimmingTrailingSpaces())
+            }
+        }
+        flushOutput()
     }
 }
