@@ -235,9 +235,10 @@ enum Catalog {
     /// - Throws: ``TroupeError/Code/unknownBlueprint`` (exit 66) naming the blueprints there are.
     static func entry(_ name: String) throws -> BlueprintEntry {
         guard let entry = entries.first(where: { $0.name == name }) else {
+            let guess = Arguments.closest(to: name, in: entries.map(\.name)).map { "Did you mean '\($0)'? " } ?? ""
             throw TroupeError(
                 .unknownBlueprint,
-                "this troupe has no blueprint '\(name)'. It has: "
+                "this troupe has no blueprint '\(name)'. \(guess)It has: "
                     + "\(entries.isEmpty ? "none" : entries.map(\.name).joined(separator: ", ")). "
                     + "`troupe blueprints` lists them with their parameters."
             )

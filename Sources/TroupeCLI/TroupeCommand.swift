@@ -68,7 +68,13 @@ public struct TroupeCommand: AsyncParsableCommand {
     ) async {
         Catalog.install(blueprints, services: services)
         extraVerbs.withLock { $0 = verbs }
-        await main()
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        let names = configuration.subcommands.compactMap { $0.configuration.commandName }
+        if let suggestion = Arguments.suggestion(for: arguments, verbs: names) {
+            printError(suggestion)
+            Self.exit(withError: ExitCode(64))
+        }
+        await main(Arguments.arranged(arguments))
     }
 
     /// The exit code for an error that ended a command, by the table in `troupe --help`.

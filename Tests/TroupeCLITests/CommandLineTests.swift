@@ -118,6 +118,25 @@ struct CommandLineTests {
         #expect(result.stdout.isEmpty)
     }
 
+    /// The options every verb shares work before the verb too; a verb or a blueprint spelled nearly right gets
+    /// a suggestion (exit 64 and 66, as before).
+    @Test func sharedOptionsGoBeforeTheVerbAndTyposGetASuggestion() async throws {
+        let scratch = try ScratchDirectory("troupe-cli-")
+        defer { withExtendedLifetime(scratch) {} }
+        let database = scratch.file("troupe.db")
+        #expect(try await Troupe.run("run", "demo", "--database", database).status == 0)
+        let after = try await Troupe.run("ps", "--database", database, "--json")
+        let before = try await Troupe.run("--database", database, "--json", "ps")
+        let mixed = try await Troupe.run("--json", "ps", "--database=\(database)")
+        #expect(after.status == 0 && before.status == 0 && mixed.status == 0, "\(before.stderr) \(mixed.stderr)")
+        #expect(before.stdout == after.stdout && mixed.stdout == after.stdout && after.stdout.contains("\"demo\""))
+        let verb = try await Troupe.run("--database", database, "rsume", "x")
+        #expect(verb.status == 64 && verb.stderr.contains("did you mean 'resume'?"), "\(verb.stderr)")
+        let blueprint = try await Troupe.run("run", "demp", "--database", database)
+        #expect(blueprint.status == 66 && blueprint.stderr.contains("Did you mean 'demo'?"), "\(blueprint.stderr)")
+        #expect(try await Troupe.run("frobnicate").stderr.contains("did you mean") == false)
+    }
+
     @Test func theDemoRestartsTheCrashedAgentAndCountsEveryItemOnce() async throws {
         let scratch = try ScratchDirectory("troupe-cli-")
         defer { withExtendedLifetime(scratch) {} }
