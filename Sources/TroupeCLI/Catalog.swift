@@ -118,17 +118,22 @@ public struct BlueprintEntry: Sendable {
     public var parameters: [Parameter]
     /// Builds the tree from the parameters (every declared one is present, defaults filled in).
     public var make: @Sendable (Parameters) throws -> Blueprint
+    /// The agent whose last checkpoint is the run's result (`troupe result RUN` prints its state), if the
+    /// blueprint declares one.
+    public var result: String?
 
     /// Creates an entry.
     public init(
         _ name: String,
         summary: String,
         parameters: [Parameter] = [],
+        result: String? = nil,
         make: @escaping @Sendable (Parameters) throws -> Blueprint
     ) {
         self.name = name
         self.summary = summary
         self.parameters = parameters
+        self.result = result
         self.make = make
     }
 

@@ -21,7 +21,8 @@ enum Gallery {
                 .init("count", default: "100", help: "How many URLs (BASE/item/1 … BASE/item/COUNT).", kind: .integer(1...1_000_000)),
                 .init("concurrency", default: "8", help: "Requests in flight at most.", kind: .integer(1...10_000)),
                 .init("base", default: "", help: "The server; empty: a loopback server in this process."),
-            ]
+            ],
+            result: "fetcher"
         ) { parameters in
             let given = parameters.string("base")
             let base = given.isEmpty ? ServiceURL.offline(OfflineServices.sharedCatalog) : ServiceURL(given)
@@ -39,7 +40,8 @@ enum Gallery {
                 .init("interval", default: "1s", help: "Time between polls.", kind: .duration(.milliseconds(10)...(.seconds(86_400)))),
                 .init("threshold", default: "0.05", help: "Relative move worth reporting.", kind: .number(0.0001...100)),
                 .init("endpoint", default: "", help: "The quotes URL; empty: a loopback server in this process."),
-            ]
+            ],
+            result: "monitor"
         ) { parameters in
             let given = parameters.string("endpoint")
             let endpoint = given.isEmpty ? ServiceURL.offline(OfflineServices.sharedMarket, path: "/quotes") : ServiceURL(given)
@@ -85,7 +87,8 @@ enum Gallery {
                 .init("model", default: "gpt-4o-mini", help: "The model."),
                 .init("base-url", default: "", help: "The API base URL (or $OPENAI_BASE_URL); empty: a loopback stub."),
                 .init("api-key-env", default: "OPENAI_API_KEY", help: "The environment variable holding the key (the key itself is never a parameter: parameters are stored)."),
-            ]
+            ],
+            result: "chat"
         ) { parameters in
             let configured = parameters.string("base-url").isEmpty ? (getenv("OPENAI_BASE_URL").map { String(cString: $0) } ?? "") : parameters.string("base-url")
             let base = configured.isEmpty ? ServiceURL.offline(OfflineServices.sharedChat, path: "/v1") : ServiceURL(configured)
@@ -103,7 +106,8 @@ enum Gallery {
             parameters: [
                 .init("count", default: "1000000", help: "How many numbers the source emits.", kind: .integer(1...1_000_000_000_000)),
                 .init("interval", default: "100ms", help: "The pause after each batch of 25 numbers.", kind: .duration(.zero...(.seconds(3600)))),
-            ]
+            ],
+            result: "counter"
         ) { parameters in
             Counting.blueprint(count: try parameters.int("count"), interval: try parameters.duration("interval"))
         },

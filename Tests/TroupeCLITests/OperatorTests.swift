@@ -645,6 +645,33 @@ struct OperatorTests: CLIHarness {
         }
     }
 
+    /// `result` prints what a run produced, as its blueprint declares it: the counter's state of a counting run;
+    /// a run still going prints its result so far and says so; a blueprint without a result answers 66.
+    @Test func resultPrintsWhatARunProduced() async throws {
+        #expect(try await troupe("run", "counting", "--param", "count=200", "--param", "interval=1ms").status == 0)
+        let run = try #require(try await runs().first?["id"] as? String)
+        let text = try await troupe("result", run)
+        #expect(text.status == 0 && text.stderr.isEmpty, "\(text.stderr)")
+        let state = try #require(try JSONSerialization.jsonObject(with: Data(text.stdout.utf8)) as? [String: Int])
+        #expect(state["count"] == 200 && state["sum"] == 20_100 && state["duplicates"] == 0, "\(state)")
+        let document = try #require(try await json("result", String(run.prefix(7))) as? [String: Any])
+        #expect(document["status"] as? String == "completed" && document["agent"] as? String == "counter", "\(document)")
+        #expect((document["result"] as? [String: Int])?["count"] == 200, "\(document)")
+
+        let process = try start(["run", "counting", "--param", "count=100000000", "--param", "interval=20ms"])
+        let live = try await liveRun()
+        try await eventually("a first result") { try await troupe("result", live).status == 0 }
+        let partial = try await troupe("result", live)
+        #expect(partial.stderr.contains("not completed: this is its result so far"), "\(partial.stderr)")
+        _ = try await troupe("cancel", live)
+        await waitForExit(process)
+
+        #expect(try await troupe("run", "batch-stream", "--param", "batches=2", "--param", "size=2").status == 0)
+        let stream = try #require(try await runs().first { $0["blueprint"] as? String == "batch-stream" }?["id"] as? String)
+        let none = try await troupe("result", stream)
+        #expect(none.status == 66 && none.stderr.contains("declares no result"), "\(none.stderr)")
+    }
+
     /// A detached run keeps the options it was started with: `--retain 10` keeps ten checkpoints per agent in the
     /// background process too (it was dropped: the child kept the default three).
     @Test func aDetachedRunKeepsItsRetention() async throws {

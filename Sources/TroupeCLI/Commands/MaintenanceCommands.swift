@@ -134,11 +134,15 @@ struct BlueprintsCommand: AsyncParsableCommand {
         var name: String
         var summary: String
         var parameters: [BlueprintEntry.Parameter]
+        /// The agent whose last checkpoint is a run's result (`troupe result`), if any.
+        var result: String?
     }
 
     func run() async throws {
         let entries = Catalog.entries
-        if global.json { return printJSON(entries.map { Listing(name: $0.name, summary: $0.summary, parameters: $0.parameters) }) }
+        if global.json {
+            return printJSON(entries.map { Listing(name: $0.name, summary: $0.summary, parameters: $0.parameters, result: $0.result) })
+        }
         let width = (entries.map(\.name.count).max() ?? 0) + 2
         for entry in entries {
             say("\(entry.name.padded(to: width))\(entry.summary)")
@@ -147,6 +151,7 @@ struct BlueprintsCommand: AsyncParsableCommand {
                 let allowed = parameter.kind == .text ? "" : "\(parameter.kind.allowed); "
                 say("  --param \(parameter.name)=…  \(parameter.help) (\(allowed)default: \(fallback))")
             }
+            if let agent = entry.result { say("  result: the state of '\(agent)' (`troupe result RUN`)") }
         }
     }
 }
