@@ -672,6 +672,18 @@ struct OperatorTests: CLIHarness {
         #expect(none.status == 66 && none.stderr.contains("declares no result"), "\(none.stderr)")
     }
 
+    /// `events --follow` ends when the run's process dies, and says so instead of leaving the reader to guess.
+    @Test func followingSaysWhenTheOwnerDies() async throws {
+        let process = try start(["run", "counting", "--param", "count=100000000", "--param", "interval=20ms"])
+        let run = try await liveRun()
+        let follower = try start(["events", run, "--follow"])
+        try await eventually("the follower prints") { processLogs().contains("relay#1") }
+        kill(process.processIdentifier, SIGKILL)
+        await waitForExit(follower)
+        #expect(follower.terminationStatus == 0)
+        #expect(processLogs().contains("run \(run) has no live process (crashed)"), "\(processLogs())")
+    }
+
     /// A detached run keeps the options it was started with: `--retain 10` keeps ten checkpoints per agent in the
     /// background process too (it was dropped: the child kept the default three).
     @Test func aDetachedRunKeepsItsRetention() async throws {

@@ -131,7 +131,19 @@ struct EventsCommand: AsyncParsableCommand {
                     last = page.last?.sequence ?? last
                     if page.count == 10_000 { continue }
                     guard follow else { return }
-                    if page.isEmpty, !(try await store.run(id).isDriven) { return }
+                    if page.isEmpty {
+                        let summary = try await store.run(id)
+                        if !summary.isDriven {
+                            // Said, not left to guess: a follow that ends because the owner died.
+                            if !summary.status.hasEnded {
+                                printError(
+                                    "troupe: run \(id) has no live process (\(summary.status.rawValue)); nothing more will be "
+                                        + "logged until `troupe resume \(id)` (or a worker) takes it on"
+                                )
+                            }
+                            return
+                        }
+                    }
                     // Until the store hints that new events may be there (on PostgreSQL, a notification from the
                     // writer's commit; elsewhere every 200 ms).
                     if await hints.next() == nil { try await Task.sleep(for: .milliseconds(200)) }
