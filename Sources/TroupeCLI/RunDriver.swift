@@ -12,6 +12,8 @@ import UnixSignals
 struct RunDriver {
     let run: Run
     let json: Bool
+    /// Whether the run comes back paused (a resume of a paused run): the status line says so from the start.
+    var paused = false
 
     /// How the run ended, for the exit code.
     enum Ending {
@@ -19,7 +21,8 @@ struct RunDriver {
     }
 
     func drive() async throws -> Ending {
-        let display = Display(json: json, interactive: isatty(1) == 1 && !json)
+        let display = Display(json: json, interactive: isatty(1) == 1 && !json, run: run.id.rawValue)
+        display.paused(paused)
         let run = self.run
         // Completion is checked once the tree is up.
         let treeStarted = Latch<Void>()
@@ -33,6 +36,10 @@ struct RunDriver {
             display.note("operator: \(command.action.verb)\(command.action.agent.map { " " + $0 } ?? ""): \(command.result.map { "\($0)" } ?? "")")
             if case .cancel = command.action, command.result?.outcome == .applied {
                 flags.cancelledByOperator.store(true, ordering: .relaxed)
+            }
+            if command.result?.outcome == .applied {
+                if case .pause = command.action { display.paused(true) }
+                if case .unpause = command.action { display.paused(false) }
             }
         }
         let outcome: Result<Void, any Error> = await withTaskGroup(of: Result<Void, any Error>?.self) { group in
@@ -134,16 +141,26 @@ final class Display: Sendable {
         var checkpoints = 0
         var lastError: String?
         var statusLine = ""
+        var paused = false
     }
 
     private let state = Mutex(State())
     private let json: Bool
     let interactive: Bool
     private let start = ContinuousClock.now
+    private let run: String
+    private let colour: Bool
 
-    init(json: Bool, interactive: Bool) {
+    init(json: Bool, interactive: Bool, run: String = "") {
         self.json = json
         self.interactive = interactive
+        self.run = run
+        self.colour = interactive && StatusLine.colourWanted
+    }
+
+    /// Whether an operator paused the run (shown in the status line).
+    func paused(_ paused: Bool) {
+        state.withLock { $0.paused = paused }
     }
 
     func event(_ event: Event) {
@@ -180,12 +197,15 @@ final class Display: Sendable {
         guard interactive else { return }
         state.withLock { state in
             let leaves = ChildInfo.agents(of: children)
-            let running = leaves.filter { $0.status == .running }.count
-            let restarting = leaves.filter { $0.status == .restarting }.count
-            let failed = state.statuses.values.filter { $0 == .failed || $0 == .quarantined }.count
-            var line = "[\(running) running · \(restarting) restarting · \(failed) failed · \(Int(rate)) msgs/s · "
-                + "\(state.checkpoints) checkpoints]"
-            if let error = state.lastError { line += " last error: \(error.prefix(80))" }
+            let status = StatusLine(
+                run: run, elapsed: ContinuousClock.now - start,
+                running: leaves.filter { $0.status == .running }.count,
+                restarting: leaves.filter { $0.status == .restarting }.count,
+                failed: state.statuses.values.filter { $0 == .failed || $0 == .quarantined }.count,
+                restarts: leaves.reduce(0) { $0 + $1.restarts }, rate: rate, checkpoints: state.checkpoints,
+                paused: state.paused, lastError: state.lastError
+            )
+            let line = status.text(width: StatusLine.width, colour: colour)
             state.statusLine = line
             Swift.print("\r\u{1B}[K" + line, terminator: "")
             flushOutput()

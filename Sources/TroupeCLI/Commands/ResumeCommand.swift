@@ -51,7 +51,7 @@ struct ResumeCommand: AsyncParsableCommand {
                     global: global
                 )
                 if !global.json { say("troupe: resuming run \(run) of '\(entry.name)', database \(global.databaseShown)") }
-                try await RunCommand.finish(RunDriver(run: resumed, json: global.json).drive(), run: RunID(run), json: global.json)
+                try await RunCommand.finish(RunDriver(run: resumed, json: global.json, paused: summary.status == .paused).drive(), run: RunID(run), json: global.json)
             }
         }
     }
