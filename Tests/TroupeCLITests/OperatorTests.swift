@@ -684,6 +684,27 @@ struct OperatorTests: CLIHarness {
         #expect(processLogs().contains("run \(run) has no live process (crashed)"), "\(processLogs())")
     }
 
+    /// `events --follow` without a run follows every run from now on, runs started later included, each line with
+    /// its run's id; what was logged before it started is not repeated.
+    @Test func followingWithoutARunFollowsEveryRun() async throws {
+        #expect(try await troupe("run", "demo").status == 0)
+        let before = try #require(try await runs().first?["id"] as? String)
+        let follower = try start(["events", "--follow", "--kind", "crashed"])
+        defer { if follower.isRunning { kill(follower.processIdentifier, SIGKILL) } }
+        var later: [String] = []
+        // The follower starts reading at some moment: demos are run until one started after it shows.
+        try await eventually("a later run's crash is followed") {
+            #expect(try await troupe("run", "demo").status == 0)
+            later.append(try #require(try await runs().first?["id"] as? String))
+            return later.contains { processLogs().contains("\($0)   ") && processLogs().contains("transformer#1    crashed") }
+        }
+        #expect(!processLogs().contains(before), "\(processLogs())")
+        #expect(!processLogs().contains("restarting"), "--kind crashed printed other events")
+        kill(follower.processIdentifier, SIGTERM)
+        await waitForExit(follower)
+        #expect(try await troupe("events").status == 64)
+    }
+
     /// A detached run keeps the options it was started with: `--retain 10` keeps ten checkpoints per agent in the
     /// background process too (it was dropped: the child kept the default three).
     @Test func aDetachedRunKeepsItsRetention() async throws {

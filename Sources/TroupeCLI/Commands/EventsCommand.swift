@@ -16,13 +16,17 @@ struct EventsCommand: AsyncParsableCommand {
               troupe events run-3f9c02ab --agent counter
               troupe events run-3f9c02ab --kind crashed,restarting --since 1h
               troupe events run-3f9c02ab --follow --since 120 --json
+              troupe events --follow --kind crashed
+
+            Without a run, --follow prints every run's new events as they are written (runs started meanwhile \
+            too), each line with its run's id, until Ctrl-C.
             """
     )
 
     @OptionGroup var global: GlobalOptions
 
-    @Argument(help: "The run.")
-    var run: String
+    @Argument(help: "The run; without it (with --follow), every run's new events.")
+    var run: String?
 
     @Flag(help: "Keep printing new events as they happen.")
     var follow = false
@@ -71,6 +75,11 @@ struct EventsCommand: AsyncParsableCommand {
     }
 
     func validate() throws {
+        if run == nil {
+            guard follow else { throw ValidationError("name the run (`troupe ps` lists them), or pass --follow to follow every run") }
+            if agent != nil || tail != nil { throw ValidationError("--agent and --tail need a run") }
+            if case .after(let sequence) = try start(), sequence > 0 { throw ValidationError("--since SEQ needs a run; --since 10m works for every run") }
+        }
         _ = try start()
         _ = try wantedKinds()
         if let tail, tail < 0 { throw ValidationError("--tail takes a number of events from 0 up, not \(tail)") }
@@ -78,7 +87,8 @@ struct EventsCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            let run = try await global.resolvedRun(self.run)
+            guard let named = self.run else { return try await global.withStore(readOnly: true) { try await followAll($0) } }
+            let run = try await global.resolvedRun(named)
             try await global.withStore(readOnly: true) { store in
                 let id = RunID(run)
                 _ = try await store.run(id)
@@ -152,21 +162,48 @@ struct EventsCommand: AsyncParsableCommand {
         }
     }
 
-    /// Prints events as a table (its header once) or as JSON lines.
-    private func print(_ events: [EventRecord], header printedHeader: inout Bool) throws {
+    /// Every run's events from now on (or from `--since AGE`), runs started meanwhile included, with the run's id
+    /// on each line, until Ctrl-C. A run is read to its end once it has ended, then left alone.
+    private func followAll(_ store: any OperatorStore) async throws {
+        let kinds = try wantedKinds()
+        let from: Int64
+        if case .at(let time) = try start() { from = time } else { from = nowMilliseconds() }
+        var seen: [RunID: Int64] = [:]
+        var finished: Set<RunID> = []
+        var printedHeader = false
+        while !Task.isCancelled {
+            for run in try await store.runs().reversed() where !finished.contains(run.id) {
+                var after = seen[run.id] ?? 0
+                while true {
+                    let page = try await store.events(of: run.id, since: after, agent: nil, limit: 10_000)
+                    let shown = page.filter { (kinds?.contains($0.event) ?? true) && milliseconds($0.time) >= from }
+                    try print(shown, header: &printedHeader, withRun: true)
+                    after = page.last?.sequence ?? after
+                    if page.count < 10_000 { break }
+                }
+                seen[run.id] = after
+                if run.status.hasEnded { finished.insert(run.id) }
+            }
+            try await Task.sleep(for: .milliseconds(250))
+        }
+    }
+
+    /// Prints events as a table (its header once; the run's id first when following every run) or as JSON lines.
+    private func print(_ events: [EventRecord], header printedHeader: inout Bool, withRun: Bool = false) throws {
         if global.json {
             for event in events { say(jsonText(EventLine(event))) }
         } else {
             if !printedHeader, !events.isEmpty {
-                say(["SEQ".padded(to: 7), "TIME".padded(to: 24), "AGENT".padded(to: 16), "EVENT".padded(to: 13), "DETAIL"].joined(separator: " ").trimmingTrailingSpaces())
+                let header = ["SEQ".padded(to: 7), "TIME".padded(to: 24), "AGENT".padded(to: 16), "EVENT".padded(to: 13), "DETAIL"]
+                say(((withRun ? ["RUN".padded(to: 14)] : []) + header).joined(separator: " ").trimmingTrailingSpaces())
                 printedHeader = true
             }
             for event in events {
-                let line = [
+                let fields = [
                     String(event.sequence).padded(to: 7), timestamp(event.time).padded(to: 24),
                     "\(event.agent)#\(event.incarnation)".padded(to: 16), event.event.padded(to: 13), event.detail,
-                ].joined(separator: " ")
-                say(line.trimmingTrailingSpaces())
+                ]
+                say(((withRun ? [event.run.rawValue.padded(to: 14)] : []) + fields).joined(separator: " ").trimmingTrailingSpaces())
             }
         }
         flushOutput()
