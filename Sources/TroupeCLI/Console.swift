@@ -210,3 +210,9 @@ extension GlobalOptions {
         try await withStore(readOnly: true) { try await resolveRun(text, in: $0) }
     }
 }
+
+/// The values of a repeatable option whose values may also be separated by commas (`--status a,b --status c`),
+/// spaces removed, empty ones dropped.
+func commaSeparated(_ values: [String]) -> [String] {
+    values.flatMap { $0.split(separator: ",") }.map { String($0.filter { $0 != " " }) }.filter { !$0.isEmpty }
+}

@@ -44,6 +44,12 @@ enum DurationInput {
         return .milliseconds(Int64((seconds * 1000).rounded()))
     }
 
+    /// An age such as `90s`, `10m`, `2h` or `7d` (a unit is required), in milliseconds: how far back `--since`
+    /// reaches.
+    static func age(_ text: String, _ name: String) throws(Invalid) -> Int64 {
+        milliseconds(try parse(text, name, units: [("s", 1), ("m", 60), ("h", 3600), ("d", 86_400)], bare: nil))
+    }
+
     /// A duration in whole milliseconds (every duration this type returns fits).
     static func milliseconds(_ duration: Duration) -> Int64 {
         duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000

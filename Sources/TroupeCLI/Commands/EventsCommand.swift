@@ -56,9 +56,7 @@ struct EventsCommand: AsyncParsableCommand {
             return .after(sequence)
         }
         do {
-            let units: [(String, Double)] = [("s", 1), ("m", 60), ("h", 3600), ("d", 86_400)]
-            let age = DurationInput.milliseconds(try DurationInput.parse(since, "--since", units: units, bare: nil))
-            return .at(nowMilliseconds() - age)
+            return .at(nowMilliseconds() - (try DurationInput.age(since, "--since")))
         } catch {
             throw ValidationError("--since takes a sequence number or a duration such as 10m: \(error.description)")
         }
@@ -66,7 +64,7 @@ struct EventsCommand: AsyncParsableCommand {
 
     /// The event names `--kind` keeps, each checked; `nil`: all.
     func wantedKinds() throws -> Set<String>? {
-        let names = kinds.flatMap { $0.split(separator: ",") }.map { String($0.filter { $0 != " " }) }.filter { !$0.isEmpty }
+        let names = commaSeparated(kinds)
         guard !names.isEmpty else { return nil }
         for name in names where !Event.Kind.names.contains(name) {
             throw ValidationError("--kind '\(name)' is not an event; use one of \(Event.Kind.names.joined(separator: ", "))")
@@ -103,16 +101,13 @@ struct EventsCommand: AsyncParsableCommand {
                 }
                 // Watched before the first read, so that nothing logged in between is missed.
                 var hints = (follow ? store.eventHints(of: id) : AsyncStream { $0.finish() }).makeAsyncIterator()
-                let kinds = try wantedKinds()
-                var last: Int64
+                var last: Int64 = 0
                 var from: Int64?
                 switch try start() {
                 case .after(let sequence): last = sequence
-                case .at(let time): (last, from) = (0, time)
+                case .at(let time): from = time
                 }
-                func wanted(_ event: EventRecord) -> Bool {
-                    (kinds?.contains(event.event) ?? true) && (from.map { milliseconds(event.time) >= $0 } ?? true)
-                }
+                let wanted = try filter(from: from)
                 // With --tail, the last N of what is there now, then (with --follow) what comes.
                 var backlog: [EventRecord]?
                 if let tail {
@@ -165,9 +160,9 @@ struct EventsCommand: AsyncParsableCommand {
     /// Every run's events from now on (or from `--since AGE`), runs started meanwhile included, with the run's id
     /// on each line, until Ctrl-C. A run is read to its end once it has ended, then left alone.
     private func followAll(_ store: any OperatorStore) async throws {
-        let kinds = try wantedKinds()
         let from: Int64
         if case .at(let time) = try start() { from = time } else { from = nowMilliseconds() }
+        let wanted = try filter(from: from)
         var seen: [RunID: Int64] = [:]
         var finished: Set<RunID> = []
         var printedHeader = false
@@ -176,8 +171,7 @@ struct EventsCommand: AsyncParsableCommand {
                 var after = seen[run.id] ?? 0
                 while true {
                     let page = try await store.events(of: run.id, since: after, agent: nil, limit: 10_000)
-                    let shown = page.filter { (kinds?.contains($0.event) ?? true) && milliseconds($0.time) >= from }
-                    try print(shown, header: &printedHeader, withRun: true)
+                    try print(page.filter(wanted), header: &printedHeader, withRun: true)
                     after = page.last?.sequence ?? after
                     if page.count < 10_000 { break }
                 }
@@ -186,6 +180,12 @@ struct EventsCommand: AsyncParsableCommand {
             }
             try await Task.sleep(for: .milliseconds(250))
         }
+    }
+
+    /// Which events to print: of the `--kind`s asked for, logged at `from` (milliseconds since 1970) or later.
+    private func filter(from: Int64?) throws -> @Sendable (EventRecord) -> Bool {
+        let kinds = try wantedKinds()
+        return { event in (kinds?.contains(event.event) ?? true) && (from.map { milliseconds(event.time) >= $0 } ?? true) }
     }
 
     /// Prints events as a table (its header once; the run's id first when following every run) or as JSON lines.

@@ -47,7 +47,7 @@ struct PsCommand: AsyncParsableCommand {
 
     /// The statuses `--status` names, each checked.
     func wantedStatuses() throws -> Set<RunStatus>? {
-        let words = statuses.flatMap { $0.split(separator: ",") }.map { String($0.filter { $0 != " " }) }.filter { !$0.isEmpty }
+        let words = commaSeparated(statuses)
         guard !words.isEmpty else { return nil }
         var wanted: Set<RunStatus> = []
         for word in words {
@@ -66,8 +66,7 @@ struct PsCommand: AsyncParsableCommand {
     func sinceMilliseconds() throws -> Int64? {
         guard let since else { return nil }
         do {
-            let units: [(String, Double)] = [("s", 1), ("m", 60), ("h", 3600), ("d", 86_400)]
-            return DurationInput.milliseconds(try DurationInput.parse(since, "--since", units: units, bare: nil))
+            return try DurationInput.age(since, "--since")
         } catch {
             throw ValidationError(error.description)
         }
