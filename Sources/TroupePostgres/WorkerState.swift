@@ -53,10 +53,10 @@ final class WorkerState: Sendable {
     /// it must give up at once (each once), and marks the registration for the writer to give up.
     ///
     /// Silence is counted from the last heartbeat or the last time the server said it was recovering, whichever
-    /// is later: a server that serves no session lets no other worker evict this one, and once it serves again no
-    /// worker without its lock is found dead for five heartbeat intervals (`Session.aliveSQL`), so a server restart
-    /// longer than the fence interval fences no worker. A server
-    /// that stops answering at all (a partition, a host down) proves nothing, and the fence comes on time.
+    /// is later: a server that serves no session lets no other worker evict this one, and once it serves again
+    /// every registered worker counts as alive for five heartbeat intervals (`Session.aliveSQL`), so a server
+    /// restart longer than the fence interval fences no worker. A server that stops answering at all (a partition,
+    /// a host down) proves nothing, and the fence comes on time.
     func fenceIfSilent(longerThan limit: Int64) -> Set<RunID> {
         let last = lastBeat.load(ordering: .sequentiallyConsistent)
         guard last != 0 else { return [] }

@@ -108,10 +108,8 @@ struct DescribeCommand: AsyncParsableCommand {
 
     /// A state as people read it: JSON pretty-printed with sorted keys, other UTF-8 text as it is, else nothing.
     static func text(of state: [UInt8]) -> String? {
-        if let value = try? JSONSerialization.jsonObject(with: Data(state), options: [.fragmentsAllowed]),
-            let pretty = try? JSONSerialization.data(withJSONObject: value, options: [.prettyPrinted, .sortedKeys, .fragmentsAllowed, .withoutEscapingSlashes])
-        {
-            return String(decoding: pretty, as: UTF8.self)
+        if let value = try? JSONSerialization.jsonObject(with: Data(state), options: [.fragmentsAllowed]), let pretty = prettyJSON(value) {
+            return pretty
         }
         return String(validating: state, as: UTF8.self)
     }

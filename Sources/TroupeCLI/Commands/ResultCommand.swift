@@ -60,8 +60,13 @@ struct ResultCommand: AsyncParsableCommand {
                 let data = try JSONSerialization.data(withJSONObject: document, options: [.sortedKeys, .withoutEscapingSlashes])
                 return say(String(decoding: data, as: UTF8.self))
             }
-            let pretty = try JSONSerialization.data(withJSONObject: value, options: [.prettyPrinted, .sortedKeys, .fragmentsAllowed, .withoutEscapingSlashes])
-            say(String(decoding: pretty, as: UTF8.self))
+            say(prettyJSON(value) ?? text)
         }
     }
+}
+
+/// A decoded JSON value as people read it (`describe`'s state, `result`): indented, keys sorted, slashes bare.
+func prettyJSON(_ value: Any) -> String? {
+    let options: JSONSerialization.WritingOptions = [.prettyPrinted, .sortedKeys, .fragmentsAllowed, .withoutEscapingSlashes]
+    return (try? JSONSerialization.data(withJSONObject: value, options: options)).map { String(decoding: $0, as: UTF8.self) }
 }
