@@ -73,10 +73,14 @@ public enum Demo {
                     restart: .transient,
                     options: AgentOptions(mailboxCapacity: 4)
                 )
+                // A small mailbox holds the producer back, so it is still sending when batch 3 crashes the
+                // transformer, and rest-for-one restarts it too (with room for every batch, a fast producer could
+                // be done and gone by then).
                 Child(
                     "transformer",
                     BatchTransformer(to: "sink", crashOnceOnBatch: faultyBatch, count: batches),
-                    restart: .transient
+                    restart: .transient,
+                    options: AgentOptions(mailboxCapacity: 4)
                 )
                 Child(
                     "producer",
