@@ -78,7 +78,7 @@ public struct TroupeCommand: AsyncParsableCommand {
     }
 
     /// The exit code for an error that ended a command, by the table in `troupe --help`.
-    static func exitCode(for error: any Error) -> ExitCode {
+    package static func exitCode(for error: any Error) -> ExitCode {
         if error is ValidationError { return ExitCode(64) }
         if error is MissingInput { return ExitCode(66) }
         guard let error = error as? TroupeError else { return .failure }
@@ -100,8 +100,12 @@ public struct TroupeCommand: AsyncParsableCommand {
 }
 
 /// Something the operator named does not exist (an agent of a run, a dead letter): exit code 66.
-struct MissingInput: Error, CustomStringConvertible {
-    let description: String
+package struct MissingInput: Error, CustomStringConvertible {
+    package let description: String
+
+    package init(description: String) {
+        self.description = description
+    }
 }
 
 /// The release this binary was built from.

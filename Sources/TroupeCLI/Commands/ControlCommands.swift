@@ -6,61 +6,24 @@ import Troupe
 func sendCommand(_ global: GlobalOptions, run: String, action: OperatorCommand.Action) async throws {
     let verb = action.verb
     let agent = action.agent
-    try await global.withStore { store in
-        let run = try await resolveRun(run, in: store)
-        let id = RunID(run)
-        let summary = try await store.run(id)
-        if let agent {
-            let known = try await store.agents(of: id).contains { $0.name == agent }
-            let inTree = try await store.treeSnapshot(of: id)?.contains(agent) ?? false
-            guard known || inTree else {
-                throw TroupeError(
-                    .unknownChild,
-                    "run \(run) has no agent '\(agent)'. `troupe tree \(run)` shows its agents."
-                )
-            }
-        }
-        if case .cancel = action, summary.status.hasEnded {
-            // Nothing to cancel, and nothing to queue: a resume would start the run only to stop it.
-            throw TroupeError(
-                .notRunning,
-                "run \(run) already ended (\(summary.status.rawValue)); there is nothing to cancel. `troupe rm \(run)` "
-                    + "deletes it."
-            )
-        }
-        let command = try await store.enqueue(action, for: id)
-        guard summary.isDriven else {
-            if global.json {
-                printJSON(["command": String(command), "status": "queued", "run": run])
-            } else {
-                say("troupe: run \(run) has no live process; '\(verb)' is queued and will be applied by `troupe resume \(run)`")
-            }
-            return
-        }
-        // The live process reads the queue within a fraction of a second, but applying a command (a graceful stop)
-        // can take longer on a busy machine: wait up to 30 s for its answer (Ctrl-C leaves the command queued).
-        let deadline = ContinuousClock.now + .seconds(30)
-        while ContinuousClock.now < deadline {
-            if let result = try await store.commands(of: id).first(where: { $0.id == command })?.result {
-                if global.json {
-                    printJSON([
-                        "command": String(command), "status": "applied", "run": run, "outcome": result.outcome.rawValue,
-                        "result": result.message,
-                    ])
-                } else {
-                    say("troupe: \(verb)\(agent.map { " " + $0 } ?? ""): \(result)")
-                }
-                if result.outcome != .applied { throw ExitCode.failure }
-                return
-            }
-            try await Task.sleep(for: .milliseconds(20))
-        }
-        if global.json {
-            printJSON(["command": String(command), "status": "queued", "run": run])
-        } else {
-            say("troupe: '\(verb)' is queued; the run's process has not applied it yet (see `troupe status \(run)`)")
-        }
+    // Applying a command (a graceful stop) can take a while on a busy machine: wait up to 30 s for the live
+    // process's answer (Ctrl-C leaves the command queued).
+    let report = try await global.withStore { try await Documents.command(action, for: run, in: $0) }
+    if global.json {
+        var document = ["command": report.command, "status": report.status, "run": report.run]
+        document["outcome"] = report.outcome
+        document["result"] = report.result
+        printJSON(document)
+    } else if report.status == "applied" {
+        let result = report.outcome == OperatorCommand.Result.Outcome.applied.rawValue
+            ? report.result ?? "" : "\(report.outcome ?? ""): \(report.result ?? "")"
+        say("troupe: \(verb)\(agent.map { " " + $0 } ?? ""): \(result)")
+    } else if report.live {
+        say("troupe: '\(verb)' is queued; the run's process has not applied it yet (see `troupe status \(report.run)`)")
+    } else {
+        say("troupe: run \(report.run) has no live process; '\(verb)' is queued and will be applied by `troupe resume \(report.run)`")
     }
+    if report.status == "applied", report.outcome != OperatorCommand.Result.Outcome.applied.rawValue { throw ExitCode.failure }
 }
 
 struct CancelCommand: AsyncParsableCommand {

@@ -12,25 +12,9 @@ struct StatusCommand: AsyncParsableCommand {
     @Argument(help: "The run.")
     var run: String
 
-    struct Report: Encodable {
-        var run: RunSummary
-        var agents: [AgentSummary]
-        var commands: [OperatorCommand]
-        var deadLetters: Int
-    }
-
     func run() async throws {
         try await reportingErrors {
-            let report = try await global.withStore(readOnly: true) { store in
-                let run = try await resolveRun(run, in: store)
-                let summary = try await store.run(RunID(run))
-                return Report(
-                    run: summary,
-                    agents: try await store.agents(of: RunID(run)),
-                    commands: try await store.commands(of: RunID(run)),
-                    deadLetters: try await store.deadLetters(of: RunID(run)).count
-                )
-            }
+            let report = try await global.withStore(readOnly: true) { try await Documents.status(of: run, in: $0) }
             if global.json { return printJSON(report) }
             let summary = report.run
             say("run         \(summary.id)")
