@@ -44,3 +44,40 @@ public final class ScratchDirectory: Sendable {
 
     deinit { try? FileManager.default.removeItem(atPath: path) }
 }
+
+/// What a process printed and how it ended.
+public struct ProcessOutput: Sendable {
+    public var status: Int32
+    public var stdout: String
+    public var stderr: String
+}
+
+/// Starts `process` with its output piped, and waits (off the cooperative pool) for it to end, for at most `limit`.
+public func runToEnd(_ process: Process, within limit: Duration = .seconds(90)) async throws -> ProcessOutput {
+    let out = Pipe()
+    let err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    try process.run()
+    let watchdog = watch(process, for: limit)
+    defer { watchdog.cancel() }
+    async let stdout = offThePool { out.fileHandleForReading.readDataToEndOfFile() }
+    let stderr = await offThePool { err.fileHandleForReading.readDataToEndOfFile() }
+    let stdoutData = await stdout
+    await waitForExit(process, within: limit)
+    return ProcessOutput(
+        status: process.terminationStatus,
+        stdout: String(decoding: stdoutData, as: UTF8.self),
+        stderr: String(decoding: stderr, as: UTF8.self)
+    )
+}
+
+/// Reads one line (without its newline) from `descriptor`, off the cooperative pool; what there is at its end.
+public func readLine(from descriptor: Int32) async -> String {
+    await offThePool {
+        var bytes: [UInt8] = []
+        var byte: UInt8 = 0
+        while read(descriptor, &byte, 1) == 1, byte != 10 { bytes.append(byte) }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}

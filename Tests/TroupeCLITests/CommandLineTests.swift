@@ -10,11 +10,7 @@ struct Troupe {
         URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("troupe")
     }()
 
-    struct Result {
-        var status: Int32
-        var stdout: String
-        var stderr: String
-    }
+    typealias Result = ProcessOutput
 
     static func run(_ arguments: String...) async throws -> Result {
         try await run(arguments: arguments)
@@ -25,22 +21,7 @@ struct Troupe {
         let process = Process()
         process.executableURL = binary
         process.arguments = arguments
-        let out = Pipe()
-        let err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let watchdog = watch(process, for: .seconds(90))
-        defer { watchdog.cancel() }
-        async let stdout = offThePool { out.fileHandleForReading.readDataToEndOfFile() }
-        let stderr = await offThePool { err.fileHandleForReading.readDataToEndOfFile() }
-        let stdoutData = await stdout
-        await waitForExit(process)
-        return Result(
-            status: process.terminationStatus,
-            stdout: String(decoding: stdoutData, as: UTF8.self),
-            stderr: String(decoding: stderr, as: UTF8.self)
-        )
+        return try await runToEnd(process)
     }
 }
 
