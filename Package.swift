@@ -20,6 +20,7 @@ let package = Package(
         .library(name: "TroupeHTTPTesting", targets: ["TroupeHTTPTesting"]),
         .library(name: "TroupeTestKit", targets: ["TroupeTestKit"]),
         .library(name: "TroupeCLI", targets: ["TroupeCLI"]),
+        .library(name: "TroupeConsole", targets: ["TroupeConsole"]),
         .library(name: "TroupeAgents", targets: ["TroupeAgents"]),
         .executable(name: "troupe", targets: ["TroupeExecutable"]),
         .executable(name: "troupe-bench", targets: ["TroupeBench"]),
@@ -29,6 +30,12 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-distributed-tracing", from: "1.7.3"),
+        // The console's web server and Prometheus exposition: only TroupeConsole links them.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
     ],
     targets: [
         // The engine: agents, mailboxes, supervision. Imports no C module.
@@ -38,6 +45,9 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                // No-op unless the process bootstraps a backend (`troupe serve`, `troupe run --metrics`).
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
             ],
             swiftSettings: settings
         ),
@@ -116,11 +126,32 @@ let package = Package(
             ],
             swiftSettings: settings
         ),
+        // `troupe serve` (the web console and its JSON API) and the Prometheus endpoint of `troupe run --metrics`.
+        // Its own target: Hummingbird and SwiftNIO cost minutes of a cold build that the engine, the CLI's other
+        // verbs and their tests don't pay.
+        .target(
+            name: "TroupeConsole",
+            dependencies: [
+                "Troupe",
+                "TroupeCLI",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            resources: [.embedInCode("Assets")],
+            swiftSettings: settings
+        ),
         // The `troupe` binary: the CLI plus the gallery of `agents/` and the demo.
         .executableTarget(
             name: "TroupeExecutable",
             dependencies: [
                 "TroupeCLI",
+                "TroupeConsole",
                 "Troupe",
                 "TroupePostgres",
                 "TroupeAgents",
@@ -188,6 +219,13 @@ let package = Package(
         .testTarget(
             name: "TroupeAgentsTests",
             dependencies: ["TroupeAgents", "TroupeTestKit", "Troupe", "TroupeHTTP", "TroupeHTTPTesting"],
+            swiftSettings: settings
+        ),
+        // The console, through the `troupe` binary: its API over HTTP, and its pages in headless Chromium.
+        .testTarget(
+            name: "TroupeConsoleTests",
+            dependencies: ["TroupeHTTP", "TroupeTestKit", "TroupeTestSupport"],
+            exclude: ["browser.py"],
             swiftSettings: settings
         ),
         .testTarget(

@@ -113,7 +113,7 @@ enum Gallery {
         },
         BlueprintEntry(
             "fleet",
-            summary: "A pool of `workers` durable agents that each count the messages they handle; mostly idle.",
+            summary: "A pool of `workers` durable agents that count `work` messages and crash on `fail` ones; mostly idle.",
             parameters: [.init("workers", default: "1000", help: "How many workers.", kind: .integer(1...10_000_000))]
         ) { parameters in
             let workers = try parameters.int("workers")

@@ -1,5 +1,6 @@
 import ArgumentParser
 import TroupeCLI
+import TroupeConsole
 import TroupePostgres
 
 /// The `troupe` executable: the operator CLI with the gallery's blueprints (`agents/`), the `demo` verb, and the
@@ -15,6 +16,6 @@ enum TroupeMain {
                 )
             }
         }
-        await TroupeCommand.main(blueprints: Gallery.entries, services: [Gallery.http], verbs: [DemoCommand.self])
+        await TroupeCommand.main(blueprints: Gallery.entries, services: [Gallery.http], verbs: [DemoCommand.self, ServeCommand.self])
     }
 }
