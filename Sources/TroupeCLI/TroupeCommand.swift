@@ -68,6 +68,7 @@ public struct TroupeCommand: AsyncParsableCommand {
     ) async {
         Catalog.install(blueprints, services: services)
         extraVerbs.withLock { $0 = verbs }
+        for verb in verbs { (verb as? any InstallsIntoTroupe.Type)?.install() }
         let arguments = Array(CommandLine.arguments.dropFirst())
         let names = configuration.subcommands.compactMap { $0.configuration.commandName }
         if let suggestion = Arguments.suggestion(for: arguments, verbs: names) {

@@ -3,6 +3,7 @@ import FoundationEssentials
 import Glibc
 public import ServiceLifecycle
 import Synchronization
+import Troupe
 
 /// An async HTTP client over libcurl's multi interface, driven by a thread of its own.
 ///
@@ -147,7 +148,20 @@ public final class HTTPClient: Service, Sendable {
         }
     }
 
+    /// One attempt, recorded in the metrics (``ProcessMetrics/http(method:status:duration:)``).
     private func once(_ request: HTTPRequest) async throws -> HTTPResponse {
+        let started = ContinuousClock.now
+        do {
+            let response = try await attempt(request)
+            ProcessMetrics.http(method: request.method, status: response.status, duration: ContinuousClock.now - started)
+            return response
+        } catch {
+            ProcessMetrics.http(method: request.method, status: nil, duration: ContinuousClock.now - started)
+            throw error
+        }
+    }
+
+    private func attempt(_ request: HTTPRequest) async throws -> HTTPResponse {
         let loop = self.loop
         let box = TransferBox()
         return try await withTaskCancellationHandler {
@@ -161,7 +175,20 @@ public final class HTTPClient: Service, Sendable {
         }
     }
 
+    /// One attempt, recorded in the metrics once its head arrived (its duration is the time to the head).
     private func streamOnce(_ request: HTTPRequest) async throws -> HTTPStreamedResponse {
+        let started = ContinuousClock.now
+        do {
+            let response = try await streamAttempt(request)
+            ProcessMetrics.http(method: request.method, status: response.head.status, duration: ContinuousClock.now - started)
+            return response
+        } catch {
+            ProcessMetrics.http(method: request.method, status: nil, duration: ContinuousClock.now - started)
+            throw error
+        }
+    }
+
+    private func streamAttempt(_ request: HTTPRequest) async throws -> HTTPStreamedResponse {
         let loop = self.loop
         let box = TransferBox()
         let (body, continuation) = AsyncThrowingStream<[UInt8], any Error>.makeStream()

@@ -188,6 +188,7 @@ final class Writer: Sendable {
             return
         }
         let sync = batch.contains { $0.sync }
+        let started = ContinuousClock.now
         do {
             try session.transaction(sync: sync) {
                 if !events.isEmpty { try session.record(events) }
@@ -221,6 +222,7 @@ final class Writer: Sendable {
             for job in batch { run(batch: [job], events: [], retried: retried) }
             return
         }
+        ProcessMetrics.commit(store: "postgres", batch: batch.count, duration: ContinuousClock.now - started)
         for job in batch { job.complete() }
     }
 }

@@ -169,6 +169,7 @@ final class Writer: Sendable {
     private func run(batch slice: ArraySlice<any WriterJob>, events: [Event] = []) {
         var batch = Array(slice)
         let sync = batch.contains { $0.sync }
+        let started = ContinuousClock.now
         var attempt = 1
         while true {
             do {
@@ -204,6 +205,7 @@ final class Writer: Sendable {
                 return
             }
         }
+        ProcessMetrics.commit(store: "sqlite", batch: batch.count, duration: ContinuousClock.now - started)
         for job in batch { job.complete() }
     }
 }

@@ -139,4 +139,40 @@ struct ConsoleAPITests {
         #expect(text.contains("troupe_console_requests_total{method=\"GET\",status=\"200\"}"), "\(text)")
         await console.stop()
     }
+
+    @Test func aRunServesItsMetricsWithMetricsAddress() async throws {
+        let op = try Operator()
+        let process = op.process(["run", "counting", "--param", "count=1000000", "--param", "interval=5ms", "--metrics", "0"])
+        let err = Pipe()
+        process.standardError = err
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        // Its first line on standard error says where: "troupe: metrics on http://127.0.0.1:PORT/metrics".
+        let line = await readLine(from: err.fileHandleForReading.fileDescriptor)
+        let url = try #require(line.range(of: "http://").map { String(line[$0.lowerBound...]) }, "\(line)")
+        let client = HTTPClient(configuration: .init(retry: .never))
+        defer { client.shutdown() }
+        var text = ""
+        try await op.eventually("the run's metrics show handled messages and commits") {
+            text = try await client.execute(.get(url)).text
+            return text.contains("troupe_messages_handled_total{agent_type=\"Counter\"}")
+                && !text.contains("troupe_messages_handled_total{agent_type=\"Counter\"} 0\n")
+                && text.contains("troupe_commit_duration_seconds_count{store=\"sqlite\"}")
+                && text.contains("troupe_mailbox_depth{agent_type=\"Counter\"}")
+        }
+        #expect(text.contains("troupe_messages_sent_total{agent_type=\"Relay\"}"), "\(text)")
+        #expect(text.contains("troupe_handler_duration_seconds_bucket{agent_type=\"Relay\""), "\(text)")
+        #expect(text.contains("troupe_lease_held{run=\""), "\(text)")
+        // Ctrl-C stops it as any run (exit 130), and the endpoint with it.
+        kill(process.processIdentifier, SIGINT)
+        await waitForExit(process)
+        #expect(process.terminationStatus == 130)
+    }
+
+    @Test func metricsNeedsAnAddress() async throws {
+        let op = try Operator()
+        let bad = try await op.troupe("run", "counting", "--metrics", "nine")
+        #expect(bad.status == 64 && bad.stderr.contains("--metrics takes a port or host:port"), "\(bad.stderr)")
+    }
 }

@@ -1,3 +1,4 @@
+public import CoreMetrics
 public import Synchronization
 
 /// The engine's handler loop, next to the cell whose mailbox, state and commits it drives. ``AgentContext`` is the
@@ -56,6 +57,7 @@ extension AgentCell {
             var index = 0
             while index < batch.count {
                 if control.shouldLeave {
+                    cell.metrics?.handled.increment(by: Int64(index))
                     cell.mailbox.requeueFront(batch[index...])
                     return
                 }
@@ -66,16 +68,17 @@ extension AgentCell {
                 do {
                     if persistEach {
                         // The store holds the last good state; a crash restores it from there.
-                        try await cell.agent.handle(batch[index].message, state: &state, context: context)
+                        try await cell.handle(batch[index].message, state: &state, context: context)
                         handled = true
                         try await context.commit(state, announce: false)
                     } else {
                         // Keep the last good state in hand: a handler's changes count only if it returns.
                         var working = state
-                        try await cell.agent.handle(batch[index].message, state: &working, context: context)
+                        try await cell.handle(batch[index].message, state: &working, context: context)
                         state = working
                     }
                 } catch {
+                    cell.metrics?.handled.increment(by: Int64(handled ? index + 1 : index))
                     let cancelled = Task.isCancelled && error is CancellationError
                     await cell.requeueAfterCrash(
                         batch,
@@ -88,8 +91,18 @@ extension AgentCell {
                 }
                 index += 1
             }
+            cell.metrics?.handled.increment(by: Int64(batch.count))
             batch.removeAll(keepingCapacity: true)
         }
+    }
+
+    /// The agent's `handle`, timed when the run records metrics.
+    @inlinable
+    func handle(_ message: A.Message, state: inout A.State, context: AgentContext<A>) async throws {
+        guard let metrics else { return try await agent.handle(message, state: &state, context: context) }
+        let started = ContinuousClock.now
+        defer { metrics.handled(since: started) }
+        try await agent.handle(message, state: &state, context: context)
     }
 
     /// Handles a batch for a durable agent and commits it in one transaction: the state after the last message
@@ -110,7 +123,7 @@ extension AgentCell {
             defer { work.setScope(nil) }
             do {
                 var next = working
-                try await cell.agent.handle(batch[handled].message, state: &next, context: context)
+                try await cell.handle(batch[handled].message, state: &next, context: context)
                 working = next
             } catch {
                 failure = error
@@ -127,6 +140,7 @@ extension AgentCell {
             for envelope in batch[..<handled] where envelope.id != 0 { consumed.append(envelope.id) }
             do {
                 try await context.commit(working, consumed: consumed, announce: false)
+                cell.metrics?.handled.increment(by: Int64(handled))
             } catch {
                 // Nothing of the batch is committed: all of it is handled again by the next incarnation.
                 work.dropSent(from: 0)

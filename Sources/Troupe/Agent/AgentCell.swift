@@ -1,4 +1,5 @@
 import FoundationEssentials
+import CoreMetrics
 import Logging
 public import Synchronization
 
@@ -19,6 +20,8 @@ final class AgentCell<A: Agent>: ChildRuntime {
     @usableFromInline let durability: Durability
     @usableFromInline let mailbox: Mailbox<A.Message>
     @usableFromInline let environment: RunEnvironment
+    /// Its type's metrics in this run, when the run records metrics.
+    @usableFromInline let metrics: AgentMetrics?
     private let starter: @Sendable (AgentCell, Incarnation) async -> Bool
     private let runner: @Sendable (AgentCell, Incarnation) async -> ExitReason?
     /// A passivated incarnation's state and context, while it holds no task.
@@ -89,7 +92,9 @@ final class AgentCell<A: Agent>: ChildRuntime {
                 }
             )
         }
-        self.mailbox = Mailbox(name: name, capacity: options.mailboxCapacity, durable: durable)
+        let metrics = environment.metrics?.agent(String(describing: A.self))
+        self.metrics = metrics
+        self.mailbox = Mailbox(name: name, capacity: options.mailboxCapacity, durable: durable, sent: metrics?.sent)
         self.environment = environment
         try environment.registry.register(mailbox)
     }
@@ -474,6 +479,7 @@ final class AgentCell<A: Agent>: ChildRuntime {
                 metadata: ["troupe.agent.name": .string(name)]
             )
         }
+        metrics?.deadLetters.increment()
         environment.events.emit(name, incarnation: 0, .deadLettered(error: error, failures: failures))
     }
 }

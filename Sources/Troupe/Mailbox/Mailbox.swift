@@ -1,3 +1,4 @@
+public import CoreMetrics
 public import DequeModule
 import FoundationEssentials
 
@@ -107,11 +108,15 @@ final class Mailbox<Message: Sendable>: AnyMailbox {
     /// Set for a ``Durability/durable`` agent: messages are stored before they are accepted.
     @usableFromInline let durable: DurableInbox<Message>?
 
-    init(name: String, capacity: Int, durable: DurableInbox<Message>? = nil) {
+    /// Counts the messages sent to it (``EngineMetrics``), when its run records metrics.
+    @usableFromInline let sentCounter: Counter?
+
+    init(name: String, capacity: Int, durable: DurableInbox<Message>? = nil, sent: Counter? = nil) {
         precondition(capacity > 0, "a mailbox needs a capacity of at least 1 (agent '\(name)')")
         self.name = name
         self.capacity = capacity
         self.durable = durable
+        self.sentCounter = sent
     }
 
     var messageType: Any.Type { Message.self }
@@ -163,12 +168,13 @@ final class Mailbox<Message: Sendable>: AnyMailbox {
             return .park(state.nextID)
         }
         switch action {
-        case .done: return
+        case .done: break
         case .wake(let consumer): consumer.resume()
         case .activate(let wake): wake()
         case .stopped: throw stoppedError()
         case .park(let id): try await park(Envelope(message), id: id)
         }
+        sentCounter?.increment()
     }
 
     /// Appends all of `messages` in order, taking the lock once for as many as fit and parking when full.
@@ -188,10 +194,13 @@ final class Mailbox<Message: Sendable>: AnyMailbox {
                     return .park(state.nextID)
                 }
                 var next: Message? = first
+                var appended = 0
                 while let message = next, state.buffer.count < capacity {
                     state.buffer.append(Envelope(message))
+                    appended += 1
                     next = iterator.next()
                 }
+                sentCounter?.increment(by: Int64(appended))
                 pending = next
                 return Self.wakeConsumer(&state)
             }
@@ -202,6 +211,7 @@ final class Mailbox<Message: Sendable>: AnyMailbox {
             case .stopped: throw stoppedError()
             case .park(let id):
                 try await park(Envelope(first), id: id)
+                sentCounter?.increment()
                 pending = iterator.next()
             }
         }
@@ -227,6 +237,7 @@ final class Mailbox<Message: Sendable>: AnyMailbox {
         case .activate(let wake): wake()
         case .done, .park: break
         }
+        sentCounter?.increment()
         return true
     }
 
@@ -244,6 +255,12 @@ final class Mailbox<Message: Sendable>: AnyMailbox {
     /// anyway, past the capacity: the store says it was sent, so the mailbox must hold it.
     @usableFromInline
     func deliverCommitted(_ envelope: Envelope<Message>, force: Bool = false) async {
+        sentCounter?.increment()
+        await appendCommitted(envelope, force: force)
+    }
+
+    @usableFromInline
+    func appendCommitted(_ envelope: Envelope<Message>, force: Bool) async {
         let action = state.withLock { state -> SendAction in
             if force || !state.accepting || (state.buffer.count < capacity && state.parked.isEmpty) {
                 state.buffer.append(envelope)
@@ -260,7 +277,7 @@ final class Mailbox<Message: Sendable>: AnyMailbox {
             do {
                 try await park(envelope, id: id)
             } catch {
-                await deliverCommitted(envelope, force: true)
+                await appendCommitted(envelope, force: true)
             }
         }
     }

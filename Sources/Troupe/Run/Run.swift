@@ -1,3 +1,4 @@
+public import CoreMetrics
 public import Logging
 public import ServiceLifecycle
 import Synchronization
@@ -52,6 +53,9 @@ public final class Run: Service {
         /// Shared clients the run's agents reach through ``AgentContext/service(_:)`` — an `HTTPClient`, for
         /// instance, which `TroupeHTTP` exposes as `context.http`. The run does not start or stop them.
         public var services: [any Sendable]
+        /// Where the run's metrics go (see the table in the *Operating runs* article): `nil` for the process's
+        /// swift-metrics backend, which records nothing unless one was bootstrapped.
+        public var metrics: (any MetricsFactory)?
 
         /// Creates a configuration.
         public init(
@@ -61,9 +65,11 @@ public final class Run: Service {
             logger: Logger = Logger(label: "troupe"),
             durability: Durability = .ephemeral,
             offloadThreads: Int = 8,
-            services: [any Sendable] = []
+            services: [any Sendable] = [],
+            metrics: (any MetricsFactory)? = nil
         ) {
             self.services = services
+            self.metrics = metrics
             precondition(offloadThreads > 0, "offloadThreads must be at least 1 (got \(offloadThreads))")
             self.offloadThreads = offloadThreads
             self.store = store
@@ -118,7 +124,8 @@ public final class Run: Service {
             random: RandomSource(configuration.random),
             durability: configuration.durability,
             offloadWidth: configuration.offloadThreads,
-            services: configuration.services
+            services: configuration.services,
+            metrics: EngineMetrics.make(configuration.metrics)
         )
         self.environment = environment
         self.durability = configuration.durability

@@ -26,6 +26,8 @@ final class RunController: Sendable {
     /// Runs beside the tree until cancelled: the lease watch, and with a control queue the command loop and the
     /// tree publisher. `started` is fulfilled once the tree's first start is over.
     func run(started: OneShot<Bool>) async {
+        environment.metrics?.lease(run.id, held: true)
+        defer { environment.metrics?.lease(run.id, held: false) }
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.watchLease() }
             if let queue {
@@ -54,6 +56,8 @@ final class RunController: Sendable {
     private func watchLease() async {
         guard let loss = await environment.store.leaseLoss(of: run.id) else { return }
         lostLease.withLock { $0 = loss }
+        environment.metrics?.leaseLost()
+        environment.metrics?.lease(run.id, held: false)
         environment.logger.error(
             "lease lost; stopping every agent",
             metadata: ["troupe.reason": .string(loss.message)]
@@ -82,6 +86,7 @@ final class RunController: Sendable {
                 let began = clock.now
                 lastLook = began
                 let nodes = await run.supervisor.children().map(TreeNode.init)
+                environment.metrics?.mailboxes(nodes)
                 if nodes != published {
                     do {
                         try await queue.publishTree(nodes, of: run.id)

@@ -18,6 +18,8 @@ final class RunEnvironment: Sendable {
     @usableFromInline let handled = Atomic<Int>(0)
     /// Clients the agents share (``Run/Configuration/services``).
     let services: [any Sendable]
+    /// Where the run's metrics go; `nil` when nothing records them.
+    @usableFromInline let metrics: EngineMetrics?
     /// Fulfilled when the run has attached to its store (or failed to): durable writes wait for it.
     let attachment = OneShot<Result<Bool, TroupeError>>()
     /// Fulfilled when the run must stop without waiting for graceful stops (a cancel's grace ran out, the lease was
@@ -32,9 +34,11 @@ final class RunEnvironment: Sendable {
         random: RandomSource,
         durability: Durability,
         offloadWidth: Int,
-        services: [any Sendable] = []
+        services: [any Sendable] = [],
+        metrics: EngineMetrics? = nil
     ) {
         self.services = services
+        self.metrics = metrics
         self.run = run
         self.offload = OffloadPool(width: offloadWidth)
         var logger = logger

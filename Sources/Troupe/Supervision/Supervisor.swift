@@ -448,6 +448,7 @@ public actor Supervisor: Service {
         let environment = self.environment
         let incarnation = Incarnation(number: number) { [weak self] reason in
             environment.events.emit(name, incarnation: number, .exited(reason))
+            environment.metrics?.exited(reason)
             let exited = Control.exited(name, incarnation: number, reason)
             // A cancelled task must not carry out the supervisor's decisions (its sleeps and waits would end at
             // once): it leaves the exit to the supervisor's own task.
@@ -518,6 +519,7 @@ public actor Supervisor: Service {
                 await runtime?.remove()
             }
             machine.groupStopsFinished()
+            environment.metrics?.restarted(restarted.count, reason: reason.metricName)
             for child in restarted {
                 guard let state = machine.child(child) else { continue }
                 environment.events.emit(
@@ -530,6 +532,7 @@ public actor Supervisor: Service {
         case .escalate:
             let period = machine.intensity.period
             let restarts = machine.restartsInWindow(at: now)
+            environment.metrics?.escalated()
             environment.events.emit(self.name, incarnation: 0, .escalated(restarts: restarts, within: period))
             return TroupeError(
                 .escalated,
@@ -678,6 +681,7 @@ public actor Supervisor: Service {
                     reply.resume(throwing: notRunningError(child: name))
                     return
                 }
+                environment.metrics?.restarted(1, reason: "operator")
                 environment.events.emit(
                     name,
                     incarnation: state.incarnations + 1,

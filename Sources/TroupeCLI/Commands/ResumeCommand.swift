@@ -29,6 +29,8 @@ struct ResumeCommand: AsyncParsableCommand {
     @Flag(help: "Resume every crashed run, each in a background process.")
     var all = false
 
+    @OptionGroup var metrics: MetricsOption
+
     func validate() throws {
         if all, run != nil { throw ValidationError("name a run or pass --all, not both") }
         if !all, run == nil { throw ValidationError("name the run to resume (`troupe ps --status crashed` lists them), or pass --all") }
@@ -39,6 +41,7 @@ struct ResumeCommand: AsyncParsableCommand {
             if all { return try await resumeAll() }
             let run = try await global.resolvedRun(self.run ?? "")
             if detach { return try await resumeDetached([RunID(run)]) }
+            try await withMetrics(metrics) {
             try await global.withStore { store in
                 let summary = try await store.run(RunID(run))
                 let entry = try Catalog.entry(summary.blueprint)
@@ -52,6 +55,7 @@ struct ResumeCommand: AsyncParsableCommand {
                 )
                 if !global.json { say("troupe: resuming run \(run) of '\(entry.name)', database \(global.databaseShown)") }
                 try await RunCommand.finish(RunDriver(run: resumed, json: global.json, paused: summary.status == .paused).drive(), run: RunID(run), json: global.json)
+            }
             }
         }
     }
@@ -73,7 +77,7 @@ struct ResumeCommand: AsyncParsableCommand {
         var failure: (any Error)?
         for run in runs {
             do {
-                let (pid, log) = try await RunCommand.detach(run, arguments: ["resume", run.rawValue], global: global)
+                let (pid, log) = try await RunCommand.detach(run, arguments: ["resume", run.rawValue] + metrics.arguments, global: global)
                 started.append(["run": run.rawValue, "pid": String(pid), "log": log])
                 if !global.json { say("troupe: resumed run \(run) in the background (pid \(pid)); log: \(log)") }
             } catch {

@@ -38,6 +38,8 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: .hidden)
     var id: String?
 
+    @OptionGroup var metrics: MetricsOption
+
     func validate() throws {
         if let durability, Durability(durability) == nil {
             throw ValidationError("--durability must be ephemeral, checkpointed or durable, not '\(durability)'")
@@ -80,6 +82,8 @@ struct RunCommand: AsyncParsableCommand {
                 return try await detachRun(runID)
             }
             let built = try entry.build(resolved)
+            // The endpoint first: it sets up the process's metrics backend, which the run then records into.
+            try await withMetrics(metrics) {
             try await global.withStore(mustExist: false) { store in
                 let run = try Self.makeRun(
                     entry, blueprint: built, parameters: resolved, durability: durability.flatMap(Durability.init), id: runID, store: store,
@@ -87,6 +91,7 @@ struct RunCommand: AsyncParsableCommand {
                 )
                 if !global.json { say("troupe: run \(runID) of '\(entry.name)', database \(global.databaseShown)") }
                 try await Self.finish(RunDriver(run: run, json: global.json).drive(), run: runID, json: global.json)
+            }
             }
         }
     }
@@ -157,6 +162,7 @@ struct RunCommand: AsyncParsableCommand {
         var arguments = ["run", blueprint, "--id", runID.rawValue]
         for parameter in parameters { arguments += ["--param", parameter] }
         if let durability { arguments += ["--durability", durability] }
+        arguments += metrics.arguments
         let started = try await Self.detach(runID, arguments: arguments, global: global)
         if global.json {
             printJSON(["run": runID.rawValue, "pid": String(started.pid), "log": started.log])

@@ -49,8 +49,11 @@ struct WorkerCommand: AsyncParsableCommand {
         }
     }
 
+    @OptionGroup var metrics: MetricsOption
+
     func run() async throws {
         try await reportingErrors {
+            try await withMetrics(metrics) {
             try await global.withStore(mustExist: false) { store in
                 guard let pool = store as? any WorkerPool else {
                     throw TroupeError(
@@ -60,6 +63,7 @@ struct WorkerCommand: AsyncParsableCommand {
                     )
                 }
                 try await WorkerLoop(pool: pool, global: global, capacity: capacity, tags: tags, build: build).serve()
+            }
             }
         }
     }
