@@ -162,6 +162,7 @@ package enum Documents {
         _ action: OperatorCommand.Action,
         for run: String,
         in store: any OperatorStore,
+        origin: OperatorCommand.Origin,
         wait: Duration = .seconds(30)
     ) async throws -> CommandReport {
         let run = try await resolveRun(run, in: store)
@@ -182,7 +183,7 @@ package enum Documents {
                     + "deletes it."
             )
         }
-        let command = try await store.enqueue(action, for: id)
+        let command = try await store.enqueue(action, for: id, origin: origin)
         var report = CommandReport(command: String(command), status: "queued", run: run, live: summary.isDriven)
         guard summary.isDriven else { return report }
         // The live process reads the queue within a fraction of a second, but applying a command (a graceful stop)
@@ -198,6 +199,14 @@ package enum Documents {
             try await Task.sleep(for: .milliseconds(20))
         }
         return report
+    }
+
+    /// Who is asking, as commands record it: `USER@HOST`, with `how` (such as `console`) before it.
+    package static func origin(_ how: String? = nil, reason: String?) -> OperatorCommand.Origin {
+        let user = ProcessInfo.processInfo.environment["USER"] ?? getlogin().map { String(cString: $0) } ?? "uid \(getuid())"
+        let who = "\(user)@\(OwnerLiveness.localHost)"
+        let trimmed = reason?.trimmingCharacters(in: .whitespacesAndNewlines)
+        return OperatorCommand.Origin(by: how.map { "\($0) of \(who)" } ?? who, reason: trimmed?.isEmpty == false ? trimmed : nil)
     }
 
     static func find(_ name: String, in nodes: [TreeNode]) -> TreeNode? {

@@ -72,11 +72,11 @@ struct ConsoleServer: Sendable {
             await respond {
                 let grace = request.uri.queryParameters.get("grace", as: Double.self) ?? 10
                 guard grace >= 0, grace <= 315_360_000 else { throw ValidationError("grace takes 0 to 10 years in seconds, not \(grace)") }
-                return try await command(.cancel(grace: .milliseconds(Int64(grace * 1000))), context)
+                return try await command(.cancel(grace: .milliseconds(Int64(grace * 1000))), request, context)
             }
         }
-        api.post("runs/{run}/pause") { _, context in await respond { try await command(.pause, context) } }
-        api.post("runs/{run}/unpause") { _, context in await respond { try await command(.unpause, context) } }
+        api.post("runs/{run}/pause") { request, context in await respond { try await command(.pause, request, context) } }
+        api.post("runs/{run}/unpause") { request, context in await respond { try await command(.unpause, request, context) } }
         api.post("runs/{run}/resume") { _, context in
             await respond {
                 let run = try context.parameters.require("run")
@@ -87,11 +87,11 @@ struct ConsoleServer: Sendable {
         api.post("runs/{run}/agents/{agent}/restart") { request, context in
             await respond {
                 let fresh = request.uri.queryParameters.get("fresh") == "true"
-                return try await command(.restart(agent: try context.parameters.require("agent"), fresh: fresh), context)
+                return try await command(.restart(agent: try context.parameters.require("agent"), fresh: fresh), request, context)
             }
         }
-        api.post("runs/{run}/agents/{agent}/stop") { _, context in
-            await respond { try await command(.stop(agent: try context.parameters.require("agent")), context) }
+        api.post("runs/{run}/agents/{agent}/stop") { request, context in
+            await respond { try await command(.stop(agent: try context.parameters.require("agent")), request, context) }
         }
         api.post("runs/{run}/dead-letters/requeue") { request, context in
             await respond { try await deadLetters(requeue: true, request, context) }
@@ -188,8 +188,15 @@ struct ConsoleServer: Sendable {
 
     // MARK: Actions
 
-    private func command(_ action: OperatorCommand.Action, _ context: BasicRequestContext) async throws -> Documents.CommandReport {
-        try await Documents.command(action, for: try context.parameters.require("run"), in: store, wait: .seconds(10))
+    private func command(_ action: OperatorCommand.Action, _ request: Request, _ context: BasicRequestContext) async throws -> Documents.CommandReport {
+        try await Documents.command(
+            action, for: try context.parameters.require("run"), in: store, origin: origin(request), wait: .seconds(10)
+        )
+    }
+
+    /// Who asks: the console, on behalf of whoever started it; why: `?reason=`.
+    private func origin(_ request: Request) -> OperatorCommand.Origin {
+        Documents.origin("console", reason: request.uri.queryParameters.get("reason"))
     }
 
     private func deadLetters(requeue: Bool, _ request: Request, _ context: BasicRequestContext) async throws -> [String: String] {
@@ -209,7 +216,9 @@ struct ConsoleServer: Sendable {
             return ["purged": String(try await store.purgeDeadLetters(of: run, ids: ids.isEmpty ? nil : ids))]
         }
         if try await store.run(run).isDriven {
-            let report = try await Documents.command(.requeue(ids: ids.isEmpty ? nil : ids), for: run.rawValue, in: store, wait: .seconds(10))
+            let report = try await Documents.command(
+                .requeue(ids: ids.isEmpty ? nil : ids), for: run.rawValue, in: store, origin: origin(request), wait: .seconds(10)
+            )
             return ["status": report.status, "outcome": report.outcome ?? "", "result": report.result ?? ""]
         }
         return ["requeued": String(try await store.requeueDeadLetters(of: run, ids: ids.isEmpty ? nil : ids).count)]

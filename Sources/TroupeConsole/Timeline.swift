@@ -63,7 +63,29 @@ struct Timeline: Encodable, Sendable {
         var order: [String] = []
         var gaps: [Gap] = []
         var lastTime: Date?
+        var lostAt: Date?
+        func closeAll(at time: Date) {
+            for name in order {
+                if let open = lanes[name]!.spans.indices.last, lanes[name]!.spans[open].to == nil {
+                    lanes[name]!.spans[open].to = time
+                    lanes[name]!.spans[open].ended = "lost"
+                }
+            }
+        }
         for event in events where event.event != "checkpointed" {
+            // The run's own facts: its process was lost at its last heartbeat; another resumed it.
+            if event.event == "process-lost" {
+                closeAll(at: event.time)
+                lostAt = event.time
+                continue
+            }
+            if event.event == "resumed" {
+                closeAll(at: lastTime ?? event.time)
+                if let from = lostAt ?? lastTime, from < event.time { gaps.append(Gap(from: from, to: event.time)) }
+                lostAt = nil
+                lastTime = event.time
+                continue
+            }
             if lanes[event.agent] == nil {
                 lanes[event.agent] = Lane(agent: event.agent, spans: [], marks: [])
                 order.append(event.agent)

@@ -193,7 +193,7 @@ extension PostgresStore: OperatorStore {
     // MARK: The control queue
 
     /// Queues the command and, when its insert commits, notifies the owner's listener (`troupe_commands`).
-    public func enqueue(_ action: OperatorCommand.Action, for run: RunID) async throws -> Int64 {
+    public func enqueue(_ action: OperatorCommand.Action, for run: RunID, origin: OperatorCommand.Origin?) async throws -> Int64 {
         let location = self.location
         return try await writer.perform { session in
             let connection = session.connection
@@ -205,7 +205,7 @@ extension PostgresStore: OperatorStore {
                 INSERT INTO commands (run_id, verb, agent, arguments, created_at) VALUES ($1, $2, $3, $4, now())
                 RETURNING id
                 """,
-                .text(run.rawValue), .text(action.verb), .text(action.agent), .text(Session.json(action.arguments))
+                .text(run.rawValue), .text(action.verb), .text(action.agent), .text(Session.json(action.arguments.merging(origin?.arguments ?? [:]) { kept, _ in kept }))
             )
             if session.notifications {
                 try connection.query("SELECT pg_notify($1, $2)", .text(Listener.channel), .text(run.rawValue))
@@ -234,6 +234,7 @@ extension PostgresStore: OperatorStore {
                     id: rows.int64(row, 0), run: run,
                     action: arguments.map { OperatorCommand.Action(verb: verb, agent: rows.text(row, 2), arguments: $0) }
                         ?? .unrecognized(verb: verb, reason: "its arguments are not a JSON object of strings"),
+                    origin: arguments.flatMap(OperatorCommand.Origin.init(arguments:)),
                     createdAt: rows.date(row, 4) ?? Date(timeIntervalSince1970: 0), appliedAt: rows.date(row, 5),
                     result: rows.text(row, 6).map {
                         OperatorCommand.Result(OperatorCommand.Result.Outcome(rawValue: rows.text(row, 7) ?? "") ?? .applied, $0)

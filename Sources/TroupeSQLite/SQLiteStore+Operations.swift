@@ -195,7 +195,7 @@ extension SQLiteStore: OperatorStore {
 
     // MARK: The control queue
 
-    public func enqueue(_ action: OperatorCommand.Action, for run: RunID) async throws -> Int64 {
+    public func enqueue(_ action: OperatorCommand.Action, for run: RunID, origin: OperatorCommand.Origin?) async throws -> Int64 {
         let path = self.path
         return try await writer.perform { session in
             let connection = session.connection
@@ -204,7 +204,7 @@ extension SQLiteStore: OperatorStore {
             }
             try connection.statement("INSERT INTO commands (run_id, verb, agent, arguments, created_at) VALUES (?, ?, ?, ?, ?)")
                 .run(
-                    .text(run.rawValue), .text(action.verb), .text(action.agent), .text(WriterSession.json(action.arguments)),
+                    .text(run.rawValue), .text(action.verb), .text(action.agent), .text(WriterSession.json(action.arguments.merging(origin?.arguments ?? [:]) { kept, _ in kept })),
                     .integer(now())
                 )
             return connection.lastInsertRowID
@@ -242,6 +242,7 @@ extension SQLiteStore: OperatorStore {
                         run: run,
                         action: arguments.map { OperatorCommand.Action(verb: verb, agent: statement.text(2), arguments: $0) }
                             ?? .unrecognized(verb: verb, reason: "its arguments are not a JSON object of strings"),
+                        origin: arguments.flatMap(OperatorCommand.Origin.init(arguments:)),
                         createdAt: Self.date(statement.int64(4)),
                         appliedAt: statement.isNull(5) ? nil : Self.date(statement.int64(5)),
                         result: outcome

@@ -313,7 +313,8 @@ extension StoreConformance {
     static func commandQueue(_ backend: Backend) async throws {
         try await attached(backend) { handle, _ in
             let store = handle.store
-            let first = try await store.enqueue(.restart(agent: "a", fresh: true), for: run)
+            let origin = OperatorCommand.Origin(by: "ops@host-1", reason: "stuck \"again\"")
+            let first = try await store.enqueue(.restart(agent: "a", fresh: true), for: run, origin: origin)
             let second = try await store.enqueue(.cancel(grace: .milliseconds(2500)), for: run)
             let unknown = try await store.enqueue(.unrecognized(verb: "frobnicate", reason: "x"), for: run)
             try expect(first < second && second < unknown, "ids \(first), \(second), \(unknown) not increasing")
@@ -342,6 +343,8 @@ extension StoreConformance {
             guard let got else { throw Failure(description: "the pending commands did not all arrive within 10 s") }
             try expect(got.map(\.id) == [first, second, unknown, late], "read \(got.map(\.id))")
             try expect(got[0].action == .restart(agent: "a", fresh: true), "read back as \(got[0].action)")
+            try expect(got[0].origin == origin, "its origin read back as \(String(describing: got[0].origin))")
+            try expect(got[1].origin == nil, "a command without an origin read back with \(String(describing: got[1].origin))")
             try expect(got[1].action == .cancel(grace: .milliseconds(2500)), "read back as \(got[1].action)")
             try expect(
                 got[3].action == .send(agent: "b", message: #"{"note":{"_0":"quote \" and ünïcode"}}"#), "read back as \(got[3].action)"

@@ -232,6 +232,45 @@ struct OperatorTests: CLIHarness {
         #expect(check.stdout.contains("integrity   ok"))
     }
 
+    /// The event log is the run's history: a process that died (at its last heartbeat, naming it), the process
+    /// that resumed the run, and each operator's command with who asked, why, and what came of it.
+    @Test func theEventLogRecordsLostProcessesResumesAndCommands() async throws {
+        let process = try start(["run", "counting", "--param", "count=100000000", "--param", "interval=50ms"])
+        let run = try await liveRun()
+        let killedPid = process.processIdentifier
+        kill(killedPid, SIGKILL)
+        await waitForExit(process)
+        try await eventually("the run shown crashed") { !isDriven(try await runs().first) }
+        let second = try start(["resume", run])
+        defer { if second.isRunning { second.terminate() } }
+        try await eventually("the resumed run alive") { isDriven(try await runs().first) }
+        let restart = try await troupe("restart", run, "relay", "--reason", "stuck on batch 7")
+        #expect(restart.status == 0, "\(restart.stderr)")
+
+        func facts() async throws -> [[String: Any]] {
+            let result = try await troupe("events", run, "--kind", "process-lost,resumed,command", "--json")
+            return result.stdout.split(separator: "\n").compactMap {
+                try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+            }
+        }
+        try await eventually("the command in the log") { try await facts().contains { $0["event"] as? String == "command" } }
+        let lines = try await facts()
+        #expect(lines.map { $0["event"] as? String ?? "" } == ["process-lost", "resumed", "command"], "\(lines)")
+        #expect(lines.allSatisfy { $0["agent"] as? String == "counting" })
+        #expect((lines[0]["detail"] as? String)?.hasPrefix("pid \(killedPid) on ") == true, "\(lines[0])")
+        #expect((lines[1]["detail"] as? String)?.hasPrefix("by pid \(second.processIdentifier) on ") == true, "\(lines[1])")
+        let command = lines[2]["detail"] as? String ?? ""
+        #expect(command.hasPrefix("restart relay by ") && command.contains("(\"stuck on batch 7\"): restarted from its last checkpoint"), "\(command)")
+        // The process was lost at its last heartbeat, before the resume.
+        #expect((lines[0]["time"] as? String ?? "") < (lines[1]["time"] as? String ?? ""))
+        // The command's origin is in `status` too.
+        let commands = try #require((try await json("status", run) as? [String: Any])?["commands"] as? [[String: Any]])
+        #expect(commands.first?["reason"] as? String == "stuck on batch 7")
+        #expect((commands.first?["by"] as? String)?.contains("@") == true)
+        _ = try await troupe("cancel", run)
+        await waitForExit(second)
+    }
+
     @Test func aForkIsAConsistentCutThatCountsOnExactly() async throws {
         // Every checkpoint kept: a fork from any of them is a consistent cut (see the conformance suite for the
         // refusal when an agent's checkpoint from that moment was pruned).

@@ -533,11 +533,11 @@ extension InMemoryCheckpointStore {
         StoreHealth(problems: [], migrations: [], known: [])
     }
 
-    public func enqueue(_ action: OperatorCommand.Action, for run: RunID) async throws -> Int64 {
+    public func enqueue(_ action: OperatorCommand.Action, for run: RunID, origin: OperatorCommand.Origin?) async throws -> Int64 {
         let (command, listeners) = try state.withLock { state in
             _ = try existing(run, state)
             state.nextCommand += 1
-            let command = OperatorCommand(id: state.nextCommand, run: run, action: action, createdAt: Date())
+            let command = OperatorCommand(id: state.nextCommand, run: run, action: action, origin: origin, createdAt: Date())
             state.runs[run]?.commands.append(command)
             return (command, Array((state.listeners[run] ?? [:]).values))
         }

@@ -32,6 +32,13 @@ public struct Event: Sendable, CustomStringConvertible {
         case checkpointed(sequence: UInt64)
         /// The agent's checkpoint cannot be read: the agent is stopped and not restarted; the checkpoint is kept.
         case quarantined(error: String)
+        /// A fact about the run, under its root supervisor's name: the process that drove it died without ending it,
+        /// at the time of the event (its last heartbeat). `process` says which (`pid N on HOST`).
+        case processLost(process: String)
+        /// A fact about the run: this process (`process`) took it over and resumes it from its checkpoints.
+        case resumed(process: String)
+        /// A fact about the run: an operator's command was applied, with who asked, why, and its result.
+        case commandApplied(OperatorCommand)
 
         public var description: String {
             switch self {
@@ -45,6 +52,9 @@ public struct Event: Sendable, CustomStringConvertible {
             case .abandoned: "abandoned (ignored cancellation past its deadline)"
             case .checkpointed(let sequence): "checkpointed #\(sequence)"
             case .quarantined(let error): "quarantined: \(error)"
+            case .processLost(let process): "process lost: \(process)"
+            case .resumed(let process): "resumed by \(process)"
+            case .commandApplied(let command): "command: \(Event.Kind.commandApplied(command).detail)"
             }
         }
     }
@@ -102,13 +112,13 @@ final class EventBus: Sendable {
     /// tree snapshot only when it moved.
     let treeChanges = Atomic<UInt64>(0)
 
-    func emit(_ name: String, incarnation: UInt64, _ kind: Event.Kind) {
+    func emit(_ name: String, incarnation: UInt64, _ kind: Event.Kind, at time: Date? = nil) {
         if case .checkpointed = kind {} else { treeChanges.add(1, ordering: .relaxed) }
         let level = Self.level(of: kind)
         let logged = logger.logLevel <= level
         let listened = listeners.load(ordering: .relaxed) > 0
         guard logged || listened else { return }
-        let event = Event(run: run, name: name, incarnation: incarnation, kind: kind)
+        let event = Event(run: run, name: name, incarnation: incarnation, kind: kind, time: time ?? Date())
         if logged {
             logger.log(
                 level: level,
@@ -178,6 +188,8 @@ final class EventBus: Sendable {
         case .restarting: .info
         case .killed: .warning
         case .escalated, .deadLettered, .abandoned, .quarantined: .error
+        case .processLost: .warning
+        case .resumed, .commandApplied: .notice
         }
     }
 }

@@ -1,6 +1,7 @@
 public import CoreMetrics
 public import Logging
 public import ServiceLifecycle
+import Glibc
 import Synchronization
 
 /// One running instance of a ``Blueprint``: its supervision tree, its names and its event stream.
@@ -154,6 +155,8 @@ public final class Run: Service {
 
     private func runTree() async throws {
         let store = environment.store
+        // Who drove the run before, if anyone: a resume records in the log that its process was lost.
+        let previous = try? await (store as? any RunReadModel)?.run(id)
         do {
             let resumed = try await store.attach(
                 RunRecord(
@@ -178,6 +181,15 @@ public final class Run: Service {
                 if case .checkpointed = event.kind { return }
                 store.record(event)
             }
+        }
+        if let previous, previous.status != .pending {
+            let root = supervisor.name
+            if previous.status == .crashed, let owner = previous.owner {
+                environment.events.emit(
+                    root, incarnation: 0, .processLost(process: "pid \(owner.pid) on \(owner.host)"), at: owner.heartbeatAt
+                )
+            }
+            environment.events.emit(root, incarnation: 0, .resumed(process: "pid \(getpid()) on \(OwnerLiveness.localHost)"))
         }
         let controller = RunController(run: self, environment: environment)
         let started = OneShot<Bool>()

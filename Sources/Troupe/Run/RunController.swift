@@ -121,6 +121,7 @@ final class RunController: Sendable {
                     try await queue.complete(command.id, with: result)
                     var done = command
                     done.result = result
+                    environment.events.emit(run.supervisor.name, incarnation: 0, .commandApplied(done))
                     run.commandApplied(done)
                 }
                 return

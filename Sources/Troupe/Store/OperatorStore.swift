@@ -497,12 +497,41 @@ public struct OperatorCommand: Sendable, Codable, Hashable {
         public var description: String { outcome == .applied ? message : "\(outcome.rawValue): \(message)" }
     }
 
+    /// Who asked, and why: recorded with the command and in the run's event log when it is applied.
+    public struct Origin: Sendable, Codable, Hashable {
+        /// Who: `USER@HOST (pid N)` for the CLI, `console USER@HOST` for `troupe serve`.
+        public var by: String
+        /// Why, in the operator's words (`--reason`), if given.
+        public var reason: String?
+
+        /// Creates an origin.
+        public init(by: String, reason: String? = nil) {
+            self.by = by
+            self.reason = reason
+        }
+
+        /// The keys under which a store keeps it beside the action's arguments.
+        public var arguments: [String: String] {
+            var arguments = ["by": by]
+            arguments["reason"] = reason
+            return arguments
+        }
+
+        /// Reads it from stored arguments; `nil` if none was recorded.
+        public init?(arguments: [String: String]) {
+            guard let by = arguments["by"] else { return nil }
+            self.init(by: by, reason: arguments["reason"])
+        }
+    }
+
     /// Its identifier in the queue.
     public var id: Int64
     /// The run.
     public var run: RunID
     /// What it asks.
     public var action: Action
+    /// Who asked and why, when the command says.
+    public var origin: Origin?
     /// When it was queued.
     public var createdAt: Date
     /// When the driving process applied it.
@@ -511,17 +540,26 @@ public struct OperatorCommand: Sendable, Codable, Hashable {
     public var result: Result?
 
     /// Creates a command.
-    public init(id: Int64, run: RunID, action: Action, createdAt: Date, appliedAt: Date? = nil, result: Result? = nil) {
+    public init(
+        id: Int64,
+        run: RunID,
+        action: Action,
+        origin: Origin? = nil,
+        createdAt: Date,
+        appliedAt: Date? = nil,
+        result: Result? = nil
+    ) {
         self.id = id
         self.run = run
         self.action = action
+        self.origin = origin
         self.createdAt = createdAt
         self.appliedAt = appliedAt
         self.result = result
     }
 
     private enum CodingKeys: String, CodingKey {
-        case id, run, verb, agent, arguments, createdAt, appliedAt, result
+        case id, run, verb, agent, arguments, by, reason, createdAt, appliedAt, result
     }
 
     public init(from decoder: any Decoder) throws {
@@ -533,6 +571,9 @@ public struct OperatorCommand: Sendable, Codable, Hashable {
             agent: try container.decodeIfPresent(String.self, forKey: .agent),
             arguments: try container.decodeIfPresent([String: String].self, forKey: .arguments) ?? [:]
         )
+        origin = try container.decodeIfPresent(String.self, forKey: .by).map {
+            Origin(by: $0, reason: try container.decodeIfPresent(String.self, forKey: .reason))
+        }
         createdAt = try container.decode(Date.self, forKey: .createdAt)
         appliedAt = try container.decodeIfPresent(Date.self, forKey: .appliedAt)
         result = try container.decodeIfPresent(Result.self, forKey: .result)
@@ -545,6 +586,8 @@ public struct OperatorCommand: Sendable, Codable, Hashable {
         try container.encode(action.verb, forKey: .verb)
         try container.encodeIfPresent(action.agent, forKey: .agent)
         try container.encode(action.arguments, forKey: .arguments)
+        try container.encodeIfPresent(origin?.by, forKey: .by)
+        try container.encodeIfPresent(origin?.reason, forKey: .reason)
         try container.encode(createdAt, forKey: .createdAt)
         try container.encodeIfPresent(appliedAt, forKey: .appliedAt)
         try container.encodeIfPresent(result, forKey: .result)
@@ -572,10 +615,11 @@ extension RunReadModel {
 /// command (the run's controller does, for every ``Run`` whose store is a control queue) and ``complete(_:with:)``s
 /// it. Commands queued while no process drives the run wait for its next resume.
 public protocol ControlQueue: Sendable {
-    /// Queues a command for `run`; returns its identifier.
+    /// Queues a command for `run`, with who asked and why (``OperatorCommand/Origin``, kept with the command);
+    /// returns its identifier.
     ///
     /// - Throws: ``TroupeError/Code/unknownRun``.
-    func enqueue(_ action: OperatorCommand.Action, for run: RunID) async throws -> Int64
+    func enqueue(_ action: OperatorCommand.Action, for run: RunID, origin: OperatorCommand.Origin?) async throws -> Int64
 
     /// Every command of `run`, oldest first.
     func commands(of run: RunID) async throws -> [OperatorCommand]
@@ -606,6 +650,11 @@ extension ControlQueue {
     ///
     /// - Returns: The command's id; ``commands(of:)`` shows its result once applied.
     /// - Throws: ``TroupeError/Code/unknownRun``, the store's errors, and the encoder's.
+    /// Queues a command that says nothing of who asked.
+    public func enqueue(_ action: OperatorCommand.Action, for run: RunID) async throws -> Int64 {
+        try await enqueue(action, for: run, origin: nil)
+    }
+
     @discardableResult
     public func send<Message: Encodable>(_ message: Message, to agent: String, in run: RunID) async throws -> Int64 {
         let json = String(decoding: try JSONEncoder().encode(message), as: UTF8.self)

@@ -65,7 +65,7 @@ extension Event.Kind {
     /// Every event name (``name``), in the order a life usually meets them.
     public static let names = [
         "started", "checkpointed", "crashed", "restarting", "cancelled", "exited", "stopped", "killed", "abandoned",
-        "escalated", "dead-lettered", "quarantined",
+        "escalated", "dead-lettered", "quarantined", "process-lost", "resumed", "command",
     ]
 
     /// The event's name: the same word in logs, `troupe events`, `troupe run`'s output and every JSON line.
@@ -83,6 +83,9 @@ extension Event.Kind {
         case .abandoned: "abandoned"
         case .checkpointed: "checkpointed"
         case .quarantined: "quarantined"
+        case .processLost: "process-lost"
+        case .resumed: "resumed"
+        case .commandApplied: "command"
         }
     }
 
@@ -100,6 +103,12 @@ extension Event.Kind {
         case .abandoned: "ignored cancellation past its deadline"
         case .checkpointed(let sequence): "#\(sequence)"
         case .quarantined(let error): error
+        case .processLost(let process): "\(process) stopped without ending the run (its last heartbeat)"
+        case .resumed(let process): "by \(process)"
+        case .commandApplied(let command):
+            command.action.verb + (command.action.agent.map { " " + $0 } ?? "")
+                + (command.origin.map { " by \($0.by)" + ($0.reason.map { " (\"\($0)\")" } ?? "") } ?? "")
+                + (command.result.map { ": \($0)" } ?? "")
         }
     }
 
@@ -116,7 +125,7 @@ extension Event.Kind {
         case .stopped, .killed: .stopped
         case .abandoned: .abandoned
         case .quarantined: .quarantined
-        case .escalated, .deadLettered, .checkpointed: nil
+        case .escalated, .deadLettered, .checkpointed, .processLost, .resumed, .commandApplied: nil
         }
     }
 

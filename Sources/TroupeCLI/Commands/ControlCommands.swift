@@ -3,12 +3,13 @@ import FoundationEssentials
 import Troupe
 
 /// Queues an operator's command for a run, checks the agent exists, and waits (briefly) for a live run to apply it.
-func sendCommand(_ global: GlobalOptions, run: String, action: OperatorCommand.Action) async throws {
+func sendCommand(_ global: GlobalOptions, run: String, action: OperatorCommand.Action, reason: String?) async throws {
     let verb = action.verb
     let agent = action.agent
     // Applying a command (a graceful stop) can take a while on a busy machine: wait up to 30 s for the live
     // process's answer (Ctrl-C leaves the command queued).
-    let report = try await global.withStore { try await Documents.command(action, for: run, in: $0) }
+    let origin = Documents.origin(reason: reason)
+    let report = try await global.withStore { try await Documents.command(action, for: run, in: $0, origin: origin) }
     if global.json {
         var document = ["command": report.command, "status": report.status, "run": report.run]
         document["outcome"] = report.outcome
@@ -42,6 +43,7 @@ struct CancelCommand: AsyncParsableCommand {
     )
 
     @OptionGroup var global: GlobalOptions
+    @Option(help: ArgumentHelp("Why: recorded with the command and in the run's event log.", valueName: "text")) var reason: String?
     @Argument(help: "The run.") var run: String
     @Argument(help: "An agent of the run; without it, the whole run.") var agent: String?
     @Option(help: ArgumentHelp("Seconds to wait for a graceful stop before cancelling (0 to 10 years).", valueName: "seconds"))
@@ -59,7 +61,7 @@ struct CancelCommand: AsyncParsableCommand {
         try await reportingErrors {
             var action = OperatorCommand.Action.cancel(grace: try DurationInput.seconds(grace, "--grace"))
             if let agent { action = .stop(agent: agent) }
-            try await sendCommand(global, run: run, action: action)
+            try await sendCommand(global, run: run, action: action, reason: reason)
         }
     }
 }
@@ -78,13 +80,14 @@ struct RestartCommand: AsyncParsableCommand {
     )
 
     @OptionGroup var global: GlobalOptions
+    @Option(help: ArgumentHelp("Why: recorded with the command and in the run's event log.", valueName: "text")) var reason: String?
     @Argument(help: "The run.") var run: String
     @Argument(help: "The agent.") var agent: String
     @Flag(help: "Start from the initial state instead of the last checkpoint.") var fresh = false
 
     func run() async throws {
         try await reportingErrors {
-            try await sendCommand(global, run: run, action: .restart(agent: agent, fresh: fresh))
+            try await sendCommand(global, run: run, action: .restart(agent: agent, fresh: fresh), reason: reason)
         }
     }
 }
@@ -109,6 +112,7 @@ struct SendCommand: AsyncParsableCommand {
     )
 
     @OptionGroup var global: GlobalOptions
+    @Option(help: ArgumentHelp("Why: recorded with the command and in the run's event log.", valueName: "text")) var reason: String?
     @Argument(help: "The run.") var run: String
     @Argument(help: "The agent, or a pool.") var agent: String
     @Argument(help: "The message, as JSON.") var message: String
@@ -123,7 +127,7 @@ struct SendCommand: AsyncParsableCommand {
                     "the message is not JSON (\(error)). Quote it for the shell: troupe send RUN AGENT '{\"work\":{}}'"
                 )
             }
-            try await sendCommand(global, run: run, action: .send(agent: agent, message: message))
+            try await sendCommand(global, run: run, action: .send(agent: agent, message: message), reason: reason)
         }
     }
 }
@@ -158,10 +162,11 @@ struct PauseCommand: AsyncParsableCommand {
     )
 
     @OptionGroup var global: GlobalOptions
+    @Option(help: ArgumentHelp("Why: recorded with the command and in the run's event log.", valueName: "text")) var reason: String?
     @Argument(help: "The run.") var run: String
 
     func run() async throws {
-        try await reportingErrors { try await sendCommand(global, run: run, action: .pause) }
+        try await reportingErrors { try await sendCommand(global, run: run, action: .pause, reason: reason) }
     }
 }
 
@@ -172,9 +177,10 @@ struct UnpauseCommand: AsyncParsableCommand {
     )
 
     @OptionGroup var global: GlobalOptions
+    @Option(help: ArgumentHelp("Why: recorded with the command and in the run's event log.", valueName: "text")) var reason: String?
     @Argument(help: "The run.") var run: String
 
     func run() async throws {
-        try await reportingErrors { try await sendCommand(global, run: run, action: .unpause) }
+        try await reportingErrors { try await sendCommand(global, run: run, action: .unpause, reason: reason) }
     }
 }

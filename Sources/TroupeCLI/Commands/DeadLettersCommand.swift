@@ -22,6 +22,8 @@ struct DeadLettersCommand: AsyncParsableCommand {
     @OptionGroup var global: GlobalOptions
     @Argument(help: "The run.") var run: String
     @Argument(help: "list (the default), requeue (back to their agents), or purge (delete).") var action: Action = .list
+    @Option(help: ArgumentHelp("Why (requeue of a live run): recorded with the command and in the run's event log.", valueName: "text"))
+    var reason: String?
     @Option(name: .customLong("id"), help: ArgumentHelp("Only this dead letter (repeatable); all of them by default.", valueName: "id"))
     var ids: [Int64] = []
 
@@ -55,7 +57,7 @@ struct DeadLettersCommand: AsyncParsableCommand {
                 let live = try await global.withStore(readOnly: true) { try await $0.run(id).isDriven }
                 if live {
                     // The driving process must load them into the agents' mailboxes: ask it.
-                    return try await sendCommand(global, run: run, action: .requeue(ids: ids.isEmpty ? nil : ids))
+                    return try await sendCommand(global, run: run, action: .requeue(ids: ids.isEmpty ? nil : ids), reason: reason)
                 }
                 let agents = try await global.withStore { try await $0.requeueDeadLetters(of: id, ids: ids.isEmpty ? nil : ids) }
                 if global.json { return printJSON(["requeued": agents.count]) }
