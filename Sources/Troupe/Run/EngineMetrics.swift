@@ -8,7 +8,7 @@ import Synchronization
 /// | metric | type | dimensions |
 /// |---|---|---|
 /// | `troupe_messages_handled_total` | counter | `agent_type` |
-/// | `troupe_messages_sent_total` | counter | `agent_type` (the recipient's) |
+/// | `troupe_messages_sent_total` | counter | `agent_type` (the recipient's; a send a stopped mailbox refused included) |
 /// | `troupe_handler_duration_seconds` | timer | `agent_type` |
 /// | `troupe_mailbox_depth` | gauge | `agent_type` (all agents of that type in the run, when the tree is published) |
 /// | `troupe_agent_exits_total` | counter | `reason`: normal, crashed, stopped, cancelled |
