@@ -129,12 +129,12 @@ package enum Documents {
                     + "\(agents.isEmpty ? "none yet" : agents.map(\.name).sorted().joined(separator: ", "))."
             )
         }
-        // Its events, checkpoints aside (they are in its checkpoint history).
+        // Its events, checkpoints (in its checkpoint history) and log lines (`troupe logs`) aside.
         var events: [EventRecord] = []
         var after: Int64 = 0
         while true {
             let page = try await store.events(of: run, since: after, agent: agent, limit: 5000)
-            events += page.filter { $0.event != "checkpointed" }
+            events += page.filter { $0.event != "checkpointed" && $0.event != "log" }
             guard page.count == 5000, let last = page.last else { break }
             after = last.sequence
         }
@@ -203,7 +203,8 @@ package enum Documents {
 
     /// Who is asking, as commands record it: `USER@HOST`, with `how` (such as `console`) before it.
     package static func origin(_ how: String? = nil, reason: String?) -> OperatorCommand.Origin {
-        let user = ProcessInfo.processInfo.environment["USER"] ?? getlogin().map { String(cString: $0) } ?? "uid \(getuid())"
+        let user = ProcessInfo.processInfo.environment["USER"] ?? getpwuid(getuid()).map { String(cString: $0.pointee.pw_name) }
+            ?? "uid \(getuid())"
         let who = "\(user)@\(OwnerLiveness.localHost)"
         let trimmed = reason?.trimmingCharacters(in: .whitespacesAndNewlines)
         return OperatorCommand.Origin(by: how.map { "\($0) of \(who)" } ?? who, reason: trimmed?.isEmpty == false ? trimmed : nil)

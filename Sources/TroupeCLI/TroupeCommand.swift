@@ -39,7 +39,7 @@ public struct TroupeCommand: AsyncParsableCommand {
         subcommands: [
             RunCommand.self, PsCommand.self, TreeCommand.self, StatusCommand.self, DescribeCommand.self, ResultCommand.self, EventsCommand.self,
             CancelCommand.self, RestartCommand.self, SendCommand.self, WaitCommand.self, PauseCommand.self, UnpauseCommand.self, ResumeCommand.self,
-            CheckpointsCommand.self, ForkCommand.self, DeadLettersCommand.self, PruneCommand.self, RmCommand.self,
+            LogsCommand.self, CheckpointsCommand.self, ForkCommand.self, DeadLettersCommand.self, PruneCommand.self, RmCommand.self,
             BlueprintsCommand.self, DbCommand.self, WorkerCommand.self, WorkersCommand.self, DrainCommand.self,
             VersionCommand.self,
         ] + extraVerbs.withLock { $0 }

@@ -72,7 +72,7 @@ struct Timeline: Encodable, Sendable {
                 }
             }
         }
-        for event in events where event.event != "checkpointed" {
+        for event in events where event.event != "checkpointed" && event.event != "log" {
             // The run's own facts: its process was lost at its last heartbeat; another resumed it.
             if event.event == "process-lost" {
                 closeAll(at: event.time)

@@ -42,6 +42,8 @@ final class Session: @unchecked Sendable {
     /// Told when a lease is found taken over (on the writer thread; must not block). Set before the thread starts.
     var onLeaseLost: (@Sendable (RunID, TroupeError) -> Void)?
     private(set) var agents: [AgentID: AgentRow] = [:]
+    /// Log lines each run has written through this session, to bound what it keeps (``LogRetention``).
+    private var logLines: [RunID: Int] = [:]
     /// Undo steps for the in-memory state, run if the transaction rolls back.
     private var undo: [() -> Void] = []
     private var inTransaction = false
@@ -942,6 +944,19 @@ final class Session: @unchecked Sendable {
             .text("{" + events.map { String($0.time.timeIntervalSince1970) }.joined(separator: ",") + "}")
         )
         for event in events {
+            if case .logged = event.kind {
+                logLines[event.run, default: 0] += 1
+                if logLines[event.run]! % LogRetention.every == 0 {
+                    // The newest lines stay; older ones go.
+                    try connection.query(
+                        """
+                        DELETE FROM events WHERE run_id = $1 AND kind = 'log' AND seq <= (
+                            SELECT seq FROM events WHERE run_id = $1 AND kind = 'log' ORDER BY seq DESC LIMIT 1 OFFSET $2)
+                        """,
+                        .text(event.run.rawValue), .int(Int64(LogRetention.lines))
+                    )
+                }
+            }
             // A persisting agent's claim, which precedes its start, already set its row running.
             let claimed = if case .started = event.kind { agents[AgentID(run: event.run, name: event.name)] != nil } else { false }
             if let status = event.kind.impliedStatus, !claimed {

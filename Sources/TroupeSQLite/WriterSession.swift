@@ -43,6 +43,8 @@ final class WriterSession: @unchecked Sendable {
     /// thread starts.
     var onLeaseLost: (@Sendable (RunID, TroupeError) -> Void)?
     private(set) var agents: [AgentID: AgentRow] = [:]
+    /// Log lines each run has written through this session, to bound what it keeps (``LogRetention``).
+    private var logLines: [RunID: Int] = [:]
     /// Undo steps for the in-memory state, run if the transaction rolls back.
     private var undo: [() -> Void] = []
     private var leaseChecked: Set<RunID> = []
@@ -764,6 +766,18 @@ final class WriterSession: @unchecked Sendable {
         if case .restarting(_, let restarts) = event.kind {
             try connection.statement("UPDATE agents SET restarts = ?, updated_at = ? WHERE run_id = ? AND name = ?")
                 .run(.integer(Int64(restarts)), .integer(time), .text(event.run.rawValue), .text(event.name))
+        }
+        if case .logged = event.kind {
+            logLines[event.run, default: 0] += 1
+            if logLines[event.run]! % LogRetention.every == 0 {
+                // The newest lines stay; older ones go.
+                try connection.statement(
+                    """
+                    DELETE FROM events WHERE run_id = ?1 AND kind = 'log' AND seq <= (
+                        SELECT seq FROM events WHERE run_id = ?1 AND kind = 'log' ORDER BY seq DESC LIMIT 1 OFFSET ?2)
+                    """
+                ).run(.text(event.run.rawValue), .integer(Int64(LogRetention.lines)))
+            }
         }
     }
 }

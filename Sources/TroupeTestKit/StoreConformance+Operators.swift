@@ -1,4 +1,5 @@
 import FoundationEssentials
+import Logging
 import Troupe
 
 // The operator's half of the contract: the read model and the control queue, as every `troupe` verb relies on them.
@@ -8,6 +9,7 @@ extension StoreConformance {
         Check(name: "an unknown run is an unknownRun error everywhere an operator names one", body: unknownRuns),
         Check(name: "agents show their status, restarts and error from events, their checkpoint and inbox", body: agentRows),
         Check(name: "events are numbered, read since a number, filtered by agent, and tailed", body: eventLog),
+        Check(name: "agents' log lines are bounded: the newest stay", body: logRetention),
         Check(name: "dead letters are listed, requeued into their agent's next claim, and purged", body: deadLetterAdmin),
         Check(name: "a fork starts from the chosen checkpoint, stopped, and leaves the original", body: forks),
         Check(name: "a fork is the cut after the chosen commit, with the messages in flight then", body: forksCarryMessagesInFlight),
@@ -135,6 +137,37 @@ extension StoreConformance {
             try expect(tail.map(\.sequence) == Array(all.map(\.sequence).suffix(2)), "last 2: \(tail.map(\.sequence))")
             let tailA = try await store.lastEvents(of: run, count: 1, agent: "a")
             try expect(tailA.map(\.event) == ["checkpointed"], "last of a: \(tailA.map(\.event))")
+        }
+    }
+
+    static func logRetention(_ backend: Backend) async throws {
+        try await attached(backend) { handle, _ in
+            let store = handle.store
+            _ = try await claim(store)
+            store.record(event("a", 1, .started))
+            let total = LogRetention.lines + LogRetention.every
+            for line in 1...total { store.record(event("a", 1, .logged(level: .info, message: "line \(line)"))) }
+            store.record(event("a", 1, .stopped))
+            try await eventually("the last event is logged") {
+                try await store.lastEvents(of: run, count: 1, agent: nil).first?.event == "stopped"
+            }
+            var lines: [EventRecord] = []
+            var after: Int64 = 0
+            while true {
+                let page = try await store.events(of: run, since: after, agent: nil, limit: 5000)
+                lines += page.filter { $0.event == "log" }
+                guard let last = page.last else { break }
+                after = last.sequence
+            }
+            try expect(
+                (LogRetention.lines..<total).contains(lines.count),
+                "\(lines.count) of \(total) log lines kept; between \(LogRetention.lines) and \(total - 1) should be"
+            )
+            try expect(lines.last?.detail == "info line \(total)", "the newest line is \(String(describing: lines.last?.detail))")
+            try expect(lines.first?.detail == "info line \(total - lines.count + 1)", "the lines kept are not the newest: \(String(describing: lines.first?.detail))")
+            // Other events are not pruned with them.
+            let others = try await store.events(of: run, since: 0, agent: nil, limit: 2).filter { $0.event != "log" }
+            try expect(others.first?.event == "started", "the run's first event went with the old log lines")
         }
     }
 

@@ -271,6 +271,26 @@ struct OperatorTests: CLIHarness {
         await waitForExit(second)
     }
 
+    /// `troupe logs` prints what the agents logged, though the run was started without --log-level; the event log
+    /// shows those lines only when asked (`--kind log`).
+    @Test func logsShowWhatAgentsLogged() async throws {
+        let result = try await troupe("run", "fetch-many", "--param", "count=12", "--json")
+        #expect(result.status == 0, "\(result.stderr)")
+        let run = try #require(try await runs().first?["id"] as? String)
+        let logs = try await troupe("logs", run)
+        #expect(logs.status == 0, "\(logs.stderr)")
+        // The offline catalog fails some URLs on purpose: "fetched N of 12 URLs; M failed".
+        #expect(logs.stdout.contains("fetcher#1        notice   fetched ") && logs.stdout.contains(" of 12 URLs; "), "\(logs.stdout)")
+        let ofFetcher = try await troupe("logs", run, "fetcher", "--tail", "1", "--json")
+        let line = try #require(try JSONSerialization.jsonObject(with: Data(ofFetcher.stdout.utf8)) as? [String: Any])
+        #expect(line["event"] as? String == "log" && (line["detail"] as? String)?.hasPrefix("notice fetched ") == true, "\(line)")
+        #expect(try await troupe("logs", run, "--level", "error").stdout.isEmpty)
+        #expect(!(try await troupe("events", run).stdout.contains(" of 12 URLs")))
+        #expect(try await troupe("events", run, "--kind", "log").stdout.contains(" of 12 URLs"))
+        let nobody = try await troupe("logs", run, "nobody")
+        #expect(nobody.status == 66 && nobody.stderr.contains("has no agent 'nobody'"), "\(nobody.stderr)")
+    }
+
     @Test func aForkIsAConsistentCutThatCountsOnExactly() async throws {
         // Every checkpoint kept: a fork from any of them is a consistent cut (see the conformance suite for the
         // refusal when an agent's checkpoint from that moment was pruned).

@@ -45,6 +45,8 @@ public final class AgentContext<A: Agent>: Sendable {
     private let cachedLogger = Mutex<Logger?>(nil)
 
     /// The agent's logger, carrying `troupe.run.id`, `troupe.agent.name` and `troupe.agent.incarnation` metadata.
+    /// Its lines go to the run's logger (``Run/Configuration/logger``, at its level) and, from
+    /// ``Run/Configuration/storedLogLevel`` up, to the run's event log as `log` events (`troupe logs`).
     ///
     /// Built on first use, so that agents that never log (most idle ones) do not pay for its metadata.
     public var logger: Logger {
@@ -53,6 +55,12 @@ public final class AgentContext<A: Agent>: Sendable {
             var logger = cell.environment.logger
             logger[metadataKey: "troupe.agent.name"] = .string(cell.name)
             logger[metadataKey: "troupe.agent.incarnation"] = .stringConvertible(incarnationControl.number)
+            if let stored = cell.environment.storedLogLevel {
+                logger.handler = RunLogHandler(
+                    base: logger.handler, stored: stored, events: cell.environment.events, agent: cell.name,
+                    incarnation: incarnationControl.number
+                )
+            }
             cached = logger
             return logger
         }

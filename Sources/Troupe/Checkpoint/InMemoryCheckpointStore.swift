@@ -255,6 +255,18 @@ public final class InMemoryCheckpointStore: OperatorStore {
             guard state.runs[event.run]?.attached == true else { return }
             state.nextEvent += 1
             state.runs[event.run]?.events.append(EventRecord(event, sequence: state.nextEvent))
+            if case .logged = event.kind, let events = state.runs[event.run]?.events {
+                // As the other stores: the newest lines stay, older ones go (``LogRetention``).
+                let lines = events.lazy.filter { $0.event == "log" }.count
+                if lines >= LogRetention.lines + LogRetention.every {
+                    var surplus = lines - LogRetention.lines
+                    state.runs[event.run]?.events.removeAll { record in
+                        guard surplus > 0, record.event == "log" else { return false }
+                        surplus -= 1
+                        return true
+                    }
+                }
+            }
             let agent = AgentID(run: event.run, name: event.name)
             guard state.agents[agent] != nil else { return }
             if let status = event.kind.impliedStatus { state.agents[agent]?.status = status }

@@ -1,5 +1,5 @@
 public import FoundationEssentials
-import Logging
+public import Logging
 import Dispatch
 import DequeModule
 import Synchronization
@@ -39,6 +39,8 @@ public struct Event: Sendable, CustomStringConvertible {
         case resumed(process: String)
         /// A fact about the run: an operator's command was applied, with who asked, why, and its result.
         case commandApplied(OperatorCommand)
+        /// A line of the agent's logger (``AgentContext/logger``), kept in the run's log (`troupe logs`).
+        case logged(level: Logger.Level, message: String)
 
         public var description: String {
             switch self {
@@ -55,6 +57,7 @@ public struct Event: Sendable, CustomStringConvertible {
             case .processLost(let process): "process lost: \(process)"
             case .resumed(let process): "resumed by \(process)"
             case .commandApplied(let command): "command: \(Event.Kind.commandApplied(command).detail)"
+            case .logged(let level, let message): "\(level): \(message)"
             }
         }
     }
@@ -113,9 +116,13 @@ final class EventBus: Sendable {
     let treeChanges = Atomic<UInt64>(0)
 
     func emit(_ name: String, incarnation: UInt64, _ kind: Event.Kind, at time: Date? = nil) {
-        if case .checkpointed = kind {} else { treeChanges.add(1, ordering: .relaxed) }
+        switch kind {
+        case .checkpointed, .logged: break
+        default: treeChanges.add(1, ordering: .relaxed)
+        }
         let level = Self.level(of: kind)
-        let logged = logger.logLevel <= level
+        // A logged line went to the logger already.
+        let logged: Bool = if case .logged = kind { false } else { logger.logLevel <= level }
         let listened = listeners.load(ordering: .relaxed) > 0
         guard logged || listened else { return }
         let event = Event(run: run, name: name, incarnation: incarnation, kind: kind, time: time ?? Date())
@@ -190,6 +197,7 @@ final class EventBus: Sendable {
         case .escalated, .deadLettered, .abandoned, .quarantined: .error
         case .processLost: .warning
         case .resumed, .commandApplied: .notice
+        case .logged(let level, _): level
         }
     }
 }

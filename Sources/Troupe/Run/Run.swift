@@ -57,6 +57,10 @@ public final class Run: Service {
         /// Where the run's metrics go (see the table in the *Operating runs* article): `nil` for the process's
         /// swift-metrics backend, which records nothing unless one was bootstrapped.
         public var metrics: (any MetricsFactory)?
+        /// The least severe lines of the agents' loggers (``AgentContext/logger``) that the run's event log keeps,
+        /// as `log` events (`troupe logs`), whatever the logger's own level; `nil` keeps none. A store that does not
+        /// record events keeps none either.
+        public var storedLogLevel: Logger.Level?
 
         /// Creates a configuration.
         public init(
@@ -67,10 +71,12 @@ public final class Run: Service {
             durability: Durability = .ephemeral,
             offloadThreads: Int = 8,
             services: [any Sendable] = [],
-            metrics: (any MetricsFactory)? = nil
+            metrics: (any MetricsFactory)? = nil,
+            storedLogLevel: Logger.Level? = .info
         ) {
             self.services = services
             self.metrics = metrics
+            self.storedLogLevel = storedLogLevel
             precondition(offloadThreads > 0, "offloadThreads must be at least 1 (got \(offloadThreads))")
             self.offloadThreads = offloadThreads
             self.store = store
@@ -126,7 +132,8 @@ public final class Run: Service {
             durability: configuration.durability,
             offloadWidth: configuration.offloadThreads,
             services: configuration.services,
-            metrics: EngineMetrics.make(configuration.metrics)
+            metrics: EngineMetrics.make(configuration.metrics),
+            storedLogLevel: configuration.store.recordsEvents ? configuration.storedLogLevel : nil
         )
         self.environment = environment
         self.durability = configuration.durability

@@ -20,6 +20,8 @@ final class RunEnvironment: Sendable {
     let services: [any Sendable]
     /// Where the run's metrics go; `nil` when nothing records them.
     @usableFromInline let metrics: EngineMetrics?
+    /// The least severe agents' log lines kept in the run's event log; `nil`: none.
+    let storedLogLevel: Logger.Level?
     /// Fulfilled when the run has attached to its store (or failed to): durable writes wait for it.
     let attachment = OneShot<Result<Bool, TroupeError>>()
     /// Fulfilled when the run must stop without waiting for graceful stops (a cancel's grace ran out, the lease was
@@ -35,10 +37,12 @@ final class RunEnvironment: Sendable {
         durability: Durability,
         offloadWidth: Int,
         services: [any Sendable] = [],
-        metrics: EngineMetrics? = nil
+        metrics: EngineMetrics? = nil,
+        storedLogLevel: Logger.Level? = nil
     ) {
         self.services = services
         self.metrics = metrics
+        self.storedLogLevel = storedLogLevel
         self.run = run
         self.offload = OffloadPool(width: offloadWidth)
         var logger = logger

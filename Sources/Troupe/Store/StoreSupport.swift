@@ -76,3 +76,11 @@ extension TreeSnapshot {
         }
     }
 }
+
+/// How the package's stores bound the agents' log lines (`log` events) they keep per run.
+package enum LogRetention {
+    /// Lines kept per run, at least: the newest.
+    package static let lines = 10_000
+    /// Older lines are deleted each time a run has logged this many more (so a run keeps up to `lines + every - 1`).
+    package static let every = 500
+}

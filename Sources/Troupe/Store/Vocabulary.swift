@@ -65,7 +65,7 @@ extension Event.Kind {
     /// Every event name (``name``), in the order a life usually meets them.
     public static let names = [
         "started", "checkpointed", "crashed", "restarting", "cancelled", "exited", "stopped", "killed", "abandoned",
-        "escalated", "dead-lettered", "quarantined", "process-lost", "resumed", "command",
+        "escalated", "dead-lettered", "quarantined", "process-lost", "resumed", "command", "log",
     ]
 
     /// The event's name: the same word in logs, `troupe events`, `troupe run`'s output and every JSON line.
@@ -86,6 +86,7 @@ extension Event.Kind {
         case .processLost: "process-lost"
         case .resumed: "resumed"
         case .commandApplied: "command"
+        case .logged: "log"
         }
     }
 
@@ -109,6 +110,7 @@ extension Event.Kind {
             command.action.verb + (command.action.agent.map { " " + $0 } ?? "")
                 + (command.origin.map { " by \($0.by)" + ($0.reason.map { " (\"\($0)\")" } ?? "") } ?? "")
                 + (command.result.map { ": \($0)" } ?? "")
+        case .logged(let level, let message): "\(level) \(message)"
         }
     }
 
@@ -125,7 +127,7 @@ extension Event.Kind {
         case .stopped, .killed: .stopped
         case .abandoned: .abandoned
         case .quarantined: .quarantined
-        case .escalated, .deadLettered, .checkpointed, .processLost, .resumed, .commandApplied: nil
+        case .escalated, .deadLettered, .checkpointed, .processLost, .resumed, .commandApplied, .logged: nil
         }
     }
 

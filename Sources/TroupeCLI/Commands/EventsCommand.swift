@@ -1,4 +1,5 @@
 import ArgumentParser
+import Logging
 import Troupe
 
 struct EventsCommand: AsyncParsableCommand {
@@ -42,6 +43,29 @@ struct EventsCommand: AsyncParsableCommand {
 
     @Option(help: ArgumentHelp("Print only the last N events (then follow, with --follow).", valueName: "n"))
     var tail: Int?
+
+    var reader: EventReader {
+        EventReader(global: global, run: run, follow: follow, since: since, agent: agent, kinds: kinds, tail: tail, logs: false)
+    }
+
+    func validate() throws { try reader.validate() }
+
+    func run() async throws { try await reader.run() }
+}
+
+/// Reads a run's event log for `events` and `logs`: what there is, the last N, or (following) what comes.
+struct EventReader {
+    let global: GlobalOptions
+    let run: String?
+    let follow: Bool
+    let since: String?
+    let agent: String?
+    let kinds: [String]
+    let tail: Int?
+    /// `troupe logs`: only `log` events, printed as log lines.
+    let logs: Bool
+    /// With `logs`, the least severe level printed.
+    var level: Logger.Level = .trace
 
     /// Where `--since` starts: after a sequence number, or at a time (milliseconds since 1970).
     enum Start {
@@ -182,16 +206,35 @@ struct EventsCommand: AsyncParsableCommand {
         }
     }
 
-    /// Which events to print: of the `--kind`s asked for, logged at `from` (milliseconds since 1970) or later.
+    /// Which events to print: of the `--kind`s asked for (agents' log lines only when asked for, by `--kind log`
+    /// or `troupe logs`), at `from` (milliseconds since 1970) or later, and for `logs` at `level` or above.
     private func filter(from: Int64?) throws -> @Sendable (EventRecord) -> Bool {
         let kinds = try wantedKinds()
-        return { event in (kinds?.contains(event.event) ?? true) && (from.map { milliseconds(event.time) >= $0 } ?? true) }
+        let least = level
+        let logs = self.logs
+        return { event in
+            guard kinds?.contains(event.event) ?? (event.event != "log"), from.map({ milliseconds(event.time) >= $0 }) ?? true else {
+                return false
+            }
+            guard logs, least > .trace else { return true }
+            return LogLine(event).level.map { $0 >= least } ?? true
+        }
     }
 
     /// Prints events as a table (its header once; the run's id first when following every run) or as JSON lines.
     private func print(_ events: [EventRecord], header printedHeader: inout Bool, withRun: Bool = false) throws {
         if global.json {
             for event in events { say(jsonText(EventLine(event))) }
+        } else if logs {
+            // As log lines: time, agent and incarnation, level, message.
+            for event in events {
+                let line = LogLine(event)
+                let fields = [
+                    timestamp(event.time), "\(event.agent)#\(event.incarnation)".padded(to: 16),
+                    (line.level?.rawValue ?? "").padded(to: 8), line.message,
+                ]
+                say(((withRun ? [event.run.rawValue] : []) + fields).joined(separator: " ").trimmingTrailingSpaces())
+            }
         } else {
             if !printedHeader, !events.isEmpty {
                 let header = ["SEQ".padded(to: 7), "TIME".padded(to: 24), "AGENT".padded(to: 16), "EVENT".padded(to: 13), "DETAIL"]
@@ -207,5 +250,22 @@ struct EventsCommand: AsyncParsableCommand {
             }
         }
         flushOutput()
+    }
+}
+
+/// A `log` event as a line: the level its detail begins with, and the message after it.
+struct LogLine {
+    var level: Logger.Level?
+    var message: String
+
+    init(_ event: EventRecord) {
+        let parts = event.detail.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: false)
+        if let first = parts.first, let level = Logger.Level(rawValue: String(first)) {
+            self.level = level
+            message = parts.count > 1 ? String(parts[1]) : ""
+        } else {
+            level = nil
+            message = event.detail
+        }
     }
 }

@@ -125,7 +125,7 @@ async function runView(run) {
     <h2>Event log</h2>
     <div class="bar">
       <label>Agent <select id="event-agent"><option value="">any</option></select></label>
-      <label>Event <select id="event-kind"><option value="">any but checkpoints</option><option value="*">any</option></select></label>
+      <label>Event <select id="event-kind"><option value="">any but log lines</option><option value="*">any</option></select></label>
       <label><input type="checkbox" id="event-live" checked> live tail</label>
     </div>
     <table id="events"><thead><tr><th>SEQ</th><th>TIME</th><th>AGENT</th><th>#</th><th>EVENT</th><th>DETAIL</th></tr></thead><tbody></tbody></table>`;
@@ -139,7 +139,7 @@ async function runView(run) {
   const renderEvents = () => {
     const agent = $("#event-agent").value;
     const kind = $("#event-kind").value;
-    const shown = events.filter((e) => (!agent || e.agent === agent) && (kind === "*" || (kind ? e.event === kind : e.event !== "checkpointed")));
+    const shown = events.filter((e) => (!agent || e.agent === agent) && (kind === "*" || (kind ? e.event === kind : e.event !== "log")));
     $("#events tbody").innerHTML = shown.slice(-200).reverse().map((e) => `
       <tr data-event="${esc(e.event)}"><td>${e.sequence ?? ""}</td><td class="mono">${esc(e.time)}</td><td>${esc(e.agent)}</td>
       <td>${e.incarnation}</td><td class="status s-${esc(e.event)}">${esc(e.event)}</td><td>${esc(e.detail)}</td></tr>`).join("");
@@ -200,7 +200,7 @@ async function runView(run) {
     select.innerHTML = `<option value="">any</option>` + agents.map((a) => `<option${a === chosen ? " selected" : ""}>${esc(a)}</option>`).join("");
     const kindSelect = $("#event-kind");
     if (kindSelect.options.length === 2) {
-      kindSelect.innerHTML += ["started", "crashed", "restarting", "exited", "stopped", "cancelled", "killed", "escalated", "dead-lettered", "quarantined", "checkpointed"]
+      kindSelect.innerHTML += ["started", "crashed", "restarting", "exited", "stopped", "cancelled", "killed", "escalated", "dead-lettered", "quarantined", "process-lost", "resumed", "command", "log"]
         .map((k) => `<option>${k}</option>`).join("");
     }
   }
@@ -269,10 +269,11 @@ function sparkline(selector, values, caption) {
 
 async function agentView(run, agent) {
   crumbs([["runs", "#/"], [run, `#/runs/${enc(run)}`], [agent]]);
-  const [report, checkpoints, letters] = await Promise.all([
+  const [report, checkpoints, letters, logs] = await Promise.all([
     api(`runs/${enc(run)}/agents/${enc(agent)}?history=50`),
     api(`runs/${enc(run)}/agents/${enc(agent)}/checkpoints`).catch(() => []),
     api(`runs/${enc(run)}/dead-letters`),
+    api(`runs/${enc(run)}/events?agent=${enc(agent)}&kind=log&tail=1&limit=200`),
   ]);
   const mine = letters.filter((l) => l.agent === agent);
   $("#view").innerHTML = `
@@ -299,6 +300,8 @@ async function agentView(run, agent) {
     <table id="dead-letters"><thead><tr><th>ID</th><th>FAILURES</th><th>TIME</th><th>BYTES</th><th>ERROR</th></tr></thead><tbody>
       ${mine.map((l) => `<tr><td>${l.id}</td><td>${l.failures}</td><td class="mono">${esc(l.createdAt)}</td><td>${l.bytes}</td><td class="error">${esc(l.error)}</td></tr>`).join("") || `<tr><td colspan="5" class="muted">None.</td></tr>`}
     </tbody></table>
+    <h2>Log lines</h2>
+    <pre id="logs">${logs.length ? logs.map((l) => esc(`${l.time}  #${l.incarnation}  ${l.detail}`)).join("\n") : '<span class="muted">none (lines of context.logger at info and above appear here)</span>'}</pre>
     <h2>History</h2>
     <table><tbody>${report.history.slice().reverse().map((e) => `<tr><td class="mono">${esc(e.time)}</td><td>#${e.incarnation}</td><td class="status s-${esc(e.event)}">${esc(e.event)}</td><td>${esc(e.detail)}</td></tr>`).join("")}</tbody></table>
     <h2>State</h2><pre id="state">${esc(report.state ?? (report.stateBytes ? report.stateBytes + " bytes, not text" : "no checkpoint"))}</pre>`;
