@@ -70,6 +70,8 @@ public struct TroupeCommand: AsyncParsableCommand {
         extraVerbs.withLock { $0 = verbs }
         for verb in verbs { (verb as? any InstallsIntoTroupe.Type)?.install() }
         let arguments = Array(CommandLine.arguments.dropFirst())
+        // A shell asking for completions passes its words through as they are.
+        if arguments.first == "---completion" { return await main(arguments) }
         let names = configuration.subcommands.compactMap { $0.configuration.commandName }
         if let suggestion = Arguments.suggestion(for: arguments, verbs: names) {
             printError(suggestion)

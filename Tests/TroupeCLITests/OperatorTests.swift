@@ -291,6 +291,26 @@ struct OperatorTests: CLIHarness {
         #expect(nobody.status == 66 && nobody.stderr.contains("has no agent 'nobody'"), "\(nobody.stderr)")
     }
 
+    /// The completion scripts ask the binary (`troupe ---completion VERB -- ARGUMENT WORD-INDEX CURSOR WORDS…`, as
+    /// swift-argument-parser's scripts do) for run ids and agent names from the store on the command line,
+    /// blueprint names, and a blueprint's parameters.
+    @Test func completionOffersRunsAgentsBlueprintsAndParameters() async throws {
+        #expect(try await troupe("run", "fetch-many", "--param", "count=3").status == 0)
+        let run = try #require(try await runs().first?["id"] as? String)
+        // The words of a command line that names its store, the word being completed last.
+        func complete(_ verb: String, _ argument: String, _ words: String..., cursor: Int) async throws -> [String] {
+            let line = ["troupe", "--database", database] + words
+            let result = try await Troupe.run(
+                arguments: ["---completion", verb, "--", argument, String(line.count - 1), String(cursor)] + line
+            )
+            return result.stdout.split(separator: "\n").map(String.init)
+        }
+        #expect(try await complete("status", "positional@0", "status", "", cursor: 0) == [run])
+        #expect(try await complete("describe", "positional@1", "describe", run, "", cursor: 0) == ["fetcher"])
+        #expect(try await complete("run", "positional@0", "run", "fet", cursor: 3) == ["fetch-many"])
+        #expect(try await complete("run", "--param", "run", "fetch-many", "--param", "c", cursor: 1) == ["count=", "concurrency="])
+    }
+
     @Test func aForkIsAConsistentCutThatCountsOnExactly() async throws {
         // Every checkpoint kept: a fork from any of them is a consistent cut (see the conformance suite for the
         // refusal when an agent's checkpoint from that moment was pruned).

@@ -14,8 +14,8 @@ struct CheckpointsCommand: AsyncParsableCommand {
     )
 
     @OptionGroup var global: GlobalOptions
-    @Argument(help: "The run.") var run: String
-    @Argument(help: "The agent.") var agent: String
+    @Argument(help: "The run.", completion: Completion.runs) var run: String
+    @Argument(help: "The agent.", completion: Completion.agents) var agent: String
     @Option(help: ArgumentHelp("Print the state saved in this checkpoint (JSON), or in the latest with `last`, instead of the list.", valueName: "seq"))
     var show: String?
 
@@ -82,7 +82,7 @@ struct ForkCommand: AsyncParsableCommand {
     )
 
     @OptionGroup var global: GlobalOptions
-    @Argument(help: "The run to fork.") var run: String
+    @Argument(help: "The run to fork.", completion: Completion.runs) var run: String
     @Option(help: ArgumentHelp("The checkpoint to start from.", valueName: "agent@seq")) var from: String
 
     func validate() throws {

@@ -44,8 +44,8 @@ struct CancelCommand: AsyncParsableCommand {
 
     @OptionGroup var global: GlobalOptions
     @Option(help: ArgumentHelp("Why: recorded with the command and in the run's event log.", valueName: "text")) var reason: String?
-    @Argument(help: "The run.") var run: String
-    @Argument(help: "An agent of the run; without it, the whole run.") var agent: String?
+    @Argument(help: "The run.", completion: Completion.runs) var run: String
+    @Argument(help: "An agent of the run; without it, the whole run.", completion: Completion.agents) var agent: String?
     @Option(help: ArgumentHelp("Seconds to wait for a graceful stop before cancelling (0 to 10 years).", valueName: "seconds"))
     var grace: Double = 10
 
@@ -81,8 +81,8 @@ struct RestartCommand: AsyncParsableCommand {
 
     @OptionGroup var global: GlobalOptions
     @Option(help: ArgumentHelp("Why: recorded with the command and in the run's event log.", valueName: "text")) var reason: String?
-    @Argument(help: "The run.") var run: String
-    @Argument(help: "The agent.") var agent: String
+    @Argument(help: "The run.", completion: Completion.runs) var run: String
+    @Argument(help: "The agent.", completion: Completion.agents) var agent: String
     @Flag(help: "Start from the initial state instead of the last checkpoint.") var fresh = false
 
     func run() async throws {
@@ -113,8 +113,8 @@ struct SendCommand: AsyncParsableCommand {
 
     @OptionGroup var global: GlobalOptions
     @Option(help: ArgumentHelp("Why: recorded with the command and in the run's event log.", valueName: "text")) var reason: String?
-    @Argument(help: "The run.") var run: String
-    @Argument(help: "The agent, or a pool.") var agent: String
+    @Argument(help: "The run.", completion: Completion.runs) var run: String
+    @Argument(help: "The agent, or a pool.", completion: Completion.agents) var agent: String
     @Argument(help: "The message, as JSON.") var message: String
 
     func run() async throws {
@@ -163,7 +163,7 @@ struct PauseCommand: AsyncParsableCommand {
 
     @OptionGroup var global: GlobalOptions
     @Option(help: ArgumentHelp("Why: recorded with the command and in the run's event log.", valueName: "text")) var reason: String?
-    @Argument(help: "The run.") var run: String
+    @Argument(help: "The run.", completion: Completion.runs) var run: String
 
     func run() async throws {
         try await reportingErrors { try await sendCommand(global, run: run, action: .pause, reason: reason) }
@@ -178,7 +178,7 @@ struct UnpauseCommand: AsyncParsableCommand {
 
     @OptionGroup var global: GlobalOptions
     @Option(help: ArgumentHelp("Why: recorded with the command and in the run's event log.", valueName: "text")) var reason: String?
-    @Argument(help: "The run.") var run: String
+    @Argument(help: "The run.", completion: Completion.runs) var run: String
 
     func run() async throws {
         try await reportingErrors { try await sendCommand(global, run: run, action: .unpause, reason: reason) }

@@ -20,7 +20,7 @@ struct DeadLettersCommand: AsyncParsableCommand {
     }
 
     @OptionGroup var global: GlobalOptions
-    @Argument(help: "The run.") var run: String
+    @Argument(help: "The run.", completion: Completion.runs) var run: String
     @Argument(help: "list (the default), requeue (back to their agents), or purge (delete).") var action: Action = .list
     @Option(help: ArgumentHelp("Why (requeue of a live run): recorded with the command and in the run's event log.", valueName: "text"))
     var reason: String?

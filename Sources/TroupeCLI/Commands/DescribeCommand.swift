@@ -19,8 +19,8 @@ struct DescribeCommand: AsyncParsableCommand {
     )
 
     @OptionGroup var global: GlobalOptions
-    @Argument(help: "The run.") var run: String
-    @Argument(help: "The agent.") var agent: String
+    @Argument(help: "The run.", completion: Completion.runs) var run: String
+    @Argument(help: "The agent.", completion: Completion.agents) var agent: String
     @Option(help: ArgumentHelp("How many of its latest events to show (0 for none).", valueName: "n"))
     var history = 20
 

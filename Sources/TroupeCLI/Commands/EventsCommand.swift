@@ -26,7 +26,7 @@ struct EventsCommand: AsyncParsableCommand {
 
     @OptionGroup var global: GlobalOptions
 
-    @Argument(help: "The run; without it (with --follow), every run's new events.")
+    @Argument(help: "The run; without it (with --follow), every run's new events.", completion: Completion.runs)
     var run: String?
 
     @Flag(help: "Keep printing new events as they happen.")

@@ -21,10 +21,10 @@ struct LogsCommand: AsyncParsableCommand {
 
     @OptionGroup var global: GlobalOptions
 
-    @Argument(help: "The run.")
+    @Argument(help: "The run.", completion: Completion.runs)
     var run: String
 
-    @Argument(help: "Only this agent's lines.")
+    @Argument(help: "Only this agent's lines.", completion: Completion.agents)
     var agent: String?
 
     @Flag(name: [.customShort("f"), .customLong("follow")], help: "Keep printing new lines as they are written.")

@@ -98,7 +98,7 @@ struct RmCommand: AsyncParsableCommand {
     )
 
     @OptionGroup var global: GlobalOptions
-    @Argument(help: "The runs to delete.") var runs: [String]
+    @Argument(help: "The runs to delete.", completion: Completion.runs) var runs: [String]
 
     func validate() throws {
         guard !runs.isEmpty else { throw ValidationError("name at least one run to delete (`troupe ps` lists them)") }

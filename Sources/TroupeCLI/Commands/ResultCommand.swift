@@ -18,7 +18,7 @@ struct ResultCommand: AsyncParsableCommand {
     )
 
     @OptionGroup var global: GlobalOptions
-    @Argument(help: "The run.") var run: String
+    @Argument(help: "The run.", completion: Completion.runs) var run: String
 
     func run() async throws {
         try await reportingErrors {

@@ -20,7 +20,7 @@ struct ResumeCommand: AsyncParsableCommand {
 
     @OptionGroup var global: GlobalOptions
 
-    @Argument(help: "The run to resume (see `troupe ps`).")
+    @Argument(help: "The run to resume (see `troupe ps`).", completion: Completion.runs)
     var run: String?
 
     @Flag(help: "Resume in a background process and return once it drives the run.")

@@ -21,10 +21,10 @@ struct RunCommand: AsyncParsableCommand {
 
     @OptionGroup var global: GlobalOptions
 
-    @Argument(help: "The blueprint to run (see `troupe blueprints`).")
+    @Argument(help: "The blueprint to run (see `troupe blueprints`).", completion: Completion.blueprints)
     var blueprint: String
 
-    @Option(name: .customLong("param"), help: ArgumentHelp("A blueprint parameter.", valueName: "key=value"))
+    @Option(name: .customLong("param"), help: ArgumentHelp("A blueprint parameter.", valueName: "key=value"), completion: Completion.parameters)
     var parameters: [String] = []
 
     @Flag(

@@ -9,7 +9,7 @@ struct StatusCommand: AsyncParsableCommand {
 
     @OptionGroup var global: GlobalOptions
 
-    @Argument(help: "The run.")
+    @Argument(help: "The run.", completion: Completion.runs)
     var run: String
 
     func run() async throws {

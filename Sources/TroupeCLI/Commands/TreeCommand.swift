@@ -15,7 +15,7 @@ struct TreeCommand: AsyncParsableCommand {
 
     @OptionGroup var global: GlobalOptions
 
-    @Argument(help: "The run.")
+    @Argument(help: "The run.", completion: Completion.runs)
     var run: String
 
     func run() async throws {

@@ -34,7 +34,7 @@ struct WaitCommand: AsyncParsableCommand {
 
     @OptionGroup var global: GlobalOptions
 
-    @Argument(help: "The run.")
+    @Argument(help: "The run.", completion: Completion.runs)
     var run: String
 
     @Option(name: .customLong("for"), help: ArgumentHelp("The ending waited for: completed, stopped, failed or any.", valueName: "ending"))
