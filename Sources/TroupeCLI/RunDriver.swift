@@ -32,8 +32,8 @@ struct RunDriver {
             display.event(event)
         }
         let flags = Flags()
+        // Each applied command is printed as the run's `command` event (who asked, why, what came of it).
         run.addCommandObserver { command in
-            display.note("operator: \(command.action.verb)\(command.action.agent.map { " " + $0 } ?? ""): \(command.result.map { "\($0)" } ?? "")")
             if case .cancel = command.action, command.result?.outcome == .applied {
                 flags.cancelledByOperator.store(true, ordering: .relaxed)
             }
@@ -67,11 +67,13 @@ struct RunDriver {
                 if await Self.completeWhenDone(run, started: treeStarted) { flags.completed.store(true, ordering: .relaxed) }
                 return nil
             }
-            if display.interactive { group.addTask {
+            group.addTask {
                 var last = run.messagesHandled
                 var lastTime = ContinuousClock.now
                 while !Task.isCancelled {
                     try? await Task.sleep(for: .seconds(1))
+                    display.tick()
+                    guard display.interactive else { continue }
                     let children = await run.supervisor.children()
                     let handled = run.messagesHandled
                     let now = ContinuousClock.now
@@ -80,7 +82,7 @@ struct RunDriver {
                     lastTime = now
                 }
                 return nil
-            } }
+            }
             var outcome: Result<Void, any Error> = .success(())
             if let first = await group.next(), let result = first { outcome = result }
             group.cancelAll()
@@ -142,6 +144,19 @@ final class Display: Sendable {
         var lastError: String?
         var statusLine = ""
         var paused = false
+        var fold: Fold?
+    }
+
+    /// A burst of events of one kind (a large tree starting or stopping): the first ``Fold/shown`` are printed, the
+    /// rest counted and said in one line when the burst ends (another kind of event, a second without one, or
+    /// the end).
+    struct Fold {
+        static let shown = 10
+        static let foldable: Set<String> = ["started", "stopped", "exited", "cancelled"]
+        var kind: String
+        var printed = 1
+        var hidden = 0
+        var last: ContinuousClock.Instant
     }
 
     private let state = Mutex(State())
@@ -151,7 +166,11 @@ final class Display: Sendable {
     private let run: String
     private let colour: Bool
 
-    init(json: Bool, interactive: Bool, run: String = "") {
+    /// Where lines go instead of standard output (tests).
+    private let sink: (@Sendable (String) -> Void)?
+
+    init(json: Bool, interactive: Bool, run: String = "", sink: (@Sendable (String) -> Void)? = nil) {
+        self.sink = sink
         self.json = json
         self.interactive = interactive
         self.run = run
@@ -173,8 +192,22 @@ final class Display: Sendable {
                 return
             }
             if json {
-                say(jsonText(EventLine(record)))
+                line(jsonText(EventLine(record)))
             } else {
+                let now = ContinuousClock.now
+                if var fold = state.fold, fold.kind == record.event, now - fold.last < .seconds(1) {
+                    fold.last = now
+                    if fold.printed >= Fold.shown {
+                        fold.hidden += 1
+                        state.fold = fold
+                        return
+                    }
+                    fold.printed += 1
+                    state.fold = fold
+                } else {
+                    endFold(&state)
+                    if Fold.foldable.contains(record.event) { state.fold = Fold(kind: record.event, last: now) }
+                }
                 let line = "\(timestamp(record.time))  \("\(event.name)#\(event.incarnation)".padded(to: 16)) \(record.event.padded(to: 12))\(record.detail)"
                 write(line.trimmingTrailingSpaces(), statusLine: state.statusLine)
             }
@@ -182,10 +215,19 @@ final class Display: Sendable {
         }
     }
 
+    /// Says how many events of the burst were not printed, and ends it.
+    private func endFold(_ state: inout State) {
+        guard let fold = state.fold else { return }
+        state.fold = nil
+        guard fold.hidden > 0 else { return }
+        let more = "… \(fold.hidden) more '\(fold.kind)' events (`troupe events \(run) --kind \(fold.kind)` lists them all)"
+        write(more, statusLine: state.statusLine)
+    }
+
     func note(_ text: String) {
         state.withLock { state in
             if json {
-                say(jsonText(["type": "note", "text": text]))
+                line(jsonText(["type": "note", "text": text]))
             } else {
                 write("troupe: \(text)", statusLine: state.statusLine)
             }
@@ -193,8 +235,14 @@ final class Display: Sendable {
         }
     }
 
+    /// Ends a burst that has been quiet for a second.
+    func tick() {
+        state.withLock { state in
+            if let fold = state.fold, ContinuousClock.now - fold.last >= .seconds(1) { endFold(&state) }
+        }
+    }
+
     func progress(children: [ChildInfo], rate: Double) {
-        guard interactive else { return }
         state.withLock { state in
             let leaves = ChildInfo.agents(of: children)
             let status = StatusLine(
@@ -214,6 +262,7 @@ final class Display: Sendable {
 
     func finish() {
         state.withLock { state in
+            endFold(&state)
             if interactive, !state.statusLine.isEmpty { Swift.print("") }
             state.statusLine = ""
         }
@@ -225,7 +274,11 @@ final class Display: Sendable {
             Swift.print("\r\u{1B}[K" + line)
             Swift.print(statusLine, terminator: "")
         } else {
-            say(line)
+            self.line(line)
         }
+    }
+
+    private func line(_ text: String) {
+        if let sink { sink(text) } else { say(text) }
     }
 }

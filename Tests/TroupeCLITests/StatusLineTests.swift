@@ -1,4 +1,6 @@
 import Testing
+import Troupe
+import TroupeTestKit
 @testable import TroupeCLI
 
 /// The status line of a foreground run on a terminal: the run, its age, what its agents do and its last error, in
@@ -33,5 +35,39 @@ struct StatusLineTests {
         let visible = coloured.replacing(/\x{1B}\[[0-9]+m/, with: "")
         #expect(visible == line.text(width: 80, colour: false))
         #expect(!line.text(width: 80, colour: false).contains("\u{1B}"))
+    }
+}
+
+/// A foreground run's event lines: a large tree's burst of starts (or stops) is folded into a count.
+struct FoldingTests {
+    func event(_ name: String, _ kind: Event.Kind) -> Event {
+        Event(run: "run-fold", name: name, incarnation: 1, kind: kind)
+    }
+
+    @Test func aBurstOfStartsIsFoldedIntoACountAndACrashIsNever() async throws {
+        let printed = Recorder<String>()
+        do {
+            let display = Display(json: false, interactive: false, run: "run-fold", sink: { printed.record($0) })
+            for index in 0..<1_000 { display.event(event("worker-\(index)", .started)) }
+            display.event(event("worker-7", .exited(.failed(TroupeError(.invalidSpec, "boom")))))
+            for index in 0..<3 { display.event(event("worker-\(index)", .stopped)) }
+            display.finish()
+        }
+        let lines = printed.values
+        #expect(lines.filter { $0.contains(" started") && !$0.hasPrefix("…") }.count == Display.Fold.shown)
+        #expect(lines.contains("… \(1_000 - Display.Fold.shown) more 'started' events (`troupe events run-fold --kind started` lists them all)"))
+        // The fold ends before the crash, which is printed in full; a short burst of stops is printed whole.
+        let fold = try #require(lines.firstIndex { $0.hasPrefix("…") })
+        #expect(lines[fold + 1].contains("worker-7#1") && lines[fold + 1].contains("crashed"))
+        #expect(lines.filter { $0.contains(" stopped") }.count == 3)
+        #expect(lines.count == Display.Fold.shown + 1 + 1 + 3)
+    }
+
+    @Test func jsonLinesAreNeverFolded() async throws {
+        let printed = Recorder<String>()
+        let display = Display(json: true, interactive: false, run: "run-fold", sink: { printed.record($0) })
+        for index in 0..<100 { display.event(event("worker-\(index)", .started)) }
+        display.finish()
+        #expect(printed.values.count == 100)
     }
 }
