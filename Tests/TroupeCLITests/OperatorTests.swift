@@ -311,6 +311,29 @@ struct OperatorTests: CLIHarness {
         #expect(try await complete("run", "--param", "run", "fetch-many", "--param", "c", cursor: 1) == ["count=", "concurrency="])
     }
 
+    /// `troupe top` prints one view when its output is not a terminal: the runs with their rates, and a run's tree
+    /// folded by supervisor with the agents worth a look.
+    @Test func topShowsRunsRatesAndAFoldedTree() async throws {
+        let process = try start(["run", "counting", "--param", "count=100000000", "--param", "interval=20ms"])
+        defer { if process.isRunning { process.terminate() } }
+        let run = try await liveRun()
+        _ = try await troupe("restart", run, "relay")
+        let top = try await troupe("top", run, "--interval", "0.5")
+        #expect(top.status == 0, "\(top.stderr)")
+        let lines = top.stdout.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        #expect(lines.first?.hasPrefix("troupe top · ") == true && lines.first?.contains("1 of 1 runs not ended") == true, "\(top.stdout)")
+        let row = try #require(lines.first { $0.hasPrefix(run) }, "\(top.stdout)")
+        let cells = row.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
+        // RUN BLUEPRINT STATUS AGE AGENTS RESTARTS +RESTARTS EVENTS/s CKPT/s OWNER…: the counter checkpoints as it counts.
+        #expect(cells[1] == "counting" && cells[2] == "running" && cells[4] == "3" && cells[5] == "1", "\(row)")
+        #expect((Double(cells[8]) ?? 0) > 0, "no checkpoints per second in \(row)")
+        #expect(lines.contains { $0.hasPrefix("(root): 3 agents · 3 running · 1 restarts · ") }, "\(top.stdout)")
+        #expect(lines.contains { $0.hasPrefix("relay ") && $0.contains("running") }, "the restarted relay is not listed: \(top.stdout)")
+        #expect(try await troupe("top", "--json").status == 64)
+        _ = try await troupe("cancel", run)
+        await waitForExit(process)
+    }
+
     @Test func aForkIsAConsistentCutThatCountsOnExactly() async throws {
         // Every checkpoint kept: a fork from any of them is a consistent cut (see the conformance suite for the
         // refusal when an agent's checkpoint from that moment was pruned).
