@@ -84,6 +84,7 @@ let package = Package(
             dependencies: [
                 "Troupe",
                 "CCurl",
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: settings
@@ -214,7 +215,10 @@ let package = Package(
         ),
         .testTarget(
             name: "TroupeHTTPTests",
-            dependencies: ["TroupeHTTP", "TroupeHTTPTesting", "Troupe", "TroupeTestKit"],
+            dependencies: [
+                "TroupeHTTP", "TroupeHTTPTesting", "Troupe", "TroupeTestKit",
+                .product(name: "InMemoryTracing", package: "swift-distributed-tracing"),
+            ],
             swiftSettings: settings
         ),
         .testTarget(

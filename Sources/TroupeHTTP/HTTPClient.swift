@@ -4,6 +4,7 @@ import Glibc
 public import ServiceLifecycle
 import Synchronization
 import Troupe
+import Tracing
 
 /// An async HTTP client over libcurl's multi interface, driven by a thread of its own.
 ///
@@ -148,8 +149,29 @@ public final class HTTPClient: Service, Sendable {
         }
     }
 
-    /// One attempt, recorded in the metrics (``ProcessMetrics/http(method:status:duration:)``).
+    /// One attempt, recorded in the metrics (``ProcessMetrics/http(method:status:duration:)``), and in a span when
+    /// an agent of a traced run makes it.
     private func once(_ request: HTTPRequest) async throws -> HTTPResponse {
+        guard let tracing = EngineTracing.current else { return try await measured(request) }
+        return try await tracing.span("HTTP \(request.method)", kind: .client) { span in
+            let request = Self.carrying(span, of: tracing, request)
+            let response = try await measured(request)
+            span.attributes["http.response.status_code"] = response.status
+            return response
+        }
+    }
+
+    /// `request` with the span's context in its headers (W3C `traceparent` with an OpenTelemetry tracer) and the
+    /// span's request attributes set.
+    static func carrying(_ span: any Span, of tracing: EngineTracing, _ request: HTTPRequest) -> HTTPRequest {
+        var request = request
+        tracing.tracer.inject(span.context, into: &request.headers, using: HeaderInjector())
+        span.attributes["http.request.method"] = request.method
+        span.attributes["url.full"] = HTTPClientError.redact(request.url)
+        return request
+    }
+
+    private func measured(_ request: HTTPRequest) async throws -> HTTPResponse {
         let started = ContinuousClock.now
         do {
             let response = try await attempt(request)
@@ -175,8 +197,18 @@ public final class HTTPClient: Service, Sendable {
         }
     }
 
-    /// One attempt, recorded in the metrics once its head arrived (its duration is the time to the head).
+    /// One attempt, recorded in the metrics once its head arrived (its duration is the time to the head), and in a
+    /// span (to the head) when an agent of a traced run makes it.
     private func streamOnce(_ request: HTTPRequest) async throws -> HTTPStreamedResponse {
+        guard let tracing = EngineTracing.current else { return try await streamMeasured(request) }
+        return try await tracing.span("HTTP \(request.method)", kind: .client) { span in
+            let response = try await streamMeasured(Self.carrying(span, of: tracing, request))
+            span.attributes["http.response.status_code"] = response.head.status
+            return response
+        }
+    }
+
+    private func streamMeasured(_ request: HTTPRequest) async throws -> HTTPStreamedResponse {
         let started = ContinuousClock.now
         do {
             let response = try await streamAttempt(request)
@@ -294,4 +326,9 @@ public struct HTTPBody: AsyncSequence, Sendable {
     }
 }
 
-
+/// Puts a span's context into a request's headers.
+struct HeaderInjector: Injector {
+    func inject(_ value: String, forKey key: String, into carrier: inout [(name: String, value: String)]) {
+        carrier.append((key, value))
+    }
+}

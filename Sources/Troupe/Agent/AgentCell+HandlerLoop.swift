@@ -1,5 +1,6 @@
 public import CoreMetrics
 public import Synchronization
+import Tracing
 
 /// The engine's handler loop, next to the cell whose mailbox, state and commits it drives. ``AgentContext`` is the
 /// agent's view; this is the machinery behind ``AgentContext/handleMessages(state:)`` and the default
@@ -99,10 +100,25 @@ extension AgentCell {
     /// The agent's `handle`, timed when the run records metrics.
     @inlinable
     func handle(_ message: A.Message, state: inout A.State, context: AgentContext<A>) async throws {
+        if let tracing = environment.tracing { return try await handleTraced(message, state: &state, context: context, tracing) }
         guard let metrics else { return try await agent.handle(message, state: &state, context: context) }
         let started = ContinuousClock.now
         defer { metrics.handled(since: started) }
         try await agent.handle(message, state: &state, context: context)
+    }
+
+    /// ``handle(_:state:context:)`` in a span of its own, the parent of the spans it makes.
+    @usableFromInline
+    func handleTraced(_ message: A.Message, state: inout A.State, context: AgentContext<A>, _ tracing: EngineTracing) async throws {
+        let started = ContinuousClock.now
+        defer { metrics?.handled(since: started) }
+        try await tracing.span("handle \(typeName)", kind: .consumer, attributes: { attributes in
+            attributes["troupe.run.id"] = id.run.rawValue
+            attributes["troupe.agent.name"] = name
+            attributes["troupe.agent.incarnation"] = Int(context.incarnationControl.number)
+        }) { _ in
+            try await agent.handle(message, state: &state, context: context)
+        }
     }
 
     /// Handles a batch for a durable agent and commits it in one transaction: the state after the last message

@@ -1,6 +1,7 @@
 import FoundationEssentials
 public import Logging
 public import Synchronization
+import Tracing
 
 /// An agent's view of its run: who it is, how to reach other agents, its clock, its logger and its checkpoints.
 ///
@@ -287,6 +288,17 @@ public final class AgentContext<A: Agent>: Sendable {
     /// Commits `state` with the durable messages consumed and sent since the last commit.
     @usableFromInline
     func commit(_ state: A.State, consumed: [Int64] = [], announce: Bool) async throws {
+        guard let tracing = cell.environment.tracing else { return try await commitUntraced(state, consumed: consumed, announce: announce) }
+        try await tracing.span("commit", attributes: { attributes in
+            attributes["troupe.agent.name"] = cell.name
+            attributes["troupe.commit.messages"] = consumed.count
+        }) { _ in
+            try await commitUntraced(state, consumed: consumed, announce: announce)
+        }
+    }
+
+    @usableFromInline
+    func commitUntraced(_ state: A.State, consumed: [Int64], announce: Bool) async throws {
         var consumed = consumed
         let (taken, sent) = work.takeForCommit()
         for envelope in taken where envelope.id != 0 { consumed.append(envelope.id) }
@@ -325,6 +337,14 @@ public final class AgentContext<A: Agent>: Sendable {
     /// - Throws: What `body` throws, the store's errors, or ``TroupeError/Code/corruptCheckpoint`` if a recorded
     ///   result no longer decodes as `T`.
     public func step<T: Codable & Sendable>(_ name: String, _ body: (DurableStep) async throws -> T) async throws -> T {
+        guard let tracing = cell.environment.tracing else { return try await untracedStep(name, body) }
+        return try await tracing.span("step \(name)") { span in
+            span.attributes["troupe.agent.name"] = cell.name
+            return try await untracedStep(name, body)
+        }
+    }
+
+    private func untracedStep<T: Codable & Sendable>(_ name: String, _ body: (DurableStep) async throws -> T) async throws -> T {
         let (key, recorded) = work.nextStep(name, fallback: "c\(cell.currentSequence)")
         let step = DurableStep(name: name, idempotencyKey: "\(cell.id)/\(key)")
         guard cell.durability.persistsState else { return try await body(step) }

@@ -1,6 +1,7 @@
 public import CoreMetrics
 public import Logging
 public import ServiceLifecycle
+public import Tracing
 import Glibc
 import Synchronization
 
@@ -61,6 +62,10 @@ public final class Run: Service {
         /// as `log` events (`troupe logs`), whatever the logger's own level; `nil` keeps none. A store that does not
         /// record events keeps none either.
         public var storedLogLevel: Logger.Level?
+        /// Where the run's spans go (a span per handled message, durable step, commit and HTTP call): `nil` for
+        /// the process's tracer (swift-distributed-tracing's `InstrumentationSystem`), which makes none unless one
+        /// was bootstrapped.
+        public var tracer: (any Tracer)?
 
         /// Creates a configuration.
         public init(
@@ -72,8 +77,10 @@ public final class Run: Service {
             offloadThreads: Int = 8,
             services: [any Sendable] = [],
             metrics: (any MetricsFactory)? = nil,
-            storedLogLevel: Logger.Level? = .info
+            storedLogLevel: Logger.Level? = .info,
+            tracer: (any Tracer)? = nil
         ) {
+            self.tracer = tracer
             self.services = services
             self.metrics = metrics
             self.storedLogLevel = storedLogLevel
@@ -133,7 +140,8 @@ public final class Run: Service {
             offloadWidth: configuration.offloadThreads,
             services: configuration.services,
             metrics: EngineMetrics.make(configuration.metrics),
-            storedLogLevel: configuration.store.recordsEvents ? configuration.storedLogLevel : nil
+            storedLogLevel: configuration.store.recordsEvents ? configuration.storedLogLevel : nil,
+            tracing: EngineTracing.make(configuration.tracer)
         )
         self.environment = environment
         self.durability = configuration.durability

@@ -22,6 +22,8 @@ final class RunEnvironment: Sendable {
     @usableFromInline let metrics: EngineMetrics?
     /// The least severe agents' log lines kept in the run's event log; `nil`: none.
     let storedLogLevel: Logger.Level?
+    /// Where the run's spans go; `nil` when nothing traces.
+    @usableFromInline let tracing: EngineTracing?
     /// Fulfilled when the run has attached to its store (or failed to): durable writes wait for it.
     let attachment = OneShot<Result<Bool, TroupeError>>()
     /// Fulfilled when the run must stop without waiting for graceful stops (a cancel's grace ran out, the lease was
@@ -38,8 +40,10 @@ final class RunEnvironment: Sendable {
         offloadWidth: Int,
         services: [any Sendable] = [],
         metrics: EngineMetrics? = nil,
-        storedLogLevel: Logger.Level? = nil
+        storedLogLevel: Logger.Level? = nil,
+        tracing: EngineTracing? = nil
     ) {
+        self.tracing = tracing
         self.services = services
         self.metrics = metrics
         self.storedLogLevel = storedLogLevel
