@@ -48,6 +48,7 @@ let package = Package(
                 // No-op unless the process bootstraps a backend (`troupe serve`, `troupe run --metrics`).
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Tracing", package: "swift-distributed-tracing"),
+                .product(name: "Instrumentation", package: "swift-distributed-tracing"),
             ],
             swiftSettings: settings
         ),

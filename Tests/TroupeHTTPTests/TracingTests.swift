@@ -21,7 +21,19 @@ struct Caller: Agent {
             try await context.http.execute(.get(server + path)).status
         }
         state.calls += 1
+        try await context.send(Note.Message.note(path), to: "note")
         done.record(status)
+    }
+}
+
+/// Takes notes.
+struct Note: Agent {
+    enum Message: Codable, Sendable { case note(String) }
+    let seen: Recorder<String>
+
+    func handle(_ message: Message, state: inout Stateless, context: AgentContext<Self>) async throws {
+        guard case .note(let text) = message else { return }
+        seen.record(text)
     }
 }
 
@@ -43,15 +55,28 @@ struct TracingTests {
         var logger = Logger(label: "test")
         logger.logLevel = .critical
         let configuration = Run.Configuration(logger: logger, durability: .checkpointed, services: [http], tracer: tracer)
-        let run = try Run(Blueprint("traced") { Child("caller", Caller(server: server.url(""), done: done)) }, configuration: configuration)
+        let notes = Recorder<String>()
+        let run = try Run(
+            Blueprint("traced") {
+                Child("note", Note(seen: notes), options: AgentOptions(durability: .ephemeral))
+                Child("caller", Caller(server: server.url(""), done: done))
+            },
+            configuration: configuration
+        )
         try await withRunning(run) {
             try await run.send(Caller.Message.call("/a"), to: "caller")
             try await run.send(Caller.Message.call("/b"), to: "caller")
             try await done.wait(forCount: 2)
+            try await notes.wait(forCount: 2)
         }
         #expect(done.values == [204, 204])
         let spans = tracer.finishedSpans
         let handles = spans.filter { $0.operationName == "handle Caller" }
+        // The message the caller sent carried its trace: the note's handling is a child of the caller's.
+        let noted = spans.filter { $0.operationName == "handle Note" }
+        #expect(noted.count == 2)
+        #expect(Set(noted.compactMap(\.parentSpanID)) == Set(handles.map(\.spanID)), "\(noted.map(\.parentSpanID))")
+        #expect(Set(noted.map(\.traceID)) == Set(handles.map(\.traceID)))
         #expect(handles.count == 2, "\(spans.map(\.operationName))")
         for handle in handles {
             #expect(handle.parentSpanID == nil, "a handled message starts its own trace")

@@ -1,5 +1,6 @@
 public import CoreMetrics
 public import Synchronization
+public import Instrumentation
 import Tracing
 
 /// The engine's handler loop, next to the cell whose mailbox, state and commits it drives. ``AgentContext`` is the
@@ -69,13 +70,13 @@ extension AgentCell {
                 do {
                     if persistEach {
                         // The store holds the last good state; a crash restores it from there.
-                        try await cell.handle(batch[index].message, state: &state, context: context)
+                        try await cell.handle(batch[index].message, trace: cell.mailbox.trace(of: batch[index]), state: &state, context: context)
                         handled = true
                         try await context.commit(state, announce: false)
                     } else {
                         // Keep the last good state in hand: a handler's changes count only if it returns.
                         var working = state
-                        try await cell.handle(batch[index].message, state: &working, context: context)
+                        try await cell.handle(batch[index].message, trace: cell.mailbox.trace(of: batch[index]), state: &working, context: context)
                         state = working
                     }
                 } catch {
@@ -99,20 +100,29 @@ extension AgentCell {
 
     /// The agent's `handle`, timed when the run records metrics.
     @inlinable
-    func handle(_ message: A.Message, state: inout A.State, context: AgentContext<A>) async throws {
-        if let tracing = environment.tracing { return try await handleTraced(message, state: &state, context: context, tracing) }
+    func handle(_ message: A.Message, trace: InstrumentationContext?, state: inout A.State, context: AgentContext<A>) async throws {
+        if let tracing = environment.tracing {
+            return try await handleTraced(message, trace: trace, state: &state, context: context, tracing)
+        }
         guard let metrics else { return try await agent.handle(message, state: &state, context: context) }
         let started = ContinuousClock.now
         defer { metrics.handled(since: started) }
         try await agent.handle(message, state: &state, context: context)
     }
 
-    /// ``handle(_:state:context:)`` in a span of its own, the parent of the spans it makes.
+    /// ``handle(_:trace:state:context:)`` in a span of its own, the parent of the spans it makes and a child of the
+    /// sender's (`trace`), so that a message's trace goes on through every agent it reaches.
     @usableFromInline
-    func handleTraced(_ message: A.Message, state: inout A.State, context: AgentContext<A>, _ tracing: EngineTracing) async throws {
+    func handleTraced(
+        _ message: A.Message,
+        trace: InstrumentationContext?,
+        state: inout A.State,
+        context: AgentContext<A>,
+        _ tracing: EngineTracing
+    ) async throws {
         let started = ContinuousClock.now
         defer { metrics?.handled(since: started) }
-        try await tracing.span("handle \(typeName)", kind: .consumer, attributes: { attributes in
+        try await tracing.span("handle \(typeName)", kind: .consumer, parent: trace, attributes: { attributes in
             attributes["troupe.run.id"] = id.run.rawValue
             attributes["troupe.agent.name"] = name
             attributes["troupe.agent.incarnation"] = Int(context.incarnationControl.number)
@@ -139,7 +149,7 @@ extension AgentCell {
             defer { work.setScope(nil) }
             do {
                 var next = working
-                try await cell.handle(batch[handled].message, state: &next, context: context)
+                try await cell.handle(batch[handled].message, trace: cell.mailbox.trace(of: batch[handled]), state: &next, context: context)
                 working = next
             } catch {
                 failure = error

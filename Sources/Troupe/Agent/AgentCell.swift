@@ -94,7 +94,7 @@ final class AgentCell<A: Agent>: ChildRuntime {
         }
         let metrics = environment.metrics?.agent(String(describing: A.self))
         self.metrics = metrics
-        self.mailbox = Mailbox(name: name, capacity: options.mailboxCapacity, durable: durable, sent: metrics?.sent)
+        self.mailbox = Mailbox(name: name, capacity: options.mailboxCapacity, durable: durable, sent: metrics?.sent, traced: environment.tracing != nil)
         self.environment = environment
         try environment.registry.register(mailbox)
     }

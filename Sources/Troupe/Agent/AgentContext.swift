@@ -1,6 +1,7 @@
 import FoundationEssentials
 public import Logging
 public import Synchronization
+import Instrumentation
 import Tracing
 
 /// An agent's view of its run: who it is, how to reach other agents, its clock, its logger and its checkpoints.
@@ -150,14 +151,16 @@ public final class AgentContext<A: Agent>: Sendable {
         let target = try cell.environment.registry.resolve(name, as: Message.self)
         // A message to itself must not wait for room in its own mailbox, which only it empties.
         let toSelf = ObjectIdentifier(target) == ObjectIdentifier(cell.mailbox)
+        // The sender's trace, delivered with the message when the unit of work commits.
+        let trace = target.traces == nil ? nil : InstrumentationContext.current
         let outgoing: Outgoing
         if let durable = target.durable {
             outgoing = Outgoing(recipient: target.name, payload: try durable.encode(message)) { id in
-                await target.deliverCommitted(Envelope(message, id: id), force: toSelf)
+                await target.deliverCommitted(target.envelope(message, id: id, trace: trace), force: toSelf)
             }
         } else {
             outgoing = Outgoing(recipient: target.name, payload: nil) { _ in
-                await target.deliverCommitted(Envelope(message), force: toSelf)
+                await target.deliverCommitted(target.envelope(message, id: 0, trace: trace), force: toSelf)
             }
         }
         work.stage(outgoing)
