@@ -327,7 +327,7 @@ struct OperatorTests: CLIHarness {
         // RUN BLUEPRINT STATUS AGE AGENTS RESTARTS +RESTARTS EVENTS/s CKPT/s OWNER…: the counter checkpoints as it counts.
         #expect(cells[1] == "counting" && cells[2] == "running" && cells[4] == "3" && cells[5] == "1", "\(row)")
         #expect((Double(cells[8]) ?? 0) > 0, "no checkpoints per second in \(row)")
-        #expect(lines.contains { $0.hasPrefix("(root): 3 agents · 3 running · 1 restarts · ") }, "\(top.stdout)")
+        #expect(lines.contains { $0.hasPrefix("(root): 3 agents · 3 running · 1 restart · ") }, "\(top.stdout)")
         #expect(lines.contains { $0.hasPrefix("relay ") && $0.contains("running") }, "the restarted relay is not listed: \(top.stdout)")
         #expect(try await troupe("top", "--json").status == 64)
         _ = try await troupe("cancel", run)

@@ -8,7 +8,7 @@ one JSON line on stdout: {"ok": true, "value": ...} or {"ok": false, "error": ".
   {"op": "eval", "js": "document.title"}                  the expression's value (promises awaited)
   {"op": "wait", "js": "...", "timeout": 20}              polls until the expression is truthy; its value
   {"op": "click", "selector": "button[data-action=cancel]"}
-  {"op": "screenshot", "path": "/tmp/page.png"}
+  {"op": "screenshot", "path": "/tmp/page.png", "full": false}    the whole page, or (full false) the window
 """
 
 import base64
@@ -96,8 +96,8 @@ class Chromium:
             time.sleep(0.1)
         raise RuntimeError(f"still not true after {timeout}s: {js} (last: {last!r})")
 
-    def screenshot(self, path):
-        data = self.call("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True})["data"]
+    def screenshot(self, path, full=True):
+        data = self.call("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": full})["data"]
         with open(path, "wb") as out:
             out.write(base64.b64decode(data))
         return path
@@ -134,7 +134,7 @@ def main():
                     value = browser.wait(f"(() => {{ const e = document.querySelector({selector}); if (!e) return false; e.click(); return true; }})()",
                                          float(command.get("timeout", 20)))
                 elif op == "screenshot":
-                    value = browser.screenshot(command["path"])
+                    value = browser.screenshot(command["path"], bool(command.get("full", True)))
                 else:
                     raise RuntimeError(f"unknown op {op!r}")
                 reply = {"ok": True, "value": value}

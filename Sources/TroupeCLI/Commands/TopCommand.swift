@@ -140,9 +140,10 @@ struct TopCommand: AsyncParsableCommand {
             if !agents.isEmpty {
                 let counts = Dictionary(grouping: agents, by: \.status).map { "\($0.value.count) \($0.key)" }.sorted()
                 let mailbox = agents.reduce(0) { $0 + $1.mailboxDepth }
+                let restarts = agents.reduce(0) { $0 + $1.restarts }
                 lines.append(
-                    String(repeating: "  ", count: depth) + "\(parent): \(agents.count) agents · " + counts.joined(separator: ", ")
-                        + " · \(agents.reduce(0) { $0 + $1.restarts }) restarts · \(mailbox) waiting"
+                    String(repeating: "  ", count: depth) + "\(parent): \(agents.count) agent\(agents.count == 1 ? "" : "s") · "
+                        + counts.joined(separator: ", ") + " · \(restarts) restart\(restarts == 1 ? "" : "s") · \(mailbox) waiting"
                 )
             }
             for node in nodes {

@@ -287,13 +287,13 @@ async function agentView(run, agent) {
     ${actions([["restart", "Restart from checkpoint"], ["restart-fresh", "Restart fresh", true], ["stop", "Stop", true]])}
     <h2>Last error</h2>
     ${report.lastError ? `<pre class="error" id="last-error">${esc(report.lastError)}</pre><p class="muted">${report.lastErrorAt ? esc(report.lastErrorAt) + " (" + age(report.lastErrorAt) + " ago)" : ""}</p>` : `<p class="muted" id="last-error">none</p>`}
-    <h2>Checkpoints</h2>
-    <table id="checkpoints"><thead><tr><th>A</th><th>B</th><th>SEQ</th><th>TIME</th><th>EPOCH</th><th>VERSION</th><th>BYTES</th><th></th></tr></thead><tbody>
-      ${checkpoints.map((c, i) => `<tr data-sequence="${c.sequence}"><td><input type="radio" name="a" value="${c.sequence}" ${i === Math.max(0, checkpoints.length - 2) ? "checked" : ""}></td>
-        <td><input type="radio" name="b" value="${c.sequence}" ${i === checkpoints.length - 1 ? "checked" : ""}></td>
+    <h2>Checkpoints <span class="muted">(newest first; pick two to compare)</span></h2>
+    <div class="scroll"><table id="checkpoints"><thead><tr><th>A</th><th>B</th><th>SEQ</th><th>TIME</th><th>EPOCH</th><th>VERSION</th><th>BYTES</th><th></th></tr></thead><tbody>
+      ${checkpoints.slice().reverse().map((c, i) => `<tr data-sequence="${c.sequence}"><td><input type="radio" name="a" value="${c.sequence}" ${i === Math.min(1, checkpoints.length - 1) ? "checked" : ""}></td>
+        <td><input type="radio" name="b" value="${c.sequence}" ${i === 0 ? "checked" : ""}></td>
         <td>#${c.sequence}</td><td class="mono">${esc(c.createdAt)}</td><td>${c.epoch}</td><td>${c.stateVersion}</td><td>${c.bytes}</td>
         <td>${state.readOnly ? "" : `<button data-fork="${c.sequence}">Fork from here</button>`}</td></tr>`).join("") || `<tr><td colspan="8" class="muted">No checkpoints.</td></tr>`}
-    </tbody></table>
+    </tbody></table></div>
     <h2>Diff</h2><pre class="diff" id="diff"></pre>
     <h2>Dead letters</h2>
     ${state.readOnly || !mine.length ? "" : `<div class="bar"><button id="requeue">Requeue all</button><button id="purge" class="danger">Purge all</button></div>`}
@@ -339,8 +339,8 @@ function diffLines(a, b) {
   let i = 0, j = 0;
   while (i < n || j < m) {
     if (i < n && j < m && a[i] === b[j]) { out.push("  " + esc(a[i])); i++; j++; }
-    else if (j < m && (i === n || table[i][j + 1] >= table[i + 1][j])) { out.push(`<span class="add">+ ${esc(b[j])}</span>`); j++; }
-    else { out.push(`<span class="del">- ${esc(a[i])}</span>`); i++; }
+    else if (i < n && (j === m || table[i + 1][j] >= table[i][j + 1])) { out.push(`<span class="del">- ${esc(a[i])}</span>`); i++; }
+    else { out.push(`<span class="add">+ ${esc(b[j])}</span>`); j++; }
   }
   return out.join("\n");
 }
