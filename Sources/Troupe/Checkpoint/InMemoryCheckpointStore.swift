@@ -37,6 +37,8 @@ public final class InMemoryCheckpointStore: OperatorStore {
         var heartbeat: Date?
         var tree: TreeSnapshot?
         var events: [EventRecord] = []
+        /// How many of `events` are agents' log lines.
+        var logLines = 0
         var commands: [OperatorCommand] = []
     }
 
@@ -255,16 +257,20 @@ public final class InMemoryCheckpointStore: OperatorStore {
             guard state.runs[event.run]?.attached == true else { return }
             state.nextEvent += 1
             state.runs[event.run]?.events.append(EventRecord(event, sequence: state.nextEvent))
-            if case .logged = event.kind, let events = state.runs[event.run]?.events {
-                // As the other stores: the newest lines stay, older ones go (``LogRetention``).
-                let lines = events.lazy.filter { $0.event == "log" }.count
-                if lines >= LogRetention.lines + LogRetention.every {
-                    var surplus = lines - LogRetention.lines
+            if case .logged = event.kind {
+                // As the other stores: the newest lines stay, and older ones go once a run has `every` more than it
+                // keeps (``LogRetention``), in one pass: a pass per line held this lock for seconds.
+                state.runs[event.run]?.logLines += 1
+                if let counted = state.runs[event.run]?.logLines, counted >= LogRetention.lines + LogRetention.every,
+                    let lines = state.runs[event.run]?.events.lazy.filter({ $0.event == "log" }).count
+                {
+                    var surplus = max(0, lines - LogRetention.lines)
                     state.runs[event.run]?.events.removeAll { record in
                         guard surplus > 0, record.event == "log" else { return false }
                         surplus -= 1
                         return true
                     }
+                    state.runs[event.run]?.logLines = min(lines, LogRetention.lines)
                 }
             }
             let agent = AgentID(run: event.run, name: event.name)
