@@ -54,7 +54,7 @@ final class WorkerState: Sendable {
     ///
     /// Silence is counted from the last heartbeat or the last time the server said it was recovering, whichever
     /// is later: a server that serves no session lets no other worker evict this one, and once it serves again
-    /// every registered worker counts as alive for five heartbeat intervals (`Session.aliveSQL`), so a server
+    /// every registered worker counts as alive for ten heartbeat intervals (`Session.aliveSQL`), so a server
     /// restart longer than the fence interval fences no worker. A server that stops answering at all (a partition,
     /// a host down) proves nothing, and the fence comes on time.
     func fenceIfSilent(longerThan limit: Int64) -> Set<RunID> {

@@ -59,7 +59,8 @@ final class Browser: Sendable {
 
     func close() async {
         try? input.fileHandleForWriting.close()
-        await waitForExit(process, within: .seconds(30))
+        // It closes the browser (waiting up to 15 s for it) and removes its profile.
+        await waitForExit(process, within: .seconds(60))
     }
 }
 

@@ -14,6 +14,7 @@ one JSON line on stdout: {"ok": true, "value": ...} or {"ok": false, "error": ".
 import base64
 import json
 import os
+import select
 import shutil
 import subprocess
 import sys
@@ -65,6 +66,10 @@ class Chromium:
                     if "error" in reply:
                         raise RuntimeError(f"{method}: {reply['error'].get('message')}")
                     return reply.get("result", {})
+            # Wait for the browser at most until the deadline: a read alone could wait for ever.
+            ready, _, _ = select.select([self.from_chrome], [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
+                break
             chunk = os.read(self.from_chrome, 1 << 16)
             if not chunk:
                 raise RuntimeError("chromium closed its pipe")
