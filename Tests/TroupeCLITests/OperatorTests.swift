@@ -334,6 +334,18 @@ struct OperatorTests: CLIHarness {
         await waitForExit(process)
     }
 
+    /// Checkpoints are not rows of the event log unless `--checkpoint-events` asks for them.
+    @Test func checkpointRowsAreOffUnlessAskedFor() async throws {
+        func checkpointRows(_ extra: [String]) async throws -> Int {
+            let result = try await troupe(["run", "counting", "--param", "count=200", "--param", "interval=1ms", "--id", "run-ce\(extra.count)"] + extra)
+            #expect(result.status == 0, "\(result.stderr)")
+            let rows = try await troupe("events", "run-ce\(extra.count)", "--kind", "checkpointed", "--json")
+            return rows.stdout.split(separator: "\n").count
+        }
+        #expect(try await checkpointRows([]) == 0)
+        #expect(try await checkpointRows(["--checkpoint-events"]) > 0)
+    }
+
     @Test func aForkIsAConsistentCutThatCountsOnExactly() async throws {
         // Every checkpoint kept: a fork from any of them is a consistent cut (see the conformance suite for the
         // refusal when an agent's checkpoint from that moment was pruned).

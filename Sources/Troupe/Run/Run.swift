@@ -66,6 +66,9 @@ public final class Run: Service {
         /// the process's tracer (swift-distributed-tracing's `InstrumentationSystem`), which makes none unless one
         /// was bootstrapped.
         public var tracer: (any Tracer)?
+        /// Whether the store's event log also gets a `checkpointed` row per checkpoint (off: each checkpoint is in
+        /// `troupe checkpoints` already, and such rows were most of a busy run's log).
+        public var checkpointEvents: Bool
 
         /// Creates a configuration.
         public init(
@@ -78,9 +81,11 @@ public final class Run: Service {
             services: [any Sendable] = [],
             metrics: (any MetricsFactory)? = nil,
             storedLogLevel: Logger.Level? = .info,
-            tracer: (any Tracer)? = nil
+            tracer: (any Tracer)? = nil,
+            checkpointEvents: Bool = false
         ) {
             self.tracer = tracer
+            self.checkpointEvents = checkpointEvents
             self.services = services
             self.metrics = metrics
             self.storedLogLevel = storedLogLevel
@@ -104,6 +109,8 @@ public final class Run: Service {
     public let parameters: [String: String]
     let environment: RunEnvironment
     private let durability: Durability
+    /// ``Configuration/checkpointEvents``.
+    private let checkpointEvents: Bool
     private let commandObservers = Mutex<[@Sendable (OperatorCommand) -> Void]>([])
     private let cancelled = Atomic<Bool>(false)
     /// Fulfilled with the grace of the first ``cancel(grace:)``.
@@ -143,6 +150,7 @@ public final class Run: Service {
             storedLogLevel: configuration.store.recordsEvents ? configuration.storedLogLevel : nil,
             tracing: EngineTracing.make(configuration.tracer)
         )
+        self.checkpointEvents = configuration.checkpointEvents
         self.environment = environment
         self.durability = configuration.durability
         self.supervisor = try Supervisor(
@@ -190,10 +198,11 @@ public final class Run: Service {
         }
         if store.recordsEvents {
             // The store's event log is the run's history: starts, exits, restarts, operators' actions. A checkpoint
-            // is recorded by the checkpoint itself (`troupe checkpoints`), not also as a row of the log; the bus
-            // (`Run.events()`, `troupe run`'s output) still carries it.
+            // is recorded by the checkpoint itself (`troupe checkpoints`), not also as a row of the log, unless the
+            // configuration asks; the bus (`Run.events()`, `troupe run`'s output) carries it either way.
+            let checkpoints = checkpointEvents
             environment.events.addSink { event in
-                if case .checkpointed = event.kind { return }
+                if case .checkpointed = event.kind, !checkpoints { return }
                 store.record(event)
             }
         }

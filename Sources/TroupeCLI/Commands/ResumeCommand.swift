@@ -31,6 +31,9 @@ struct ResumeCommand: AsyncParsableCommand {
 
     @OptionGroup var metrics: MetricsOption
 
+    @Flag(help: "Also log a 'checkpointed' event per checkpoint (off: `troupe checkpoints` lists them).")
+    var checkpointEvents = false
+
     func validate() throws {
         if all, run != nil { throw ValidationError("name a run or pass --all, not both") }
         if !all, run == nil { throw ValidationError("name the run to resume (`troupe ps --status crashed` lists them), or pass --all") }
@@ -51,7 +54,8 @@ struct ResumeCommand: AsyncParsableCommand {
                     durability: summary.durability,
                     id: RunID(run),
                     store: store,
-                    global: global
+                    global: global,
+                    checkpointEvents: checkpointEvents
                 )
                 if !global.json { say("troupe: resuming run \(run) of '\(entry.name)', database \(global.databaseShown)") }
                 try await RunCommand.finish(RunDriver(run: resumed, json: global.json, paused: summary.status == .paused).drive(), run: RunID(run), json: global.json)
@@ -77,7 +81,10 @@ struct ResumeCommand: AsyncParsableCommand {
         var failure: (any Error)?
         for run in runs {
             do {
-                let (pid, log) = try await RunCommand.detach(run, arguments: ["resume", run.rawValue] + metrics.arguments, global: global)
+                let (pid, log) = try await RunCommand.detach(
+                    run, arguments: ["resume", run.rawValue] + metrics.arguments + (checkpointEvents ? ["--checkpoint-events"] : []),
+                    global: global
+                )
                 started.append(["run": run.rawValue, "pid": String(pid), "log": log])
                 if !global.json { say("troupe: resumed run \(run) in the background (pid \(pid)); log: \(log)") }
             } catch {

@@ -40,6 +40,9 @@ struct RunCommand: AsyncParsableCommand {
 
     @OptionGroup var metrics: MetricsOption
 
+    @Flag(help: "Also log a 'checkpointed' event per checkpoint (off: `troupe checkpoints` lists them; they were most of a busy run's log).")
+    var checkpointEvents = false
+
     func validate() throws {
         if let durability, Durability(durability) == nil {
             throw ValidationError("--durability must be ephemeral, checkpointed or durable, not '\(durability)'")
@@ -87,7 +90,7 @@ struct RunCommand: AsyncParsableCommand {
             try await global.withStore(mustExist: false) { store in
                 let run = try Self.makeRun(
                     entry, blueprint: built, parameters: resolved, durability: durability.flatMap(Durability.init), id: runID, store: store,
-                    global: global
+                    global: global, checkpointEvents: checkpointEvents
                 )
                 if !global.json { say("troupe: run \(runID) of '\(entry.name)', database \(global.databaseShown)") }
                 try await Self.finish(RunDriver(run: run, json: global.json).drive(), run: runID, json: global.json)
@@ -121,7 +124,8 @@ struct RunCommand: AsyncParsableCommand {
         durability: Durability?,
         id: RunID,
         store: any OperatorStore,
-        global: GlobalOptions
+        global: GlobalOptions,
+        checkpointEvents: Bool = false
     ) throws -> Run {
         try Run(
             try blueprint ?? entry.build(parameters),
@@ -131,7 +135,8 @@ struct RunCommand: AsyncParsableCommand {
                 store: store,
                 logger: global.logger(),
                 durability: durability ?? .checkpointed,
-                services: Catalog.services
+                services: Catalog.services,
+                checkpointEvents: checkpointEvents
             )
         )
     }
@@ -163,6 +168,7 @@ struct RunCommand: AsyncParsableCommand {
         for parameter in parameters { arguments += ["--param", parameter] }
         if let durability { arguments += ["--durability", durability] }
         arguments += metrics.arguments
+        if checkpointEvents { arguments.append("--checkpoint-events") }
         let started = try await Self.detach(runID, arguments: arguments, global: global)
         if global.json {
             printJSON(["run": runID.rawValue, "pid": String(started.pid), "log": started.log])
