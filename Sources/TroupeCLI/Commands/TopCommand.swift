@@ -90,6 +90,11 @@ struct TopCommand: AsyncParsableCommand {
         if let focus, !shown.contains(where: { $0.id == focus }), let run = runs.first(where: { $0.id == focus }) { shown.append(run) }
         var samples: [RunID: Sample] = [:]
         for summary in shown {
+            // An ended run does not move: its row says all the view shows, without reading its agents and log.
+            if summary.status.hasEnded, summary.id != focus {
+                samples[summary.id] = Sample(summary: summary, events: 0, checkpoints: 0, restarts: summary.restarts)
+                continue
+            }
             let agents = try await store.agents(of: summary.id)
             let last = try await store.lastEvents(of: summary.id, count: 1, agent: nil).first?.sequence ?? 0
             samples[summary.id] = Sample(
