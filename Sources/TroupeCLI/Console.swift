@@ -80,16 +80,20 @@ package func jsonText(_ value: some Encodable) -> String {
 
 /// Left-aligned columns, two spaces apart.
 func printTable(_ header: [String], _ rows: [[String]]) {
+    for line in tableLines(header, rows) { say(line) }
+}
+
+/// ``printTable(_:_:)``'s lines.
+func tableLines(_ header: [String], _ rows: [[String]]) -> [String] {
     let all = [header] + rows
     var widths = [Int](repeating: 0, count: header.count)
     for row in all {
         for (index, cell) in row.enumerated() where index < widths.count { widths[index] = max(widths[index], cell.count) }
     }
-    for row in all {
-        let line = row.enumerated().map { index, cell in
+    return all.map { row in
+        row.enumerated().map { index, cell in
             index == row.count - 1 ? cell : cell.padded(to: widths[index])
-        }.joined(separator: "  ")
-        say(line.trimmingTrailingSpaces())
+        }.joined(separator: "  ").trimmingTrailingSpaces()
     }
 }
 
@@ -186,7 +190,7 @@ package func shortDuration(_ duration: Duration) -> String {
 /// The run `text` names in `store`: the run with that id, else the one run whose id begins with it (as `git` and
 /// `docker` take a prefix). No run: ``TroupeError/Code/unknownRun`` (exit 66). Several: a usage error (exit 64)
 /// that lists them.
-func resolveRun(_ text: String, in store: any OperatorStore) async throws -> String {
+package func resolveRun(_ text: String, in store: any OperatorStore) async throws -> String {
     do {
         _ = try await store.run(RunID(text))
         return text

@@ -116,7 +116,7 @@ struct ConsoleServer: Sendable {
     // MARK: Reads
 
     private func resolve(_ context: BasicRequestContext) async throws -> RunID {
-        RunID(try await Documents.status(of: try context.parameters.require("run"), in: store).run.id.rawValue)
+        RunID(try await resolveRun(try context.parameters.require("run"), in: store))
     }
 
     /// `/api/runs?status=…&blueprint=…&limit=N`: `troupe ps --json` with the same filters.

@@ -130,7 +130,7 @@ struct TopCommand: AsyncParsableCommand {
                 + "rates over \(String(format: "%.1f", elapsed))s",
             "",
         ]
-        lines += table(["RUN", "BLUEPRINT", "STATUS", "AGE", "AGENTS", "RESTARTS", "+RESTARTS", "EVENTS/s", "CKPT/s", "OWNER"], rows)
+        lines += tableLines(["RUN", "BLUEPRINT", "STATUS", "AGE", "AGENTS", "RESTARTS", "+RESTARTS", "EVENTS/s", "CKPT/s", "OWNER"], rows)
         return lines
     }
 
@@ -163,23 +163,12 @@ struct TopCommand: AsyncParsableCommand {
         if !notable.isEmpty {
             lines.append("")
             let busiest = notable.sorted { ($0.restarts, $0.mailboxDepth) > ($1.restarts, $1.mailboxDepth) }.prefix(15)
-            lines += table(
+            lines += tableLines(
                 ["AGENT", "STATUS", "RESTARTS", "MAILBOX", "LAST ERROR"],
                 busiest.map { [$0.name, $0.status + ($0.passivated ? " (passivated)" : ""), String($0.restarts), String($0.mailboxDepth), String(($0.lastError ?? "").prefix(60))] }
             )
             if notable.count > busiest.count { lines.append("… \(notable.count - busiest.count) more agents worth a look (`troupe tree \(run)`)") }
         }
         return lines
-    }
-
-    /// Left-aligned columns, two spaces apart, as lines.
-    private func table(_ header: [String], _ rows: [[String]]) -> [String] {
-        let all = [header] + rows
-        var widths = [Int](repeating: 0, count: header.count)
-        for row in all { for (index, cell) in row.enumerated() { widths[index] = max(widths[index], cell.count) } }
-        return all.map { row in
-            row.enumerated().map { index, cell in index == row.count - 1 ? cell : cell.padded(to: widths[index]) }
-                .joined(separator: "  ").trimmingTrailingSpaces()
-        }
     }
 }
