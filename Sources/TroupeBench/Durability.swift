@@ -201,7 +201,7 @@ func resumeChild(path: String, agents: Int) async throws -> Never {
     await all.wait()
     let payload = Array(try JSONEncoder().encode(Stepper.Message.step))
     _ = try await store.commit(
-        Commit(run: "run-resume", agent: nil, epoch: 0, sent: (0..<agents).map { ("stepper-\($0)", payload) })
+        Commit(run: "run-resume", agent: nil, epoch: 0, sent: (0..<agents).map { SentMessage(to: "stepper-\($0)", payload: payload) })
     )
     FileHandle.standardOutput.write(Data("ready\n".utf8))
     while true { try await Task.sleep(for: .seconds(60)) }

@@ -16,6 +16,7 @@ struct Migrator {
         Migration(id: 2, name: "0002_workers.sql", sql: String(decoding: PackageResources._002_workers_sql, as: UTF8.self)),
         Migration(id: 3, name: "0003_run_builds.sql", sql: String(decoding: PackageResources._003_run_builds_sql, as: UTF8.self)),
         Migration(id: 4, name: "0004_server_starts.sql", sql: String(decoding: PackageResources._004_server_starts_sql, as: UTF8.self)),
+        Migration(id: 5, name: "0005_message_trace.sql", sql: String(decoding: PackageResources._005_message_trace_sql, as: UTF8.self)),
     ]
 
     /// The advisory lock key that serialises migrations (any constant unlikely to clash: "troupe" in ASCII).

@@ -293,11 +293,14 @@ public final class PostgresStore: CheckpointStore {
     public func pendingMessages(of run: RunID) async throws -> [StoredMessage] {
         try await read { connection in
             let rows = try connection.query(
-                "SELECT id, recipient, sender, payload FROM messages WHERE run_id = $1 AND consumed_txn IS NULL ORDER BY id",
+                "SELECT id, recipient, sender, payload, trace FROM messages WHERE run_id = $1 AND consumed_txn IS NULL ORDER BY id",
                 .text(run.rawValue)
             )
             return (0..<rows.count).map { row in
-                StoredMessage(id: rows.int64(row, 0), recipient: rows.text(row, 1) ?? "", sender: rows.text(row, 2), payload: rows.blob(row, 3))
+                StoredMessage(
+                    id: rows.int64(row, 0), recipient: rows.text(row, 1) ?? "", sender: rows.text(row, 2), payload: rows.blob(row, 3),
+                    trace: rows.text(row, 4)
+                )
             }
         }
     }

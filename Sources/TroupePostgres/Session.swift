@@ -679,14 +679,17 @@ final class Session: @unchecked Sendable {
             let adopted = try connection.query(
                 """
                 UPDATE messages SET lease = $1 WHERE run_id = $2 AND recipient = ANY($3::text[]) AND lease < $1
-                AND consumed_txn IS NULL RETURNING id, recipient, sender, payload
+                AND consumed_txn IS NULL RETURNING id, recipient, sender, payload, trace
                 """,
                 .int(token), .text(run.rawValue), .text(Self.array(requests.map(\.agent.name)))
             )
             for row in 0..<adopted.count {
                 guard let recipient = adopted.text(row, 1), let index = position[recipient] else { continue }
                 claimed[index]!.pending.append(
-                    StoredMessage(id: adopted.int64(row, 0), recipient: recipient, sender: adopted.text(row, 2), payload: adopted.blob(row, 3))
+                    StoredMessage(
+                        id: adopted.int64(row, 0), recipient: recipient, sender: adopted.text(row, 2), payload: adopted.blob(row, 3),
+                        trace: adopted.text(row, 4)
+                    )
                 )
             }
         }
@@ -747,6 +750,7 @@ final class Session: @unchecked Sendable {
         // messages they consumed and those they sent (ids in the order sent: the identity follows the insert order).
         var consumedIDs: [Int64] = [], consumedBy: [Int64] = []
         var sentBy: [Int64] = [], recipients: [String] = [], senders: [String?] = [], payloads: [[UInt8]] = []
+        var traces: [String?] = []
         for index in candidates {
             let commit = commits[index]
             for id in commit.consumed {
@@ -758,6 +762,7 @@ final class Session: @unchecked Sendable {
                 recipients.append(message.recipient)
                 senders.append(commit.agent?.name)
                 payloads.append(message.payload)
+                traces.append(message.trace)
             }
         }
         func column<T>(_ value: (Commit) -> T) -> [T] { candidates.map { value(commits[$0]) } }
@@ -785,9 +790,10 @@ final class Session: @unchecked Sendable {
                 UPDATE messages SET consumed_txn = ok.txn FROM unnest($10::int8[], $11::int8[]) AS m(id, k) JOIN ok ON ok.k = m.k
                 WHERE messages.id = m.id AND messages.consumed_txn IS NULL
             ), sent AS (
-                INSERT INTO messages (run_id, recipient, sender, created_at, payload, lease, sent_txn)
-                SELECT ok.run, s.recipient, s.sender, now(), s.payload, ok.token, ok.txn
-                FROM unnest($12::int8[], $13::text[], $14::text[], $15::bytea[]) WITH ORDINALITY AS s(k, recipient, sender, payload, position)
+                INSERT INTO messages (run_id, recipient, sender, created_at, payload, lease, sent_txn, trace)
+                SELECT ok.run, s.recipient, s.sender, now(), s.payload, ok.token, ok.txn, s.trace
+                FROM unnest($12::int8[], $13::text[], $14::text[], $15::bytea[], $16::text[])
+                    WITH ORDINALITY AS s(k, recipient, sender, payload, trace, position)
                 JOIN ok ON ok.k = s.k ORDER BY s.position RETURNING id
             )
             SELECT 0, id, txn FROM numbered UNION ALL SELECT 1, NULL, k FROM ok UNION ALL SELECT 2, NULL, id FROM sent
@@ -802,7 +808,8 @@ final class Session: @unchecked Sendable {
             .byteaArray(column { $0.checkpoint?.state ?? [] }),
             .text(Self.array(column { transactionNumbers[$0.run].map(String.init) })),
             .text(Self.array(consumedIDs)), .text(Self.array(consumedBy)),
-            .text(Self.array(sentBy)), .text(Self.array(recipients)), .text(Self.array(senders)), .byteaArray(payloads)
+            .text(Self.array(sentBy)), .text(Self.array(recipients)), .text(Self.array(senders)), .byteaArray(payloads),
+            .text(Self.array(traces))
         )
         var accepted = Set<Int>()
         var ids: [Int64] = []

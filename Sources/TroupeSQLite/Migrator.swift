@@ -37,6 +37,11 @@ struct Migrator {
             name: "0007_commit_order.sql",
             sql: String(decoding: PackageResources._007_commit_order_sql, as: UTF8.self)
         ),
+        Migration(
+            id: 8,
+            name: "0008_message_trace.sql",
+            sql: String(decoding: PackageResources._008_message_trace_sql, as: UTF8.self)
+        ),
     ]
 
     let path: String

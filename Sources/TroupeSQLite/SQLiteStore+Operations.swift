@@ -384,8 +384,8 @@ extension SQLiteStore: OperatorStore {
             // The messages in flight at the cut, in delivery order, under lease 0: the fork's agents adopt them.
             try connection.statement(
                 """
-                INSERT INTO messages (run_id, recipient, sender, created_at, payload, lease, sent_txn)
-                SELECT ?1, recipient, sender, created_at, payload, 0, sent_txn FROM messages
+                INSERT INTO messages (run_id, recipient, sender, created_at, payload, lease, sent_txn, trace)
+                SELECT ?1, recipient, sender, created_at, payload, 0, sent_txn, trace FROM messages
                 WHERE run_id = ?2 AND sent_txn <= ?3 AND (consumed_txn IS NULL OR consumed_txn > ?3) ORDER BY id
                 """
             ).run(.text(newRun.rawValue), .text(source), .integer(cut))

@@ -500,14 +500,17 @@ public final class SQLiteStore: CheckpointStore {
     public func pendingMessages(of run: RunID) async throws -> [StoredMessage] {
         try await read { connection in
             let statement = try connection.statement(
-                "SELECT id, recipient, sender, payload FROM messages WHERE run_id = ? AND consumed_txn IS NULL ORDER BY id"
+                "SELECT id, recipient, sender, payload, trace FROM messages WHERE run_id = ? AND consumed_txn IS NULL ORDER BY id"
             )
             defer { statement.reset() }
             try statement.bind(run.rawValue, at: 1)
             var result: [StoredMessage] = []
             while try statement.step() {
                 result.append(
-                    StoredMessage(id: statement.int64(0), recipient: statement.text(1) ?? "", sender: statement.text(2), payload: statement.blob(3))
+                    StoredMessage(
+                        id: statement.int64(0), recipient: statement.text(1) ?? "", sender: statement.text(2),
+                        payload: statement.blob(3), trace: statement.text(4)
+                    )
                 )
             }
             return result

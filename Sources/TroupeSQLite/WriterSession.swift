@@ -80,7 +80,7 @@ final class WriterSession: @unchecked Sendable {
     private static let consumeMessageSQL = "UPDATE messages SET consumed_txn = ? WHERE id = ? AND consumed_txn IS NULL"
     private lazy var consumeMessage = try? connection.statement(Self.consumeMessageSQL)
     private static let insertMessageSQL =
-        "INSERT INTO messages (run_id, recipient, sender, created_at, payload, lease, sent_txn) VALUES (?, ?, ?, ?, ?, ?, ?)"
+        "INSERT INTO messages (run_id, recipient, sender, created_at, payload, lease, sent_txn, trace) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
     private lazy var insertMessage = try? connection.statement(Self.insertMessageSQL)
     private static let oldestKeptSQL = "SELECT txn FROM checkpoints WHERE agent_id = ? ORDER BY seq LIMIT 1"
     private lazy var oldestKept = try? connection.statement(Self.oldestKeptSQL)
@@ -500,14 +500,16 @@ final class WriterSession: @unchecked Sendable {
             let adopt = try connection.statement(
                 """
                 UPDATE messages SET lease = ?1 WHERE run_id = ?2 AND recipient IN (SELECT value FROM json_each(?3))
-                AND lease < ?1 AND consumed_txn IS NULL RETURNING id, recipient, sender, payload
+                AND lease < ?1 AND consumed_txn IS NULL RETURNING id, recipient, sender, payload, trace
                 """
             )
             try adopt.bind([.integer(lease.token), .text(run.rawValue), .text(Self.json(requests.map(\.agent.name)))])
             while try adopt.step() {
                 guard let recipient = adopt.text(1), let index = position[recipient] else { continue }
                 claimed[index]!.pending.append(
-                    StoredMessage(id: adopt.int64(0), recipient: recipient, sender: adopt.text(2), payload: adopt.blob(3))
+                    StoredMessage(
+                        id: adopt.int64(0), recipient: recipient, sender: adopt.text(2), payload: adopt.blob(3), trace: adopt.text(4)
+                    )
                 )
             }
             adopt.reset()
@@ -628,6 +630,7 @@ final class WriterSession: @unchecked Sendable {
             try insert.bind(message.payload, at: 5)
             try insert.bind(token, at: 6)
             try insert.bind(number, at: 7)
+            try insert.bind(message.trace, at: 8)
             try insert.execute()
             ids.append(connection.lastInsertRowID)
         }

@@ -216,7 +216,7 @@ extension StoreConformance {
                     Commit(
                         run: run, agent: who, epoch: epoch,
                         checkpoint: checkpoint(who, epoch: epoch, sequence: sequence, "\(who.name)\(sequence)"),
-                        consumed: consumed, sent: send.map { [(recipient: "b", payload: Array($0.utf8))] } ?? []
+                        consumed: consumed, sent: send.map { [SentMessage(to: "b", payload: Array($0.utf8))] } ?? []
                     )
                 )
             }

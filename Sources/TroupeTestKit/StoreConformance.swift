@@ -118,6 +118,7 @@ public enum StoreConformance {
         Check(name: "a resumed run handles what the dead owner accepted, once", body: resumeHandlesAccepted),
         Check(name: "each durable message's step is its own: three messages make three calls", body: stepsPerMessage),
         Check(name: "a step recorded before a crash is replayed, not called again, and gone after the commit", body: stepReplay),
+        Check(name: "a durable message keeps its sender's trace context across a resume", body: traceKept),
     ] + operatorChecks
 
     // MARK: Helpers
@@ -163,7 +164,7 @@ public enum StoreConformance {
     }
 
     static func send(_ store: any CheckpointStore, to recipient: String, _ text: String) async throws -> Int64 {
-        try await store.commit(Commit(run: run, agent: nil, epoch: 0, sent: [(recipient, Array(text.utf8))]))[0]
+        try await store.commit(Commit(run: run, agent: nil, epoch: 0, sent: [SentMessage(to: recipient, payload: Array(text.utf8))]))[0]
     }
 
     static func claim(_ store: any CheckpointStore, _ agent: AgentID = agent, incarnation: UInt64 = 1) async throws -> Claim {
@@ -254,7 +255,7 @@ public enum StoreConformance {
         // Accepted by an owner that died before handling them.
         _ = try await handle.store.attach(record)
         let payloads = try [Ledger.Message.add(10), .add(20)].map { Array(try JSONEncoder().encode($0)) }
-        _ = try await handle.store.commit(Commit(run: run, agent: nil, epoch: 0, sent: payloads.map { ("a", $0) }))
+        _ = try await handle.store.commit(Commit(run: run, agent: nil, epoch: 0, sent: payloads.map { SentMessage(to: "a", payload: $0) }))
         await handle.store.detach(run, outcome: .failed, error: "killed")
         await handle.close()
 
@@ -489,7 +490,7 @@ public enum StoreConformance {
                         epoch: old.epoch,
                         checkpoint: checkpoint(agent, epoch: old.epoch, sequence: 1, "stale"),
                         consumed: [id],
-                        sent: [("b", [1])]
+                        sent: [SentMessage(to: "b", payload: [1])]
                     )
                 )
             }
@@ -551,7 +552,7 @@ public enum StoreConformance {
                     epoch: claim.epoch,
                     checkpoint: checkpoint(agent, epoch: claim.epoch, sequence: 1, "after"),
                     consumed: [input],
-                    sent: [("b", Array("out1".utf8)), ("b", Array("out2".utf8))]
+                    sent: [SentMessage(to: "b", payload: Array("out1".utf8)), SentMessage(to: "b", payload: Array("out2".utf8))]
                 )
             )
             try expect(ids.count == 2 && ids[0] < ids[1] && !ids.contains(input), "sent ids \(ids) (input \(input))")
@@ -560,5 +561,42 @@ public enum StoreConformance {
             try expect(pending.allSatisfy { $0.recipient == "b" && $0.sender == "a" }, "recipients/senders: \(pending)")
             try expect(try await handle.checkpoints(agent).map(\.state) == [Array("after".utf8)], "checkpoint not written")
         }
+    }
+
+    static func traceKept(_ backend: Backend) async throws {
+        let open = try await backend.fresh()
+        var handle = try await open()
+        _ = try await handle.store.attach(record)
+        let first = try await claim(handle.store)
+        let traced = #"{"traceparent":"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01","tracestate":"k=\"v\""}"#
+        let fromOutside = try await handle.store.commit(
+            Commit(run: run, agent: nil, epoch: 0, sent: [SentMessage(to: "b", payload: Array("outside".utf8), trace: traced)])
+        )[0]
+        let sent = try await handle.store.commit(
+            Commit(
+                run: run, agent: agent, epoch: first.epoch,
+                checkpoint: checkpoint(agent, epoch: first.epoch, sequence: 1, "a1"),
+                sent: [SentMessage(to: "b", payload: Array("plain".utf8)), SentMessage(to: "b", payload: Array("traced".utf8), trace: "{}")]
+            )
+        )
+        let expected: [Int64: String?] = [fromOutside: traced, sent[0]: nil, sent[1]: "{}"]
+        let stored = try await handle.pendingMessages(run)
+        try expect(
+            Dictionary(uniqueKeysWithValues: stored.map { ($0.id, $0.trace) }) == expected,
+            "stored traces \(stored.map { ($0.id, $0.trace) }), expected \(expected)"
+        )
+        await handle.store.detach(run, outcome: .stopped, error: nil)
+        await handle.close()
+
+        handle = try await open()
+        _ = try await handle.store.attach(record)
+        let adopted = try await claim(handle.store, other).pending
+        try expect(adopted.map(\.id) == [fromOutside] + sent, "expected \([fromOutside] + sent) pending for 'b', got \(adopted.map(\.id))")
+        try expect(
+            adopted.map(\.trace) == [traced, nil, "{}"],
+            "a resumed claim returned the traces \(adopted.map(\.trace)), not those stored with the messages"
+        )
+        await handle.store.detach(run, outcome: .stopped, error: nil)
+        await handle.close()
     }
 }

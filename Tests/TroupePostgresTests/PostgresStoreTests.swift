@@ -160,7 +160,10 @@ struct PostgresStoreTests {
                         let commit = Commit(
                             run: Self.run, agent: agent, epoch: epoch,
                             checkpoint: Checkpoint(agent: agent, epoch: epoch, sequence: 1, stateVersion: 1, state: Array(name.utf8)),
-                            sent: [("sink", Array("first from \(name)".utf8)), ("sink", Array("second from \(name)".utf8))]
+                            sent: [
+                                SentMessage(to: "sink", payload: Array("first from \(name)".utf8)),
+                                SentMessage(to: "sink", payload: Array("second from \(name)".utf8)),
+                            ]
                         )
                         do { return (name, .success(try await store.commit(commit))) } catch let error as TroupeError { return (name, .failure(error)) }
                     }

@@ -203,7 +203,7 @@ struct StoreTests {
         try await withStore(path) { store in
             _ = try await store.attach(RunRecord(id: "run-o", blueprint: "old", agents: ["adder", "ghost"]))
             let payload = Array(try JSONEncoder().encode(Adder.Message.add(1)))
-            _ = try await store.commit(Commit(run: "run-o", agent: nil, epoch: 0, sent: [("ghost", payload), ("adder", Array("{\"gone\":{}}".utf8))]))
+            _ = try await store.commit(Commit(run: "run-o", agent: nil, epoch: 0, sent: [SentMessage(to: "ghost", payload: payload), SentMessage(to: "adder", payload: Array("{\"gone\":{}}".utf8))]))
             await store.detach("run-o", outcome: .failed, error: "killed")
         }
         try await withStore(path) { store in
@@ -234,7 +234,7 @@ struct StoreTests {
             // Accepted, never handled: as if the process had died right after.
             let payload = Array(try JSONEncoder().encode(Adder.Message.add(41)))
             _ = try await store.attach(RunRecord(id: "run-r", blueprint: "r", agents: ["adder"]))
-            _ = try await store.commit(Commit(run: "run-r", agent: nil, epoch: 0, sent: [("adder", payload)]))
+            _ = try await store.commit(Commit(run: "run-r", agent: nil, epoch: 0, sent: [SentMessage(to: "adder", payload: payload)]))
             await store.detach("run-r", outcome: .failed, error: "killed")
         }
         try await withStore(path) { store in

@@ -1,4 +1,5 @@
 import FoundationEssentials
+public import Instrumentation
 import CoreMetrics
 import Logging
 public import Synchronization
@@ -85,9 +86,10 @@ final class AgentCell<A: Agent>: ChildRuntime {
         if durability == .durable {
             durable = DurableInbox(
                 encode: { message in try AgentCell.encode(message) },
-                store: { [environment] payload in
+                store: { [environment] payload, trace in
                     try await environment.attached()
-                    let ids = try await environment.store.commit(Commit(run: environment.run, agent: nil, epoch: 0, sent: [(name, payload)]))
+                    let sent = SentMessage(to: name, payload: payload, trace: environment.tracing?.encode(trace))
+                    let ids = try await environment.store.commit(Commit(run: environment.run, agent: nil, epoch: 0, sent: [sent]))
                     return ids[0]
                 }
             )
@@ -338,7 +340,7 @@ final class AgentCell<A: Agent>: ChildRuntime {
         for stored in pending {
             do {
                 let message = try JSONDecoder().decode(A.Message.self, from: Data(stored.payload))
-                envelopes.append(Envelope(message, id: stored.id))
+                envelopes.append(mailbox.envelope(message, id: stored.id, trace: environment.tracing?.decode(stored.trace)))
             } catch {
                 await deadLetter(
                     stored.payload,
@@ -396,9 +398,10 @@ final class AgentCell<A: Agent>: ChildRuntime {
         // The sequence advances only once the store has accepted the commit: a failed commit leaves the unit of work
         // (and the scope its recorded steps are filed under) as it was, so its retry replays them.
         let next = sequence.load(ordering: .relaxed) + 1
-        var stored: [(recipient: String, payload: [UInt8])] = []
+        var stored: [SentMessage] = []
         for message in outbox {
-            if let payload = message.payload { stored.append((message.recipient, payload)) }
+            guard let payload = message.payload else { continue }
+            stored.append(SentMessage(to: message.recipient, payload: payload, trace: environment.tracing?.encode(message.trace)))
         }
         let ids = try await environment.store.commit(
             Commit(
@@ -520,13 +523,16 @@ struct Outgoing: Sendable {
     @usableFromInline let recipient: String
     /// The encoded message, for a durable recipient; `nil` for one that keeps its messages in memory.
     @usableFromInline let payload: [UInt8]?
+    /// The sender's trace context, when the run traces: stored with a durable message.
+    @usableFromInline let trace: InstrumentationContext?
     /// Puts the message in the recipient's mailbox, with the identifier the store gave it.
     @usableFromInline let deliver: @Sendable (Int64) async -> Void
 
     @usableFromInline
-    init(recipient: String, payload: [UInt8]?, deliver: @escaping @Sendable (Int64) async -> Void) {
+    init(recipient: String, payload: [UInt8]?, trace: InstrumentationContext?, deliver: @escaping @Sendable (Int64) async -> Void) {
         self.recipient = recipient
         self.payload = payload
+        self.trace = trace
         self.deliver = deliver
     }
 }

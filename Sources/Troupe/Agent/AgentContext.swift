@@ -155,11 +155,11 @@ public final class AgentContext<A: Agent>: Sendable {
         let trace = target.traces == nil ? nil : InstrumentationContext.current
         let outgoing: Outgoing
         if let durable = target.durable {
-            outgoing = Outgoing(recipient: target.name, payload: try durable.encode(message)) { id in
+            outgoing = Outgoing(recipient: target.name, payload: try durable.encode(message), trace: trace) { id in
                 await target.deliverCommitted(target.envelope(message, id: id, trace: trace), force: toSelf)
             }
         } else {
-            outgoing = Outgoing(recipient: target.name, payload: nil) { _ in
+            outgoing = Outgoing(recipient: target.name, payload: nil, trace: nil) { _ in
                 await target.deliverCommitted(target.envelope(message, id: 0, trace: trace), force: toSelf)
             }
         }

@@ -54,13 +54,36 @@ public struct StoredMessage: Sendable, Hashable {
     public var sender: String?
     /// The encoded message.
     public var payload: [UInt8]
+    /// The sender's trace context when the run traced (see ``SentMessage/trace``), so that a message handled after
+    /// a crash and resume continues its sender's trace; `nil` otherwise.
+    public var trace: String?
 
     /// Creates a stored message.
-    public init(id: Int64, recipient: String, sender: String?, payload: [UInt8]) {
+    public init(id: Int64, recipient: String, sender: String?, payload: [UInt8], trace: String? = nil) {
         self.id = id
         self.recipient = recipient
         self.sender = sender
         self.payload = payload
+        self.trace = trace
+    }
+}
+
+/// A message to a durable recipient that a ``Commit`` stores.
+public struct SentMessage: Sendable, Hashable {
+    /// The recipient's name.
+    public var recipient: String
+    /// The encoded message.
+    public var payload: [UInt8]
+    /// The sender's trace context, when the run traces: the fields its tracer injects (W3C `traceparent` and
+    /// `tracestate` with an OpenTelemetry tracer) as a JSON object. A store keeps it as it is and hands it back with
+    /// the message (``StoredMessage/trace``); `nil` when the run does not trace.
+    public var trace: String?
+
+    /// Creates a message to store.
+    public init(to recipient: String, payload: [UInt8], trace: String? = nil) {
+        self.recipient = recipient
+        self.payload = payload
+        self.trace = trace
     }
 }
 
@@ -123,8 +146,8 @@ public struct Commit: Sendable {
     public var checkpoint: Checkpoint?
     /// Durable messages handled; removed from the agent's inbox.
     public var consumed: [Int64]
-    /// Messages to durable recipients, to be stored: `(recipient, payload)`.
-    public var sent: [(recipient: String, payload: [UInt8])]
+    /// Messages to durable recipients, to be stored, in the order sent.
+    public var sent: [SentMessage]
     /// Wait until the commit is on disk (`fsync`), not only in the database.
     public var sync: Bool
     /// Units of work this commit finishes: their recorded steps are deleted with it (keys `SCOPE/…`).
@@ -137,7 +160,7 @@ public struct Commit: Sendable {
         epoch: UInt64,
         checkpoint: Checkpoint? = nil,
         consumed: [Int64] = [],
-        sent: [(recipient: String, payload: [UInt8])] = [],
+        sent: [SentMessage] = [],
         sync: Bool = false,
         finishedSteps: [String] = []
     ) {

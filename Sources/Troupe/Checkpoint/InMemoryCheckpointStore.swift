@@ -219,7 +219,8 @@ public final class InMemoryCheckpointStore: OperatorStore {
                     id: state.nextMessage,
                     recipient: message.recipient,
                     sender: commit.agent?.name,
-                    payload: message.payload
+                    payload: message.payload,
+                    trace: message.trace
                 )
                 state.messages[run, default: []].append(Row(message: stored, lease: lease, sent: now))
                 return state.nextMessage
@@ -480,9 +481,8 @@ extension InMemoryCheckpointStore {
             // fork's agents adopt them when it is resumed.
             for row in state.messages[agent.run] ?? [] where row.sent <= cut && (row.consumed.map { $0 > cut } ?? true) {
                 state.nextMessage += 1
-                let message = StoredMessage(
-                    id: state.nextMessage, recipient: row.message.recipient, sender: row.message.sender, payload: row.message.payload
-                )
+                var message = row.message
+                message.id = state.nextMessage
                 state.messages[newRun, default: []].append(Row(message: message, lease: 0, sent: row.sent))
             }
         }

@@ -41,12 +41,13 @@ struct Envelope<Message: Sendable>: Sendable {
 final class DurableInbox<Message: Sendable>: Sendable {
     /// Encodes a message for the store.
     @usableFromInline let encode: @Sendable (Message) throws -> [UInt8]
-    /// Stores an encoded message for this mailbox's agent and returns its identifier, once committed.
-    @usableFromInline let store: @Sendable ([UInt8]) async throws -> Int64
+    /// Stores an encoded message for this mailbox's agent, with its sender's trace context when the run traces, and
+    /// returns its identifier, once committed.
+    @usableFromInline let store: @Sendable ([UInt8], InstrumentationContext?) async throws -> Int64
 
     init(
         encode: @escaping @Sendable (Message) throws -> [UInt8],
-        store: @escaping @Sendable ([UInt8]) async throws -> Int64
+        store: @escaping @Sendable ([UInt8], InstrumentationContext?) async throws -> Int64
     ) {
         self.encode = encode
         self.store = store
@@ -290,8 +291,9 @@ final class Mailbox<Message: Sendable>: AnyMailbox {
     @usableFromInline
     func sendDurably(_ message: Message) async throws {
         guard let durable, state.withLock({ $0.accepting }) else { throw stoppedError() }
-        let id = try await durable.store(try durable.encode(message))
-        await deliverCommitted(envelope(message, id: id, trace: traces == nil ? nil : InstrumentationContext.current))
+        let trace = traces == nil ? nil : InstrumentationContext.current
+        let id = try await durable.store(try durable.encode(message), trace)
+        await deliverCommitted(envelope(message, id: id, trace: trace))
     }
 
     /// Delivers a message whose sending is already committed: waits for room like ``send(_:)``, but never drops
@@ -565,7 +567,7 @@ extension Mailbox {
         let message = try decode(json: json)
         if let durable {
             guard state.withLock({ $0.accepting }) else { throw stoppedError() }
-            let id = try await durable.store(try durable.encode(message))
+            let id = try await durable.store(try durable.encode(message), nil)
             await deliverCommitted(Envelope(message, id: id), force: true)
             return
         }

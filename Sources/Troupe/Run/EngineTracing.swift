@@ -1,4 +1,5 @@
 public import Tracing
+import FoundationEssentials
 
 /// The engine's spans, through swift-distributed-tracing. A run traces only when it has a tracer: the one in its
 /// configuration (``Run/Configuration/tracer``), else the process's if one was bootstrapped
@@ -12,8 +13,9 @@ public import Tracing
 /// | `HTTP METHOD` | client | the message's | `http.request.method`, `url.full` (query hidden), `http.response.status_code` |
 ///
 /// A message carries its sender's trace context through the mailbox, so a trace follows a message through every
-/// agent it reaches. (A durable message redelivered after a crash does not carry it: its store keeps no trace
-/// context yet, and its handling starts a new trace.) The HTTP client injects the span's context into the
+/// agent it reaches. A durable message keeps it in the store too (``SentMessage/trace``: what the tracer injects,
+/// W3C `traceparent` and `tracestate` with OpenTelemetry), so a message handled after a crash and resume, in this
+/// process or another, still continues its sender's trace. The HTTP client injects the span's context into the
 /// request's headers (W3C `traceparent` with an OpenTelemetry tracer), so the services an agent calls continue it.
 @usableFromInline
 package final class EngineTracing: Sendable {
@@ -29,6 +31,33 @@ package final class EngineTracing: Sendable {
         let global = InstrumentationSystem.tracer
         return global is NoOpTracer ? nil : EngineTracing(tracer: global)
     }
+
+    /// `context` as a store keeps it with a durable message: the fields the tracer injects, as a JSON object with
+    /// sorted keys; `nil` if the tracer injects nothing for it.
+    package func encode(_ context: InstrumentationContext?) -> String? {
+        guard let context else { return nil }
+        var fields: [String: String] = [:]
+        tracer.inject(context, into: &fields, using: FieldsInjector())
+        guard !fields.isEmpty, let data = try? Self.encoder.encode(fields) else { return nil }
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    /// The context a stored message's trace (``encode(_:)``) carries, as the tracer extracts it; `nil` if it is no
+    /// such trace.
+    package func decode(_ trace: String?) -> InstrumentationContext? {
+        guard let trace, let fields = try? JSONDecoder().decode([String: String].self, from: Data(trace.utf8)),
+            !fields.isEmpty
+        else { return nil }
+        var context = InstrumentationContext.topLevel
+        tracer.extract(fields, into: &context, using: FieldsExtractor())
+        return context
+    }
+
+    private static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        return encoder
+    }()
 
     /// The tracing of the run whose agent is handling a message on this task, for code below the agent (the
     /// HTTP client) that cannot reach the run.
@@ -57,5 +86,19 @@ package final class EngineTracing: Sendable {
             span.recordError(error)
             throw error
         }
+    }
+}
+
+/// Writes a tracer's fields into a dictionary.
+private struct FieldsInjector: Injector {
+    func inject(_ value: String, forKey key: String, into carrier: inout [String: String]) {
+        carrier[key] = value
+    }
+}
+
+/// Reads a tracer's fields from a dictionary.
+private struct FieldsExtractor: Extractor {
+    func extract(key: String, from carrier: [String: String]) -> String? {
+        carrier[key]
     }
 }
