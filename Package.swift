@@ -21,6 +21,7 @@ let package = Package(
         .library(name: "TroupeTestKit", targets: ["TroupeTestKit"]),
         .library(name: "TroupeCLI", targets: ["TroupeCLI"]),
         .library(name: "TroupeConsole", targets: ["TroupeConsole"]),
+        .library(name: "TroupeOTel", targets: ["TroupeOTel"]),
         .library(name: "TroupeAgents", targets: ["TroupeAgents"]),
         .executable(name: "troupe", targets: ["TroupeExecutable"]),
         .executable(name: "troupe-bench", targets: ["TroupeBench"]),
@@ -36,6 +37,9 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
+        // The OpenTelemetry exporter of `--otlp-endpoint`: only TroupeOTel links it. OTLP over HTTP only; the gRPC
+        // exporter would add grpc-swift to every build of the binary.
+        .package(url: "https://github.com/swift-otel/swift-otel", from: "1.6.0", traits: ["OTLPHTTP"]),
     ],
     targets: [
         // The engine: agents, mailboxes, supervision. Imports no C module.
@@ -148,12 +152,27 @@ let package = Package(
             resources: [.embedInCode("Assets")],
             swiftSettings: settings
         ),
+        // `--otlp-endpoint`: the runs' spans exported with OpenTelemetry (swift-otel, OTLP over HTTP). Its own
+        // target: swift-otel, async-http-client and swift-protobuf cost minutes of a cold build.
+        .target(
+            name: "TroupeOTel",
+            dependencies: [
+                "TroupeCLI",
+                .product(name: "OTel", package: "swift-otel"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+                .product(name: "Instrumentation", package: "swift-distributed-tracing"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: settings
+        ),
         // The `troupe` binary: the CLI plus the gallery of `agents/` and the demo.
         .executableTarget(
             name: "TroupeExecutable",
             dependencies: [
                 "TroupeCLI",
                 "TroupeConsole",
+                "TroupeOTel",
                 "Troupe",
                 "TroupePostgres",
                 "TroupeAgents",
@@ -227,10 +246,11 @@ let package = Package(
             dependencies: ["TroupeAgents", "TroupeTestKit", "Troupe", "TroupeHTTP", "TroupeHTTPTesting"],
             swiftSettings: settings
         ),
-        // The console, through the `troupe` binary: its API over HTTP, and its pages in headless Chromium.
+        // The console, through the `troupe` binary: its API over HTTP, and its pages in headless Chromium; and the
+        // binary's OpenTelemetry export.
         .testTarget(
             name: "TroupeConsoleTests",
-            dependencies: ["TroupeHTTP", "TroupeTestKit", "TroupeTestSupport"],
+            dependencies: ["TroupeHTTP", "TroupeHTTPTesting", "TroupeTestKit", "TroupeTestSupport"],
             exclude: ["browser.py"],
             swiftSettings: settings
         ),

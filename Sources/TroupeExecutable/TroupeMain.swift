@@ -1,6 +1,7 @@
 import ArgumentParser
 import TroupeCLI
 import TroupeConsole
+import TroupeOTel
 import TroupePostgres
 
 /// The `troupe` executable: the operator CLI with the gallery's blueprints (`agents/`), the `demo` verb, and the
@@ -16,6 +17,7 @@ enum TroupeMain {
                 )
             }
         }
+        OpenTelemetryExport.install()
         await TroupeCommand.main(blueprints: Gallery.entries, services: [Gallery.http], verbs: [DemoCommand.self, ServeCommand.self])
     }
 }

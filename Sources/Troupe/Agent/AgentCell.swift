@@ -207,7 +207,11 @@ final class AgentCell<A: Agent>: ChildRuntime {
         let context = resumed.context
         var reason: ExitReason
         do {
-            try await agent.run(state: &state, context: context)
+            if let tracing = environment.tracing {
+                try await tracing.within { try await agent.run(state: &state, context: context) }
+            } else {
+                try await agent.run(state: &state, context: context)
+            }
             reason = incarnation.isCancelled || Task.isCancelled ? .cancelled : (incarnation.isStopping ? .stopped : .normal)
         } catch is Passivation {
             // The incarnation gave up its task with its state parked in the cell; whichever task resumes it reports

@@ -10,7 +10,7 @@ import FoundationEssentials
 /// | `handle AGENT-TYPE` | consumer | the span that sent the message (none for a message from outside the run) | `troupe.run.id`, `troupe.agent.name`, `troupe.agent.incarnation` |
 /// | `step NAME` | internal | the message's | `troupe.step.key`, `troupe.step.replayed` |
 /// | `commit` | internal | the message's when inside one | `troupe.agent.name`, `troupe.commit.messages`, `troupe.commit.sent` |
-/// | `HTTP METHOD` | client | the message's | `http.request.method`, `url.full` (query hidden), `http.response.status_code` |
+/// | `HTTP METHOD` | client | the message's or step's (none in a loop-style agent outside a step) | `http.request.method`, `url.full` (query hidden), `http.response.status_code` |
 ///
 /// A message carries its sender's trace context through the mailbox, so a trace follows a message through every
 /// agent it reaches. A durable message keeps it in the store too (``SentMessage/trace``: what the tracer injects,
@@ -62,6 +62,13 @@ package final class EngineTracing: Sendable {
     /// The tracing of the run whose agent is handling a message on this task, for code below the agent (the
     /// HTTP client) that cannot reach the run.
     @TaskLocal package static var current: EngineTracing?
+
+    /// Runs `body` with this tracing reachable (``current``) outside any span: what a loop-style agent's code calls
+    /// (the HTTP client) traces.
+    @usableFromInline
+    func within<T>(_ body: () async throws -> T) async rethrows -> T {
+        try await EngineTracing.$current.withValue(self) { try await body() }
+    }
 
     /// Runs `body` in a span named `name`, a child of `parent` or else of the task's current span, with the span's
     /// context current and this tracing reachable (``current``) inside it; an error thrown is recorded on the span.

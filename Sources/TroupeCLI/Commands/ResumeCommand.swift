@@ -29,7 +29,7 @@ struct ResumeCommand: AsyncParsableCommand {
     @Flag(help: "Resume every crashed run, each in a background process.")
     var all = false
 
-    @OptionGroup var metrics: MetricsOption
+    @OptionGroup var telemetry: TelemetryOptions
 
     @Flag(help: "Also log a 'checkpointed' event per checkpoint (off: `troupe checkpoints` lists them).")
     var checkpointEvents = false
@@ -44,7 +44,7 @@ struct ResumeCommand: AsyncParsableCommand {
             if all { return try await resumeAll() }
             let run = try await global.resolvedRun(self.run ?? "")
             if detach { return try await resumeDetached([RunID(run)]) }
-            try await withMetrics(metrics) {
+            try await withTelemetry(telemetry) {
             try await global.withStore { store in
                 let summary = try await store.run(RunID(run))
                 let entry = try Catalog.entry(summary.blueprint)
@@ -82,7 +82,7 @@ struct ResumeCommand: AsyncParsableCommand {
         for run in runs {
             do {
                 let (pid, log) = try await RunCommand.detach(
-                    run, arguments: ["resume", run.rawValue] + metrics.arguments + (checkpointEvents ? ["--checkpoint-events"] : []),
+                    run, arguments: ["resume", run.rawValue] + telemetry.arguments + (checkpointEvents ? ["--checkpoint-events"] : []),
                     global: global
                 )
                 started.append(["run": run.rawValue, "pid": String(pid), "log": log])

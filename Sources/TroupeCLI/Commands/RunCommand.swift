@@ -38,7 +38,7 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: .hidden)
     var id: String?
 
-    @OptionGroup var metrics: MetricsOption
+    @OptionGroup var telemetry: TelemetryOptions
 
     @Flag(help: "Also log a 'checkpointed' event per checkpoint (off: `troupe checkpoints` lists them; they were most of a busy run's log).")
     var checkpointEvents = false
@@ -86,7 +86,7 @@ struct RunCommand: AsyncParsableCommand {
             }
             let built = try entry.build(resolved)
             // The endpoint first: it sets up the process's metrics backend, which the run then records into.
-            try await withMetrics(metrics) {
+            try await withTelemetry(telemetry) {
             try await global.withStore(mustExist: false) { store in
                 let run = try Self.makeRun(
                     entry, blueprint: built, parameters: resolved, durability: durability.flatMap(Durability.init), id: runID, store: store,
@@ -167,7 +167,7 @@ struct RunCommand: AsyncParsableCommand {
         var arguments = ["run", blueprint, "--id", runID.rawValue]
         for parameter in parameters { arguments += ["--param", parameter] }
         if let durability { arguments += ["--durability", durability] }
-        arguments += metrics.arguments
+        arguments += telemetry.arguments
         if checkpointEvents { arguments.append("--checkpoint-events") }
         let started = try await Self.detach(runID, arguments: arguments, global: global)
         if global.json {

@@ -49,11 +49,11 @@ struct WorkerCommand: AsyncParsableCommand {
         }
     }
 
-    @OptionGroup var metrics: MetricsOption
+    @OptionGroup var telemetry: TelemetryOptions
 
     func run() async throws {
         try await reportingErrors {
-            try await withMetrics(metrics) {
+            try await withTelemetry(telemetry) {
             try await global.withStore(mustExist: false) { store in
                 guard let pool = store as? any WorkerPool else {
                     throw TroupeError(
