@@ -49,9 +49,9 @@ extension CLIHarness {
         return try JSONSerialization.jsonObject(with: Data(result.stdout.utf8))
     }
 
-    /// Polls `condition` every 50 ms for up to 40 s.
-    func eventually(_ what: String, _ condition: () async throws -> Bool) async throws {
-        let deadline = Date().addingTimeInterval(40)
+    /// Polls `condition` every 50 ms for up to `limit` seconds.
+    func eventually(_ what: String, within limit: TimeInterval = 40, _ condition: () async throws -> Bool) async throws {
+        let deadline = Date().addingTimeInterval(limit)
         while Date() < deadline {
             if try await condition() { return }
             try await Task.sleep(for: .milliseconds(50))

@@ -349,7 +349,7 @@ struct OperatorTests: CLIHarness {
     @Test func aForkIsAConsistentCutThatCountsOnExactly() async throws {
         // Every checkpoint kept: a fork from any of them is a consistent cut (see the conformance suite for the
         // refusal when an agent's checkpoint from that moment was pruned).
-        let count = 20_000
+        let count = 8_000
         let process = try start(["run", "counting", "--param", "count=\(count)", "--param", "interval=5ms", "--retain", "100000"])
         // Live or, on a loaded machine, already completed: every checkpoint is kept either way.
         let run = try await liveRun(live: false)
@@ -371,7 +371,8 @@ struct OperatorTests: CLIHarness {
 
         // The fork counts on from there, with the numbers that were in flight then: every number exactly once.
         let resumed = try self.start(["resume", forked])
-        try await eventually("the fork to count to the end") { (try await counter(forked)["count"] as? Int ?? 0) >= count }
+        // Durable commits on a machine under load: allow most of the test's time limit.
+        try await eventually("the fork to count to the end", within: 80) { (try await counter(forked)["count"] as? Int ?? 0) >= count }
         // A fork that lost numbers in flight never gets there: stop it rather than wait for it.
         if (try await counter(forked)["count"] as? Int ?? 0) < count { _ = try await troupe("cancel", forked) }
         await waitForExit(resumed)
