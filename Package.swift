@@ -204,6 +204,7 @@ let package = Package(
             dependencies: [
                 "Troupe",
                 "TroupeTestKit",
+                "TroupeTestSupport",
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],

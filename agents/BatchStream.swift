@@ -46,7 +46,7 @@ public struct BatchProducer: Agent {
 /// Transforms each batch and passes it on (handler style). Can be told to crash once on one batch, to show a
 /// restart: the batch is redelivered to the next incarnation, so nothing is lost. Given a count, it finishes once it
 /// has passed that many batches on.
-public struct BatchTransformer: Agent {
+public struct BatchTransformer: HandlerAgent {
     public typealias Message = Batch
     public struct State: AgentState {
         public var passed = 0

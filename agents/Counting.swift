@@ -36,7 +36,7 @@ public enum Counting {
     }
 
     /// Forwards each number to the counter, and finishes once it has forwarded `count`.
-    public struct Relay: Agent {
+    public struct Relay: HandlerAgent {
         public struct State: AgentState {
             public var forwarded = 0
             public init() {}
@@ -60,7 +60,7 @@ public enum Counting {
     }
 
     /// Adds the numbers up; counts any that arrive twice or out of order (both must stay 0).
-    public struct Counter: Agent {
+    public struct Counter: HandlerAgent {
         public struct State: AgentState {
             public var count = 0
             public var sum = 0

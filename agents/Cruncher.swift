@@ -5,7 +5,7 @@ public import Troupe
 /// Swift's cooperative pool has one thread per core; a long computation on it would stall every agent. The
 /// cruncher hands the computation to ``AgentContext/offload(_:)``, which runs it on separate threads, and awaits
 /// the result.
-public struct Cruncher: Agent {
+public struct Cruncher: HandlerAgent {
     public enum Message: Codable, Sendable {
         /// Computes `work(n)` and replies with it.
         case crunch(Int, Reply<Int>)

@@ -3,7 +3,7 @@ public import Troupe
 /// Many small durable agents that sit idle until sent something: what a large tree costs to run, cancel and restart.
 public enum Fleet {
     /// Counts the messages it handles; `fail` makes it crash, to watch a crash, its restarts and a dead letter.
-    public struct Worker: Agent {
+    public struct Worker: HandlerAgent {
         public struct State: AgentState {
             public var handled = 0
             public init() {}

@@ -9,7 +9,7 @@ public import Troupe
 /// ```swift
 /// let report = try await run.call("gatherer", timeout: .seconds(30)) { Gatherer.Message.gather(urls, $0) }
 /// ```
-public struct Gatherer: Agent {
+public struct Gatherer: HandlerAgent {
     public struct State: AgentState {
         /// Batches gathered so far.
         public var batches = 0

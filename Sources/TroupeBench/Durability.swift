@@ -77,7 +77,7 @@ func checkpointThroughput(agents: Int, perAgent: Int, sync: Bool) async throws {
 }
 
 /// A handler-style agent whose every message changes a 200-byte state: checkpointed agents commit per message.
-struct CheckpointHandler: Agent {
+struct CheckpointHandler: HandlerAgent {
     typealias State = Snapshot
     typealias Message = Int
     let done: Countdown
@@ -135,7 +135,7 @@ struct DurableProducer: Agent {
     }
 }
 
-struct DurableConsumer: Agent {
+struct DurableConsumer: HandlerAgent {
     struct State: Codable, Sendable { var sum = 0 }
     typealias Message = Int
     let done: Countdown
@@ -165,7 +165,7 @@ func durablePipeline(count: Int) async throws {
 // MARK: Resume after SIGKILL
 
 /// Counts the steps it handles.
-struct Stepper: Agent {
+struct Stepper: HandlerAgent {
     struct State: Codable, Sendable { var steps = 0 }
     enum Message: Codable, Sendable { case step }
     let first: Countdown
@@ -266,10 +266,11 @@ func resumeAfterKill(agents: Int, label: String) async throws {
 }
 
 /// Counts its start in `setUp`: durable agents that only start, to time their claims.
-struct ClaimedAgent: Agent {
+struct ClaimedAgent: HandlerAgent {
     typealias Message = Int
     let started: Countdown
     func setUp(context: AgentContext<Self>) async throws { started.tick() }
+    func handle(_ message: Int, state: inout Stateless, context: AgentContext<Self>) async throws {}
 }
 
 /// Time from a run's start until all of `agents` durable agents have claimed their rows and started.

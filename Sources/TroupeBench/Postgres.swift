@@ -465,7 +465,7 @@ struct Ticker: Agent {
 }
 
 /// A durable handler agent that counts the messages sent to it from outside.
-struct Inbox: Agent {
+struct Inbox: HandlerAgent {
     struct State: AgentState {
         var notes = 0
     }

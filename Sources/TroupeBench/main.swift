@@ -18,7 +18,8 @@ let quiet: Logger = {
     return logger
 }()
 
-let configuration = Run.Configuration(logger: quiet)
+// In memory, like the Erlang processes the figures are compared with (the library's default is `.checkpointed`).
+let configuration = Run.Configuration(logger: quiet, durability: .ephemeral)
 let filter = CommandLine.arguments.dropFirst().first
 
 // The child processes of the PostgreSQL figures: a worker, and a committing process.
@@ -113,7 +114,7 @@ func withRun(_ blueprint: Blueprint, _ body: (Run) async throws -> Void) async t
 
 // MARK: Agents
 
-struct Sink: Agent {
+struct Sink: HandlerAgent {
     typealias Message = Int
     let countdown: Countdown
     func handle(_ message: Int, state: inout Stateless, context: AgentContext<Self>) async throws {
@@ -121,7 +122,7 @@ struct Sink: Agent {
     }
 }
 
-struct Stage: Agent {
+struct Stage: HandlerAgent {
     typealias Message = Int
     typealias Resources = Address<Int>
     let next: String
@@ -154,12 +155,14 @@ struct Producer: Agent {
     }
 }
 
-struct IdleAgent: Agent {
+struct IdleAgent: HandlerAgent {
     typealias Message = Int
     let started: Countdown
     func setUp(context: AgentContext<Self>) async throws {
         started.tick()
     }
+
+    func handle(_ message: Int, state: inout Stateless, context: AgentContext<Self>) async throws {}
 }
 
 /// Crashes at every start until it has crashed `restarts` times, then idles.
@@ -187,7 +190,7 @@ final class LatencyLog: Sendable {
     let crashedAt = Mutex<ContinuousClock.Instant?>(nil)
 }
 
-struct LatencyProbe: Agent {
+struct LatencyProbe: HandlerAgent {
     enum Message: Codable, Sendable { case crashOnce }
     struct Crash: Error {}
     let log = LatencyLog()

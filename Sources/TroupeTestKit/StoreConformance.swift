@@ -179,7 +179,7 @@ public enum StoreConformance {
 
     /// Adds numbers; answers its total; calls a recorded "service" in a durable step for `.charge`, crashing once
     /// after the step when told to.
-    struct Ledger: Agent {
+    struct Ledger: HandlerAgent {
         struct State: AgentState { var total = 0 }
         enum Message: Codable, Sendable {
             case add(Int)

@@ -209,7 +209,7 @@ struct GalleryTests {
 }
 
 /// Records subscribed alerts.
-struct AlertListener: Agent {
+struct AlertListener: HandlerAgent {
     enum Message: Codable, Sendable { case alert(String) }
     let seen: Recorder<String>
     func setUp(context: AgentContext<Self>) async throws {

@@ -1,7 +1,7 @@
 // README example: begin
 import Troupe
 
-struct Counter: Agent {
+struct Counter: HandlerAgent {
     struct State: AgentState { var total = 0 }
     enum Message: Codable, Sendable {
         case add(Int)

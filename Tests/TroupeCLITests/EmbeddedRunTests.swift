@@ -8,7 +8,7 @@ import TroupeTestKit
 import Logging
 
 /// A durable adder, embedded in this test process as a user's own service would embed it.
-struct Tally: Agent {
+struct Tally: HandlerAgent {
     struct State: AgentState { var total = 0 }
     enum Message: Codable, Sendable {
         case add(Int)

@@ -7,7 +7,7 @@ import Troupe
 import TroupeTestKit
 
 /// Counts what it is sent; `finish` ends it for good.
-struct Meter: Agent {
+struct Meter: HandlerAgent {
     struct State: AgentState { var count = 0 }
     enum Message: Codable, Sendable {
         case tick

@@ -78,6 +78,18 @@ struct OperatorTests: CLIHarness {
     /// `troupe send` delivers a message from outside the run, decoded as the agent's type: to one agent, to a
     /// pool's next member, and queued for the next resume when no process drives the run. Bad JSON and a message
     /// of another shape are clear errors that change nothing.
+    @Test func aCheckpointShownAsJSONSaysWhichStateVersionWroteIt() async throws {
+        let result = try await troupe("run", "counting", "--param", "count=50", "--param", "interval=0s", "--id", "run-shown")
+        #expect(result.status == 0, "\(result.stderr)")
+        let shown = try await json("checkpoints", "run-shown", "counter", "--show", "last") as? [String: Any]
+        #expect(shown?["stateVersion"] as? Int == 1)
+        #expect((shown?["sequence"] as? Int ?? 0) >= 1 && (shown?["epoch"] as? Int ?? 0) >= 1, "\(String(describing: shown))")
+        #expect((shown?["state"] as? [String: Any])?["count"] as? Int == 50, "\(String(describing: shown))")
+        // Without --json, the state alone, to pipe.
+        let plain = try await troupe("checkpoints", "run-shown", "counter", "--show", "last").stdout
+        #expect((try JSONSerialization.jsonObject(with: Data(plain.utf8)) as? [String: Any])?["count"] as? Int == 50)
+    }
+
     @Test func messagesSentFromOutsideAreHandledOnceAndBadOnesRefused() async throws {
         func handled(_ run: String, _ agent: String) async throws -> Int {
             let state = try await troupe("checkpoints", run, agent, "--show", "last")

@@ -9,7 +9,7 @@ import TroupeHTTPTesting
 import TroupeTestKit
 
 /// A checkpointed agent that, for each message, runs a durable step that calls a server over HTTP.
-struct Caller: Agent {
+struct Caller: HandlerAgent {
     struct State: AgentState { var calls = 0 }
     enum Message: Codable, Sendable { case call(String) }
     let server: String
@@ -27,7 +27,7 @@ struct Caller: Agent {
 }
 
 /// Takes notes.
-struct Note: Agent {
+struct Note: HandlerAgent {
     enum Message: Codable, Sendable { case note(String) }
     let seen: Recorder<String>
 
@@ -38,7 +38,7 @@ struct Note: Agent {
 }
 
 /// Passes each number on to the sink.
-struct Relay: Agent {
+struct Relay: HandlerAgent {
     enum Message: Codable, Sendable { case forward(Int) }
 
     func handle(_ message: Message, state: inout Stateless, context: AgentContext<Self>) async throws {
@@ -49,7 +49,7 @@ struct Relay: Agent {
 
 /// Records each number; with `hold`, records it as begun and then never finishes handling it (until cancelled),
 /// like a process killed mid-message.
-struct Sink: Agent {
+struct Sink: HandlerAgent {
     enum Message: Codable, Sendable { case item(Int) }
     let handled: Recorder<Int>
     var hold = false

@@ -6,7 +6,7 @@ import TroupeSQLite
 import TroupeTestKit
 
 /// Grows its state by a kilobyte per message, for filling a size-limited database.
-struct Hoarder: Agent {
+struct Hoarder: HandlerAgent {
     struct State: AgentState { var bytes: [String] = [] }
     enum Message: Codable, Sendable { case grow }
 

@@ -48,7 +48,7 @@ extension Run.Configuration {
 }
 
 /// Adds numbers; crashes on negative ones; answers `total` calls.
-struct Adder: Agent {
+struct Adder: HandlerAgent {
     struct State: AgentState { var total = 0 }
     enum Message: Codable, Sendable {
         case add(Int)

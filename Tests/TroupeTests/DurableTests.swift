@@ -4,7 +4,7 @@ import Troupe
 import TroupeTestKit
 
 /// Forwards numbers to `counter`; crashes once, after sending, on the number it is told to.
-struct Forwarder: Agent {
+struct Forwarder: HandlerAgent {
     enum Message: Codable, Sendable { case forward(Int) }
     struct Crash: Error {}
     var crashOn: Int = 0

@@ -4,7 +4,7 @@ import Troupe
 import TroupeTestKit
 
 /// An agent that logs one line at each of three levels for each message.
-struct Chatty: Agent {
+struct Chatty: HandlerAgent {
     enum Message: Codable, Sendable { case say(String) }
     let seen: Recorder<String>
 

@@ -3,7 +3,7 @@ import Troupe
 import TroupeTestKit
 
 /// Answers `.ask` by the book, drops `.ignore`'s reply, and fails `.refuse`'s.
-struct Oracle: Agent {
+struct Oracle: HandlerAgent {
     enum Message: Codable, Sendable {
         case ask(Int, Reply<Int>)
         case ignore(Reply<Int>)
@@ -29,7 +29,7 @@ extension Topic where Payload == Quote {
 }
 
 /// Subscribes to quotes at start and records them.
-struct QuoteWatcher: Agent {
+struct QuoteWatcher: HandlerAgent {
     enum Message: Codable, Sendable { case quote(Quote) }
     let seen: Recorder<String>
 

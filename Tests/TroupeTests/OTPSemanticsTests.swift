@@ -229,7 +229,7 @@ struct OTPSemanticsTests {
 }
 
 /// A checkpointed counter; `Adder2` reads a newer state version than `Adder1` wrote.
-struct Adder1: Agent {
+struct Adder1: HandlerAgent {
     struct State: AgentState { var total = 0 }
     enum Message: Codable, Sendable { case add(Int) }
     func handle(_ message: Message, state: inout State, context: AgentContext<Self>) async throws {
@@ -237,7 +237,7 @@ struct Adder1: Agent {
     }
 }
 
-struct Adder2: Agent {
+struct Adder2: HandlerAgent {
     typealias State = Adder1.State
     typealias Message = Adder1.Message
     static var stateVersion: Int { 2 }
@@ -290,7 +290,7 @@ struct EventSinkTests {
 }
 
 /// Handles notes; finishes when told to.
-struct Finisher: Agent {
+struct Finisher: HandlerAgent {
     enum Message: Codable, Sendable { case note(String), done }
     let seen: Recorder<String>
     func handle(_ message: Message, state: inout Stateless, context: AgentContext<Self>) async throws {

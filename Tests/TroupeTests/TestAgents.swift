@@ -6,7 +6,7 @@ import Dispatch
 /// Agents shared by the engine's tests.
 
 /// Adds numbers; crashes on negative ones; answers `total` calls.
-struct Counter: Agent {
+struct Counter: HandlerAgent {
     struct State: AgentState { var total = 0 }
     enum Message: Codable, Sendable {
         case add(Int)
@@ -29,7 +29,7 @@ struct Counter: Agent {
 }
 
 /// Records every message it handles, with its incarnation; crashes when told to.
-struct Echo: Agent {
+struct Echo: HandlerAgent {
     enum Message: Codable, Sendable {
         case note(String)
         case crash

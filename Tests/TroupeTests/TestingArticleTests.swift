@@ -3,7 +3,7 @@ import Troupe
 import TroupeTestKit
 
 /// Doubles the numbers it is sent and reports each result; a zero crashes it.
-struct Doubler: Agent {
+struct Doubler: HandlerAgent {
     struct State: AgentState { var handled = 0 }
     enum Message: Codable, Sendable { case double(Int) }
     struct Zero: Error {}

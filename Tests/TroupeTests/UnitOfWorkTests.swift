@@ -33,7 +33,7 @@ final class FlakyStore: CheckpointStore {
 }
 
 /// Sends each number to `counter` through a typed address, then crashes once after the send.
-struct AddressForwarder: Agent {
+struct AddressForwarder: HandlerAgent {
     enum Message: Codable, Sendable { case forward(Int) }
     struct Crash: Error {}
 

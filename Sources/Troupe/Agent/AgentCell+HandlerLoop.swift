@@ -5,8 +5,8 @@ import Tracing
 
 /// The engine's handler loop, next to the cell whose mailbox, state and commits it drives. ``AgentContext`` is the
 /// agent's view; this is the machinery behind ``AgentContext/handleMessages(state:)`` and the default
-/// ``Agent/run(state:context:)``.
-extension AgentCell {
+/// ``Agent/run(state:context:)`` of a ``HandlerAgent``.
+extension AgentCell where A: HandlerAgent {
     /// How many times the handler loop yields, finding the mailbox empty, before it gives up its task.
     @usableFromInline static var yieldsBeforePassivating: Int { 2 }
 

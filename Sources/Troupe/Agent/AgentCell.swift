@@ -343,30 +343,40 @@ final class AgentCell<A: Agent>: ChildRuntime {
         envelopes.reserveCapacity(pending.count)
         for stored in pending {
             do {
-                let message = try JSONDecoder().decode(A.Message.self, from: Data(stored.payload))
+                let message = try decodeMessage(stored)
                 envelopes.append(mailbox.envelope(message, id: stored.id, trace: environment.tracing?.decode(stored.trace)))
             } catch {
-                await deadLetter(
-                    stored.payload,
-                    id: stored.id,
-                    error: "message #\(stored.id) to '\(name)' does not decode as \(A.Message.self) (\(error)); the "
-                        + "agent's message type changed since it was sent. Kept as a dead letter.",
-                    failures: 0
-                )
+                await deadLetter(stored.payload, id: stored.id, error: "\(error)", failures: 0)
             }
         }
         mailbox.requeueFront(envelopes)
     }
 
-    private func decode(_ checkpoint: Checkpoint) throws -> A.State {
-        guard checkpoint.stateVersion == A.stateVersion else {
-            throw TroupeError(
-                .quarantined,
-                "agent '\(name)' is quarantined: its checkpoint #\(checkpoint.sequence) has state version "
-                    + "\(checkpoint.stateVersion), but \(A.self) reads version \(A.stateVersion). The checkpoint is "
-                    + "kept; deploy the matching agent version, or restart the agent from its initial state."
-            )
+    /// A stored message as the agent's message type, through its message migration if it no longer decodes.
+    private func decodeMessage(_ stored: StoredMessage) throws -> A.Message {
+        let error: any Error
+        do {
+            return try JSONDecoder().decode(A.Message.self, from: Data(stored.payload))
+        } catch let decoding {
+            error = decoding
         }
+        let problem: String
+        do {
+            if let migrated = try A.migrate(message: StoredValue(stored.payload)) { return migrated }
+            problem = "\(error); \(A.self).migrate(message:) has no path for it"
+        } catch let migration {
+            problem = "\(error); \(A.self).migrate(message:) failed: \(migration)"
+        }
+        throw TroupeError(
+            .corruptCheckpoint,
+            "message #\(stored.id) to '\(name)' does not decode as \(A.Message.self) (\(problem)); the agent's "
+                + "message type changed since it was sent. Kept as a dead letter: teach migrate(message:) the old "
+                + "shape and requeue it (`troupe dead-letters RUN --requeue`)."
+        )
+    }
+
+    private func decode(_ checkpoint: Checkpoint) throws -> A.State {
+        guard checkpoint.stateVersion == A.stateVersion else { return try migrate(checkpoint) }
         do {
             return try JSONDecoder().decode(A.State.self, from: Data(checkpoint.state))
         } catch {
@@ -378,6 +388,39 @@ final class AgentCell<A: Agent>: ChildRuntime {
                 underlying: error
             )
         }
+    }
+
+    /// A checkpoint of another state version, through the agent's migration; quarantined where there is no path.
+    private func migrate(_ checkpoint: Checkpoint) throws -> A.State {
+        let version = checkpoint.stateVersion
+        let found = "agent '\(name)' is quarantined: its checkpoint #\(checkpoint.sequence) has state version \(version), "
+            + "but \(A.self) reads version \(A.stateVersion)"
+        guard version < A.stateVersion else {
+            throw TroupeError(
+                .quarantined,
+                found + ", an older one: the checkpoint was written by a newer build. It is kept; deploy that build, "
+                    + "or restart the agent from its initial state."
+            )
+        }
+        let migrated: A.State?
+        do {
+            migrated = try A.migrate(StoredValue(checkpoint.state), from: version)
+        } catch {
+            throw TroupeError(
+                .quarantined,
+                found + ", and \(A.self).migrate(_:from: \(version)) failed: \(error). The checkpoint is kept; fix the "
+                    + "migration and resume, or restart the agent from its initial state.",
+                underlying: error
+            )
+        }
+        guard let migrated else {
+            throw TroupeError(
+                .quarantined,
+                found + ", and \(A.self).migrate(_:from:) has no path from version \(version). The checkpoint is kept; "
+                    + "add that migration and resume, or restart the agent from its initial state."
+            )
+        }
+        return migrated
     }
 
     /// Saves `state` as the point to resume from, with the durable messages handled and the messages sent since

@@ -111,7 +111,7 @@ public final class AgentContext<A: Agent>: Sendable {
     }
 
     /// How many times the message being handled has been delivered: 1 the first time, more after it crashed an
-    /// earlier incarnation. Meaningful inside ``Agent/handle(_:state:context:)``.
+    /// earlier incarnation. Meaningful inside ``HandlerAgent/handle(_:state:context:)``.
     public var deliveryAttempt: Int { attempt.load(ordering: .relaxed) }
 
     /// Whether this incarnation has been asked to stop (graceful shutdown, termination, or a restart of its
@@ -408,9 +408,19 @@ public final class AgentContext<A: Agent>: Sendable {
         try await cell.environment.offload.run(work)
     }
 
+    /// Resumes this incarnation when its passivated mailbox gets work.
+    @usableFromInline
+    var wake: @Sendable () -> Void {
+        let cell = self.cell
+        let incarnation = incarnationControl
+        return { cell.resume(incarnation) }
+    }
+}
+
+extension AgentContext where A: HandlerAgent {
     // MARK: The engine's handler loop
 
-    /// Runs the engine's handler loop: hands each message to ``Agent/handle(_:state:context:)`` until the agent is
+    /// Runs the engine's handler loop: hands each message to ``HandlerAgent/handle(_:state:context:)`` until the agent is
     /// asked to stop.
     ///
     /// Messages are taken from the mailbox a whole batch at a time. A handler that throws ends the incarnation:
@@ -418,7 +428,7 @@ public final class AgentContext<A: Agent>: Sendable {
     /// of the batch go back to the front of the mailbox, and the failing message becomes a dead letter once it has
     /// crashed the agent ``AgentOptions/maxDeliveryFailures`` times.
     ///
-    /// The default ``Agent/run(state:context:)`` uses a variant of this loop that *passivates* an idle agent: when
+    /// A ``HandlerAgent``'s default ``Agent/run(state:context:)`` uses a variant of this loop that *passivates* an idle agent: when
     /// the mailbox is empty the incarnation gives up its task, and the next message resumes it on a new one, so
     /// that an idle agent costs memory but no task. Call this method from your own `run` to keep the task instead.
     ///
@@ -437,14 +447,6 @@ public final class AgentContext<A: Agent>: Sendable {
         // batch), and the default `run` returns right after: the final checkpoint would write the same state
         // again. Skipping it is what lets a tree of idle durable agents stop fast.
         stateIsSaved.store(true, ordering: .relaxed)
-    }
-
-    /// Resumes this incarnation when its passivated mailbox gets work.
-    @usableFromInline
-    var wake: @Sendable () -> Void {
-        let cell = self.cell
-        let incarnation = incarnationControl
-        return { cell.resume(incarnation) }
     }
 }
 

@@ -51,7 +51,8 @@ public struct AgentID: Hashable, Sendable, Codable, CustomStringConvertible {
 /// How much of an agent's progress survives a restart or a crash of the process.
 ///
 /// Stores that persist (the SQLite store) make ``checkpointed`` survive the process too. Chosen per blueprint, and
-/// per child where a child overrides its blueprint.
+/// per child where a child overrides its blueprint; where neither chooses, the run's
+/// (``Run/Configuration/durability``), which is ``checkpointed`` unless given, in the library as in `troupe run`.
 public struct Durability: Hashable, Sendable, CustomStringConvertible, Codable {
     /// Reads a durability from its name: `ephemeral`, `checkpointed` or `durable`.
     public init?(_ name: String) {

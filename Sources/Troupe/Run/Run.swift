@@ -48,7 +48,9 @@ public final class Run: Service {
         public var random: any RandomNumberGenerator & Sendable
         /// The run's logger; events are logged through it with `troupe.*` metadata.
         public var logger: Logger
-        /// The durability of agents whose blueprint and child spec choose none.
+        /// The durability of agents whose blueprint and child spec choose none: ``Durability/checkpointed`` unless
+        /// given, as for `troupe run` (so an agent's state survives a restart, and a process's end when the store
+        /// does).
         public var durability: Durability
         /// How many threads run ``AgentContext/offload(_:)`` work at once; more jobs wait for a free thread.
         public var offloadThreads: Int
@@ -76,7 +78,7 @@ public final class Run: Service {
             clock: any Clock<Duration> = ContinuousClock(),
             random: any RandomNumberGenerator & Sendable = SystemRandomNumberGenerator(),
             logger: Logger = Logger(label: "troupe"),
-            durability: Durability = .ephemeral,
+            durability: Durability = .checkpointed,
             offloadThreads: Int = 8,
             services: [any Sendable] = [],
             metrics: (any MetricsFactory)? = nil,

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Troupe
 
 struct CheckpointsCommand: AsyncParsableCommand {
@@ -16,7 +17,7 @@ struct CheckpointsCommand: AsyncParsableCommand {
     @OptionGroup var global: GlobalOptions
     @Argument(help: "The run.", completion: Completion.runs) var run: String
     @Argument(help: "The agent.", completion: Completion.agents) var agent: String
-    @Option(help: ArgumentHelp("Print the state saved in this checkpoint (JSON), or in the latest with `last`, instead of the list.", valueName: "seq"))
+    @Option(help: ArgumentHelp("Print the state saved in this checkpoint (JSON), or in the latest with `last`, instead of the list; with --json, in a document with its sequence, epoch and state version.", valueName: "seq"))
     var show: String?
 
     func validate() throws {
@@ -39,9 +40,16 @@ struct CheckpointsCommand: AsyncParsableCommand {
                             "run \(run) keeps no checkpoint #\(show) of '\(agent)'. `troupe checkpoints \(run) \(agent)` lists them."
                         )
                     }
-                    return String(decoding: checkpoint.state, as: UTF8.self)
+                    return checkpoint
                 }
-                return say(state)
+                let text = String(decoding: state.state, as: UTF8.self)
+                // The state alone, to pipe; with --json, in a document that also says which version wrote it.
+                guard global.json else { return say(text) }
+                let isJSON = (try? JSONSerialization.jsonObject(with: Data(state.state), options: .fragmentsAllowed)) != nil
+                return say(
+                    "{\"epoch\":\(state.epoch),\"sequence\":\(state.sequence),\"state\":\(isJSON ? text : jsonText(text)),"
+                        + "\"stateVersion\":\(state.stateVersion)}"
+                )
             }
             let records = try await global.withStore(readOnly: true) { store in
                 _ = try await store.run(RunID(run))

@@ -2,7 +2,7 @@ import Troupe
 import TroupeCLI
 
 /// Greets every name it is sent, and counts the greetings.
-struct Greeter: Agent {
+struct Greeter: HandlerAgent {
     struct State: AgentState { var greeted = 0 }
     enum Message: Codable, Sendable { case greet(String) }
 

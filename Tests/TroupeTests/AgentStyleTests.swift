@@ -1,0 +1,75 @@
+import Foundation
+import Testing
+import TroupeTestSupport
+
+/// An agent is held to its style at compile time: each snippet is type-checked against the built `Troupe` module.
+/// A near-miss `handle` used to compile and trap at the first message; now it is a compile error.
+@Suite(.timeLimit(.minutes(1)))
+struct AgentStyleTests {
+    static let header = """
+        import Troupe
+        struct State: AgentState { var total = 0 }
+        enum Message: Codable, Sendable { case add(Int) }
+
+        """
+
+    /// Type-checks `source` (after ``header``) with the toolchain's `swiftc`; returns its exit status and errors.
+    func typecheck(_ source: String) async throws -> (status: Int32, errors: String) {
+        let scratch = try ScratchDirectory("troupe-style-")
+        let file = scratch.file("Snippet.swift")
+        try (Self.header + source).write(toFile: file, atomically: true, encoding: .utf8)
+        // The modules the tests were built with sit next to the test bundle.
+        let modules = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("Modules").path
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["swiftc", "-typecheck", "-swift-version", "6", "-I", modules, file]
+        let output = try await runToEnd(process)
+        return (output.status, output.stderr)
+    }
+
+    @Test func aHandlerAgentWithTheRightSignatureCompiles() async throws {
+        let result = try await typecheck("""
+            struct Counter: HandlerAgent {
+                func handle(_ message: Message, state: inout State, context: AgentContext<Self>) async throws {}
+            }
+            struct Ticker: Agent {
+                func run(state: inout State, context: AgentContext<Self>) async throws {}
+            }
+            """)
+        #expect(result.status == 0, "\(result.errors)")
+    }
+
+    @Test(arguments: [
+        ("state not inout", "func handle(_ message: Message, state: State, context: AgentContext<Self>) async throws {}"),
+        ("a message that is not Codable", "func handle(_ message: () -> Void, state: inout State, context: AgentContext<Self>) async throws {}"),
+        ("a label too many", "func handle(message: Message, state: inout State, context: AgentContext<Self>) async throws {}"),
+        ("no handle at all", "func handel(_ message: Message, state: inout State, context: AgentContext<Self>) async throws {}"),
+    ])
+    func aNearMissHandleIsACompileError(_ miss: String, _ declaration: String) async throws {
+        let result = try await typecheck("""
+            struct Counter: HandlerAgent {
+                \(declaration)
+            }
+            """)
+        #expect(result.status != 0, "\(miss): compiled")
+        #expect(result.errors.contains("does not conform to protocol 'HandlerAgent'"), "\(miss): \(result.errors)")
+    }
+
+    @Test func anAgentWithoutRunIsACompileError() async throws {
+        // A handler written against a plain `Agent` (the style is `HandlerAgent`), and a loop agent that forgot `run`.
+        let handlerOnly = try await typecheck("""
+            struct Counter: Agent {
+                func handle(_ message: Message, state: inout State, context: AgentContext<Self>) async throws {}
+            }
+            """)
+        #expect(handlerOnly.status != 0)
+        #expect(handlerOnly.errors.contains("does not conform to protocol 'Agent'"), "\(handlerOnly.errors)")
+        let loopless = try await typecheck("""
+            struct Ticker: Agent {
+                func tick(state: inout State, context: AgentContext<Self>) async throws {}
+            }
+            """)
+        #expect(loopless.status != 0)
+        #expect(loopless.errors.contains("does not conform to protocol 'Agent'"), "\(loopless.errors)")
+    }
+}
