@@ -62,6 +62,10 @@ public struct MarketMonitor: Agent {
         let http = context.http
         let endpoint = try self.endpoint.resolve()
         while maxPolls.map({ state.polls < $0 }) ?? true {
+            // A durable timer, right after the last checkpoint: a restart or a resume (even after kill -9) wakes at
+            // the deadline the interrupted sleep had, so polls keep their cadence instead of waiting a whole
+            // interval again.
+            if state.polls > 0 { try await context.sleep(for: interval) }
             let poll = state.polls + 1
             let url = "\(endpoint)?symbols=\(symbols.joined(separator: ","))&poll=\(poll)"
             let quotes = try await context.step("poll") { _ in try await http.execute(.get(url)).decode([Quote].self) }
@@ -86,7 +90,6 @@ public struct MarketMonitor: Agent {
             try await context.checkpoint(state)
             if !state.moves.isEmpty { context.logger.notice("poll \(poll): \(state.moves.joined(separator: ", "))") }
             onPoll(state)
-            try await context.sleep(for: interval)
         }
     }
 }

@@ -1046,4 +1046,33 @@ struct OperatorTests: CLIHarness {
         // One start per process, and no poll counted twice: the epochs moved on, the poll count did too.
         #expect(events.stdout.components(separatedBy: "started").count - 1 == 2)
     }
+
+    /// The monitor's sleep between polls is a durable timer: killed with SIGKILL while it waits, and resumed part
+    /// way through the interval, it polls at the deadline it had, not a whole interval after the resume.
+    @Test func aMonitorKilledWhileItSleepsPollsAtItsOriginalDeadline() async throws {
+        let process = try start(["run", "market-monitor", "--param", "interval=6s", "--id", "run-timer"])
+        func polls() async throws -> Int {
+            let shown = try await troupe("checkpoints", "run-timer", "monitor", "--show", "last")
+            guard shown.status == 0 else { return 0 }
+            return (try? JSONSerialization.jsonObject(with: Data(shown.stdout.utf8)) as? [String: Any])?["polls"] as? Int ?? 0
+        }
+        try await eventually("the first poll") { try await polls() >= 1 }
+        // The first poll's checkpoint is in: the 6 s sleep began at or before now.
+        let firstPoll = Date()
+        kill(process.processIdentifier, SIGKILL)
+        await waitForExit(process)
+        #expect(try await polls() == 1)
+        // Resumed half way through the interval.
+        while Date() < firstPoll.addingTimeInterval(3) { try await Task.sleep(for: .milliseconds(20)) }
+        let resumed = try start(["resume", "run-timer"])
+        try await eventually("the second poll") { try await polls() >= 2 }
+        let secondPoll = Date()
+        _ = try await troupe("cancel", "run-timer")
+        await waitForExit(resumed)
+        // Polled about 6 s after the first poll: not at the resume (3 s), and not a whole interval after it (9 s).
+        let gap = secondPoll.timeIntervalSince(firstPoll)
+        #expect(gap >= 5, "polled \(gap) s after the first poll: the resume did not wait for the timer")
+        #expect(gap < 8, "polled \(gap) s after the first poll: the timer started over")
+    }
 }
+

@@ -229,6 +229,11 @@ final class AgentCell<A: Agent>: ChildRuntime {
             guard !saved || context.work.hasOutgoing else { break }
             do {
                 try await context.commit(state, announce: durability.persistsState)
+                // A stop that interrupted a durable timer: the commit finished the unit the timer belonged to, so
+                // the deadline moves to the next one, where the loop's first sleep after a resume finds it.
+                if let deadline = context.interruptedTimer.withLock({ $0 }), durability.persistsState {
+                    try await context.recordTimer(deadline, key: "c\(currentSequence)/sleep")
+                }
             } catch {
                 context.abandonUncommitted()
                 reason = .failed(error)

@@ -1,4 +1,4 @@
-import FoundationEssentials
+public import FoundationEssentials
 public import Logging
 public import Synchronization
 import Instrumentation
@@ -266,14 +266,72 @@ public final class AgentContext<A: Agent>: Sendable {
 
     // MARK: Time and state
 
-    /// Sleeps on the run's clock.
+    /// Sleeps on the run's clock; for a checkpointed or durable agent, a durable timer.
+    ///
+    /// A checkpointed or durable agent records the deadline (wall-clock time) in the store as part of its unit of
+    /// work, like a ``step(_:_:)``. When the unit runs again — after a crash, a `kill -9` and a resume, or a
+    /// graceful stop and a resume — its first sleep wakes at the recorded deadline, at once if it has passed,
+    /// instead of sleeping the whole interval again. A loop that sleeps right after its checkpoint (poll, then
+    /// checkpoint, then sleep) keeps its cadence across restarts that way. An ephemeral agent just sleeps.
     ///
     /// - Throws: `CancellationError` as soon as the agent is asked to stop or its task is cancelled, so that a
-    ///   polling loop ends promptly. The engine counts that as a clean stop.
+    ///   polling loop ends promptly (the engine counts that as a clean stop); the store's errors when recording.
     public func sleep(for duration: Duration) async throws {
+        guard cell.durability.persistsState, duration > .zero else { return try await sleepOnClock(duration) }
+        let seconds = Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+        try await sleep(recording: Date().addingTimeInterval(seconds))
+    }
+
+    /// Sleeps until a wall-clock time; for a checkpointed or durable agent, a durable timer (see ``sleep(for:)``):
+    /// the deadline recorded is the one the unit of work first asked for.
+    ///
+    /// - Throws: As ``sleep(for:)``.
+    public func sleep(until deadline: Date) async throws {
+        guard cell.durability.persistsState else { return try await sleepOnClock(Self.remaining(until: deadline)) }
+        try await sleep(recording: deadline)
+    }
+
+    /// The deadline of the durable timer a stop interrupted, which the incarnation's final commit carries over to
+    /// the next unit of work (see ``AgentCell/runIncarnation(_:)``).
+    @usableFromInline let interruptedTimer = Mutex<Date?>(nil)
+
+    private func sleepOnClock(_ duration: Duration) async throws {
         guard await incarnationControl.sleep(for: duration, clock: cell.environment.clock) else {
             throw CancellationError()
         }
+    }
+
+    private static func remaining(until deadline: Date) -> Duration {
+        .milliseconds(max(0, Int64((deadline.timeIntervalSinceNow * 1000).rounded(.up))))
+    }
+
+    /// Sleeps until the deadline an earlier attempt of this unit recorded, else records `wanted` and sleeps until it.
+    private func sleep(recording wanted: Date) async throws {
+        let (key, recorded) = work.nextTimer(fallback: "c\(cell.currentSequence)")
+        var deadline = wanted
+        if let recorded, let milliseconds = Int64(String(decoding: recorded, as: UTF8.self)) {
+            deadline = Date(timeIntervalSince1970: Double(milliseconds) / 1000)
+        } else {
+            try await recordTimer(deadline, key: key)
+        }
+        do {
+            try await sleepOnClock(Self.remaining(until: deadline))
+        } catch {
+            interruptedTimer.withLock { $0 = deadline }
+            throw error
+        }
+    }
+
+    /// Stores a durable timer's deadline (milliseconds since 1970) under `key`.
+    @usableFromInline
+    func recordTimer(_ deadline: Date, key: String) async throws {
+        let milliseconds = Int64((deadline.timeIntervalSince1970 * 1000).rounded())
+        try await cell.environment.store.recordStep(
+            cell.id,
+            epoch: incarnationControl.epoch.load(ordering: .relaxed),
+            key: key,
+            result: Array(String(milliseconds).utf8)
+        )
     }
 
     /// Saves `state` as the point a restarted incarnation resumes from.

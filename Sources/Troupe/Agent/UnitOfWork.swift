@@ -83,6 +83,15 @@ final class UnitOfWork<Message: Sendable>: Sendable {
         }
     }
 
+    /// The key of the open unit's durable timer (one per unit: each sleep replaces the last one's deadline) and,
+    /// the first time it is asked in this incarnation, the deadline an earlier attempt of the unit recorded.
+    func nextTimer(fallback: @autoclosure () -> String) -> (key: String, recorded: [UInt8]?) {
+        state.withLock { state in
+            let key = "\(state.scope ?? fallback())/sleep"
+            return (key, state.replay.removeValue(forKey: key))
+        }
+    }
+
     /// Keeps a step's result for the rest of the unit (it is in the store already).
     func record(_ key: String, result: [UInt8]) {
         state.withLock { $0.replay[key] = result }
