@@ -220,3 +220,8 @@ extension GlobalOptions {
 func commaSeparated(_ values: [String]) -> [String] {
     values.flatMap { $0.split(separator: ",") }.map { String($0.filter { $0 != " " }) }.filter { !$0.isEmpty }
 }
+
+/// What an agent waits for, as the tables show it: `(waits for signal 'approve' 3m, until 2026-12-08T10:00:00Z)`.
+func waitingText(_ waiting: Waiting) -> String {
+    "(waits for \(waiting.what) \(age(waiting.since))" + (waiting.until.map { ", until \(timestamp($0))" } ?? "") + ")"
+}

@@ -24,6 +24,8 @@ package enum Documents {
         package var mailboxDepth: Int
         /// Whether it is passivated: idle, with no task until a message comes.
         package var passivated: Bool
+        /// What it waits for (a signal, a durable timer) and since when, as the last snapshot saw it.
+        package var waiting: Waiting?
         package var storedMessages: Int?
         package var lastCheckpoint: UInt64?
         package var lastCheckpointAt: String?
@@ -48,6 +50,8 @@ package enum Documents {
         package var lastErrorAt: Date?
         package var mailbox: Int?
         package var mailboxAt: Date?
+        /// What it waits for (a signal, a durable timer) and since when, as the run's latest snapshot saw it.
+        package var waiting: Waiting?
         package var storedMessages: Int
         package var checkpoint: UInt64?
         package var checkpointAt: Date?
@@ -95,7 +99,7 @@ package enum Documents {
             return TreeNodeReport(
                 name: tree.name, type: tree.type, status: status, incarnation: tree.incarnation, epoch: row?.epoch,
                 restarts: max(tree.restarts, row?.restarts ?? 0), mailboxDepth: tree.mailboxDepth,
-                passivated: tree.passivated, storedMessages: row?.pendingMessages, lastCheckpoint: row?.lastCheckpoint,
+                passivated: tree.passivated, waiting: tree.waiting, storedMessages: row?.pendingMessages, lastCheckpoint: row?.lastCheckpoint,
                 lastCheckpointAt: row?.lastCheckpointAt.map(timestamp), lastError: row?.lastError,
                 children: tree.children.map(node)
             )
@@ -106,7 +110,7 @@ package enum Documents {
         return agents.map {
             TreeNodeReport(
                 name: $0.name, type: $0.type, status: $0.status.rawValue, incarnation: 0, epoch: $0.epoch,
-                restarts: $0.restarts, mailboxDepth: 0, passivated: false, storedMessages: $0.pendingMessages,
+                restarts: $0.restarts, mailboxDepth: 0, passivated: false, waiting: nil, storedMessages: $0.pendingMessages,
                 lastCheckpoint: $0.lastCheckpoint, lastCheckpointAt: $0.lastCheckpointAt.map(timestamp),
                 lastError: $0.lastError, children: []
             )
@@ -149,7 +153,7 @@ package enum Documents {
             type: row.type, durability: row.durability.description, status: row.status.rawValue,
             since: events.last?.time, incarnation: node?.0.incarnation ?? events.last?.incarnation, epoch: row.epoch,
             restarts: row.restarts, lastError: row.lastError, lastErrorAt: row.lastError == nil ? nil : failure?.time,
-            mailbox: node?.0.mailboxDepth, mailboxAt: node?.1, storedMessages: row.pendingMessages,
+            mailbox: node?.0.mailboxDepth, mailboxAt: node?.1, waiting: node?.0.waiting, storedMessages: row.pendingMessages,
             checkpoint: checkpoint?.sequence, checkpointAt: row.lastCheckpointAt,
             state: checkpoint.flatMap { stateText($0.state) }, stateBytes: checkpoint?.state.count,
             history: shown, earlierEvents: events.count - shown.count

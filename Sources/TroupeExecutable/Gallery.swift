@@ -8,6 +8,22 @@ import TroupeHTTPTesting
 /// The gallery: the blueprints of `agents/` that the `troupe` binary runs by name. It lives with the executable,
 /// so that the operator CLI (`TroupeCLI`) links neither the gallery nor libcurl.
 enum Gallery {
+    /// The parameters of the blueprints that talk to a chat model (`llm-chat`, `approval`).
+    static let chatParameters: [BlueprintEntry.Parameter] = [
+        .init("model", default: "gpt-4o-mini", help: "The model."),
+        .init("base-url", default: "", help: "The API base URL (or $OPENAI_BASE_URL); empty: a loopback stub."),
+        .init("api-key-env", default: "OPENAI_API_KEY", help: "The environment variable holding the key (the key itself is never a parameter: parameters are stored)."),
+    ]
+
+    /// The chat endpoint ``chatParameters`` name.
+    static func chatEndpoint(_ parameters: Parameters) -> LLMChat.Endpoint {
+        let given = parameters.string("base-url")
+        let configured = given.isEmpty ? (getenv("OPENAI_BASE_URL").map { String(cString: $0) } ?? "") : given
+        let base = configured.isEmpty ? ServiceURL.offline(OfflineServices.sharedChat, path: "/v1") : ServiceURL(configured)
+        let key = getenv(parameters.string("api-key-env")).map { String(cString: $0) }
+        return LLMChat.Endpoint(baseURL: base, model: parameters.string("model"), apiKey: key)
+    }
+
     /// The HTTP client of the runs this process starts (`context.http`).
     static let http = HTTPClient()
 
@@ -84,21 +100,28 @@ enum Gallery {
             parameters: [
                 .init("prompt", default: "What does Troupe do?", help: "Prompts, separated by '|'."),
                 .init("budget", default: "200", help: "Tokens the run may receive in all.", kind: .integer(1...100_000_000)),
-                .init("model", default: "gpt-4o-mini", help: "The model."),
-                .init("base-url", default: "", help: "The API base URL (or $OPENAI_BASE_URL); empty: a loopback stub."),
-                .init("api-key-env", default: "OPENAI_API_KEY", help: "The environment variable holding the key (the key itself is never a parameter: parameters are stored)."),
-            ],
+            ] + chatParameters,
             result: "chat"
         ) { parameters in
-            let configured = parameters.string("base-url").isEmpty ? (getenv("OPENAI_BASE_URL").map { String(cString: $0) } ?? "") : parameters.string("base-url")
-            let base = configured.isEmpty ? ServiceURL.offline(OfflineServices.sharedChat, path: "/v1") : ServiceURL(configured)
-            let key = getenv(parameters.string("api-key-env")).map { String(cString: $0) }
-            let endpoint = LLMChat.Endpoint(baseURL: base, model: parameters.string("model"), apiKey: key)
+            let endpoint = chatEndpoint(parameters)
             let prompts = parameters.string("prompt").split(separator: "|").map(String.init)
             let budget = try parameters.int("budget")
             return Blueprint("llm-chat", durability: .checkpointed) {
                 Child("chat", LLMChat(endpoint: endpoint, prompts: prompts, tokenBudget: budget), restart: .transient)
             }
+        },
+        BlueprintEntry(
+            "approval",
+            summary: "Draft an answer with a chat model, wait (durably) for a person's approval, then send it.",
+            parameters: [
+                .init("prompt", default: "What does Troupe do?", help: "What to answer."),
+                .init("timeout", default: "48h", help: "How long to wait for the decision.", kind: .duration(.seconds(1)...(.seconds(365 * 86400)))),
+            ] + chatParameters,
+            result: "writer"
+        ) { parameters in
+            let endpoint = chatEndpoint(parameters)
+            let writer = ApprovalWriter(endpoint: endpoint, prompt: parameters.string("prompt"), timeout: try parameters.duration("timeout"))
+            return Blueprint("approval", durability: .durable) { Child("writer", writer, restart: .transient) }
         },
         BlueprintEntry(
             "counting",

@@ -616,7 +616,7 @@ struct OperatorTests: CLIHarness {
 
     @Test func listingsAreJSONForScripts() async throws {
         let blueprints = try await json("blueprints") as? [[String: Any]] ?? []
-        #expect(blueprints.map { $0["name"] as? String } == ["fetch-many", "market-monitor", "batch-stream", "llm-chat", "counting", "fleet", "demo"])
+        #expect(blueprints.map { $0["name"] as? String } == ["fetch-many", "market-monitor", "batch-stream", "llm-chat", "approval", "counting", "fleet", "demo"])
         let process = try start(["run", "counting", "--param", "count=100000000", "--param", "interval=5ms"])
         let run = try await liveRun()
         let status = try await json("status", run) as? [String: Any]
@@ -1048,31 +1048,71 @@ struct OperatorTests: CLIHarness {
     }
 
     /// The monitor's sleep between polls is a durable timer: killed with SIGKILL while it waits, and resumed part
-    /// way through the interval, it polls at the deadline it had, not a whole interval after the resume.
+    /// way through the interval, it polls at the deadline it had, not a whole interval after the resume (nor at
+    /// once). Times are the checkpoints' own, so a slow machine's lag in observing them does not count.
     @Test func aMonitorKilledWhileItSleepsPollsAtItsOriginalDeadline() async throws {
-        let process = try start(["run", "market-monitor", "--param", "interval=6s", "--id", "run-timer"])
-        func polls() async throws -> Int {
-            let shown = try await troupe("checkpoints", "run-timer", "monitor", "--show", "last")
-            guard shown.status == 0 else { return 0 }
-            return (try? JSONSerialization.jsonObject(with: Data(shown.stdout.utf8)) as? [String: Any])?["polls"] as? Int ?? 0
+        let interval = 12.0
+        let process = try start(["run", "market-monitor", "--param", "interval=12s", "--id", "run-timer"])
+        /// The times of the monitor's checkpoints, one per poll, oldest first.
+        func polls() async throws -> [Date] {
+            let listed = try await troupe("checkpoints", "run-timer", "monitor", "--json")
+            guard listed.status == 0 else { return [] }
+            let rows = (try? JSONSerialization.jsonObject(with: Data(listed.stdout.utf8)) as? [[String: Any]]) ?? []
+            let format = ISO8601DateFormatter()
+            format.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+            return rows.compactMap { ($0["createdAt"] as? String).flatMap(format.date) }
         }
-        try await eventually("the first poll") { try await polls() >= 1 }
-        // The first poll's checkpoint is in: the 6 s sleep began at or before now.
-        let firstPoll = Date()
+        try await eventually("the first poll") { try await !polls().isEmpty }
         kill(process.processIdentifier, SIGKILL)
         await waitForExit(process)
-        #expect(try await polls() == 1)
+        // The last poll before the kill (the first, unless the machine was slow to notice it).
+        let before = try await polls()
+        let first = try #require(before.last)
+        try #require(
+            Date() < first.addingTimeInterval(interval / 2 - 1),
+            "the kill came \(Date().timeIntervalSince(first)) s after the last poll: too late to resume half way"
+        )
         // Resumed half way through the interval.
-        while Date() < firstPoll.addingTimeInterval(3) { try await Task.sleep(for: .milliseconds(20)) }
+        while Date() < first.addingTimeInterval(interval / 2) { try await Task.sleep(for: .milliseconds(20)) }
         let resumed = try start(["resume", "run-timer"])
-        try await eventually("the second poll") { try await polls() >= 2 }
-        let secondPoll = Date()
+        try await eventually("the next poll") { try await polls().count > before.count }
+        let second = try #require(try await polls().dropFirst(before.count).first)
         _ = try await troupe("cancel", "run-timer")
         await waitForExit(resumed)
-        // Polled about 6 s after the first poll: not at the resume (3 s), and not a whole interval after it (9 s).
-        let gap = secondPoll.timeIntervalSince(firstPoll)
-        #expect(gap >= 5, "polled \(gap) s after the first poll: the resume did not wait for the timer")
-        #expect(gap < 8, "polled \(gap) s after the first poll: the timer started over")
+        // Polled one interval after the last poll: not at the resume (half an interval), and not a whole interval
+        // after the resume (one and a half).
+        let gap = second.timeIntervalSince(first)
+        #expect(gap >= interval - 0.1, "polled \(gap) s after the first poll: the resume did not wait for the timer")
+        #expect(gap < interval * 1.4, "polled \(gap) s after the first poll: the timer started over")
+    }
+
+    /// Human approval that survives kill -9: the writer waits for a signal; `tree` and `describe` say so; the
+    /// process is killed; the signal is sent while no process drives the run; the resume sends the answer once.
+    @Test func anApprovalWaitSurvivesKill9AndTheSignalIsTakenOnce() async throws {
+        let process = try start(["run", "approval", "--id", "run-approve"])
+        func writer() async throws -> [String: Any]? {
+            let tree = try await troupe("tree", "run-approve", "--json")
+            guard tree.status == 0 else { return nil }
+            return (try? JSONSerialization.jsonObject(with: Data(tree.stdout.utf8)) as? [[String: Any]])?.first
+        }
+        try await eventually("the writer waiting for approval") {
+            ((try await writer())?["waiting"] as? [String: Any])?["what"] as? String == "signal 'approve'"
+        }
+        let described = try await troupe("describe", "run-approve", "writer")
+        #expect(described.stdout.contains("for signal 'approve' since"), "\(described.stdout)")
+        kill(process.processIdentifier, SIGKILL)
+        await waitForExit(process)
+
+        #expect(try await troupe("signal", "run-approve", "writer", "approve", "{not json").status == 65)
+        #expect(try await troupe("signal", "run-approve", "writer", "appro ve", "{}").status == 64)
+        let queued = try await troupe("signal", "run-approve", "writer", "approve", #"{"approve":true,"note":"ship it"}"#)
+        #expect(queued.status == 0 && queued.stdout.contains("queued"), "\(queued.stdout) \(queued.stderr)")
+        let resumed = try await troupe("resume", "run-approve")
+        #expect(resumed.status == 0, "\(resumed.stderr)")
+        let result = try await troupe("result", "run-approve")
+        let state = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
+        #expect(state?["outcome"] as? String == "sent" && state?["sent"] as? Int == 1, "\(result.stdout)")
+        #expect(state?["note"] as? String == "ship it")
     }
 }
 

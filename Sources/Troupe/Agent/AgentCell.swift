@@ -46,6 +46,12 @@ final class AgentCell<A: Agent>: ChildRuntime {
     private let sequence = Atomic<UInt64>(0)
     /// Step results the last claim returned, handed to the incarnation's context.
     @usableFromInline let claimedSteps = Mutex<[String: [UInt8]]>([:])
+    /// The fencing token of the latest incarnation's claim (0 before the first), for signals delivered between
+    /// incarnations.
+    @usableFromInline let currentEpoch = Atomic<UInt64>(0)
+    /// Its signals and what it waits for, made at the first use: most agents never wait.
+    let waits = Mutex<AgentWaits?>(nil)
+
     /// The sequence of the last checkpoint written (or claimed).
     @usableFromInline var currentSequence: UInt64 { sequence.load(ordering: .relaxed) }
     /// Set by an operator's fresh restart: the next incarnation starts from the initial state.
@@ -275,6 +281,7 @@ final class AgentCell<A: Agent>: ChildRuntime {
             (state, epoch) = try await claimedState(incarnation.number)
         }
         incarnation.epoch.store(epoch, ordering: .relaxed)
+        currentEpoch.store(epoch, ordering: .relaxed)
         return state
     }
 
@@ -335,6 +342,7 @@ final class AgentCell<A: Agent>: ChildRuntime {
         let epoch = claim.epoch
         sequence.store(claim.latest?.sequence ?? 0, ordering: .relaxed)
         claimedSteps.withLock { $0 = claim.steps }
+        if claim.steps.keys.contains(where: { $0.hasPrefix("s") }) { waitsBox().load(claimedSignals(claim.steps)) }
         if !claim.pending.isEmpty { await restore(claim.pending) }
         guard let latest = claim.latest, options.restartFrom == .lastCheckpoint, !fresh else {
             return (agent.initialState(), epoch)
@@ -436,6 +444,7 @@ final class AgentCell<A: Agent>: ChildRuntime {
         _ incarnation: Incarnation,
         consumed: [Int64],
         outbox: [Outgoing],
+        signals: [String] = [],
         announce: Bool
     ) async throws {
         guard durability.persistsState else {
@@ -470,7 +479,7 @@ final class AgentCell<A: Agent>: ChildRuntime {
                 consumed: consumed,
                 sent: stored,
                 sync: options.syncCommits,
-                finishedSteps: consumed.map { "m\($0)" } + ["c\(next - 1)"]
+                finishedSteps: consumed.map { "m\($0)" } + ["c\(next - 1)"] + signals
             )
         )
         sequence.store(next, ordering: .relaxed)

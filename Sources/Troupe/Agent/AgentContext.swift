@@ -314,6 +314,9 @@ public final class AgentContext<A: Agent>: Sendable {
         } else {
             try await recordTimer(deadline, key: key)
         }
+        let box = cell.waitsBox()
+        box.waiting = Waiting(what: "timer", since: Date(), until: deadline)
+        defer { box.waiting = nil }
         do {
             try await sleepOnClock(Self.remaining(until: deadline))
         } catch {
@@ -364,13 +367,15 @@ public final class AgentContext<A: Agent>: Sendable {
         let (taken, sent) = work.takeForCommit()
         for envelope in taken where envelope.id != 0 { consumed.append(envelope.id) }
         let scope = "c\(cell.currentSequence)"
+        let signals = work.takeSignals()
         do {
-            try await cell.commit(state, incarnationControl, consumed: consumed, outbox: sent, announce: announce)
+            try await cell.commit(state, incarnationControl, consumed: consumed, outbox: sent, signals: signals, announce: announce)
         } catch {
             work.restore(taken)
+            work.restoreSignals(signals)
             throw error
         }
-        work.committed(finishing: consumed.map { "m\($0)" } + [scope])
+        work.committed(finishing: consumed.map { "m\($0)" } + [scope] + signals)
     }
 
     // MARK: Durable steps

@@ -21,6 +21,8 @@ final class UnitOfWork<Message: Sendable>: Sendable {
         var replay: [String: [UInt8]]
         var stepCounts: [String: Int] = [:]
         var scope: String?
+        /// The scopes (`s<id>`) of the signals the unit took: the commit that finishes the unit deletes them.
+        var signals: [String] = []
 
         init(replay: [String: [UInt8]]) { self.replay = replay }
     }
@@ -90,6 +92,30 @@ final class UnitOfWork<Message: Sendable>: Sendable {
             let key = "\(state.scope ?? fallback())/sleep"
             return (key, state.replay.removeValue(forKey: key))
         }
+    }
+
+    /// The result an earlier attempt of the unit recorded under `key`, if any.
+    func recorded(_ key: String) -> [UInt8]? {
+        state.withLock { $0.replay[key] }
+    }
+
+    /// Notes that the unit took signal `id`: its commit deletes the signal's record.
+    func tookSignal(_ id: Int64) {
+        state.withLock { state in
+            if !state.signals.contains("s\(id)") { state.signals.append("s\(id)") }
+        }
+    }
+
+    /// The signals the unit took, for its commit to delete; `restoreSignals(_:)` puts them back if it fails.
+    func takeSignals() -> [String] {
+        state.withLock { state in
+            defer { state.signals.removeAll() }
+            return state.signals
+        }
+    }
+
+    func restoreSignals(_ scopes: [String]) {
+        state.withLock { $0.signals.insert(contentsOf: scopes, at: 0) }
     }
 
     /// Keeps a step's result for the rest of the unit (it is in the store already).

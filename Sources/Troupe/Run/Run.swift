@@ -1,5 +1,6 @@
 public import CoreMetrics
 public import Logging
+import FoundationEssentials
 public import ServiceLifecycle
 public import Tracing
 import Glibc
@@ -368,6 +369,21 @@ public final class Run: Service {
         _ makeMessage: (Reply<Value>) -> Message
     ) async throws -> Value {
         try await environment.call(name, timeout: timeout, makeMessage)
+    }
+
+    /// Sends the signal `name` with `value` to an agent waiting for it (``AgentContext/signal(_:as:timeout:)``), as
+    /// `troupe signal` does: through the run's command queue, so that it gets an identity that makes it exactly
+    /// once. The run's controller applies it: a checkpointed or durable agent's signal is stored first.
+    ///
+    /// - Returns: The command's id in the queue.
+    /// - Throws: ``TroupeError/Code/invalidSpec`` if the run's store keeps no command queue, and the store's errors.
+    @discardableResult
+    public func signal(_ name: String, _ value: some Encodable, to agent: String) async throws -> Int64 {
+        guard let queue = environment.store as? any ControlQueue else {
+            throw TroupeError(.invalidSpec, "the store of run \(id) keeps no command queue, which signals go through")
+        }
+        let json = String(decoding: try JSONEncoder().encode(value), as: UTF8.self)
+        return try await queue.enqueue(.signal(agent: agent, name: name, value: json), for: id, origin: nil)
     }
 
     /// Publishes a value to a topic's subscribers; returns how many received it.

@@ -108,13 +108,13 @@ final class RunController: Sendable {
         // A run paused when its last process died comes back paused: its agents are stopped again before any
         // command is read.
         if let model = environment.store as? any RunReadModel, (try? await model.run(run.id).status) == .paused {
-            let result = await apply(.pause, paused: &paused)
+            let result = await apply(.pause, id: 0, paused: &paused)
             environment.logger.notice("resumed paused: \(result)")
         }
         while !Task.isCancelled {
             do {
                 for try await command in queue.pendingCommands(of: run.id) {
-                    let result = await apply(command.action, paused: &paused)
+                    let result = await apply(command.action, id: command.id, paused: &paused)
                     environment.logger.notice(
                         "operator: \(command.action.verb)\(command.action.agent.map { " " + $0 } ?? ""): \(result)"
                     )
@@ -134,7 +134,7 @@ final class RunController: Sendable {
         }
     }
 
-    private func apply(_ action: OperatorCommand.Action, paused: inout [String]) async -> OperatorCommand.Result {
+    private func apply(_ action: OperatorCommand.Action, id: Int64, paused: inout [String]) async -> OperatorCommand.Result {
         do {
             switch action {
             case .cancel(let grace):
@@ -172,6 +172,9 @@ final class RunController: Sendable {
                 return .init(.applied, "requeued \(agents.count) messages")
             case .send(let agent, let message):
                 try await environment.registry.accept(json: Array(message.utf8), to: agent)
+                return .init(.applied, "delivered")
+            case .signal(let agent, let name, let value):
+                try await run.supervisor.signal(agent, id: id, name: name, payload: Array(value.utf8))
                 return .init(.applied, "delivered")
             case .unrecognized(_, let reason):
                 return .init(.refused, reason)

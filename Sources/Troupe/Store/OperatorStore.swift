@@ -252,6 +252,8 @@ public struct TreeNode: Sendable, Codable, Hashable {
     public var mailboxDepth: Int
     /// Whether it is passivated.
     public var passivated: Bool
+    /// What it waits for (a signal, a durable timer), if anything.
+    public var waiting: Waiting?
     /// A supervisor's children.
     public var children: [TreeNode]
 
@@ -285,6 +287,7 @@ public struct TreeNode: Sendable, Codable, Hashable {
         restarts = info.restarts
         mailboxDepth = info.mailboxDepth
         passivated = info.isPassivated
+        waiting = info.waiting
         children = info.children.map(TreeNode.init)
     }
 
@@ -389,11 +392,14 @@ public struct OperatorCommand: Sendable, Codable, Hashable {
         /// encoding of one of its message type's values. A durable agent's message is stored before the command is
         /// marked applied; another agent's is delivered if its mailbox has room, and refused if not.
         case send(agent: String, message: String)
+        /// Deliver the signal `name` to an agent (``AgentContext/signal(_:as:timeout:)``): `value` is the JSON the
+        /// agent decodes. A checkpointed or durable agent's signal is stored before the command is marked applied.
+        case signal(agent: String, name: String, value: String)
         /// A queued command this build cannot read (another tool or version wrote it): refused with `reason`.
         case unrecognized(verb: String, reason: String)
 
         /// Its verb in the queue: `cancel` (with or without an agent), `restart`, `pause`, `unpause`, `requeue`,
-        /// `send`.
+        /// `send`, `signal`.
         public var verb: String {
             switch self {
             case .cancel, .stop: "cancel"
@@ -402,6 +408,7 @@ public struct OperatorCommand: Sendable, Codable, Hashable {
             case .unpause: "unpause"
             case .requeue: "requeue"
             case .send: "send"
+            case .signal: "signal"
             case .unrecognized(let verb, _): verb
             }
         }
@@ -409,7 +416,7 @@ public struct OperatorCommand: Sendable, Codable, Hashable {
         /// The agent it concerns.
         public var agent: String? {
             switch self {
-            case .stop(let agent), .restart(let agent, _), .send(let agent, _): agent
+            case .stop(let agent), .restart(let agent, _), .send(let agent, _), .signal(let agent, _, _): agent
             default: nil
             }
         }
@@ -422,6 +429,7 @@ public struct OperatorCommand: Sendable, Codable, Hashable {
             case .restart(_, let fresh): ["fresh": String(fresh)]
             case .requeue(let ids?): ["ids": ids.map(String.init).joined(separator: ",")]
             case .send(_, let message): ["message": message]
+            case .signal(_, let name, let value): ["name": name, "value": value]
             default: [:]
             }
         }
@@ -451,6 +459,14 @@ public struct OperatorCommand: Sendable, Codable, Hashable {
                 self = .send(agent: agent, message: message)
             case ("send", nil):
                 self = .unrecognized(verb: verb, reason: "send needs an agent")
+            case ("signal", let agent?):
+                guard let name = arguments["name"], let value = arguments["value"] else {
+                    self = .unrecognized(verb: verb, reason: "signal needs a name and a value")
+                    return
+                }
+                self = .signal(agent: agent, name: name, value: value)
+            case ("signal", nil):
+                self = .unrecognized(verb: verb, reason: "signal needs an agent")
             case ("pause", _): self = .pause
             case ("unpause", _): self = .unpause
             case ("requeue", _):

@@ -13,6 +13,10 @@ protocol ChildRuntime: AnyObject, Sendable {
     var mailboxDepth: Int { get }
     /// Whether the child's incarnation is passivated: alive, but holding no task until it has work.
     var isPassivated: Bool { get }
+    /// What the child's incarnation waits for (a signal, a durable timer), if anything.
+    var waiting: Waiting? { get }
+    /// Delivers a signal (``AgentContext/signal(_:as:timeout:)``), stored first if the agent persists its state.
+    func signal(id: Int64, name: String, payload: [UInt8]) async throws
 
     /// Starts an incarnation: an agent claims its checkpoint and runs its `setUp` on the caller's task, then its
     /// message loop continues on a task of its own; a nested supervisor starts its children. Returns once that is

@@ -799,7 +799,8 @@ public actor Supervisor: Service {
                 incarnation: child.incarnations,
                 restarts: child.restarts,
                 mailboxDepth: entry.runtime.mailboxDepth,
-                isPassivated: live && entry.runtime.isPassivated
+                isPassivated: live && entry.runtime.isPassivated,
+                waiting: live ? entry.runtime.waiting : nil
             )
             if let nested = entry.runtime.supervisor { info.children = await nested.children() }
             result.append(info)
@@ -822,6 +823,17 @@ public actor Supervisor: Service {
         }
         return count
     }
+
+    /// Delivers a signal to the agent named `child`, searched depth-first from this supervisor.
+    func signal(_ child: String, id: Int64, name: String, payload: [UInt8]) async throws {
+        guard let owner = await supervisor(of: child), let runtime = await owner.runtime(of: child) else {
+            throw TroupeError(.unknownChild, "the run has no agent '\(child)'")
+        }
+        try await runtime.signal(id: id, name: name, payload: payload)
+    }
+
+    /// The runtime of the direct child named `child`.
+    func runtime(of child: String) -> (any ChildRuntime)? { entries[child]?.runtime }
 
     /// The supervisor whose direct child is named `child`, searched depth-first from this one.
     public func supervisor(of child: String) async -> Supervisor? {
@@ -885,6 +897,8 @@ public struct ChildInfo: Sendable, Hashable {
     /// Whether it is passivated: a running handler-style agent with nothing to do, holding no task until a message
     /// (or a stop request) arrives.
     public var isPassivated: Bool
+    /// What its incarnation waits for (a signal, a durable timer), if anything.
+    public var waiting: Waiting?
     /// A nested supervisor's children; empty for agents.
     public var children: [ChildInfo] = []
 }
@@ -946,6 +960,14 @@ final class SupervisorChild: ChildRuntime {
 
     @usableFromInline
     var isPassivated: Bool { false }
+
+    @usableFromInline
+    var waiting: Waiting? { nil }
+
+    @usableFromInline
+    func signal(id: Int64, name: String, payload: [UInt8]) async throws {
+        throw TroupeError(.unknownChild, "'\(self.name)' is a supervisor; signals go to agents")
+    }
 
     @usableFromInline
     func start(_ incarnation: Incarnation) async -> Bool {

@@ -119,20 +119,64 @@ struct SendCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            do {
-                _ = try JSONDecoder().decode(AnyJSON.self, from: Data(message.utf8))
-            } catch {
-                throw TroupeError(
-                    .invalidSpec,
-                    "the message is not JSON (\(error)). Quote it for the shell: troupe send RUN AGENT '{\"work\":{}}'"
-                )
-            }
+            try requireJSON(message, "the message", example: "troupe send RUN AGENT '{\"work\":{}}'")
             try await sendCommand(global, run: run, action: .send(agent: agent, message: message), reason: reason)
         }
     }
 }
 
-/// Any JSON value: what `troupe send` checks a message is before queuing it.
+struct SignalCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "signal",
+        abstract: "Send a named signal to an agent waiting for it (an approval, a decision), from outside the run.",
+        discussion: """
+            VALUE is JSON that the agent decodes as what it waits for: `context.signal("approve", as: Decision.self)` \
+            reads {"approve":true} as `struct Decision: Codable { var approve: Bool }`. A checkpointed or durable \
+            agent's signal is stored before the command counts as applied, and waits for the agent across crashes, \
+            restarts and resumes until a unit of work takes it, once. Signals of one name are taken oldest first. \
+            Against a run with no live process the signal is queued for its next resume. `troupe tree` shows what \
+            each agent waits for.
+
+            Examples:
+              troupe signal run-3f9c02ab writer approve '{"approve":true}'
+              troupe signal run-3f9c02ab writer approve '{"approve":false,"note":"too long"}' --reason "review"
+            """
+    )
+
+    @OptionGroup var global: GlobalOptions
+    @Option(help: ArgumentHelp("Why: recorded with the command and in the run's event log.", valueName: "text")) var reason: String?
+    @Argument(help: "The run.", completion: Completion.runs) var run: String
+    @Argument(help: "The agent.", completion: Completion.agents) var agent: String
+    @Argument(help: "The signal's name: letters, digits, '.', '_' and '-'.") var name: String
+    @Argument(help: "The signal's value, as JSON.") var value: String
+
+    func validate() throws {
+        let allowed = !name.isEmpty && name.utf8.count <= 100 && name.unicodeScalars.allSatisfy { scalar in
+            scalar.isASCII && (scalar.properties.isAlphabetic || ("0"..."9").contains(scalar) || ".-_".unicodeScalars.contains(scalar))
+        }
+        guard allowed else {
+            throw ValidationError("a signal's name takes 1 to 100 letters, digits, '.', '_' or '-', not '\(name)'")
+        }
+    }
+
+    func run() async throws {
+        try await reportingErrors {
+            try requireJSON(value, "the value", example: "troupe signal RUN AGENT NAME '{\"approve\":true}'")
+            try await sendCommand(global, run: run, action: .signal(agent: agent, name: name, value: value), reason: reason)
+        }
+    }
+}
+
+/// Refuses `text` unless it is JSON (exit 65), saying how to quote it for the shell.
+private func requireJSON(_ text: String, _ what: String, example: String) throws {
+    do {
+        _ = try JSONDecoder().decode(AnyJSON.self, from: Data(text.utf8))
+    } catch {
+        throw TroupeError(.invalidSpec, "\(what) is not JSON (\(error)). Quote it for the shell: \(example)")
+    }
+}
+
+/// Any JSON value: what `troupe send` and `troupe signal` check before queuing.
 private struct AnyJSON: Decodable {
     init(from decoder: any Decoder) throws {
         if var array = try? decoder.unkeyedContainer() {

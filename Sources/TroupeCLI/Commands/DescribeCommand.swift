@@ -50,6 +50,11 @@ struct DescribeCommand: AsyncParsableCommand {
             ("incarnation", report.incarnation.map { "#\($0), epoch \(report.epoch)" } ?? "epoch \(report.epoch)"),
             ("restarts", String(report.restarts)),
             (
+                "waiting",
+                report.waiting.map { "for \($0.what) since \(when($0.since))" + ($0.until.map { ", until \(timestamp($0))" } ?? "") }
+                    ?? "no"
+            ),
+            (
                 "mailbox",
                 (report.mailbox.map { "\($0) waiting (snapshot \(age(report.mailboxAt ?? Date(), now: now)) old)" } ?? "no snapshot")
                     + ", \(report.storedMessages) durable stored"

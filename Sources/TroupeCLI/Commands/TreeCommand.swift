@@ -34,7 +34,7 @@ struct TreeCommand: AsyncParsableCommand {
                     let branch = prefix + (last ? "└─ " : "├─ ")
                     let mailbox = node.storedMessages.map { "\(node.mailboxDepth) (\($0) stored)" } ?? String(node.mailboxDepth)
                     rowsOut.append([
-                        branch + node.name, node.status, "#\(node.incarnation)", node.epoch.map(String.init) ?? "-",
+                        branch + node.name, node.status + (node.waiting.map { " " + waitingText($0) } ?? ""), "#\(node.incarnation)", node.epoch.map(String.init) ?? "-",
                         String(node.restarts), mailbox, node.lastCheckpoint.map { "#\($0)" } ?? "-",
                         node.lastError.map { String($0.prefix(60)) } ?? "",
                     ])
