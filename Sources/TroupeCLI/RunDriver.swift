@@ -208,7 +208,7 @@ final class Display: Sendable {
                     endFold(&state)
                     if Fold.foldable.contains(record.event) { state.fold = Fold(kind: record.event, last: now) }
                 }
-                let line = "\(timestamp(record.time))  \("\(event.name)#\(event.incarnation)".padded(to: 16)) \(record.event.padded(to: 12))\(record.detail)"
+                let line = "\(timestamp(record.time))  \("\(event.name)#\(event.incarnation)".padded(to: 16)) \((record.event + " ").padded(to: 12))\(record.detail)"
                 write(line.trimmingTrailingSpaces(), statusLine: state.statusLine)
             }
             flushOutput()
