@@ -74,7 +74,7 @@ struct SignalTests {
             try await first.send(Approver.Message.draft("hello"), to: "approver")
             _ = try await firstWaiting.wait(forCount: 1)
             var waiting = await waitingFor(first)
-            let deadline = ContinuousClock.now + .seconds(10)
+            let deadline = ContinuousClock.now + .seconds(30)
             while waiting == nil, ContinuousClock.now < deadline {
                 try await Task.sleep(for: .milliseconds(5))
                 waiting = await waitingFor(first)
@@ -92,16 +92,16 @@ struct SignalTests {
         let decided = try await withRunning(second) {
             // The draft is handled again (it was never committed), crashes once after taking the first signal,
             // and is handled a third time: it takes the same signal, not the second one.
-            let deadline = ContinuousClock.now + .seconds(10)
+            let deadline = ContinuousClock.now + .seconds(30)
             var decided: [String] = []
             while decided.isEmpty, ContinuousClock.now < deadline {
-                decided = try await second.call("approver", timeout: .seconds(10)) { Approver.Message.decided($0) }
+                decided = try await second.call("approver", timeout: .seconds(30)) { Approver.Message.decided($0) }
                 if decided.isEmpty { try await Task.sleep(for: .milliseconds(10)) }
             }
             // A new draft takes the signal still waiting.
             try await second.send(Approver.Message.draft("again"), to: "approver")
             while decided.count < 2, ContinuousClock.now < deadline {
-                decided = try await second.call("approver", timeout: .seconds(10)) { Approver.Message.decided($0) }
+                decided = try await second.call("approver", timeout: .seconds(30)) { Approver.Message.decided($0) }
                 if decided.count < 2 { try await Task.sleep(for: .milliseconds(10)) }
             }
             return decided
@@ -117,7 +117,7 @@ struct SignalTests {
         let run = try approverRun(store, waiting: waiting, timeout: .milliseconds(200))
         let decided = try await withRunning(run) {
             try await run.send(Approver.Message.draft("quiet"), to: "approver")
-            return try await run.call("approver", timeout: .seconds(10)) { Approver.Message.decided($0) }
+            return try await run.call("approver", timeout: .seconds(30)) { Approver.Message.decided($0) }
         }
         #expect(decided == ["quiet: timed out"])
     }
@@ -133,7 +133,7 @@ struct SignalTests {
             #expect(try await crashOnce.wait(forCount: 1) == [false])
             // A signal arrives after the timeout, before the unit's retry.
             let id = try await run.signal("approve", Decision(approve: true), to: "approver")
-            let deadline = ContinuousClock.now + .seconds(10)
+            let deadline = ContinuousClock.now + .seconds(30)
             while try await store.commands(of: Self.run).first(where: { $0.id == id })?.result == nil {
                 try #require(ContinuousClock.now < deadline, "the signal was not applied")
                 try await Task.sleep(for: .milliseconds(5))
@@ -142,7 +142,7 @@ struct SignalTests {
             var decided: [String] = []
             while decided.isEmpty {
                 try #require(ContinuousClock.now < deadline, "the draft was not decided")
-                decided = try await run.call("approver", timeout: .seconds(10)) { Approver.Message.decided($0) }
+                decided = try await run.call("approver", timeout: .seconds(30)) { Approver.Message.decided($0) }
             }
             return decided
         }
