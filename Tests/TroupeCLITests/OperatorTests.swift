@@ -1069,10 +1069,6 @@ struct OperatorTests: CLIHarness {
         // The last poll before the kill (the first, unless the machine was slow to notice it).
         let before = try await polls()
         let last = try #require(before.last)
-        try #require(
-            Date() < last.addingTimeInterval(interval - 3),
-            "the kill came \(Date().timeIntervalSince(last)) s after the last poll: too late to resume before its timer"
-        )
         while Date() < last.addingTimeInterval(interval / 2) { try await Task.sleep(for: .milliseconds(20)) }
         let resumedAt = Date()
         let resumed = try start(["resume", "run-timer"])
@@ -1080,13 +1076,15 @@ struct OperatorTests: CLIHarness {
         let next = try #require(try await polls().dropFirst(before.count).first)
         _ = try await troupe("cancel", "run-timer")
         await waitForExit(resumed)
-        // One interval after the last poll: not at the resume, and not a whole interval after it.
-        let gap = next.timeIntervalSince(last)
-        #expect(gap >= interval - 0.1, "polled \(gap) s after the last poll: the resume did not wait for the timer")
+        // Not a whole interval after the resume: the timer did not start over.
         #expect(
             next.timeIntervalSince(resumedAt) < interval - 1,
             "polled \(next.timeIntervalSince(resumedAt)) s after the resume: the timer started over"
         )
+        // And, when the resume came before the deadline (a loaded machine may notice the poll late), not before it.
+        if resumedAt < last.addingTimeInterval(interval - 2) {
+            #expect(next.timeIntervalSince(last) >= interval - 0.1, "polled \(next.timeIntervalSince(last)) s after the last poll: the resume did not wait")
+        }
     }
 
     /// Human approval that survives kill -9: the writer waits for a signal; `tree` and `describe` say so; the
