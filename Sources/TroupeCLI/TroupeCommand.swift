@@ -40,7 +40,7 @@ public struct TroupeCommand: AsyncParsableCommand {
             RunCommand.self, PsCommand.self, TopCommand.self, TreeCommand.self, StatusCommand.self, DescribeCommand.self, ResultCommand.self, EventsCommand.self,
             CancelCommand.self, RestartCommand.self, SendCommand.self, SignalCommand.self, WaitCommand.self, PauseCommand.self, UnpauseCommand.self, ResumeCommand.self,
             LogsCommand.self, CheckpointsCommand.self, ForkCommand.self, DeadLettersCommand.self, PruneCommand.self, RmCommand.self,
-            BlueprintsCommand.self, DbCommand.self, WorkerCommand.self, WorkersCommand.self, DrainCommand.self,
+            BlueprintsCommand.self, InitCommand.self, DbCommand.self, WorkerCommand.self, WorkersCommand.self, DrainCommand.self,
             VersionCommand.self,
         ] + extraVerbs.withLock { $0 }
     )
