@@ -175,10 +175,14 @@ final class EventBus: Sendable {
         listeners.add(1, ordering: .relaxed)
     }
 
-    /// Waits until every buffered sink has been handed every event (call after ``finish()``).
+    /// Waits until every buffered sink has been handed every event (call after ``finish()``), even when the
+    /// waiting task is cancelled: a cancelled run's last events (its agents' exits) still reach its sinks before
+    /// ``Run/run()`` returns. The pumps end by themselves once they have handed over what they hold.
     func drained() async {
         let pumps = state.withLock { $0.pumps }
-        for pump in pumps { _ = await pump.done.wait() }
+        guard !pumps.isEmpty else { return }
+        // An unstructured task does not inherit the caller's cancellation, which would end the waits at once.
+        await Task { for pump in pumps { _ = await pump.done.wait() } }.value
     }
 
     func finish() {
