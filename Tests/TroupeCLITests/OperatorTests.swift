@@ -1101,6 +1101,11 @@ struct OperatorTests: CLIHarness {
         }
         let described = try await troupe("describe", "run-approve", "writer")
         #expect(described.stdout.contains("for signal 'approve' since"), "\(described.stdout)")
+        let listed = try await troupe("ps")
+        #expect(listed.stdout.contains("running, 1 waiting"), "\(listed.stdout)")
+        let rows = try await runs()
+        let waiting = (rows.first { $0["id"] as? String == "run-approve" }?["waiting"] as? [[String: Any]]) ?? []
+        #expect(waiting.first?["agent"] as? String == "writer" && waiting.first?["what"] as? String == "signal 'approve'", "\(waiting)")
         kill(process.processIdentifier, SIGKILL)
         await waitForExit(process)
 

@@ -9,7 +9,8 @@ struct PsCommand: AsyncParsableCommand {
         discussion: """
             STATUS is pending, running, paused, stopped, completed, cancelled, failed, or crashed: a run whose \
             process died without stopping it (resume it with `troupe resume RUN`). ENDED is how long ago the run \
-            ended, DURATION how long it lasted (or has lasted so far). LEASE is the run's lease epoch: it grows each \
+            ended, DURATION how long it lasted (or has lasted so far). STATUS says how many agents wait (for a \
+            signal or a durable timer) when any does, and --json lists them under `waiting`. LEASE is the run's lease epoch: it grows each \
             time a process (or a worker, on PostgreSQL) takes the run, and every write it makes carries it, so a \
             former owner's late writes are refused. OWNER is the process driving it, if it is alive, and on \
             PostgreSQL its worker. With --json, each run as a JSON object; `status` there is the same word as in \
@@ -92,18 +93,62 @@ struct PsCommand: AsyncParsableCommand {
             }
             if let limit { runs = Array(runs.prefix(limit)) }
             if quiet { return runs.forEach { say($0.id.rawValue) } }
-            if global.json { return printJSON(runs) }
+            // What the agents of runs that have not ended wait for (signals, durable timers), from their snapshots:
+            // one read per such run, none for the ended ones.
+            let open: Set<RunStatus> = [.running, .paused, .crashed, .stopped]
+            let waits: [RunID: [WaitingAgent]] = runs.contains(where: { open.contains($0.status) })
+                ? try await global.withStore(readOnly: true) { store in
+                    var waits: [RunID: [WaitingAgent]] = [:]
+                    for run in runs where open.contains(run.status) {
+                        guard let snapshot = try await store.treeSnapshot(of: run.id) else { continue }
+                        let waiting = WaitingAgent.all(in: snapshot.nodes)
+                        if !waiting.isEmpty { waits[run.id] = waiting }
+                    }
+                    return waits
+                } : [:]
+            if global.json { return printJSON(runs.map { PsRow(run: $0, waiting: waits[$0.id]) }) }
             printTable(
                 ["RUN", "BLUEPRINT", "STATUS", "AGE", "ENDED", "DURATION", "AGENTS", "RESTARTS", "LEASE", "OWNER"],
                 runs.map { run in
                     let ended = run.endedAt.map { milliseconds($0) }
                     return [
-                        run.id.rawValue, run.blueprint, run.status.rawValue, age(run.createdAt, now: now),
+                        run.id.rawValue, run.blueprint,
+                        run.status.rawValue + (waits[run.id].map { ", \($0.count) waiting" } ?? ""), age(run.createdAt, now: now),
                         ended.map { age($0, now: now) } ?? "-", age(milliseconds(run.createdAt), now: ended ?? now),
                         String(run.agents), String(run.restarts), run.lease.map(String.init) ?? "-", ownerText(run.owner),
                     ]
                 }
             )
         }
+    }
+}
+
+/// An agent that waits, in `troupe ps --json`'s `waiting`.
+struct WaitingAgent: Encodable {
+    var agent: String
+    var what: String
+    var since: Date
+    var until: Date?
+
+    /// The waiting agents of a tree, in its order.
+    static func all(in nodes: [TreeNode]) -> [WaitingAgent] {
+        nodes.flatMap { node in
+            (node.waiting.map { [WaitingAgent(agent: node.name, what: $0.what, since: $0.since, until: $0.until)] } ?? [])
+                + all(in: node.children)
+        }
+    }
+}
+
+/// A run as `troupe ps --json` prints it: its summary, and what its agents wait for when any does.
+struct PsRow: Encodable {
+    var run: RunSummary
+    var waiting: [WaitingAgent]?
+
+    private enum Key: String, CodingKey { case waiting }
+
+    func encode(to encoder: any Encoder) throws {
+        try run.encode(to: encoder)
+        var container = encoder.container(keyedBy: Key.self)
+        try container.encodeIfPresent(waiting, forKey: .waiting)
     }
 }
