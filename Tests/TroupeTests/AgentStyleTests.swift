@@ -1,5 +1,7 @@
 import Foundation
 import Testing
+import Troupe
+import TroupeTestKit
 import TroupeTestSupport
 
 /// An agent is held to its style at compile time: each snippet is type-checked against the built `Troupe` module.
@@ -71,5 +73,39 @@ struct AgentStyleTests {
             """)
         #expect(loopless.status != 0)
         #expect(loopless.errors.contains("does not conform to protocol 'Agent'"), "\(loopless.errors)")
+    }
+
+    /// A typed name takes only its agent's messages: the right one compiles, another agent's does not.
+    @Test func aTypedNameTakesOnlyItsAgentsMessages() async throws {
+        let agents = """
+            struct Counter: HandlerAgent {
+                func handle(_ message: Message, state: inout State, context: AgentContext<Self>) async throws {}
+            }
+            enum Other: Codable, Sendable { case ping }
+            let counter = AgentName<Counter>("counter")
+            let blueprint = Blueprint("typed") { Child(counter, Counter()) }
+
+            """
+        let right = try await typecheck(agents + "func send(_ run: Run) async throws { try await run.send(.add(1), to: counter) }\n")
+        #expect(right.status == 0, "\(right.errors)")
+        let wrong = try await typecheck(agents + "func send(_ run: Run) async throws { try await run.send(Other.ping, to: counter) }\n")
+        #expect(wrong.status != 0, "a message of another type to a typed name compiled")
+        #expect(wrong.errors.contains("Other") && wrong.errors.contains("Message"), "\(wrong.errors)")
+    }
+}
+
+/// Typed names at run time: the same messages reach the same agents as through their string names.
+@Suite(.timeLimit(.minutes(1)))
+struct TypedNameTests {
+    @Test func aTypedNameSendsAndCalls() async throws {
+        let counter = AgentName<Counter>("counter")
+        let run = try Run(Blueprint("typed") { Child(counter, Counter()) }, configuration: .test())
+        let total = try await withRunning(run) {
+            try await run.send(.add(2), to: counter)
+            try await run.send(Counter.Message.add(3), to: "counter")
+            return try await run.call(counter, timeout: .seconds(30)) { .total($0) }
+        }
+        #expect(total == 5)
+        #expect(counter.description == "counter")
     }
 }
