@@ -259,17 +259,18 @@ final class Session: @unchecked Sendable {
     /// database, and `pg_locks` lists every database's: only this database's count.
     ///
     /// A server that restarted lost every lock, and silenced every heartbeat for as long as it was down: until it
-    /// has served for twice the stale interval, every registered worker is alive (it reconnects, takes its lock
-    /// again and heartbeats within a second, or a few on a loaded machine: one stale interval was overrun there,
-    /// evicting a worker that reconnected late), so the first worker back does not take every other worker's runs
-    /// over. Serving
+    /// has served for four times the stale interval, every registered worker is alive (it reconnects, takes its
+    /// lock again and heartbeats within a second, or several on a loaded machine: one stale interval was overrun
+    /// there, and twice it was overrun under CI's full load, evicting a worker that reconnected late), so the first
+    /// worker back does not take every other worker's runs over. The cost: a worker that died with the server is
+    /// found dead up to that much later than one that dies while it serves. Serving
     /// is counted from the moment the first Troupe session saw this start of the server (``recordServerStart()``),
     /// not from the start itself: a long crash recovery comes between, and no worker could reconnect during it.
     func aliveSQL(_ alias: String) -> String {
         let stale = "make_interval(secs => \(Double(staleAfter) / 1000))"
         return """
             (coalesce((SELECT now() - s.serving_since FROM server_starts s WHERE s.started_at = pg_postmaster_start_time()),
-            interval '0') < 2 * \(stale) OR (EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory'
+            interval '0') < 4 * \(stale) OR (EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory'
             AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
             AND l.classid = \(Self.lockNamespace) AND l.objid::int8 = \(alias).id AND l.objsubid = 2 AND l.granted)
             AND NOT (\(alias).heartbeat_at < now() - \(stale)
