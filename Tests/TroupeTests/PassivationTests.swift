@@ -6,9 +6,19 @@ import TroupeTestKit
 @Suite(.timeLimit(.minutes(1)))
 struct PassivationTests {
     /// Waits until the child `name` is listed as passivated.
-    func waitUntilPassivated(_ run: Run, _ name: String) async {
-        while await run.supervisor.children().first(where: { $0.name == name })?.isPassivated != true {
-            await Task.yield()
+    /// Polls (every 5 ms, for at most 30 s) until `condition` holds. A tighter spin (a yield per look) kept the
+    /// cooperative threads so busy that other suites in the process missed their deadlines.
+    func waitUntil(_ what: String, _ condition: () async -> Bool) async throws {
+        let deadline = ContinuousClock.now + .seconds(30)
+        while await !condition() {
+            try #require(ContinuousClock.now < deadline, "\(what) did not happen within 30 s")
+            try await Task.sleep(for: .milliseconds(5))
+        }
+    }
+
+    func waitUntilPassivated(_ run: Run, _ name: String) async throws {
+        try await waitUntil("'\(name)' passivating") {
+            await run.supervisor.children().first(where: { $0.name == name })?.isPassivated == true
         }
     }
 
@@ -17,10 +27,10 @@ struct PassivationTests {
         let run = try Run(Blueprint("idle") { Child("counter", Counter(seen: seen)) }, configuration: .test())
         let probe = AgentProbe(run)
         let total = try await withRunning(run) {
-            await waitUntilPassivated(run, "counter")
+            try await waitUntilPassivated(run, "counter")
             try await run.send(Counter.Message.add(5), to: "counter")
             try await seen.wait(forCount: 1)
-            await waitUntilPassivated(run, "counter")  // busy for a moment, then idle again after a long wait
+            try await waitUntilPassivated(run, "counter")  // busy for a moment, then idle again after a long wait
             try await run.send(Counter.Message.add(7), to: "counter")
             return try await run.call("counter", timeout: .seconds(30)) { Counter.Message.total($0) }
         }
@@ -38,7 +48,7 @@ struct PassivationTests {
         try await withRunning(run) {
             try await run.send(Counter.Message.add(3), to: "counter")
             try await seen.wait(forCount: 1)
-            await waitUntilPassivated(run, "counter")
+            try await waitUntilPassivated(run, "counter")
         }
         #expect(probe.events(of: "counter").contains { if case .exited(.stopped) = $0.kind { true } else { false } })
         let latest = try #require(store.latest(of: AgentID(run: "run-p", name: "counter")))
@@ -51,7 +61,7 @@ struct PassivationTests {
         }, configuration: .test())
         let probe = AgentProbe(run)
         let task = Task { try await run.run() }
-        await waitUntilPassivated(run, "counter")
+        try await waitUntilPassivated(run, "counter")
         run.shutdown()  // graceful: .zero goes straight to cancellation
         try await task.value
         #expect(probe.events(of: "counter").contains { if case .exited(.cancelled) = $0.kind { true } else { false } })
@@ -64,7 +74,7 @@ struct PassivationTests {
         let total = try await withRunning(run) {
             try await run.send(Counter.Message.add(4), to: "counter")
             try await seen.wait(forCount: 1)
-            await waitUntilPassivated(run, "counter")
+            try await waitUntilPassivated(run, "counter")
             try await run.supervisor.terminateChild("counter")
             #expect(await run.supervisor.children().first?.status == .stopped)
             try await run.supervisor.restartChild("counter")
@@ -78,8 +88,8 @@ struct PassivationTests {
     @Test func manyIdleAgentsHoldNoTasksAndStillAnswer() async throws {
         let run = try Run(Blueprint("many") { Pool("counter", count: 500) { _ in Counter() } }, configuration: .test())
         let answers = try await withRunning(run) {
-            while await run.supervisor.supervisor(named: "counter")?.children().allSatisfy(\.isPassivated) != true {
-                await Task.yield()
+            try await waitUntil("every member passivating") {
+                await run.supervisor.supervisor(named: "counter")?.children().allSatisfy(\.isPassivated) == true
             }
             var answers: [Int] = []
             for member in stride(from: 0, to: 500, by: 50) {
