@@ -278,8 +278,7 @@ public final class AgentContext<A: Agent>: Sendable {
     ///   polling loop ends promptly (the engine counts that as a clean stop); the store's errors when recording.
     public func sleep(for duration: Duration) async throws {
         guard cell.durability.persistsState, duration > .zero else { return try await sleepOnClock(duration) }
-        let seconds = Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
-        try await sleep(recording: Date().addingTimeInterval(seconds))
+        try await sleep(recording: Date().addingTimeInterval(duration.seconds))
     }
 
     /// Sleeps until a wall-clock time; for a checkpointed or durable agent, a durable timer (see ``sleep(for:)``):
@@ -310,7 +309,7 @@ public final class AgentContext<A: Agent>: Sendable {
         let (key, recorded) = work.nextTimer(fallback: "c\(cell.currentSequence)")
         var deadline = wanted
         if let recorded, let milliseconds = Int64(String(decoding: recorded, as: UTF8.self)) {
-            deadline = Date(timeIntervalSince1970: Double(milliseconds) / 1000)
+            deadline = Date(milliseconds: milliseconds)
         } else {
             try await recordTimer(deadline, key: key)
         }
@@ -328,12 +327,11 @@ public final class AgentContext<A: Agent>: Sendable {
     /// Stores a durable timer's deadline (milliseconds since 1970) under `key`.
     @usableFromInline
     func recordTimer(_ deadline: Date, key: String) async throws {
-        let milliseconds = Int64((deadline.timeIntervalSince1970 * 1000).rounded())
         try await cell.environment.store.recordStep(
             cell.id,
             epoch: incarnationControl.epoch.load(ordering: .relaxed),
             key: key,
-            result: Array(String(milliseconds).utf8)
+            result: Array(String(deadline.milliseconds).utf8)
         )
     }
 

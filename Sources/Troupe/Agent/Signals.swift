@@ -248,15 +248,13 @@ extension AgentContext {
 
     /// When this wait began and when it times out: as an earlier attempt of the unit recorded them, else now.
     private func waitTimes(key: String, timeout: Duration?, persists: Bool) async throws -> (since: Date, until: Date?) {
-        func date(_ milliseconds: Int64) -> Date { Date(timeIntervalSince1970: Double(milliseconds) / 1000) }
         if persists, let recorded = work.recorded(key), let times = try? JSONDecoder().decode(WaitTimes.self, from: Data(recorded)) {
-            return (date(times.since), times.until.map(date))
+            return (Date(milliseconds: times.since), times.until.map(Date.init(milliseconds:)))
         }
         let now = Date()
-        let until = timeout.map { now.addingTimeInterval(Double($0.components.seconds) + Double($0.components.attoseconds) / 1e18) }
+        let until = timeout.map { now.addingTimeInterval($0.seconds) }
         if persists {
-            func milliseconds(_ date: Date) -> Int64 { Int64((date.timeIntervalSince1970 * 1000).rounded()) }
-            let times = WaitTimes(since: milliseconds(now), until: until.map(milliseconds))
+            let times = WaitTimes(since: now.milliseconds, until: until?.milliseconds)
             try await recordStep(key, Array(try JSONEncoder().encode(times)))
         }
         return (now, until)
@@ -269,4 +267,17 @@ extension AgentContext {
         )
         work.record(key, result: result)
     }
+}
+
+extension Date {
+    /// The time `milliseconds` after 1970, as durable timers and waits record it.
+    init(milliseconds: Int64) { self.init(timeIntervalSince1970: Double(milliseconds) / 1000) }
+
+    /// Milliseconds since 1970, rounded, as durable timers and waits record them.
+    var milliseconds: Int64 { Int64((timeIntervalSince1970 * 1000).rounded()) }
+}
+
+extension Duration {
+    /// The duration in seconds.
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }
