@@ -56,9 +56,24 @@ final class AgentCell<A: Agent>: ChildRuntime {
     @usableFromInline var currentSequence: UInt64 { sequence.load(ordering: .relaxed) }
     /// Set by an operator's fresh restart: the next incarnation starts from the initial state.
     @usableFromInline let fresh = Atomic<Bool>(false)
+    /// Set by an operator's restart: the next incarnation runs even if the agent's last record says it ended.
+    @usableFromInline let revived = Atomic<Bool>(false)
+    /// Whether a normal return ends the agent for good (its restart type is not `permanent`): the end is then
+    /// recorded in the store, so that a resume (or a restart of its supervisor) leaves it ended.
+    @usableFromInline let endsForGood: Bool
+    /// Set by a claim whose records say the agent ended for good and has not run since.
+    @usableFromInline let endedBefore = Atomic<Bool>(false)
 
     @usableFromInline
-    func startFreshOnce() { fresh.store(true, ordering: .relaxed) }
+    func operatorRestartOnce(fresh: Bool) {
+        if fresh { self.fresh.store(true, ordering: .relaxed) }
+        revived.store(true, ordering: .relaxed)
+    }
+
+    /// The step key that records an end for good after checkpoint `sequence`: no user step has it (theirs end in
+    /// `#n`), and the agent's next commit finishes its unit and so deletes it.
+    @usableFromInline
+    static func endedKey(after sequence: UInt64) -> String { "c\(sequence)/ended" }
 
     /// Whether this cell has reported its type's `run` as the handler loop (so that it does so once).
     @usableFromInline let handlerStyleNoted = Atomic<Bool>(false)
@@ -76,10 +91,12 @@ final class AgentCell<A: Agent>: ChildRuntime {
         agent: A,
         options: AgentOptions,
         context: ChildFactoryContext,
+        endsForGood: Bool,
         starter: @escaping @Sendable (AgentCell, Incarnation) async -> Bool,
         runner: @escaping @Sendable (AgentCell, Incarnation) async -> ExitReason?
     ) throws {
         self.starter = starter
+        self.endsForGood = endsForGood
         let environment = context.environment
         self.runner = runner
         self.name = name
@@ -180,6 +197,12 @@ final class AgentCell<A: Agent>: ChildRuntime {
             await incarnation.finish(.failed(error))
             return false
         }
+        // It ended for good before (in a process that died, or before its supervisor restarted) and nobody
+        // restarted it since: it stays ended, without running again.
+        if endedBefore.exchange(false, ordering: .relaxed) {
+            await incarnation.finish(.normal)
+            return false
+        }
         let work = UnitOfWork<A.Message>(replay: claimedSteps.withLock { $0 })
         let setUpContext = AgentContext(cell: self, incarnation: incarnation, resources: nil, work: work)
         let resources: A.Resources
@@ -232,14 +255,18 @@ final class AgentCell<A: Agent>: ChildRuntime {
             // Durable and checkpointed handler agents committed this state already (ephemeral ones keep it in
             // memory only here, so they always save it).
             let saved = durability.persistsState && context.stateIsSaved.load(ordering: .relaxed)
-            guard !saved || context.work.hasOutgoing else { break }
             do {
-                try await context.commit(state, announce: durability.persistsState)
-                // A stop that interrupted a durable timer: the commit finished the unit the timer belonged to, so
-                // the deadline moves to the next one, where the loop's first sleep after a resume finds it.
-                if let deadline = context.interruptedTimer.withLock({ $0 }), durability.persistsState {
-                    try await context.recordTimer(deadline, key: "c\(currentSequence)/sleep")
+                if !saved || context.work.hasOutgoing {
+                    try await context.commit(state, announce: durability.persistsState)
+                    // A stop that interrupted a durable timer: the commit finished the unit the timer belonged to,
+                    // so the deadline moves to the next one, where the loop's first sleep after a resume finds it.
+                    if let deadline = context.interruptedTimer.withLock({ $0 }), durability.persistsState {
+                        try await context.recordTimer(deadline, key: "c\(currentSequence)/sleep")
+                    }
                 }
+                // Recorded after the final commit, under its sequence: the agent's next commit (after an operator
+                // restarts it) deletes the record.
+                if case .normal = reason, endsForGood, durability.persistsState { try await recordEnd(incarnation) }
             } catch {
                 context.abandonUncommitted()
                 reason = .failed(error)
@@ -250,6 +277,17 @@ final class AgentCell<A: Agent>: ChildRuntime {
         }
         await agent.tearDown(context.resources, reason: reason, context: context)
         return reason
+    }
+
+    /// Records that the agent ended for good after its last checkpoint (see ``endsForGood``).
+    @usableFromInline
+    func recordEnd(_ incarnation: Incarnation) async throws {
+        try await environment.store.recordStep(
+            id,
+            epoch: incarnation.epoch.load(ordering: .relaxed),
+            key: Self.endedKey(after: currentSequence),
+            result: []
+        )
     }
 
     @usableFromInline
@@ -340,8 +378,14 @@ final class AgentCell<A: Agent>: ChildRuntime {
     /// back, and the state to start from.
     private func adopt(_ claim: Claim, fresh: Bool) async throws -> (state: A.State, epoch: UInt64) {
         let epoch = claim.epoch
-        sequence.store(claim.latest?.sequence ?? 0, ordering: .relaxed)
+        let sequence = claim.latest?.sequence ?? 0
+        self.sequence.store(sequence, ordering: .relaxed)
         claimedSteps.withLock { $0 = claim.steps }
+        let revived = self.revived.exchange(false, ordering: .relaxed)
+        endedBefore.store(
+            endsForGood && !revived && !fresh && claim.steps[Self.endedKey(after: sequence)] != nil,
+            ordering: .relaxed
+        )
         if claim.steps.keys.contains(where: { $0.hasPrefix("s") }) { waitsBox().load(claimedSignals(claim.steps)) }
         if !claim.pending.isEmpty { await restore(claim.pending) }
         guard let latest = claim.latest, options.restartFrom == .lastCheckpoint, !fresh else {

@@ -39,8 +39,9 @@ protocol ChildRuntime: AnyObject, Sendable {
     /// Removes the child for good: frees its name and sets aside its undelivered messages as dead letters.
     func remove() async
 
-    /// Makes the next incarnation start from the initial state instead of the last checkpoint (once).
-    func startFreshOnce()
+    /// An operator's restart: the next incarnation runs even if the child had ended for good, and with `fresh`
+    /// starts from the initial state instead of the last checkpoint (once).
+    func operatorRestartOnce(fresh: Bool)
 
     /// What the child claims from the store when incarnation `number` starts, or `nil` if it claims nothing; the
     /// supervisor can claim it ahead, with its siblings', and hand the result to ``prepare(_:claimed:)``.

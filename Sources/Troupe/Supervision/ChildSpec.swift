@@ -178,6 +178,7 @@ public struct Child: BlueprintComponent {
                 agent: agent,
                 options: options,
                 context: context,
+                endsForGood: restart != .permanent,
                 starter: { await $0.startIncarnation($1) },
                 runner: { await $0.runIncarnation($1) }
             )
@@ -228,6 +229,7 @@ public struct Pool: BlueprintComponent {
                     agent: agent(index),
                     options: options,
                     context: context,
+                    endsForGood: restart != .permanent,
                     starter: { await $0.startIncarnation($1) },
                     runner: { await $0.runIncarnation($1) }
                 )

@@ -670,7 +670,7 @@ public actor Supervisor: Service {
             do {
                 let number = try machine.restartChild(name, at: now)
                 let entry = entries[name]
-                if fresh { entry?.runtime.startFreshOnce() }
+                entry?.runtime.operatorRestartOnce(fresh: fresh)
                 if let number {
                     if let incarnation = entry?.incarnation, incarnation.number == number {
                         await stop(name, incarnation, graceful: true)
@@ -941,7 +941,7 @@ public struct ChildCount: Sendable, Hashable {
 final class SupervisorChild: ChildRuntime {
     let nested: Supervisor
 
-    @usableFromInline func startFreshOnce() {}
+    @usableFromInline func operatorRestartOnce(fresh: Bool) {}
     @usableFromInline func claimRequest(_ number: UInt64) -> ClaimRequest? { nil }
     @usableFromInline var claimsAhead: Bool { false }
     @usableFromInline func prepare(_ number: UInt64, claimed: Result<Claim, any Error>) async {}
