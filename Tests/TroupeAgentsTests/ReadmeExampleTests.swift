@@ -25,7 +25,7 @@ func countToTen() async throws -> Int {
     let run = try Run(counting)
     let running = Task { try await run.run() }
     for n in 1...10 { try await run.send(Counter.Message.add(n), to: "counter") }
-    let total = try await run.call("counter", timeout: .seconds(10)) { Counter.Message.total($0) }
+    let total = try await run.call("counter", timeout: .seconds(30)) { Counter.Message.total($0) }
     run.shutdown()
     try await running.value
     return total

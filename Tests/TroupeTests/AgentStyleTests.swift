@@ -6,7 +6,9 @@ import TroupeTestSupport
 
 /// An agent is held to its style at compile time: each snippet is type-checked against the built `Troupe` module.
 /// A near-miss `handle` used to compile and trap at the first message; now it is a compile error.
-@Suite(.timeLimit(.minutes(1)))
+/// One compiler at a time: seven at once, at the start of the suite, took both cores long enough to starve the
+/// other tests running beside them.
+@Suite(.serialized, .timeLimit(.minutes(2)))
 struct AgentStyleTests {
     static let header = """
         import Troupe
