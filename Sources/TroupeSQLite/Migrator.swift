@@ -42,6 +42,11 @@ struct Migrator {
             name: "0008_message_trace.sql",
             sql: String(decoding: PackageResources._008_message_trace_sql, as: UTF8.self)
         ),
+        Migration(
+            id: 9,
+            name: "0009_tree_table.sql",
+            sql: String(decoding: PackageResources._009_tree_table_sql, as: UTF8.self)
+        ),
     ]
 
     let path: String

@@ -101,7 +101,7 @@ extension SQLiteStore: OperatorStore {
 
     public func treeSnapshot(of run: RunID) async throws -> TreeSnapshot? {
         let stored: (String, Int64)? = try await read { connection in
-            let statement = try connection.statement("SELECT tree, tree_at FROM runs WHERE id = ? AND tree IS NOT NULL")
+            let statement = try connection.statement("SELECT tree, tree_at FROM run_trees WHERE run_id = ?")
             defer { statement.reset() }
             try statement.bind(run.rawValue, at: 1)
             guard try statement.step() else { return nil }
@@ -114,8 +114,11 @@ extension SQLiteStore: OperatorStore {
     public func publishTree(_ nodes: [TreeNode], of run: RunID) async throws {
         let json = try TreeSnapshot.json(nodes)
         try await writer.perform { session in
-            try session.connection.statement("UPDATE runs SET tree = ?, tree_at = ? WHERE id = ?")
-                .run(.text(json), .integer(now()), .text(run.rawValue))
+            // Its own row: the run's row is updated by every transaction, and SQLite rewrites a row whole.
+            try session.connection.statement(
+                "INSERT INTO run_trees (run_id, tree, tree_at) VALUES (?, ?, ?) "
+                    + "ON CONFLICT (run_id) DO UPDATE SET tree = excluded.tree, tree_at = excluded.tree_at"
+            ).run(.text(run.rawValue), .text(json), .integer(now()))
         }
     }
 
@@ -450,6 +453,7 @@ extension SQLiteStore: OperatorStore {
                     "DELETE FROM dead_letters WHERE run_id = ?",
                     "DELETE FROM events WHERE run_id = ?",
                     "DELETE FROM commands WHERE run_id = ?",
+                    "DELETE FROM run_trees WHERE run_id = ?",
                     "DELETE FROM runs WHERE id = ?",
                 ] {
                     try connection.statement(sql).run(.text(id.rawValue))

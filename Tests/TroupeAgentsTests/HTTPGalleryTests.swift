@@ -78,11 +78,19 @@ struct HTTPGalleryTests {
         }
         let first = Recorder<MarketMonitor.State>()
         let run = try Run(monitor(3, first), id: "run-market", configuration: httpConfiguration(http, store: store))
-        _ = try await withRunning(run) { try await first.wait(forCount: 3) }
-        // The same run, started again (as after kill -9 and `troupe resume`): polls 4 and 5, not 1 and 2.
+        let probe = AgentProbe(run)
+        _ = try await withRunning(run) { try await probe.wait(for: "monitor", .exited) }
+        #expect(first.values.map(\.polls) == [1, 2, 3])
+        // The same run, resumed with more polls allowed: the monitor had ended (it is transient), so it stays
+        // ended until an operator restarts it; then it polls 4 and 5, not 1 and 2.
         let second = Recorder<MarketMonitor.State>()
         let resumed = try Run(monitor(5, second), id: "run-market", configuration: httpConfiguration(http, store: store))
-        let states = try await withRunning(resumed) { try await second.wait(forCount: 2) }
+        let resumedProbe = AgentProbe(resumed)
+        let states = try await withRunning(resumed) {
+            _ = try await resumedProbe.wait(for: "monitor", .exited)
+            try await resumed.supervisor.restartChild("monitor")
+            return try await second.wait(forCount: 2)
+        }
         #expect(states.map(\.polls) == [4, 5])
         let expected = OfflineServices.price(poll: 5, index: 0)
         #expect(states.last?.prices["ACME"] == expected)

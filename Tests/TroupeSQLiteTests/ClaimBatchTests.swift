@@ -5,7 +5,8 @@ import TroupeSQLite
 import TroupeTestKit
 
 /// A durable loop agent that stamps its state with its own number in its first incarnation; every incarnation
-/// reports the stamp it started from (-1 before the first), and ends.
+/// reports the stamp it started from (-1 before the first), commits, and waits until it is stopped (an agent that
+/// ended would stay ended when the run is resumed).
 struct Stamper: Agent {
     struct State: AgentState { var stamp = -1 }
     let number: Int
@@ -20,6 +21,8 @@ struct Stamper: Agent {
     func run(state: inout State, context: AgentContext<Self>) async throws {
         seen.record([number, state.stamp])
         state.stamp = number
+        try await context.checkpoint(state)
+        for try await _ in context.messages {}
     }
 }
 
