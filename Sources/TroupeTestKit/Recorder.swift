@@ -60,6 +60,7 @@ public final class Recorder<Value: Sendable>: Sendable {
     /// - Parameters:
     ///   - timeout: How long to wait at most.
     ///   - what: What is awaited, for the timeout's message.
+    ///   - predicate: The condition the values must satisfy.
     /// - Throws: ``Timeout`` when `timeout` passes first; `CancellationError` when the waiting task is cancelled.
     public func wait(
         timeout: Duration = .seconds(30),

@@ -2,7 +2,7 @@ import FoundationEssentials
 import Logging
 public import Troupe
 
-/// The behaviour every store (``OperatorStore``: the engine's contract, the read model, the control queue) must have, as one suite of checks run against each backend.
+/// The behaviour every store (`OperatorStore`: the engine's contract, the read model, the control queue) must have, as one suite of checks run against each backend.
 ///
 /// Two stores that each pass their own tests can still disagree (one reused message ids, the other did not); this
 /// suite is the definition of a store. A backend's tests run every check in ``checks`` against a ``Backend``:
@@ -68,7 +68,7 @@ public enum StoreConformance {
 
         public var description: String { name }
 
-        /// ``InMemoryCheckpointStore``, opened as the same instance each time.
+        /// `InMemoryCheckpointStore`, opened as the same instance each time.
         public static let inMemory = Backend(name: "in-memory") {
             let store = InMemoryCheckpointStore(retention: 3, recordsEvents: true)
             let handle = Handle(

@@ -81,3 +81,16 @@ public func readLine(from descriptor: Int32) async -> String {
         return String(decoding: bytes, as: UTF8.self)
     }
 }
+
+/// Type-checks `files` as one module with the toolchain's `swiftc`, against the modules the tests were built with
+/// (they sit next to the test bundle) and the checkout's C modules. A file named `main.swift` holds top-level code.
+public func swiftTypecheck(_ files: [String]) async throws -> ProcessOutput {
+    let modules = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("Modules").path
+    let sources = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("Sources").path
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = ["swiftc", "-typecheck", "-swift-version", "6", "-I", modules]
+        + ["CSQLite", "CCurl", "CPostgres"].flatMap { ["-I", sources + "/" + $0] } + files
+    return try await runToEnd(process)
+}

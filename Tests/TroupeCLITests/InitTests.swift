@@ -29,11 +29,7 @@ struct InitTests {
         let main = try String(contentsOfFile: root + "/Sources/hello-agents/main.swift", encoding: .utf8)
         #expect(main.contains("await TroupeCommand.main(blueprints: [hello])"))
         // The agent's file type-checks against the built Troupe module.
-        let modules = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("Modules").path
-        let check = Process()
-        check.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        check.arguments = ["swiftc", "-typecheck", "-swift-version", "6", "-I", modules, root + "/Sources/HelloAgentsAgents/Greeter.swift"]
-        let checked = try await runToEnd(check)
+        let checked = try await swiftTypecheck([root + "/Sources/HelloAgentsAgents/Greeter.swift"])
         #expect(checked.status == 0, "\(checked.stderr)")
 
         // A second init over it refuses, and changes nothing.

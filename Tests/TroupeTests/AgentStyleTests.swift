@@ -22,12 +22,7 @@ struct AgentStyleTests {
         let scratch = try ScratchDirectory("troupe-style-")
         let file = scratch.file("Snippet.swift")
         try (Self.header + source).write(toFile: file, atomically: true, encoding: .utf8)
-        // The modules the tests were built with sit next to the test bundle.
-        let modules = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("Modules").path
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["swiftc", "-typecheck", "-swift-version", "6", "-I", modules, file]
-        let output = try await runToEnd(process)
+        let output = try await swiftTypecheck([file])
         return (output.status, output.stderr)
     }
 

@@ -113,7 +113,7 @@ public protocol Agent: Sendable {
     ///
     /// - Important: Like OTP's `init`, `setUp` runs inside the supervisor's loop, and the supervisor starts its next
     ///   child only once it has returned: keep it short, and do not wait in it for a sibling that starts after this
-    ///   agent (a ``AgentContext/call(_:timeout:_:)`` to one times out). Long work belongs in ``run(state:context:)``
+    ///   agent (a ``AgentContext/call(_:timeout:_:)-(String,_,_)`` to one times out). Long work belongs in ``run(state:context:)``
     ///   or ``HandlerAgent/handle(_:state:context:)``.
     func setUp(context: AgentContext<Self>) async throws -> Resources
 

@@ -17,10 +17,10 @@ import Tracing
 /// - ``incarnation``
 /// - ``address``
 /// ### Messaging
-/// - ``send(_:to:)``
-/// - ``trySend(_:to:)``
+/// - ``send(_:to:)-(_,String)``
+/// - ``trySend(_:to:)-(_,String)``
 /// - ``address(of:as:)``
-/// - ``call(_:timeout:_:)``
+/// - ``call(_:timeout:_:)-(String,_,_)``
 /// - ``publish(_:to:)``
 /// - ``subscribe(to:_:)``
 /// - ``messages``
@@ -89,7 +89,7 @@ public final class AgentContext<A: Agent>: Sendable {
     public var incarnation: UInt64 { incarnationControl.number }
 
     /// The agent's own address, which stays the same across its restarts. A durable agent's sends through it join
-    /// its unit of work, as ``send(_:to:)`` does.
+    /// its unit of work, as ``send(_:to:)-(_,String)`` does.
     public var address: Address<A.Message> { typedAddress(cell.mailbox) }
 
     /// An address to `mailbox` that, for a durable agent, stages its sends until the agent commits.
@@ -169,7 +169,7 @@ public final class AgentContext<A: Agent>: Sendable {
     /// Sends a message only if the recipient's mailbox has room.
     ///
     /// - Returns: `false` if the mailbox is full; the message was not delivered.
-    /// - Throws: As ``send(_:to:)``, except that it never waits.
+    /// - Throws: As ``send(_:to:)-(_,String)``, except that it never waits.
     @discardableResult
     public func trySend<Message: Sendable>(_ message: Message, to name: String) throws -> Bool {
         if cell.durability == .durable {
@@ -182,7 +182,7 @@ public final class AgentContext<A: Agent>: Sendable {
     /// Resolves a name to a typed ``Address`` once, for sending many messages without a lookup each.
     ///
     /// For a ``Durability/durable`` agent, sends through the address join the agent's unit of work exactly as
-    /// ``send(_:to:)`` does: they are delivered when the agent commits, and never if it crashes first.
+    /// ``send(_:to:)-(_,String)`` does: they are delivered when the agent commits, and never if it crashes first.
     ///
     /// - Throws: ``TroupeError/Code/unknownAddress`` or ``TroupeError/Code/wrongMessageType``.
     public func address<Message: Sendable>(of name: String, as type: Message.Type = Message.self) throws
@@ -203,7 +203,7 @@ public final class AgentContext<A: Agent>: Sendable {
     ///   - makeMessage: Builds the request around the ``Reply`` the recipient must answer.
     /// - Returns: The recipient's answer.
     /// - Throws: ``TroupeError/Code/timeout`` if no answer came in time, ``TroupeError/Code/noReply`` if the
-    ///   recipient answered with ``Reply/fail(_:)``, and the errors of ``send(_:to:)``.
+    ///   recipient answered with ``Reply/fail(_:)``, and the errors of ``send(_:to:)-(_,String)``.
     public func call<Message: Sendable, Value: Sendable>(
         _ name: String,
         timeout: Duration,

@@ -1,4 +1,4 @@
-/// The way back to a caller waiting in ``AgentContext/call(_:timeout:_:)``: put one in a message case, and answer it
+/// The way back to a caller waiting in ``AgentContext/call(_:timeout:_:)-(String,_,_)``: put one in a message case, and answer it
 /// from the handler.
 ///
 /// ```swift

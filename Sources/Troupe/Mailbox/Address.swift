@@ -1,6 +1,6 @@
 /// A typed handle to one agent's mailbox, resolved once and used for many sends.
 ///
-/// Sending by name (``AgentContext/send(_:to:)``) looks the name up on every call; an `Address` skips that, which
+/// Sending by name (``AgentContext/send(_:to:)-(_,String)``) looks the name up on every call; an `Address` skips that, which
 /// matters on hot paths. An address stays valid across restarts of its agent, because the mailbox belongs to the
 /// agent's name, not to one incarnation. If the agent is deleted, sends throw
 /// ``TroupeError/Code/addressStopped``.
@@ -11,7 +11,7 @@
 /// ```
 ///
 /// An address that a ``Durability/durable`` agent gets from its own context (``AgentContext/address(of:as:)``,
-/// ``AgentContext/address``) sends the way ``AgentContext/send(_:to:)`` does for that agent: the message joins
+/// ``AgentContext/address``) sends the way ``AgentContext/send(_:to:)-(_,String)`` does for that agent: the message joins
 /// the agent's unit of work and is delivered only when the agent commits, exactly once. Keep such an address to
 /// that agent; handed to another agent, its sends would still join the first agent's unit of work.
 public struct Address<Message: Sendable>: Sendable, Hashable, CustomStringConvertible {

@@ -90,7 +90,7 @@ public struct Durability: Hashable, Sendable, CustomStringConvertible, Codable {
     /// persistent store (`SQLiteStore`) to survive the process; the in-memory store gives the same semantics
     /// within one process.
     ///
-    /// - Important: ``AgentContext/call(_:timeout:_:)``, ``AgentContext/publish(_:to:)`` and side effects outside
+    /// - Important: ``AgentContext/call(_:timeout:_:)-(String,_,_)``, ``AgentContext/publish(_:to:)`` and side effects outside
     ///   Troupe (HTTP calls, files) are not part of the transaction: they may happen again when a message is
     ///   handled again. Make them idempotent.
     public static let durable = Durability(.durable)

@@ -29,10 +29,10 @@ import Synchronization
 /// - ``run()``
 /// - ``shutdown()``
 /// ### Talking to agents from outside
-/// - ``send(_:to:)``
-/// - ``trySend(_:to:)``
+/// - ``send(_:to:)-(_,String)``
+/// - ``trySend(_:to:)-(_,String)``
 /// - ``address(of:as:)``
-/// - ``call(_:timeout:_:)``
+/// - ``call(_:timeout:_:)-(String,_,_)``
 /// - ``publish(_:to:)``
 /// ### Watching
 /// - ``events(bufferingNewest:)``
@@ -344,7 +344,7 @@ public final class Run: Service {
 
     /// Sends a message to an agent or pool by name, suspending while its mailbox is full.
     ///
-    /// - Throws: As ``AgentContext/send(_:to:)``.
+    /// - Throws: As ``AgentContext/send(_:to:)-(_,String)``.
     public func send<Message: Sendable>(_ message: Message, to name: String) async throws {
         try await environment.registry.send(message, to: name)
     }
@@ -362,7 +362,7 @@ public final class Run: Service {
         Address(try environment.registry.mailbox(name, as: type))
     }
 
-    /// Sends a request and waits for its reply; see ``AgentContext/call(_:timeout:_:)``.
+    /// Sends a request and waits for its reply; see ``AgentContext/call(_:timeout:_:)-(String,_,_)``.
     public func call<Message: Sendable, Value: Sendable>(
         _ name: String,
         timeout: Duration,

@@ -56,9 +56,15 @@ struct InitCommand: AsyncParsableCommand {
         say("troupe: created package '\(name)' in \(root.path)")
         say("next:")
         say("  cd \(root.path)")
-        say("  swift run \(name) run hello --id first    # greets every second; kill -9 it half way")
-        say("  swift run \(name) resume first            # it greets on from where it was")
-        say("  swift test                               # its tests, with TroupeTestKit")
+        let steps = [
+            ("swift run \(name) run hello --id first", "greets every second; kill -9 it half way"),
+            ("swift run \(name) resume first", "it greets on from where it was"),
+            ("swift test", "its tests, with TroupeTestKit"),
+        ]
+        let width = steps.map(\.0.count).max() ?? 0
+        for (command, comment) in steps {
+            say("  " + command.padding(toLength: width + 3, withPad: " ", startingAt: 0) + "# " + comment)
+        }
     }
 
     /// The package's `.package(...)` line for Troupe.
