@@ -21,7 +21,8 @@ final class CurlLoop: Sendable {
     /// `curl_multi_*` handle. Only the loop thread uses it, except `curl_multi_wakeup`.
     private let multi: Handle
     private let inbox = Mutex(Inbox())
-    private let finished = DispatchSemaphore(value: 0)
+    /// Fulfilled once the loop has ended and the multi handle is cleaned up (or the thread never started).
+    let ended = OneShot<Void>()
 
     init(maxConnectionsPerHost: Int) {
         _ = CurlLoop.globalInit
@@ -35,7 +36,7 @@ final class CurlLoop: Sendable {
                 inbox.failure = failure
             }
             curl_multi_cleanup(multi.pointer)
-            finished.signal()
+            ended.fulfill(())
         }
     }
 
@@ -80,20 +81,14 @@ final class CurlLoop: Sendable {
         wake()
     }
 
-    /// Fails every transfer with ``HTTPClientError/Code/shutdown`` and stops the thread.
+    /// Asks the loop to fail every transfer with ``HTTPClientError/Code/shutdown`` and end; returns at once, without
+    /// blocking the caller's thread (``ended`` says when the loop is done).
     func stop() {
         let first = inbox.withLock { inbox -> Bool in
             defer { inbox.stopping = true }
             return !inbox.stopping
         }
-        guard first else {
-            finished.wait()
-            finished.signal()  // for any other caller waiting too
-            return
-        }
-        wake()
-        finished.wait()
-        finished.signal()
+        if first { wake() }
     }
 
     // MARK: The loop thread
@@ -150,7 +145,7 @@ final class CurlLoop: Sendable {
         }
         inbox.withLock { $0.closed = true }
         curl_multi_cleanup(multi.pointer)
-        finished.signal()
+        ended.fulfill(())
     }
 }
 

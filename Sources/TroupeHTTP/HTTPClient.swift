@@ -69,13 +69,17 @@ public final class HTTPClient: Service, Sendable {
         self.loop = CurlLoop(maxConnectionsPerHost: configuration.maxConnectionsPerHost)
     }
 
-    /// Runs until graceful shutdown, then shuts the client down. See `Service`.
+    /// Runs until graceful shutdown, then shuts the client down and waits for its thread to end. See `Service`.
     public func run() async throws {
         try? await gracefulShutdown()
         shutdown()
+        await loop.ended.wait()
     }
 
     /// Aborts every transfer (they fail with ``HTTPClientError/Code/shutdown``) and stops the client's thread.
+    ///
+    /// Returns at once, without waiting for the thread: it never blocks a task's thread, so it is safe in an
+    /// asynchronous function's `defer`. Requests made after it fail with ``HTTPClientError/Code/shutdown``.
     public func shutdown() {
         loop.stop()
     }

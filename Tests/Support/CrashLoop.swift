@@ -17,14 +17,14 @@ public enum CrashLoop {
         public var gaps: Int
     }
 
-    static func start(_ database: String, run: String, count: Int) throws -> (Process, Pipe) {
+    static func start(_ database: String, run: String, count: Int) async throws -> (Process, Pipe) {
         let process = Process()
         process.executableURL = binary
         process.arguments = [database, run, String(count)]
         let output = Pipe()
         process.standardOutput = output
         process.standardError = FileHandle.nullDevice
-        try process.run()
+        try await launch(process)
         return (process, output)
     }
 
@@ -43,7 +43,7 @@ public enum CrashLoop {
         var generator = SystemRandomNumberGenerator()
         var kills = 0
         for _ in 0..<rounds {
-            let (process, output) = try start(database, run: run, count: count)
+            let (process, output) = try await start(database, run: run, count: count)
             // Kill only once it holds the lease (a loaded machine can take longer than the random delay to start):
             // every kill is then a crash of a run in progress, and each start counts as one owner.
             let reader = output.fileHandleForReading
@@ -67,7 +67,7 @@ public enum CrashLoop {
             kills += 1
         }
         // Resume until done, with no more kills.
-        let (process, output) = try start(database, run: run, count: count)
+        let (process, output) = try await start(database, run: run, count: count)
         let printed = await offThePool { output.fileHandleForReading.readDataToEndOfFile() }
         await waitForExit(process, sourceLocation: sourceLocation)
         #expect(process.terminationStatus == 0, sourceLocation: sourceLocation)

@@ -18,7 +18,7 @@ func configuration(clock: any Clock<Duration> = ContinuousClock()) -> Run.Config
 }
 
 
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(2)))
 struct GalleryTests {
     @Test func aCruncherWithARequestLimitFinishesAfterItAndReadsOlderCheckpoints() async throws {
         let run = try Run(Blueprint("crunch") {
@@ -26,8 +26,8 @@ struct GalleryTests {
         }, configuration: configuration())
         let probe = AgentProbe(run)
         try await withRunning(run) {
-            let first = try await run.call("cruncher", timeout: .seconds(30)) { Cruncher.Message.crunch(1, $0) }
-            let second = try await run.call("cruncher", timeout: .seconds(30)) { Cruncher.Message.crunch(2, $0) }
+            let first = try await run.call("cruncher", timeout: .seconds(60)) { Cruncher.Message.crunch(1, $0) }
+            let second = try await run.call("cruncher", timeout: .seconds(60)) { Cruncher.Message.crunch(2, $0) }
             #expect(first == 2 && second == 3)
             try await probe.wait(for: "cruncher", .exited)
         }
@@ -43,7 +43,7 @@ struct GalleryTests {
         }
         let run = try Run(Blueprint("gather") { Child("gatherer", gatherer) }, configuration: configuration())
         let report = try await withRunning(run) {
-            try await run.call("gatherer", timeout: .seconds(30)) { Gatherer.Message.gather((1...12).map(String.init), $0) }
+            try await run.call("gatherer", timeout: .seconds(60)) { Gatherer.Message.gather((1...12).map(String.init), $0) }
         }
         #expect(report.results.count == 9)
         #expect(report.results["5"] == "50")
@@ -66,7 +66,7 @@ struct GalleryTests {
         }
         let run = try Run(Blueprint("gather") { Child("gatherer", gatherer) }, configuration: configuration())
         let report = try await withRunning(run) {
-            try await run.call("gatherer", timeout: .seconds(30)) { Gatherer.Message.gather((1...50).map(String.init), $0) }
+            try await run.call("gatherer", timeout: .seconds(60)) { Gatherer.Message.gather((1...50).map(String.init), $0) }
         }
         #expect(report.results.count == 50)
         #expect(tracker.peak <= 3)
@@ -175,10 +175,10 @@ struct GalleryTests {
         }, configuration: configuration())
         try await withRunning(run) {
             let crunches = (0..<4).map { n in
-                Task { try await run.call("cruncher-\(n)", timeout: .seconds(30)) { Cruncher.Message.crunch(n, $0) } }
+                Task { try await run.call("cruncher-\(n)", timeout: .seconds(60)) { Cruncher.Message.crunch(n, $0) } }
             }
             // With every cruncher busy, another agent still answers.
-            let report = try await run.call("gatherer", timeout: .seconds(30)) { Gatherer.Message.gather(["ping"], $0) }
+            let report = try await run.call("gatherer", timeout: .seconds(60)) { Gatherer.Message.gather(["ping"], $0) }
             #expect(report.results == ["ping": "ping"])
             for _ in 0..<4 { gate.signal() }
             var results: [Int] = []

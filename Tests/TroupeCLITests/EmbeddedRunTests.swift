@@ -115,7 +115,7 @@ struct EmbeddedRunTests: CLIHarness {
         // after the first one's owner pid was made a finished process's.
         let dead = Process()
         dead.executableURL = URL(fileURLWithPath: "/bin/true")
-        try dead.run()
+        try await launch(dead)
         await waitForExit(dead)
         let second = try await SQLiteStore(path: database)
         _ = try await second.write { connection in

@@ -63,7 +63,7 @@ struct FuzzTests: CLIHarness {
         ]
         let output = Pipe()
         process.standardOutput = output
-        try process.run()
+        try await launch(process)
         let data = await offThePool { output.fileHandleForReading.readDataToEndOfFile() }
         await waitForExit(process)
         return String(decoding: data, as: UTF8.self)

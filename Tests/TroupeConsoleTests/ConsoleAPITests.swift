@@ -146,7 +146,7 @@ struct ConsoleAPITests {
         let err = Pipe()
         process.standardError = err
         process.standardOutput = FileHandle.nullDevice
-        try process.run()
+        try await launch(process)
         defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
         // Its first line on standard error says where: "troupe: metrics on http://127.0.0.1:PORT/metrics".
         let line = await readLine(from: err.fileHandleForReading.fileDescriptor)

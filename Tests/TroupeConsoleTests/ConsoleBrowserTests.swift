@@ -19,13 +19,13 @@ final class Browser: Sendable {
     let input = Pipe()
     let output = Pipe()
 
-    init() throws {
+    init() async throws {
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["python3", Self.script]
         process.standardInput = input
         process.standardOutput = output
         process.standardError = FileHandle.nullDevice
-        try process.run()
+        try await launch(process)
     }
 
     struct Failure: Error, CustomStringConvertible { var description: String }
@@ -80,7 +80,7 @@ struct ConsoleBrowserTests {
         let (run, pid) = try await op.start("fleet", "workers=2")
         defer { kill(pid, SIGKILL) }
         let console = try await Console(op)
-        let browser = try Browser()
+        let browser = try await Browser()
         do {
             // Runs: the run is listed, with its status.
             try await browser.open(console.base + "/#/")

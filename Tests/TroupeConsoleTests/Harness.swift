@@ -80,7 +80,7 @@ final class Console: Sendable {
         let out = Pipe()
         process.standardOutput = out
         process.standardError = FileHandle.nullDevice
-        try process.run()
+        try await launch(process)
         // Its first line names the address: "troupe: console on http://127.0.0.1:PORT/ (…)".
         let line = await readLine(from: out.fileHandleForReading.fileDescriptor)
         guard let start = line.range(of: "http://"), let end = line[start.upperBound...].firstIndex(of: " ") else {

@@ -137,7 +137,7 @@ struct PartitionTests {
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
         process.standardOutput = handle
         process.standardError = handle
-        try process.run()
+        try await launch(process)
         defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
 
         let store = try await PostgresStore(url: server.url)
@@ -147,7 +147,7 @@ struct PartitionTests {
         }
         let inside = try #require(try await store.runs().first?.owner?.worker)
         let leases = Dictionary(uniqueKeysWithValues: try await store.runs().map { ($0.id, $0.lease ?? 0) })
-        let outside = try workers.start(database, scratch, ["worker", "--capacity", "5"])
+        let outside = try await workers.start(database, scratch, ["worker", "--capacity", "5"])
         defer { if outside.process.isRunning { kill(outside.process.processIdentifier, SIGKILL) } }
         try await workers.eventually("the second worker registers") { try await store.workers().count == 2 }
 

@@ -451,7 +451,7 @@ struct PostgresCommandLineTests {
         let (out, err) = (Pipe(), Pipe())
         process.standardOutput = out
         process.standardError = err
-        try process.run()
+        try await launch(process)
         let watchdog = watch(process, for: .seconds(120))
         defer { watchdog.cancel() }
         async let stdout = offThePool { out.fileHandleForReading.readDataToEndOfFile() }

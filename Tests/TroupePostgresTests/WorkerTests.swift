@@ -19,7 +19,7 @@ struct WorkerTests {
         var output: String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
     }
 
-    func start(_ database: TestDatabase, _ scratch: ScratchDirectory, _ arguments: [String]) throws -> Troupe {
+    func start(_ database: TestDatabase, _ scratch: ScratchDirectory, _ arguments: [String]) async throws -> Troupe {
         let process = Process()
         process.executableURL = Self.binary
         process.arguments = arguments
@@ -32,13 +32,13 @@ struct WorkerTests {
         process.standardOutput = handle
         process.standardError = handle
         process.standardInput = FileHandle.nullDevice
-        try process.run()
+        try await launch(process)
         return Troupe(process: process, log: log)
     }
 
     /// Runs `troupe ARGUMENTS` to its end.
     func troupe(_ database: TestDatabase, _ scratch: ScratchDirectory, _ arguments: String...) async throws -> (Int32, String) {
-        let command = try start(database, scratch, arguments)
+        let command = try await start(database, scratch, arguments)
         await waitForExit(command.process)
         return (command.process.terminationStatus, command.output)
     }
@@ -79,7 +79,7 @@ struct WorkerTests {
             }
             let (status, output) = try await troupe(database, scratch, "run", "fleet", "--param", "workers=2", "--detach", "--id", "run-fleet")
             #expect(status == 0, "\(output)")
-            var worker = try start(database, scratch, ["worker", "--capacity", "5"])
+            var worker = try await start(database, scratch, ["worker", "--capacity", "5"])
             defer { if worker.process.isRunning { kill(worker.process.processIdentifier, SIGKILL) } }
             try await eventually("a worker drives the run") { try await store.run("run-fleet").isDriven }
 
@@ -101,7 +101,7 @@ struct WorkerTests {
             await silent.close()
 
             // A follower of the run's log, woken by the writer's notifications: it sees the pause and the unpause.
-            let follower = try start(database, scratch, ["events", "run-fleet", "--follow", "--json"])
+            let follower = try await start(database, scratch, ["events", "run-fleet", "--follow", "--json"])
             defer { if follower.process.isRunning { kill(follower.process.processIdentifier, SIGKILL) } }
             let (paused, pausedSaid) = try await troupe(database, scratch, "pause", "run-fleet")
             #expect(paused == 0 && pausedSaid.contains("paused 2 agents"), "\(pausedSaid)")
@@ -118,7 +118,7 @@ struct WorkerTests {
             await waitForExit(worker.process)
             let (queued, queuedSaid) = try await troupe(database, scratch, "send", "run-fleet", "worker-1", #"{"work":{}}"#)
             #expect(queued == 0, "\(queuedSaid)")
-            worker = try start(database, scratch, ["worker", "--capacity", "5"])
+            worker = try await start(database, scratch, ["worker", "--capacity", "5"])
             try await eventually("the next worker delivers it") { try await handled("worker-1") == 2 }
             #expect(try await handled("worker-0") == 4, "a message was handled twice after the takeover")
             await store.close()
@@ -134,7 +134,7 @@ struct WorkerTests {
             #expect(status == 0, "\(output)")
             let (cancelled, said) = try await troupe(database, scratch, "cancel", "run-pending")
             #expect(cancelled == 0 && said.contains("queued"), "\(said)")
-            let worker = try start(database, scratch, ["worker"])
+            let worker = try await start(database, scratch, ["worker"])
             defer { if worker.process.isRunning { kill(worker.process.processIdentifier, SIGKILL) } }
             let store = try await PostgresStore(url: database.url)
             try await eventually("the worker claims the run and applies the cancel") { try await store.run("run-pending").status == .cancelled }
@@ -151,13 +151,13 @@ struct WorkerTests {
             func owner() async throws -> Int64? { try await store.run("run-fleet").owner.flatMap { $0.alive ? $0.worker : nil } }
             let (status, output) = try await troupe(database, scratch, "run", "fleet", "--param", "workers=2", "--detach", "--id", "run-fleet")
             #expect(status == 0, "\(output)")
-            let first = try start(database, scratch, ["worker", "--build", "v1"])
+            let first = try await start(database, scratch, ["worker", "--build", "v1"])
             defer { if first.process.isRunning { kill(first.process.processIdentifier, SIGKILL) } }
             try await eventually("the v1 worker drives the run") { try await owner() != nil }
             let firstID = try await owner()
-            let newer = try start(database, scratch, ["worker", "--build", "v2"])
+            let newer = try await start(database, scratch, ["worker", "--build", "v2"])
             defer { if newer.process.isRunning { kill(newer.process.processIdentifier, SIGKILL) } }
-            let sibling = try start(database, scratch, ["worker", "--build", "v1"])
+            let sibling = try await start(database, scratch, ["worker", "--build", "v1"])
             defer { if sibling.process.isRunning { kill(sibling.process.processIdentifier, SIGKILL) } }
             try await eventually("three workers registered") { try await store.workers().count == 3 }
             let builds = Dictionary(uniqueKeysWithValues: try await store.workers().map { ($0.id, $0.build) })
@@ -210,7 +210,8 @@ struct WorkerTests {
             // About 10 s each, 20 s with a long recovery: the restart comes in the middle.
             let count = recovery == nil ? 5000 : 10_000
             for run in runs { try await submit(database, scratch, run.rawValue, count: count, interval: "40ms") }
-            let workers = try (0..<2).map { try start(workerDatabase($0), scratch, ["worker", "--capacity", "2"]) }
+            var workers: [Troupe] = []
+            for index in 0..<2 { workers.append(try await start(workerDatabase(index), scratch, ["worker", "--capacity", "2"])) }
             defer { for worker in workers where worker.process.isRunning { kill(worker.process.processIdentifier, SIGKILL) } }
             let store = try await PostgresStore(url: database.url)
             try await eventually("both workers drive two runs each, counting") {
@@ -266,7 +267,8 @@ struct WorkerTests {
                     RunRecord(id: run, blueprint: "counting", parameters: ["count": String(count), "interval": "1500ms"], durability: .durable)
                 )
             }
-            var workers = try (0..<4).map { _ in try start(database, scratch, ["worker", "--capacity", "200"]) }
+            var workers: [Troupe] = []
+            for _ in 0..<4 { workers.append(try await start(database, scratch, ["worker", "--capacity", "200"])) }
             defer { for worker in workers where worker.process.isRunning { kill(worker.process.processIdentifier, SIGKILL) } }
             try await eventually("every run is claimed") { try await store.runs().allSatisfy { $0.status != .pending } }
             var kills = 0
@@ -278,7 +280,7 @@ struct WorkerTests {
                 kill(workers[victim].process.processIdentifier, SIGKILL)
                 await waitForExit(workers[victim].process)
                 kills += 1
-                workers.append(try start(database, scratch, ["worker", "--capacity", "200"]))
+                workers.append(try await start(database, scratch, ["worker", "--capacity", "200"]))
             }
             try await eventually("every run completes", within: .seconds(150)) {
                 try await store.runs().allSatisfy { $0.status == .completed }
@@ -305,13 +307,13 @@ struct WorkerTests {
             let scratch = try ScratchDirectory("troupe-workers-")
             let run: RunID = "run-zombie"
             try await submit(database, scratch, run.rawValue, count: 10_000_000)
-            let first = try start(database, scratch, ["worker"])
+            let first = try await start(database, scratch, ["worker"])
             defer { if first.process.isRunning { kill(first.process.processIdentifier, SIGKILL) } }
             let store = try await PostgresStore(url: database.url)
             let firstPID = Int64(first.process.processIdentifier)
             try await eventually("the first worker drives the run") { try await store.run(run).owner?.pid == firstPID }
             try await eventually("the run counts") { (try await counter(store, run)?.count ?? 0) > 100 }
-            let second = try start(database, scratch, ["worker"])
+            let second = try await start(database, scratch, ["worker"])
             defer { if second.process.isRunning { kill(second.process.processIdentifier, SIGKILL) } }
             // Stopped, its session still open and its liveness lock held: only its heartbeat's age gives it away.
             kill(first.process.processIdentifier, SIGSTOP)

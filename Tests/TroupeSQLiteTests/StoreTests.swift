@@ -44,7 +44,7 @@ struct StoreTests {
         let frozen = Process()
         frozen.executableURL = URL(fileURLWithPath: "/bin/sleep")
         frozen.arguments = ["60"]
-        try frozen.run()
+        try await launch(frozen)
         defer { frozen.terminate() }
         try await withStore(path) { store in _ = try await store.attach(record) }
         let other = try Connection(path: path)
@@ -149,7 +149,7 @@ struct StoreTests {
                 // The owner dies (its pid is now a finished process's), and the second one takes over…
                 let dead = Process()
                 dead.executableURL = URL(fileURLWithPath: "/bin/true")
-                try dead.run()
+                try await launch(dead)
                 await waitForExit(dead)
                 _ = try await intruder.write { connection in
                     try connection.statement("UPDATE runs SET owner_pid = ? WHERE id = 'run-two'")

@@ -3,13 +3,14 @@ import Logging
 import Troupe
 import TroupeSQLite
 import TroupeTestKit
+import TroupeTestSupport
 
 /// A fresh directory for one test's database files, removed afterwards.
 struct TemporaryDirectory: ~Copyable {
     let path: String
 
     init() throws {
-        path = NSTemporaryDirectory() + "troupe-tests-" + UUID().uuidString
+        path = scratchRoot + "troupe-tests-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
     }
 
