@@ -139,7 +139,7 @@ public struct BlueprintEntry: Sendable {
 
     /// Fills in defaults and checks the operator's parameters against the declared ones.
     ///
-    /// - Throws: ``TroupeError/Code/invalidSpec`` naming an unknown key.
+    /// - Throws: `TroupeError.Code.invalidSpec` naming an unknown key.
     func resolve(_ given: [String: String]) throws -> [String: String] {
         let known = Set(parameters.map(\.name))
         if let unknown = given.keys.sorted().first(where: { !known.contains($0) }) {
@@ -184,7 +184,7 @@ public struct Parameters: Sendable {
 
     /// The value of `key` as an integer.
     ///
-    /// - Throws: ``TroupeError/Code/invalidSpec`` if it is not one.
+    /// - Throws: `TroupeError.Code.invalidSpec` if it is not one.
     public func int(_ key: String) throws -> Int {
         guard let value = Int(string(key)) else {
             throw TroupeError(
@@ -197,7 +197,7 @@ public struct Parameters: Sendable {
 
     /// The value of `key` as a finite number.
     ///
-    /// - Throws: ``TroupeError/Code/invalidSpec`` if it is not one.
+    /// - Throws: `TroupeError.Code.invalidSpec` if it is not one.
     public func number(_ key: String) throws -> Double {
         guard let value = Double(string(key)), value.isFinite else {
             throw TroupeError(
@@ -210,7 +210,7 @@ public struct Parameters: Sendable {
 
     /// The value of `key` as a duration: `250ms`, `2s`, `1m`, or a number of seconds.
     ///
-    /// - Throws: ``TroupeError/Code/invalidSpec`` if it is not one.
+    /// - Throws: `TroupeError.Code.invalidSpec` if it is not one.
     public func duration(_ key: String) throws -> Duration {
         let text = string(key)
         let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
@@ -232,7 +232,7 @@ enum Catalog {
 
     static var entries: [BlueprintEntry] { installed.withLock { $0.entries } }
 
-    /// Shared clients handed to every run this binary starts (``Run/Configuration/services``).
+    /// Shared clients handed to every run this binary starts (`Run.Configuration.services`).
     static var services: [any Sendable] { installed.withLock { $0.services } }
 
     /// Looks a blueprint up by name.

@@ -59,7 +59,7 @@ public struct TroupeCommand: AsyncParsableCommand {
     ///
     /// - Parameters:
     ///   - blueprints: What `troupe run NAME` can start.
-    ///   - services: Shared clients handed to every run (``Run/Configuration/services``), such as an HTTP client.
+    ///   - services: Shared clients handed to every run (`Run.Configuration.services`), such as an HTTP client.
     ///   - verbs: More subcommands, listed after the built-in ones.
     public static func main(
         blueprints: [BlueprintEntry],

@@ -50,5 +50,7 @@ import Testing
         let end = try #require(source.range(of: "// README example: end"))
         let example = String(source[begin.upperBound..<end.lowerBound])
         #expect(readme.contains("```swift\n" + example + "```"), "README.md's example differs from \(here.lastPathComponent)")
+        let article = try String(contentsOf: root.appendingPathComponent("Sources/Troupe/Documentation.docc/WritingAgents.md"), encoding: .utf8)
+        #expect(article.contains("```swift\n" + example + "```"), "WritingAgents.md's example differs from \(here.lastPathComponent)")
     }
 }
