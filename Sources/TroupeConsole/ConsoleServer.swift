@@ -93,6 +93,23 @@ struct ConsoleServer: Sendable {
         api.post("runs/{run}/agents/{agent}/stop") { request, context in
             await respond { try await command(.stop(agent: try context.parameters.require("agent")), request, context) }
         }
+        // A message or a signal: the request's body is its JSON, as `troupe send` and `troupe signal` take it.
+        api.post("runs/{run}/agents/{agent}/send") { request, context in
+            await respond {
+                let message = try await Self.body(request)
+                try OperatorInput.requireJSON(message, "the message (the request's body)", example: "POST …/send with body {\"work\":{}}")
+                return try await command(.send(agent: try context.parameters.require("agent"), message: message), request, context)
+            }
+        }
+        api.post("runs/{run}/agents/{agent}/signal/{name}") { request, context in
+            await respond {
+                let name = try context.parameters.require("name")
+                if let problem = OperatorInput.signalNameProblem(name) { throw ValidationError(problem) }
+                let value = try await Self.body(request)
+                try OperatorInput.requireJSON(value, "the signal's value (the request's body)", example: "POST …/signal/approve with body {\"approve\":true}")
+                return try await command(.signal(agent: try context.parameters.require("agent"), name: name, value: value), request, context)
+            }
+        }
         api.post("runs/{run}/dead-letters/requeue") { request, context in
             await respond { try await deadLetters(requeue: true, request, context) }
         }
@@ -192,6 +209,15 @@ struct ConsoleServer: Sendable {
         try await Documents.command(
             action, for: try context.parameters.require("run"), in: store, origin: origin(request), wait: .seconds(10)
         )
+    }
+
+    /// A request's body as text, up to 1 MiB (a message larger than that is refused).
+    private static func body(_ request: Request) async throws -> String {
+        do {
+            return String(buffer: try await request.body.collect(upTo: 1 << 20))
+        } catch {
+            throw ValidationError("the request's body is over 1 MiB; a message or signal value must be smaller")
+        }
     }
 
     /// Who asks: the console, on behalf of whoever started it; why: `?reason=`.

@@ -87,6 +87,39 @@ struct ConsoleAPITests {
         await console.stop()
     }
 
+    /// `troupe send` and `troupe signal` through the API: the body is the JSON, checked as the CLI checks it.
+    @Test func messagesAndSignalsGoThroughTheControlQueue() async throws {
+        let op = try Operator()
+        let (run, pid) = try await op.start("fleet", "workers=2")
+        defer { kill(pid, SIGKILL) }
+        let console = try await Console(op)
+        try await op.eventually("the run is driven") {
+            ((try await console.json("/api/runs/\(run)") as? [String: Any])?["run"] as? [String: Any])?["status"] as? String == "running"
+        }
+        let sent = try await console.act("/api/runs/\(run)/agents/worker-1/send?reason=api", body: #"{"work":{}}"#)
+        #expect(sent.status == 200 && sent.text.contains("\"status\":\"applied\""), "\(sent.text)")
+        try await op.eventually("worker-1 to handle it") {
+            let shown = try await op.json("checkpoints", run, "worker-1", "--show", "last")
+            return ((shown as? [String: Any])?["state"] as? [String: Any])?["handled"] as? Int == 1
+        }
+        let notJSON = try await console.act("/api/runs/\(run)/agents/worker-1/send", body: "{work")
+        #expect(notJSON.status == 422 && notJSON.text.contains("not JSON"), "\(notJSON.text)")
+        let wrongShape = try await console.act("/api/runs/\(run)/agents/worker-1/send", body: #"{"play":{}}"#)
+        // The run's process refuses it, and the report says so, as `troupe send` does (which exits 1).
+        #expect(wrongShape.text.contains("\"outcome\":\"failed\"") && wrongShape.text.contains("Fleet.Worker.Message"), "\(wrongShape.text)")
+        let nobody = try await console.act("/api/runs/\(run)/agents/nobody/send", body: #"{"work":{}}"#)
+        #expect(nobody.status == 404, "\(nobody.text)")
+
+        let badName = try await console.act("/api/runs/\(run)/agents/worker-0/signal/no%20spaces", body: "true")
+        #expect(badName.status == 400 && badName.text.contains("a signal's name"), "\(badName.text)")
+        let signalled = try await console.act("/api/runs/\(run)/agents/worker-0/signal/approve", body: #"{"approve":true}"#)
+        #expect(signalled.status == 200 && signalled.text.contains("\"status\":\"applied\""), "\(signalled.text)")
+        // Both show in the run's document, with the reason given.
+        let commands = try #require((try await console.json("/api/runs/\(run)") as? [String: Any])?["commands"] as? [[String: Any]])
+        #expect(commands.contains { "\($0)".contains("api") }, "\(commands)")
+        await console.stop()
+    }
+
     @Test func aTokenGuardsTheConsoleAndReadOnlyRefusesActions() async throws {
         let op = try Operator()
         // Any address but loopback needs a token.

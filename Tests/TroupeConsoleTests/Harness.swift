@@ -109,8 +109,8 @@ final class Console: Sendable {
     }
 
     /// An action as the console's page sends it.
-    func act(_ path: String) async throws -> HTTPResponse {
-        try await request(path, method: "POST", headers: [("X-Troupe", "action")])
+    func act(_ path: String, body: String? = nil) async throws -> HTTPResponse {
+        try await request(path, method: "POST", headers: [("X-Troupe", "action")], body: body.map { Array($0.utf8) })
     }
 
     func json(_ path: String) async throws -> Any {

@@ -119,7 +119,7 @@ struct SendCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            try requireJSON(message, "the message", example: "troupe send RUN AGENT '{\"work\":{}}'")
+            try OperatorInput.requireJSON(message, "the message", example: "troupe send RUN AGENT '{\"work\":{}}'")
             try await sendCommand(global, run: run, action: .send(agent: agent, message: message), reason: reason)
         }
     }
@@ -151,53 +151,17 @@ struct SignalCommand: AsyncParsableCommand {
     @Argument(help: "The signal's value, as JSON.") var value: String
 
     func validate() throws {
-        let allowed = !name.isEmpty && name.utf8.count <= 100 && name.unicodeScalars.allSatisfy { scalar in
-            scalar.isASCII && (scalar.properties.isAlphabetic || ("0"..."9").contains(scalar) || ".-_".unicodeScalars.contains(scalar))
-        }
-        guard allowed else {
-            throw ValidationError("a signal's name takes 1 to 100 letters, digits, '.', '_' or '-', not '\(name)'")
-        }
+        if let problem = OperatorInput.signalNameProblem(name) { throw ValidationError(problem) }
     }
 
     func run() async throws {
         try await reportingErrors {
-            try requireJSON(value, "the value", example: "troupe signal RUN AGENT NAME '{\"approve\":true}'")
+            try OperatorInput.requireJSON(value, "the value", example: "troupe signal RUN AGENT NAME '{\"approve\":true}'")
             try await sendCommand(global, run: run, action: .signal(agent: agent, name: name, value: value), reason: reason)
         }
     }
 }
 
-/// Refuses `text` unless it is JSON (exit 65), saying how to quote it for the shell.
-private func requireJSON(_ text: String, _ what: String, example: String) throws {
-    do {
-        _ = try JSONDecoder().decode(AnyJSON.self, from: Data(text.utf8))
-    } catch {
-        throw TroupeError(.invalidSpec, "\(what) is not JSON (\(error)). Quote it for the shell: \(example)")
-    }
-}
-
-/// Any JSON value: what `troupe send` and `troupe signal` check before queuing.
-private struct AnyJSON: Decodable {
-    init(from decoder: any Decoder) throws {
-        if var array = try? decoder.unkeyedContainer() {
-            while !array.isAtEnd { _ = try array.decode(AnyJSON.self) }
-        } else if let object = try? decoder.container(keyedBy: Key.self) {
-            for key in object.allKeys { _ = try object.decode(AnyJSON.self, forKey: key) }
-        } else {
-            let value = try decoder.singleValueContainer()
-            if value.decodeNil() { return }
-            if (try? value.decode(Bool.self)) != nil || (try? value.decode(Double.self)) != nil { return }
-            _ = try value.decode(String.self)
-        }
-    }
-
-    private struct Key: CodingKey {
-        var stringValue: String
-        var intValue: Int? { nil }
-        init(stringValue: String) { self.stringValue = stringValue }
-        init?(intValue: Int) { nil }
-    }
-}
 
 struct PauseCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
