@@ -12,7 +12,7 @@ func client(timeout: Duration = .seconds(5)) -> HTTPClient {
     HTTPClient(configuration: .init(timeout: timeout, retry: quick))
 }
 
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(2)))
 struct HTTPClientTests {
     @Test func getReturnsStatusHeadersAndBodyOverReusedConnections() async throws {
         let server = try LoopbackServer { request in
@@ -171,15 +171,16 @@ struct HTTPClientTests {
     @Test func cancellingTheCallerAbortsTheTransferAtOnce() async throws {
         let server = try LoopbackServer { _ in .hang }
         defer { server.close() }
-        let http = client(timeout: .seconds(30))
+        let http = client(timeout: .seconds(600))
         defer { http.shutdown() }
         let call = Task { try await http.execute(.get(server.url("/forever"))) }
         try await Task.sleep(for: .milliseconds(100))
         let cancelled = ContinuousClock.now
         call.cancel()
         await #expect(throws: CancellationError.self) { _ = try await call.value }
-        // Far below the 30 s timeout; the latency itself is measured by `troupe-bench http` (http_cancel_latency).
-        #expect(cancelled.duration(to: .now) < .seconds(10))
+        // Far below the 600 s timeout, with room for a machine whose cores the other tests hold (CI saw 16 s at the
+        // suite's start); the latency itself is measured by `troupe-bench http` (http_cancel_latency).
+        #expect(cancelled.duration(to: .now) < .seconds(60))
     }
 
     @Test func cancellationsRacingShutdownEndEveryCallAndNeverTouchAFreedHandle() async throws {
