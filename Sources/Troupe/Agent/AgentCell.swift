@@ -54,20 +54,39 @@ final class AgentCell<A: Agent>: ChildRuntime {
 
     /// The sequence of the last checkpoint written (or claimed).
     @usableFromInline var currentSequence: UInt64 { sequence.load(ordering: .relaxed) }
-    /// Set by an operator's fresh restart: the next incarnation starts from the initial state.
-    @usableFromInline let fresh = Atomic<Bool>(false)
-    /// Set by an operator's restart: the next incarnation runs even if the agent's last record says it ended.
-    @usableFromInline let revived = Atomic<Bool>(false)
-    /// Whether a normal return ends the agent for good (its restart type is not `permanent`): the end is then
-    /// recorded in the store, so that a resume (or a restart of its supervisor) leaves it ended.
-    @usableFromInline let endsForGood: Bool
-    /// Set by a claim whose records say the agent ended for good and has not run since.
-    @usableFromInline let endedBefore = Atomic<Bool>(false)
+    /// The cell's flags, in one byte (a cell is allocated per agent, and a hundred thousand idle agents count
+    /// every byte): ``Flag/fresh``, ``Flag/revived`` and ``Flag/endedBefore`` are taken by the next start;
+    /// ``Flag/endsForGood`` is fixed when the cell is made.
+    @usableFromInline let flags: Atomic<UInt8>
+
+    @usableFromInline
+    enum Flag {
+        /// Set by an operator's fresh restart: the next incarnation starts from the initial state.
+        @inlinable static var fresh: UInt8 { 1 }
+        /// Set by an operator's restart: the next incarnation runs even if the agent's last record says it ended.
+        @inlinable static var revived: UInt8 { 2 }
+        /// Set by a claim whose records say the agent ended for good and has not run since.
+        @inlinable static var endedBefore: UInt8 { 4 }
+        /// A normal return ends the agent for good (its restart type is not `permanent`): the end is then recorded
+        /// in the store, so that a resume (or a restart of its supervisor) leaves it ended.
+        @inlinable static var endsForGood: UInt8 { 8 }
+    }
+
+    /// Clears `flag` and says whether it was set.
+    @usableFromInline
+    func take(_ flag: UInt8) -> Bool {
+        flags.bitwiseAnd(~flag, ordering: .relaxed).oldValue & flag != 0
+    }
+
+    @usableFromInline
+    func set(_ flag: UInt8) { flags.bitwiseOr(flag, ordering: .relaxed) }
+
+    @usableFromInline
+    var endsForGood: Bool { flags.load(ordering: .relaxed) & Flag.endsForGood != 0 }
 
     @usableFromInline
     func operatorRestartOnce(fresh: Bool) {
-        if fresh { self.fresh.store(true, ordering: .relaxed) }
-        revived.store(true, ordering: .relaxed)
+        set(fresh ? Flag.fresh | Flag.revived : Flag.revived)
     }
 
     /// The step key that records an end for good after checkpoint `sequence`: no user step has it (theirs end in
@@ -96,7 +115,7 @@ final class AgentCell<A: Agent>: ChildRuntime {
         runner: @escaping @Sendable (AgentCell, Incarnation) async -> ExitReason?
     ) throws {
         self.starter = starter
-        self.endsForGood = endsForGood
+        self.flags = Atomic(endsForGood ? Flag.endsForGood : 0)
         let environment = context.environment
         self.runner = runner
         self.name = name
@@ -199,7 +218,7 @@ final class AgentCell<A: Agent>: ChildRuntime {
         }
         // It ended for good before (in a process that died, or before its supervisor restarted) and nobody
         // restarted it since: it stays ended, without running again.
-        if endedBefore.exchange(false, ordering: .relaxed) {
+        if take(Flag.endedBefore) {
             await incarnation.finish(.normal)
             return false
         }
@@ -308,7 +327,7 @@ final class AgentCell<A: Agent>: ChildRuntime {
     func loadState(_ incarnation: Incarnation) async throws -> A.State {
         // An ephemeral agent's state is in memory: inlined (and specialised) into the start, with no store call.
         guard durability.persistsState else {
-            let fresh = self.fresh.exchange(false, ordering: .relaxed)
+            let fresh = take(Flag.fresh)
             if fresh || options.restartFrom != .lastCheckpoint { return agent.initialState() }
             return memory.withLock { $0 } ?? agent.initialState()
         }
@@ -335,7 +354,7 @@ final class AgentCell<A: Agent>: ChildRuntime {
     @usableFromInline
     func prepare(_ number: UInt64, claimed: Result<Claim, any Error>) async {
         guard durability.persistsState else { return }
-        let fresh = self.fresh.exchange(false, ordering: .relaxed)
+        let fresh = take(Flag.fresh)
         let result: Result<(state: A.State, epoch: UInt64), any Error>
         do {
             result = .success(try await adopt(try claimed.get(), fresh: fresh))
@@ -363,7 +382,7 @@ final class AgentCell<A: Agent>: ChildRuntime {
     /// Claims the state of a persisting agent's incarnation `number` from the store.
     @usableFromInline
     func claimedState(_ number: UInt64) async throws -> (state: A.State, epoch: UInt64) {
-        let fresh = self.fresh.exchange(false, ordering: .relaxed)
+        let fresh = take(Flag.fresh)
         try await environment.attached()
         let claim = try await environment.store.claim(
             id,
@@ -381,11 +400,12 @@ final class AgentCell<A: Agent>: ChildRuntime {
         let sequence = claim.latest?.sequence ?? 0
         self.sequence.store(sequence, ordering: .relaxed)
         claimedSteps.withLock { $0 = claim.steps }
-        let revived = self.revived.exchange(false, ordering: .relaxed)
-        endedBefore.store(
-            endsForGood && !revived && !fresh && claim.steps[Self.endedKey(after: sequence)] != nil,
-            ordering: .relaxed
-        )
+        let revived = take(Flag.revived)
+        if endsForGood && !revived && !fresh && claim.steps[Self.endedKey(after: sequence)] != nil {
+            set(Flag.endedBefore)
+        } else {
+            _ = take(Flag.endedBefore)
+        }
         if claim.steps.keys.contains(where: { $0.hasPrefix("s") }) { waitsBox().load(claimedSignals(claim.steps)) }
         if !claim.pending.isEmpty { await restore(claim.pending) }
         guard let latest = claim.latest, options.restartFrom == .lastCheckpoint, !fresh else {
