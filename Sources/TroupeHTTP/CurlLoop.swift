@@ -1,5 +1,4 @@
 import CCurl
-import Dispatch
 import Synchronization
 import Troupe
 

@@ -57,14 +57,25 @@ struct ConsoleAPITests {
         await console.stop()
     }
 
-    @Test func actionsGoThroughTheControlQueue() async throws {
+    /// A `fleet` run of two workers, driven by its own process, and a console on its database.
+    func drivenFleet() async throws -> (Operator, run: String, pid: pid_t, Console) {
         let op = try Operator()
         let (run, pid) = try await op.start("fleet", "workers=2")
-        defer { kill(pid, SIGKILL) }
-        let console = try await Console(op)
-        try await op.eventually("the run is driven") {
-            ((try await console.json("/api/runs/\(run)") as? [String: Any])?["run"] as? [String: Any])?["status"] as? String == "running"
+        do {
+            let console = try await Console(op)
+            try await op.eventually("the run is driven") {
+                ((try await console.json("/api/runs/\(run)") as? [String: Any])?["run"] as? [String: Any])?["status"] as? String == "running"
+            }
+            return (op, run, pid, console)
+        } catch {
+            kill(pid, SIGKILL)
+            throw error
         }
+    }
+
+    @Test func actionsGoThroughTheControlQueue() async throws {
+        let (op, run, pid, console) = try await drivenFleet()
+        defer { kill(pid, SIGKILL) }
         // Without the console's header an action is refused: another web page cannot post one.
         let forged = try await console.request("/api/runs/\(run)/cancel", method: "POST")
         #expect(forged.status == 403, "\(forged.text)")
@@ -89,13 +100,8 @@ struct ConsoleAPITests {
 
     /// `troupe send` and `troupe signal` through the API: the body is the JSON, checked as the CLI checks it.
     @Test func messagesAndSignalsGoThroughTheControlQueue() async throws {
-        let op = try Operator()
-        let (run, pid) = try await op.start("fleet", "workers=2")
+        let (op, run, pid, console) = try await drivenFleet()
         defer { kill(pid, SIGKILL) }
-        let console = try await Console(op)
-        try await op.eventually("the run is driven") {
-            ((try await console.json("/api/runs/\(run)") as? [String: Any])?["run"] as? [String: Any])?["status"] as? String == "running"
-        }
         let sent = try await console.act("/api/runs/\(run)/agents/worker-1/send?reason=api", body: #"{"work":{}}"#)
         #expect(sent.status == 200 && sent.text.contains("\"status\":\"applied\""), "\(sent.text)")
         try await op.eventually("worker-1 to handle it") {

@@ -162,7 +162,6 @@ struct SignalCommand: AsyncParsableCommand {
     }
 }
 
-
 struct PauseCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "pause",
