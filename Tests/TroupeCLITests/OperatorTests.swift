@@ -508,6 +508,37 @@ struct OperatorTests: CLIHarness {
         try await eventually("the detached run stopped") { !isDriven(try await runs().first) }
     }
 
+    /// `run --detach` on a fresh database: the background process never finds the database locked by the command
+    /// that started it. Before, both set up the new file at once, and with a short busy timeout a quarter of these
+    /// runs ended before they began (exit 75).
+    @Test func detachingOntoAFreshDatabaseNeverLocksOutTheRun() async throws {
+        let databases = (1...6).map { scratch.file("fresh-\($0)/troupe.db") }
+        let results = try await withThrowingTaskGroup(of: (String, Troupe.Result).self) { group in
+            for database in databases {
+                group.addTask {
+                    let arguments = ["run", "counting", "--param", "count=100000000", "--detach", "--json", "--busy-timeout", "0.05"]
+                    return (database, try await Troupe.run(arguments: arguments + ["--database", database]))
+                }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        for (database, result) in results {
+            #expect(result.status == 0, "\(database): \(result.stderr)")
+            guard result.status == 0,
+                let started = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: String],
+                let run = started["run"]
+            else { continue }
+            _ = try await Troupe.run(arguments: ["cancel", run, "--database", database])
+        }
+        for database in databases {
+            try await eventually("the detached run on \(database) stopped") {
+                let listed = try await Troupe.run(arguments: ["ps", "--json", "--database", database])
+                let runs = try? JSONSerialization.jsonObject(with: Data(listed.stdout.utf8)) as? [[String: Any]]
+                return listed.status != 0 || !isDriven(runs?.first)
+            }
+        }
+    }
+
     @Test func listingVerbsNeverCreateMigrateOrWriteTheDatabase() async throws {
         // No database yet: no runs, exit 0, and still no file.
         let none = try await troupe("ps")

@@ -217,25 +217,36 @@ struct RunCommand: AsyncParsableCommand {
         process.standardInput = FileHandle.nullDevice
         process.standardOutput = log
         process.standardError = log
-        try process.run()
-        try await waitUntilDriven(runID, by: process, log: logPath, global: global)
+        // The database is created and brought up to date before the child starts, and this process then only reads
+        // it. Before, this process opened it read-write as soon as the file appeared, so both processes set up a
+        // fresh file at once; on a loaded machine one found the other's lock outlasting its busy timeout, and the
+        // run ended before it began (exit 75).
+        await (try await global.openStore(mustExist: false)).close()
+        let store = try await global.openStore(mustExist: true, readOnly: true)
+        do {
+            try process.run()
+        } catch {
+            await store.close()
+            throw error
+        }
+        try await waitUntilDriven(runID, by: process, log: logPath, store: store)
         return (process.processIdentifier, logPath)
     }
 
-    /// Waits until `process` holds the run's lease. If it ends first, its error (the log's `troupe:` lines) and its
-    /// exit code become this command's; if it takes longer than 30 s, says so and returns.
-    private static func waitUntilDriven(_ runID: RunID, by process: Process, log logPath: String, global: GlobalOptions) async throws {
+    /// Waits until `process` holds the run's lease, or ends having finished the run. If it fails first, its error
+    /// (the log's `troupe:` lines) and its exit code become this command's; if it takes longer than 30 s, says so
+    /// and returns.
+    /// Closes `store`, which it reads the run from.
+    private static func waitUntilDriven(_ runID: RunID, by process: Process, log logPath: String, store: any OperatorStore) async throws {
         enum Outcome { case driven, ended, slow }
         let deadline = ContinuousClock.now + .seconds(30)
-        var store: (any OperatorStore)?
         var outcome = Outcome.slow
         while ContinuousClock.now < deadline {
             if !process.isRunning {
                 outcome = .ended
                 break
             }
-            if store == nil, (try? global.location().exists) == true { store = try? await global.openStore(mustExist: true) }
-            if let summary = try? await store?.run(runID), summary.isDriven,
+            if let summary = try? await store.run(runID), summary.isDriven,
                 summary.owner?.pid == Int64(process.processIdentifier)
             {
                 outcome = .driven
@@ -243,9 +254,12 @@ struct RunCommand: AsyncParsableCommand {
             }
             try await Task.sleep(for: .milliseconds(20))
         }
-        await store?.close()
+        await store.close()
         switch outcome {
         case .driven:
+            return
+        case .ended where process.terminationStatus == 0:
+            // It drove the run and finished it between two looks.
             return
         case .ended:
             let log = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
