@@ -1,6 +1,7 @@
 public import Foundation
 public import Testing
 import TroupeTestKit
+import Glibc
 
 /// Waits off the cooperative pool for `process` to exit, for at most `limit`. A process still running then is
 /// killed with `SIGKILL` and the test records an issue naming it: a process that never ends fails its test instead
@@ -114,4 +115,32 @@ public func swiftTypecheck(_ files: [String]) async throws -> ProcessOutput {
 /// the start of the suite held both of its threads, and unrelated tests missed their deadlines.
 public func launch(_ process: Process) async throws {
     try await offThePool { Result { try process.run() } }.get()
+}
+
+/// A port on 127.0.0.1 that something already listens on, for as long as the value lives: for tests of what a
+/// process does when the address it is given is taken.
+public final class OccupiedPort: Sendable {
+    public let port: Int
+    private let socket: Int32
+
+    public init() throws {
+        let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
+                bind(socket, pointer, length) == 0 && listen(socket, 1) == 0 && getsockname(socket, pointer, &length) == 0
+            }
+        }
+        guard socket >= 0, bound else {
+            if socket >= 0 { Glibc.close(socket) }
+            throw POSIXError(.EADDRNOTAVAIL)
+        }
+        self.socket = socket
+        port = Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    deinit { Glibc.close(socket) }
 }

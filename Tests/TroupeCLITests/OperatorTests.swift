@@ -637,12 +637,37 @@ struct OperatorTests: CLIHarness {
         await waitForExit(process)
     }
 
+    /// A database `run --detach` cannot use is refused before any background process starts; an error that only
+    /// the background process meets is reported as its own, with its exit code.
     @Test func aDetachedRunThatFailsAtOnceReportsItsError() async throws {
         _ = FileManager.default.createFile(atPath: database, contents: Data("not a database at all".utf8))
-        let result = try await troupe("run", "counting", "--detach")
-        #expect(result.status == 65, "\(result.stdout) \(result.stderr)")
-        #expect(result.stderr.contains("ended at once") && result.stderr.contains("not a SQLite database"), "\(result.stderr)")
-        #expect(!result.stdout.contains("started run"), "\(result.stdout)")
+        let refused = try await troupe("run", "counting", "--detach")
+        #expect(refused.status == 65, "\(refused.stdout) \(refused.stderr)")
+        #expect(refused.stderr.contains("not a SQLite database"), "\(refused.stderr)")
+        #expect(!refused.stdout.contains("started run"), "\(refused.stdout)")
+        #expect(try String(contentsOfFile: database, encoding: .utf8) == "not a database at all")
+
+        // A failure only the background process meets: the metrics address it is to listen on is taken.
+        try FileManager.default.removeItem(atPath: database)
+        let taken = try OccupiedPort()
+        let ended = try await troupe("run", "counting", "--detach", "--metrics", "127.0.0.1:\(taken.port)")
+        #expect(ended.status == 65, "\(ended.stdout) \(ended.stderr)")
+        #expect(ended.stderr.contains("ended at once") && ended.stderr.contains("cannot listen on 127.0.0.1:\(taken.port)"), "\(ended.stderr)")
+        #expect(!ended.stdout.contains("started run"), "\(ended.stdout)")
+    }
+
+    /// `run --id` of a run the database has is refused, naming it; it used to drive that run again.
+    @Test func runRefusesAnIDTheDatabaseAlreadyHas() async throws {
+        let first = try await troupe("run", "counting", "--param", "count=3", "--id", "run-taken")
+        #expect(first.status == 0, "\(first.stderr)")
+        let eventsBefore = try await troupe("events", "run-taken").stdout
+        for extra in [[], ["--detach"]] {
+            let again = try await troupe(["run", "counting", "--param", "count=5", "--id", "run-taken"] + extra)
+            #expect(again.status == 64, "\(extra): \(again.stdout) \(again.stderr)")
+            #expect(again.stderr.contains("already has a run run-taken (counting, completed)"), "\(again.stderr)")
+            #expect(again.stderr.contains("troupe resume run-taken"), "\(again.stderr)")
+        }
+        #expect(try await troupe("events", "run-taken").stdout == eventsBefore)
     }
 
     @Test func listingsAreJSONForScripts() async throws {

@@ -73,6 +73,7 @@ struct RunCommand: AsyncParsableCommand {
             // detached.
             let resolved = try entry.resolve(try parseParameters(parameters))
             let runID = id.map { RunID($0) } ?? RunID.random()
+            if id != nil { try await refuseTaken(runID) }
             // Built only by the process that runs it (building starts the gallery's loopback servers): a detached
             // run's child builds it, and reports a failure to do so as a run that ended at once.
             if detach {
@@ -97,6 +98,26 @@ struct RunCommand: AsyncParsableCommand {
             }
             }
         }
+    }
+
+    /// Refuses an `--id` that names a run the database already has. `run` starts a new run; before, a second
+    /// `run --id X` took the first run's records over and drove it again, even a completed one, under the new
+    /// parameters.
+    private func refuseTaken(_ runID: RunID) async throws {
+        guard try global.location().exists else { return }
+        // Opened as the run opens it: a shared store that no run has used yet is set up, not refused.
+        let existing = try await global.withStore(mustExist: false) { store -> RunSummary? in
+            do {
+                return try await store.run(runID)
+            } catch let error as TroupeError where error.code == .unknownRun {
+                return nil
+            }
+        }
+        guard let existing else { return }
+        throw ValidationError(
+            "--id \(runID): the database already has a run \(runID) (\(existing.blueprint), \(existing.status.rawValue)). "
+                + "Pick another id, or continue that run with `troupe resume \(runID)`."
+        )
     }
 
     /// A run of `entry`, recording its parameters and durability in the store so that a resume rebuilds it.
