@@ -19,9 +19,10 @@ extension StoreConformance {
         Check(name: "the published tree and a pause are what operators read", body: treeAndPause),
     ]
 
-    /// Polls `condition` every 10 ms until it holds, for up to 10 s (event logs may be written asynchronously).
+    /// Polls `condition` every 10 ms until it holds, for up to 45 s (event logs may be written asynchronously; a
+    /// loaded machine took more than 10 s to write the log-retention check's lines to PostgreSQL).
     static func eventually(_ what: String, _ condition: () async throws -> Bool) async throws {
-        let deadline = ContinuousClock.now + .seconds(10)
+        let deadline = ContinuousClock.now + .seconds(45)
         while ContinuousClock.now < deadline {
             if try await condition() { return }
             try await Task.sleep(for: .milliseconds(10))
