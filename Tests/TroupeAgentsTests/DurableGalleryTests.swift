@@ -3,7 +3,7 @@ import Troupe
 import TroupeAgents
 import TroupeTestKit
 
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(3)))
 struct DurableGalleryTests {
     @Test func countingCountsEveryNumberOnceWhenTheRelayIsRestartedMidStream() async throws {
         let store = InMemoryCheckpointStore()
@@ -14,7 +14,7 @@ struct DurableGalleryTests {
             _ = try await probe.wait(for: "relay", .started)
             // An operator's restart mid-stream: whatever the relay had not committed is handled again, once.
             try await run.supervisor.restartChild("relay")
-            return try await done.wait(forCount: 1)[0]
+            return try await done.wait(forCount: 1, timeout: .seconds(90))[0]
         }
         #expect(state.count == 2_000)
         #expect(state.sum == 2_000 * 2_001 / 2)

@@ -19,10 +19,13 @@ struct Ticker: Agent {
 @Suite(.timeLimit(.minutes(1)))
 struct ShutdownTests {
     @Test func childrenStopInReverseStartOrder() async throws {
+        // Graceful stops that a starved machine cannot overrun (CI saw the default 5 s pass at the suite's start,
+        // and "third" was cancelled instead of stopped): this test is about the order.
+        let patient = ChildSpec.Shutdown(graceful: .seconds(40), cancellation: .seconds(5))
         let run = try Run(Blueprint("order") {
-            Child("first", Idler())
-            Child("second", Idler())
-            Blueprint("inner") { Child("third", Idler()) }
+            Child("first", Idler(), shutdown: patient)
+            Child("second", Idler(), shutdown: patient)
+            Blueprint("inner") { Child("third", Idler(), shutdown: patient) }
         }, configuration: .test())
         let probe = AgentProbe(run)
         try await withRunning(run) {
@@ -31,7 +34,7 @@ struct ShutdownTests {
         let stopped = probe.events.compactMap { event -> String? in
             if case .stopped = event.kind { event.name } else { nil }
         }
-        #expect(stopped == ["third", "inner", "second", "first"])
+        #expect(stopped == ["third", "inner", "second", "first"], "\(probe.events.map { "\($0.name) \($0.kind)" })")
     }
 
     @Test func aGracefulStopCheckpointsTheFinalState() async throws {
