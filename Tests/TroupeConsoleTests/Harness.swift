@@ -74,13 +74,19 @@ final class Console: Sendable {
     let process: Process
     let base: String
     let client = HTTPClient(configuration: .init(retry: .never))
+    /// Where its standard error goes, for the messages of a failed stop.
+    let errors: String
 
     init(_ troupe: Operator, _ options: String...) async throws {
-        process = troupe.process(["serve", "--port", "0"] + options)
+        process = troupe.process(["serve", "--port", "0", "--log-level", "debug"] + options)
         let out = Pipe()
         process.standardOutput = out
-        process.standardError = FileHandle.nullDevice
+        errors = troupe.scratch.file("serve-\(UUID().uuidString.prefix(8)).log")
+        _ = FileManager.default.createFile(atPath: errors, contents: nil)
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: errors))
+        process.standardError = handle
         try await launch(process)
+        try handle.close()
         // Its first line names the address: "troupe: console on http://127.0.0.1:PORT/ (…)".
         let line = await readLine(from: out.fileHandleForReading.fileDescriptor)
         guard let start = line.range(of: "http://"), let end = line[start.upperBound...].firstIndex(of: " ") else {
@@ -124,6 +130,9 @@ final class Console: Sendable {
         client.shutdown()
         process.terminate()
         await waitForExit(process, within: .seconds(30))
-        #expect(process.terminationStatus == 0, "troupe serve exited \(process.terminationStatus) on SIGTERM")
+        #expect(
+            process.terminationStatus == 0,
+            "troupe serve exited \(process.terminationStatus) on SIGTERM; it said: \((try? String(contentsOfFile: errors, encoding: .utf8)) ?? "")"
+        )
     }
 }
