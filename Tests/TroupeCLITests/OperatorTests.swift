@@ -645,6 +645,9 @@ struct OperatorTests: CLIHarness {
         #expect(refused.status == 65, "\(refused.stdout) \(refused.stderr)")
         #expect(refused.stderr.contains("not a SQLite database"), "\(refused.stderr)")
         #expect(!refused.stdout.contains("started run"), "\(refused.stdout)")
+        // Nothing was started, so no log was created next to it.
+        let logs = try FileManager.default.contentsOfDirectory(atPath: scratch.path).filter { $0.hasSuffix(".log") }
+        #expect(logs.isEmpty, "\(logs)")
         #expect(try String(contentsOfFile: database, encoding: .utf8) == "not a database at all")
 
         // A failure only the background process meets: the metrics address it is to listen on is taken.

@@ -203,6 +203,11 @@ struct RunCommand: AsyncParsableCommand {
     /// goes to the run's log, appended, and returns once that process drives the run (holds its lease), or fails
     /// with the process's own error and exit code if it ends first.
     static func detach(_ runID: RunID, arguments: [String], global: GlobalOptions) async throws -> (pid: Int32, log: String) {
+        // The database is created and brought up to date before the child starts (and before its log is), and this
+        // process then only reads it. Before, this process opened it read-write as soon as the file appeared, so
+        // both processes set up a fresh file at once; on a loaded machine one found the other's lock outlasting its
+        // busy timeout, and the run ended before it began (exit 75). A database the run cannot use is refused here.
+        await (try await global.openStore(mustExist: false)).close()
         let database = global.databasePath
         let location = try global.location()
         // The log goes next to a SQLite file; other stores' logs go to .troupe/ under the current directory.
@@ -238,11 +243,6 @@ struct RunCommand: AsyncParsableCommand {
         process.standardInput = FileHandle.nullDevice
         process.standardOutput = log
         process.standardError = log
-        // The database is created and brought up to date before the child starts, and this process then only reads
-        // it. Before, this process opened it read-write as soon as the file appeared, so both processes set up a
-        // fresh file at once; on a loaded machine one found the other's lock outlasting its busy timeout, and the
-        // run ended before it began (exit 75).
-        await (try await global.openStore(mustExist: false)).close()
         let store = try await global.openStore(mustExist: true, readOnly: true)
         do {
             try process.run()
