@@ -244,12 +244,23 @@ struct Adder2: HandlerAgent {
     func handle(_ message: Message, state: inout State, context: AgentContext<Self>) async throws {}
 }
 
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(2)))
 struct QuarantineTests {
     @Test func aQuarantinedAgentRefusesMessagesSayingWhy() async throws {
         let store = InMemoryCheckpointStore()
         let first = try Run(Blueprint("q", durability: .checkpointed) { Child("adder", Adder1()) }, id: "run-q", configuration: .test(store: store))
-        try await withRunning(first) { try await first.send(Adder1.Message.add(3), to: "adder") }
+        try await withRunning(first) {
+            try await first.send(Adder1.Message.add(3), to: "adder")
+            // Stopped before it handled the message, the adder would leave no checkpoint (CI saw that on a loaded
+            // machine), and the second run would have nothing to quarantine.
+            let deadline = ContinuousClock.now + .seconds(40)
+            while store.latest(of: AgentID(run: "run-q", name: "adder"))?.state != Array(#"{"total":3}"#.utf8),
+                ContinuousClock.now < deadline
+            {
+                try await Task.sleep(for: .milliseconds(10))
+            }
+        }
+        try #require(store.latest(of: AgentID(run: "run-q", name: "adder"))?.state == Array(#"{"total":3}"#.utf8))
 
         let second = try Run(Blueprint("q", durability: .checkpointed) { Child("adder", Adder2(), options: .init(mailboxCapacity: 1)) }, id: "run-q", configuration: .test(store: store))
         let probe = AgentProbe(second)
