@@ -123,7 +123,7 @@ struct GalleryTests {
         }, configuration: configuration())
         let probe = AgentProbe(run)
         let final = try await withRunning(run) {
-            try await totals.wait { $0.last?.batches == 20 }.last
+            try await totals.wait(timeout: .seconds(90)) { $0.last?.batches == 20 }.last
         }
         #expect(final?.items == 200)
         #expect(final?.sum == 2 * (0..<200).reduce(0, +), "every item exactly once, the crashed batch included")
@@ -201,7 +201,7 @@ struct GalleryTests {
         let run = try Run(Demo.blueprint(http: http) { totals.record($0) }, configuration: configuration)
         let probe = AgentProbe(run)
         let final = try await withRunning(run) {
-            try await totals.wait { $0.last?.batches == Demo.batches }.last
+            try await totals.wait(timeout: .seconds(90)) { $0.last?.batches == Demo.batches }.last
         }
         #expect(final?.sum == Demo.expectedSum)
         #expect(probe.events(of: "transformer").contains { if case .exited(.failed) = $0.kind { true } else { false } })

@@ -144,7 +144,7 @@ struct HTTPGalleryTests {
             },
             configuration: Run.Configuration(logger: quiet)
         )
-        let last = try await withRunning(run) { try await totals.wait { $0.last?.batches == 50 }.last! }
+        let last = try await withRunning(run) { try await totals.wait(timeout: .seconds(90)) { $0.last?.batches == 50 }.last! }
         #expect(last.items == 1000)
         #expect(last.sum == 2 * (999 * 1000 / 2))
     }
