@@ -423,8 +423,9 @@ final class Mailbox<Message: Sendable>: AnyMailbox {
     }
 
     /// Passivates the consumer if it has nothing to do: no message and no pending interrupt. `wake` is then kept and
-    /// called once, by the next sender or ``interrupt()``. Returns whether it did.
-    @usableFromInline
+    /// called once, by the next sender or ``interrupt()``. Returns whether it did. (Inlinable, so that an agent's start
+    /// uses code specialised for its message type: unspecialised, it looks up the generic `State`'s metadata.)
+    @inlinable
     func parkIfIdle(wake: @escaping @Sendable () -> Void) -> Bool {
         state.withLock { state in
             guard state.buffer.isEmpty, state.parked.isEmpty, !state.interrupted else { return false }

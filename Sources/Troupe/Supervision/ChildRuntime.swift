@@ -56,6 +56,13 @@ protocol ChildRuntime: AnyObject, Sendable {
     func discardPrepared()
 }
 
+/// Hears how its children's incarnations end: one per supervisor run, shared by every incarnation it starts, so that
+/// a start or a restart allocates nothing to report its end.
+protocol ExitReporter: AnyObject, Sendable {
+    /// Incarnation `number` of child `name` ended with `reason`; called once, on the task that ran it last.
+    func report(_ name: String, incarnation number: UInt64, _ reason: ExitReason) async
+}
+
 /// One incarnation of a child: its number (the epoch), the graceful-stop request, its cancellation, the task
 /// currently running it, and its exit.
 ///
@@ -70,20 +77,53 @@ final class Incarnation: Sendable {
     @usableFromInline let stopping = Atomic<Bool>(false)
     /// Whether the incarnation was cancelled (the ladder's second rung, or the run's cancellation).
     private let wasCancelled = Atomic<Bool>(false)
-    /// Fulfilled when a graceful stop is requested, so that sleepers wake.
-    let stopRequested = OneShot<Void>()
-    /// Fulfilled with the exit reason when the incarnation has ended.
-    let exit = OneShot<ExitReason>()
     private let finished = Atomic<Bool>(false)
-    private let report: @Sendable (ExitReason) async -> Void
+    /// The child's name, for the report of its end.
+    private let name: String
+    private let reporter: any ExitReporter
     private let activations = Mutex<(latest: UInt64, task: Task<Void, Never>?, cancelled: Bool)>((0, nil, false))
+
+    /// What waiters of the stop request and of the exit see. The signals they wait on are made only when somebody
+    /// waits (a sleeping agent, the stop ladder): most incarnations never have a waiter, and an idle agent's
+    /// incarnation lives as long as the agent.
+    private struct Signals {
+        var stopRequested = false
+        var exit: ExitReason?
+        var stopWaiters: OneShot<Void>?
+        var exitWaiters: OneShot<ExitReason>?
+    }
+    private let signals = Mutex(Signals())
 
     /// - Parameters:
     ///   - number: The incarnation's number in this process.
-    ///   - report: Tells the supervisor how the incarnation ended; called once, on the task that ran it last.
-    init(number: UInt64, report: @escaping @Sendable (ExitReason) async -> Void) {
+    ///   - name: The child's name.
+    ///   - reporter: Tells the supervisor how the incarnation ended.
+    init(number: UInt64, name: String, reporter: any ExitReporter) {
         self.number = number
-        self.report = report
+        self.name = name
+        self.reporter = reporter
+    }
+
+    /// Fulfilled when a graceful stop is requested, so that sleepers wake.
+    var stopRequested: OneShot<Void> {
+        signals.withLock { signals in
+            if let waiters = signals.stopWaiters { return waiters }
+            let waiters = OneShot<Void>()
+            if signals.stopRequested { waiters.fulfill(()) }
+            signals.stopWaiters = waiters
+            return waiters
+        }
+    }
+
+    /// Fulfilled with the exit reason when the incarnation has ended.
+    var exit: OneShot<ExitReason> {
+        signals.withLock { signals in
+            if let waiters = signals.exitWaiters { return waiters }
+            let waiters = OneShot<ExitReason>()
+            if let reason = signals.exit { waiters.fulfill(reason) }
+            signals.exitWaiters = waiters
+            return waiters
+        }
     }
 
     @inlinable
@@ -103,7 +143,11 @@ final class Incarnation: Sendable {
 
     func requestStop() {
         stopping.store(true, ordering: .sequentiallyConsistent)
-        stopRequested.fulfill(())
+        let waiters = signals.withLock { signals in
+            signals.stopRequested = true
+            return signals.stopWaiters
+        }
+        waiters?.fulfill(())
     }
 
     /// Starts a task that runs (or resumes) the incarnation and records it as the incarnation's current task.
@@ -148,8 +192,12 @@ final class Incarnation: Sendable {
     @usableFromInline
     func finish(_ reason: ExitReason) async {
         guard !finished.exchange(true, ordering: .acquiringAndReleasing) else { return }
-        await report(reason)
-        exit.fulfill(reason)
+        await reporter.report(name, incarnation: number, reason)
+        let waiters = signals.withLock { signals in
+            signals.exit = reason
+            return signals.exitWaiters
+        }
+        waiters?.fulfill(reason)
     }
 
     /// Sleeps for `duration`, returning early (with `false`) if a stop is requested or the task is cancelled.

@@ -72,14 +72,53 @@ public actor Supervisor: Service {
 
     /// A child's spec, runtime and live incarnation. A class: reading the runtime or setting the incarnation at each
     /// start neither copies the spec nor writes to `entries` (only adding and removing children do).
+    /// Reports its children's exits to one run of the supervisor (the run's control stream): made at the run's
+    /// first start and shared by every incarnation it starts.
+    private final class ExitListener: ExitReporter {
+        weak let supervisor: Supervisor?
+        let environment: RunEnvironment
+        let control: AsyncStream<Control>.Continuation
+
+        init(supervisor: Supervisor, environment: RunEnvironment, control: AsyncStream<Control>.Continuation) {
+            self.supervisor = supervisor
+            self.environment = environment
+            self.control = control
+        }
+
+        func report(_ name: String, incarnation number: UInt64, _ reason: ExitReason) async {
+            environment.events.emit(name, incarnation: number, .exited(reason))
+            environment.metrics?.exited(reason)
+            let exited = Control.exited(name, incarnation: number, reason)
+            // A cancelled task must not carry out the supervisor's decisions (its sleeps and waits would end at
+            // once): it leaves the exit to the supervisor's own task.
+            if let supervisor, !Task.isCancelled {
+                await supervisor.deliver(exited)
+            } else {
+                control.yield(exited)
+            }
+        }
+    }
+
+    /// The current run's ``ExitListener`` (`nil` while the supervisor does not run).
+    private var exitListener: ExitListener?
+
     private final class Entry {
         let spec: ChildSpec
         let runtime: any ChildRuntime
         var incarnation: Incarnation?
+        /// Whether the child's mailbox takes messages, as this supervisor last set it (a new mailbox does): a start
+        /// turns it on only when it is off, without a call into the child's generic code.
+        var accepting = true
 
         init(spec: ChildSpec, runtime: any ChildRuntime) {
             self.spec = spec
             self.runtime = runtime
+        }
+
+        /// Turns senders away while the child is stopped.
+        func turnAway() {
+            runtime.setAccepting(false)
+            accepting = false
         }
     }
 
@@ -198,6 +237,7 @@ public actor Supervisor: Service {
             return inbox.shutdownPending
         }
         if shutdownPending || incarnation?.isStopping == true { continuation.yield(.shutdown) }
+        exitListener = ExitListener(supervisor: self, environment: environment, control: continuation)
 
         machine.begin(at: environment.clock.now)
         environment.events.emit(name, incarnation: incarnation?.number ?? 0, .started)
@@ -214,6 +254,7 @@ public actor Supervisor: Service {
 
         // From here on, requests are refused at once, and those still queued are answered.
         inbox.withLock { $0.stream = nil }
+        exitListener = nil
         continuation.finish()
         timer?.task.cancel()
         timer = nil
@@ -436,29 +477,20 @@ public actor Supervisor: Service {
             }
             machine.stopFinished(name, incarnation: number, then: .keep)
         }
-        for name in machine.order { entries[name]?.runtime.setAccepting(false) }
+        for name in machine.order { entries[name]?.turnAway() }
     }
 
     // MARK: Incarnations
 
     /// Starts incarnation `number` of `name` and waits until it has started (its `setUp` returned) or ended.
     private func launch(_ name: String, incarnation number: UInt64) async {
-        guard let entry = entries[name], let control = self.inbox.withLock({ $0.stream }) else { return }
+        guard let entry = entries[name], let reporter = exitListener else { return }
         let runtime = entry.runtime
-        let environment = self.environment
-        let incarnation = Incarnation(number: number) { [weak self] reason in
-            environment.events.emit(name, incarnation: number, .exited(reason))
-            environment.metrics?.exited(reason)
-            let exited = Control.exited(name, incarnation: number, reason)
-            // A cancelled task must not carry out the supervisor's decisions (its sleeps and waits would end at
-            // once): it leaves the exit to the supervisor's own task.
-            if let self, !Task.isCancelled {
-                await self.deliver(exited)
-            } else {
-                control.yield(exited)
-            }
+        let incarnation = Incarnation(number: number, name: name, reporter: reporter)
+        if !entry.accepting {
+            runtime.setAccepting(true)
+            entry.accepting = true
         }
-        runtime.setAccepting(true)
         entry.incarnation = incarnation
         // The start runs here, in the loop, so the next child's start waits for it (OTP's synchronous start). After
         // it the incarnation runs on a task of its own, unstructured on purpose: a child that ignores cancellation
@@ -493,13 +525,14 @@ public actor Supervisor: Service {
         case .ignore:
             return nil
         case .keep:
-            runtime.setAccepting(false)
+            entries[name]?.turnAway()
             return nil
         case .quarantine:
             // Restarting cannot help: the same checkpoint would fail again. Keep the agent (and its messages) until
             // an operator restarts it from a state it can read; refuse new messages, saying why.
             let error = quarantine ?? TroupeError(.quarantined, "agent '\(name)' is quarantined")
             runtime.refuse(because: error)
+            entries[name]?.accepting = false
             environment.events.emit(name, incarnation: number, .quarantined(error: error.message))
             return nil
         case .remove(let removed):
@@ -660,7 +693,7 @@ public actor Supervisor: Service {
                     entries[name] = nil
                     await entry?.runtime.remove()
                 } else {
-                    entry?.runtime.setAccepting(false)
+                    entry?.turnAway()
                 }
                 reply.resume()
             } catch {
