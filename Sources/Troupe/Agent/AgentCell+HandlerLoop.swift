@@ -15,7 +15,7 @@ extension AgentCell where A: HandlerAgent {
     func handlerLoop(state: inout A.State, context: AgentContext<A>, passivating: Bool) async throws {
         let cell = self
         let control = context.incarnationControl
-        let wake = context.wake
+        let wake: any MailboxWaker = context
         let persistEach = cell.durability == .checkpointed
         let durable = cell.durability == .durable
         var batch: [Envelope<A.Message>] = []

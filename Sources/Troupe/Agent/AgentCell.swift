@@ -223,7 +223,12 @@ final class AgentCell<A: Agent>: ChildRuntime {
             return false
         }
         let work = UnitOfWork<A.Message>(replay: claimedSteps.withLock { $0 })
-        let setUpContext = AgentContext(cell: self, incarnation: incarnation, resources: nil, work: work)
+        // An agent without resources (`Void`, most of them) has one context, from its `setUp` on: there is nothing
+        // for `setUp` to read too early.
+        let resourceless = A.Resources.self == Void.self
+        let setUpContext = AgentContext(
+            cell: self, incarnation: incarnation, resources: resourceless ? (() as! A.Resources) : nil, work: work
+        )
         let resources: A.Resources
         do {
             resources = try await agent.setUp(context: setUpContext)
@@ -231,13 +236,14 @@ final class AgentCell<A: Agent>: ChildRuntime {
             await incarnation.finish(exitReason(for: error, incarnation))
             return false
         }
-        let context = AgentContext(cell: self, incarnation: incarnation, resources: resources, work: work)
+        let context = resourceless
+            ? setUpContext : AgentContext(cell: self, incarnation: incarnation, resources: resources, work: work)
         announce(incarnation, .started)
         // The loop picks the incarnation up where a resumed passivated one would be.
         parked.withLock { $0 = Parked(state: state, context: context) }
         // An agent whose `run` is the engine's handler loop would only find its mailbox empty and passivate: it
         // starts passivated instead, without a task of its own, until a message (or a stop) arrives.
-        if HandlerStyle.isKnown(A.self), !incarnation.shouldLeave, mailbox.parkIfIdle(wake: context.wake) {
+        if HandlerStyle.isKnown(A.self), !incarnation.shouldLeave, mailbox.parkIfIdle(wake: context) {
             return true
         }
         resume(incarnation)

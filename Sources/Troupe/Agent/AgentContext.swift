@@ -468,13 +468,13 @@ public final class AgentContext<A: Agent>: Sendable {
     public func offload<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
         try await cell.environment.offload.run(work)
     }
+}
 
+extension AgentContext: MailboxWaker {
     /// Resumes this incarnation when its passivated mailbox gets work.
     @usableFromInline
-    var wake: @Sendable () -> Void {
-        let cell = self.cell
-        let incarnation = incarnationControl
-        return { cell.resume(incarnation) }
+    func wake() {
+        cell.resume(incarnationControl)
     }
 }
 
