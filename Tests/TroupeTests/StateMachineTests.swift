@@ -368,6 +368,24 @@ import Testing
         #expect(throws: Machine.Refusal.duplicate) { try machine.startChild("b", restart: .permanent, at: .zero) }
     }
 
+    @Test func aChildAddedAfterADeletionIsLastInStartOrderWithALifeOfItsOwn() throws {
+        var machine = machine(.restForOne)
+        let stop = try machine.terminateChild("a")
+        machine.stopFinished("a", incarnation: stop.stop!, then: .keep)
+        try machine.deleteChild("a")
+        try machine.startChild("d", restart: .permanent, at: .seconds(1))
+        #expect(machine.order == ["b", "c", "d"])
+        #expect(machine.phase(of: "a") == nil)
+        #expect(machine.phase(of: "d") == .queued(notBefore: .seconds(1)))
+        #expect(startAll(&machine, at: .seconds(1)) == ["d"])
+        #expect(machine.phase(of: "d") == .running(1) && machine.phase(of: "b") == .running(1))
+        // Rest-for-one: a crash of c restarts c and the child after it, d.
+        #expect(exit(&machine, "c", at: .seconds(2)) == .restart(["c", "d"], after: .zero))
+        #expect(startAll(&machine, at: .seconds(2)) == ["c", "d"])
+        #expect(machine.phase(of: "d") == .running(2) && machine.phase(of: "b") == .running(1))
+        #expect(throws: Machine.Refusal.unknown) { try machine.restartChild("a", at: .seconds(3)) }
+    }
+
     @Test func shutdownStopsLiveChildrenInReverseOrderAndDropsTheQueue() {
         let backoff = Backoff.exponential(initial: .seconds(1), maximum: .seconds(5), jitter: 0)
         var machine = machine(backoff: backoff)

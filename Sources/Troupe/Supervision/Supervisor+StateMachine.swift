@@ -51,6 +51,7 @@ extension Supervisor {
         }
 
         struct Child {
+            let name: String
             var restart: ChildSpec.Restart
             var phase: Phase = .idle
             var consecutiveRestarts = 0
@@ -139,17 +140,24 @@ extension Supervisor {
         let strategy: RestartStrategy
         let intensity: RestartIntensity
         let backoff: Backoff
+        /// The children's slots, in start order.
+        private var orderSlots: [Int] = []
         /// Children in start order.
-        private(set) var order: [String] = []
-        private(set) var children: [String: Child] = [:]
-        /// Children waiting to start, in the order they are to start.
-        private(set) var queue: Deque<String> = []
+        var order: [String] { orderSlots.map { slots[$0]!.name } }
+        /// The children, each in a slot of its own for its life (a removed child's slot is free for the next one):
+        /// the start path goes from the queue to the child without hashing its name, which a start of 100,000
+        /// children did four times each, with a cache miss in a table of 100,000 entries every time.
+        private var slots: [Child?] = []
+        private var freeSlots: [Int] = []
+        private var slotOf: [String: Int] = [:]
+        /// The slots of the children waiting to start, in the order they are to start.
+        private(set) var queue: Deque<Int> = []
         /// When the restarts inside the current intensity window happened.
         private var restartTimes: Deque<Duration> = []
         /// Whether the supervisor is shutting down or escalating: exits are then expected and not acted on.
         private(set) var isStopping = false
-        /// The child launched last: the only one that can be `starting`.
-        private var launched: String?
+        /// The slot of the child launched last: the only one that can be `starting`.
+        private var launched: Int?
         /// How many children are ``Child/awaitingFirstStart`` (a flag on each child, not a set of names: a start
         /// of 100,000 children would hash each name twice more).
         private var awaitingFirstStart = 0
@@ -162,13 +170,28 @@ extension Supervisor {
 
         // MARK: Reading
 
-        func phase(of name: String) -> Phase? { children[name]?.phase }
+        func phase(of name: String) -> Phase? { self[name]?.phase }
 
-        func child(_ name: String) -> Child? { children[name] }
+        func child(_ name: String) -> Child? { self[name] }
+
+        /// The child named `name`, read or changed in its slot.
+        private subscript(name: String) -> Child? {
+            get { slotOf[name].flatMap { slots[$0] } }
+            _modify {
+                guard let slot = slotOf[name] else {
+                    var none: Child?
+                    yield &none
+                    precondition(none == nil, "child '\(name)' is set without being added")
+                    return
+                }
+                yield &slots[slot]
+                precondition(slots[slot] != nil, "child '\(name)' is cleared without being removed")
+            }
+        }
 
         /// Whether a child occupies a live incarnation or a place in the start queue.
         private func isActiveOrQueued(_ name: String) -> Bool {
-            switch children[name]?.phase {
+            switch self[name]?.phase {
             case .queued, .starting, .running, .stopping: true
             default: false
             }
@@ -177,8 +200,8 @@ extension Supervisor {
         /// Children with a live incarnation that is not being stopped, as OTP's `count_children` counts `active`:
         /// a child waiting out its restart delay is not active.
         var activeCount: Int {
-            children.values.count { child in
-                switch child.phase {
+            slots.count { child in
+                switch child?.phase {
                 case .starting, .running: true
                 default: false
                 }
@@ -188,7 +211,7 @@ extension Supervisor {
         /// Whether a child is in its `setUp`. Only the child launched last can be: nothing is launched while
         /// another starts.
         var isStarting: Bool {
-            guard let launched, case .starting = children[launched]?.phase else { return false }
+            guard let launched, case .starting = slots[launched]?.phase else { return false }
             return true
         }
 
@@ -196,20 +219,17 @@ extension Supervisor {
         /// first `setUp` or ended (a child that failed at start and waits out a restart counts as started).
         var hasStarted: Bool { awaitingFirstStart == 0 }
 
-        /// Changes every child in place, index by index: iterating `children.indices` would hold the storage and
-        /// copy all of it at the first change.
+        /// Changes every child in place, slot by slot.
         private mutating func changeEveryChild(_ change: (inout Child) -> Void) {
-            var index = children.values.startIndex
-            while index != children.values.endIndex {
-                change(&children.values[index])
-                children.values.formIndex(after: &index)
+            for slot in slots.indices where slots[slot] != nil {
+                change(&slots[slot]!)
             }
         }
 
         /// Marks `name` as no longer awaited by the supervisor's start.
         private mutating func stopAwaitingFirstStart(_ name: String) {
-            guard awaitingFirstStart > 0, children[name]?.awaitingFirstStart == true else { return }
-            children[name]?.awaitingFirstStart = false
+            guard awaitingFirstStart > 0, self[name]?.awaitingFirstStart == true else { return }
+            self[name]?.awaitingFirstStart = false
             awaitingFirstStart -= 1
         }
 
@@ -222,15 +242,25 @@ extension Supervisor {
 
         /// Makes room for `count` children, so that a large tree is built without rehashing.
         mutating func reserveCapacity(_ count: Int) {
-            order.reserveCapacity(count)
-            children.reserveCapacity(count)
+            orderSlots.reserveCapacity(count)
+            slots.reserveCapacity(count)
+            slotOf.reserveCapacity(count)
         }
 
         /// Adds a child at the end of the start order, idle.
         mutating func add(_ name: String, restart: ChildSpec.Restart) {
-            precondition(children[name] == nil, "child '\(name)' added twice")
-            order.append(name)
-            children[name] = Child(restart: restart)
+            precondition(slotOf[name] == nil, "child '\(name)' added twice")
+            let child = Child(name: name, restart: restart)
+            let slot: Int
+            if let free = freeSlots.popLast() {
+                slot = free
+                slots[slot] = child
+            } else {
+                slot = slots.count
+                slots.append(child)
+            }
+            slotOf[name] = slot
+            orderSlots.append(slot)
         }
 
         /// The supervisor starts (first run, or restarted by its parent): forget past restarts and queue every
@@ -245,8 +275,8 @@ extension Supervisor {
                 child.phase = .queued(notBefore: now)
                 child.awaitingFirstStart = true
             }
-            queue.append(contentsOf: order)
-            awaitingFirstStart = order.count
+            queue.append(contentsOf: orderSlots)
+            awaitingFirstStart = orderSlots.count
         }
 
         /// The supervisor is shutting down: later exits are ignored, nothing more starts. Returns the live
@@ -257,14 +287,14 @@ extension Supervisor {
                 changeEveryChild { $0.awaitingFirstStart = false }
                 awaitingFirstStart = 0
             }
-            for name in queue { children[name]?.phase = .stopped }
+            for slot in queue { slots[slot]!.phase = .stopped }
             queue.removeAll()
             var live: [(String, UInt64)] = []
-            for name in order.reversed() {
-                switch children[name]?.phase {
+            for slot in orderSlots.reversed() {
+                switch slots[slot]!.phase {
                 case .starting(let n), .running(let n):
-                    children[name]?.phase = .stopping(n)
-                    live.append((name, n))
+                    slots[slot]!.phase = .stopping(n)
+                    live.append((slots[slot]!.name, n))
                 default: break
                 }
             }
@@ -276,25 +306,20 @@ extension Supervisor {
         /// What to start next, if anything, at `now`.
         mutating func nextStart(at now: Duration) -> StartAction {
             guard !isStopping, !isStarting else { return .none }
-            // One look-up: the child is changed in place through its index.
-            guard let name = queue.first, let index = children.index(forKey: name),
-                case .queued(let notBefore) = children.values[index].phase
-            else {
-                return .none
-            }
+            guard let slot = queue.first, case .queued(let notBefore) = slots[slot]!.phase else { return .none }
             guard notBefore <= now else { return .wake(at: notBefore) }
             queue.removeFirst()
-            let incarnation = children.values[index].incarnations + 1
-            children.values[index].incarnations = incarnation
-            children.values[index].phase = .starting(incarnation)
-            children.values[index].startedAt = now
-            launched = name
-            return .launch(name, incarnation: incarnation)
+            let incarnation = slots[slot]!.incarnations + 1
+            slots[slot]!.incarnations = incarnation
+            slots[slot]!.phase = .starting(incarnation)
+            slots[slot]!.startedAt = now
+            launched = slot
+            return .launch(slots[slot]!.name, incarnation: incarnation)
         }
 
         /// Whether ``nextStart(at:)`` would launch a child at `now`.
         func canLaunch(at now: Duration) -> Bool {
-            guard !isStopping, !isStarting, let name = queue.first, case .queued(let notBefore) = children[name]?.phase else {
+            guard !isStopping, !isStarting, let slot = queue.first, case .queued(let notBefore) = slots[slot]!.phase else {
                 return false
             }
             return notBefore <= now
@@ -305,20 +330,21 @@ extension Supervisor {
         /// after the first `skipping` of them.
         func dueToStart(at now: Duration, skipping: Int = 0) -> some Sequence<(name: String, incarnation: UInt64)> {
             let queue = isStopping ? [] : queue
-            return queue.dropFirst(skipping).lazy.map { name -> (name: String, incarnation: UInt64)? in
-                guard let child = children[name], case .queued(let notBefore) = child.phase, notBefore <= now else {
+            return queue.dropFirst(skipping).lazy.map { slot -> (name: String, incarnation: UInt64)? in
+                guard let child = slots[slot], case .queued(let notBefore) = child.phase, notBefore <= now else {
                     return nil
                 }
-                return (name, child.incarnations + 1)
+                return (child.name, child.incarnations + 1)
             }.prefix { $0 != nil }.map { $0! }
         }
 
         /// Incarnation `incarnation` of `name` returned from its `setUp`.
         mutating func childBegan(_ name: String, incarnation: UInt64) {
-            guard let index = children.index(forKey: name), children.values[index].begin(incarnation),
-                children.values[index].awaitingFirstStart
+            // The child launched last, found without a look-up (unless an operator's request came between).
+            guard let slot = launched.flatMap({ slots[$0]?.name == name ? $0 : nil }) ?? slotOf[name],
+                slots[slot]!.begin(incarnation), slots[slot]!.awaitingFirstStart
             else { return }
-            children.values[index].awaitingFirstStart = false
+            slots[slot]!.awaitingFirstStart = false
             awaitingFirstStart -= 1
         }
 
@@ -341,7 +367,7 @@ extension Supervisor {
             at now: Duration,
             random: Double
         ) -> ExitAction {
-            guard !isStopping, var child = children[name] else { return .ignore }
+            guard !isStopping, var child = self[name] else { return .ignore }
             switch child.phase {
             case .starting(let n) where n == incarnation, .running(let n) where n == incarnation: break
             default: return .ignore  // stale, or being stopped: the stop ladder handles it
@@ -349,7 +375,7 @@ extension Supervisor {
             stopAwaitingFirstStart(name)
             child.awaitingFirstStart = false  // `child` is written back below
             if quarantined {
-                children[name]?.phase = .quarantined
+                self[name]?.phase = .quarantined
                 return .quarantine
             }
             switch child.restart.value {
@@ -358,7 +384,7 @@ extension Supervisor {
                 return .remove(name)
             case .transient:
                 guard reason.isFailure else {
-                    children[name]?.phase = .exited
+                    self[name]?.phase = .exited
                     return .keep
                 }
             case .permanent:
@@ -370,7 +396,7 @@ extension Supervisor {
                 restartTimes.removeFirst()
             }
             if restartTimes.count > intensity.maxRestarts {
-                children[name]?.phase = .exited
+                self[name]?.phase = .exited
                 isStopping = true
                 return .escalate
             }
@@ -378,7 +404,7 @@ extension Supervisor {
             if now - child.startedAt >= backoff.resetAfter { child.consecutiveRestarts = 0 }
             child.consecutiveRestarts += 1
             child.phase = .exited
-            children[name] = child
+            self[name] = child
             let delay = backoff.delay(attempt: child.consecutiveRestarts, random: random)
 
             let group: [String]
@@ -401,25 +427,25 @@ extension Supervisor {
         {
             if group.count == 1 {
                 // The child alone (oneForOne, or no live sibling): nothing to stop, queue it at once.
-                children[crashed]?.restarts += 1
-                children[crashed]?.phase = .queued(notBefore: notBefore)
-                queue.append(crashed)
+                self[crashed]?.restarts += 1
+                self[crashed]?.phase = .queued(notBefore: notBefore)
+                queue.append(slotOf[crashed]!)
                 return .restartGroup(stop: [], remove: [], restart: group, after: delay)
             }
             var stops: [(name: String, incarnation: UInt64)] = []
             var removals: [String] = []
             for name in group.reversed() where name != crashed {
-                guard let phase = children[name]?.phase else { continue }
-                queue.removeAll { $0 == name }
-                let temporary = children[name]?.restart == .temporary
+                guard let slot = slotOf[name], let phase = slots[slot]?.phase else { continue }
+                queue.removeAll { $0 == slot }
+                let temporary = self[name]?.restart == .temporary
                 switch phase {
                 case .starting(let n), .running(let n):
-                    children[name]?.phase = .stopping(n)
+                    self[name]?.phase = .stopping(n)
                     stops.append((name, n))
                     if temporary { removals.append(name) }
                 default:
                     // Queued, not started yet: nothing to stop.
-                    children[name]?.phase = .stopped
+                    self[name]?.phase = .stopped
                     if temporary {
                         remove(name)
                         removals.append(name)
@@ -427,7 +453,7 @@ extension Supervisor {
                 }
             }
             let restarted = group.filter { !removals.contains($0) }
-            for name in restarted { children[name]?.restarts += 1 }
+            for name in restarted { self[name]?.restarts += 1 }
             pendingRestart = (restarted, notBefore)
             return .restartGroup(stop: stops, remove: removals, restart: restarted, after: delay)
         }
@@ -438,12 +464,12 @@ extension Supervisor {
         /// A stop ladder ordered by ``childExited(_:incarnation:reason:quarantined:at:random:)`` (a group restart)
         /// has finished.
         mutating func groupMemberStopped(_ name: String, incarnation: UInt64) {
-            guard children[name]?.phase == .stopping(incarnation) else { return }
-            if children[name]?.restart == .temporary {
+            guard self[name]?.phase == .stopping(incarnation) else { return }
+            if self[name]?.restart == .temporary {
                 remove(name)
                 return
             }
-            children[name]?.phase = .stopped
+            self[name]?.phase = .stopped
         }
 
         /// Every stop of the group restart has finished: queue the group, in start order.
@@ -451,13 +477,13 @@ extension Supervisor {
             guard let (group, notBefore) = pendingRestart else { return }
             pendingRestart = nil
             guard !isStopping else { return }
-            let names = Set(group)
-            queue.removeAll { names.contains($0) }
-            for name in order where names.contains(name) && children[name] != nil {
-                switch children[name]?.phase {
+            let members = Set(group.compactMap { slotOf[$0] })
+            queue.removeAll { members.contains($0) }
+            for slot in orderSlots where members.contains(slot) {
+                switch slots[slot]!.phase {
                 case .stopped, .exited, .queued:
-                    children[name]?.phase = .queued(notBefore: notBefore)
-                    queue.append(name)
+                    slots[slot]!.phase = .queued(notBefore: notBefore)
+                    queue.append(slot)
                 default: break
                 }
             }
@@ -467,34 +493,35 @@ extension Supervisor {
 
         /// An operator adds a child: it is queued to start after those already queued.
         mutating func startChild(_ name: String, restart: ChildSpec.Restart, at now: Duration) throws(Refusal) {
-            guard children[name] == nil else { throw .duplicate }
+            guard slotOf[name] == nil else { throw .duplicate }
             add(name, restart: restart)
-            children[name]?.phase = .queued(notBefore: now)
-            queue.append(name)
+            self[name]?.phase = .queued(notBefore: now)
+            queue.append(slotOf[name]!)
         }
 
         /// An operator terminates a child. Returns the incarnation to stop, if one is live; the child is then
         /// `stopping` until ``stopFinished(_:incarnation:then:)``. A temporary child is removed (OTP), and `true`
         /// is returned in `removed`.
         mutating func terminateChild(_ name: String) throws(Refusal) -> (stop: UInt64?, removed: Bool) {
-            guard let child = children[name] else { throw .unknown }
+            guard let child = self[name] else { throw .unknown }
             stopAwaitingFirstStart(name)
             let temporary = child.restart == .temporary
             switch child.phase {
             case .starting(let n), .running(let n):
-                children[name]?.phase = .stopping(n)
+                self[name]?.phase = .stopping(n)
                 return (n, temporary)
             case .stopping:
                 throw .restarting
             case .queued:
-                queue.removeAll { $0 == name }
+                let slot = slotOf[name]
+                queue.removeAll { $0 == slot }
                 fallthrough
             default:
                 if temporary {
                     remove(name)
                     return (nil, true)
                 }
-                children[name]?.phase = .stopped
+                self[name]?.phase = .stopped
                 return (nil, false)
             }
         }
@@ -504,26 +531,26 @@ extension Supervisor {
         /// child is queued when ``stopFinished(_:incarnation:then:)`` reports it stopped. A child waiting to start
         /// or being stopped is refused with `restarting`.
         mutating func restartChild(_ name: String, at now: Duration) throws(Refusal) -> UInt64? {
-            guard let child = children[name] else { throw .unknown }
+            guard let child = self[name] else { throw .unknown }
             switch child.phase {
             case .queued, .stopping:
                 throw .restarting
             case .starting(let n), .running(let n):
-                children[name]?.phase = .stopping(n)
-                children[name]?.restarts += 1
+                self[name]?.phase = .stopping(n)
+                self[name]?.restarts += 1
                 return n
             case .idle, .stopped, .exited, .quarantined:
                 // A child that is not running is started, not restarted (OTP's restart_child of a terminated
                 // child): an operator's unpause or a start after a quarantine is no restart.
-                children[name]?.phase = .queued(notBefore: now)
-                queue.append(name)
+                self[name]?.phase = .queued(notBefore: now)
+                queue.append(slotOf[name]!)
                 return nil
             }
         }
 
         /// An operator deletes a stopped child.
         mutating func deleteChild(_ name: String) throws(Refusal) {
-            guard let child = children[name] else { throw .unknown }
+            guard let child = self[name] else { throw .unknown }
             switch child.phase {
             case .queued: throw .restarting
             case .starting, .running, .stopping: throw .running
@@ -533,27 +560,30 @@ extension Supervisor {
 
         /// A stop ladder ordered by an operator's request has finished.
         mutating func stopFinished(_ name: String, incarnation: UInt64, then next: AfterStop) {
-            guard children[name]?.phase == .stopping(incarnation) else { return }
+            guard self[name]?.phase == .stopping(incarnation) else { return }
             switch next {
             case .remove:
                 remove(name)
             case .keep:
-                children[name]?.phase = .stopped
+                self[name]?.phase = .stopped
             case .restart(let notBefore):
                 if isStopping {
-                    children[name]?.phase = .stopped
+                    self[name]?.phase = .stopped
                 } else {
-                    children[name]?.phase = .queued(notBefore: notBefore)
-                    queue.append(name)
+                    self[name]?.phase = .queued(notBefore: notBefore)
+                    queue.append(slotOf[name]!)
                 }
             }
         }
 
         private mutating func remove(_ name: String) {
             stopAwaitingFirstStart(name)
-            children[name] = nil
-            order.removeAll { $0 == name }
-            queue.removeAll { $0 == name }
+            guard let slot = slotOf.removeValue(forKey: name) else { return }
+            slots[slot] = nil
+            freeSlots.append(slot)
+            orderSlots.removeAll { $0 == slot }
+            queue.removeAll { $0 == slot }
+            if launched == slot { launched = nil }
         }
     }
 }
