@@ -989,7 +989,9 @@ struct OperatorTests: CLIHarness {
 
         let second = try await start(["resume", run])
         defer { if second.isRunning { second.terminate() } }
-        try await eventually("the resumed run paused, its agents stopped") {
+        // Up to 90 s: in the suite's loaded first two minutes, the resume, the pause it applies, the tree it
+        // publishes and each poll's two `troupe` processes together once took more than the default 40 s.
+        try await eventually("the resumed run paused, its agents stopped", within: 90) {
             guard let summary = try await runs().first, isDriven(summary), summary["status"] as? String == "paused" else {
                 return false
             }
