@@ -52,6 +52,35 @@ struct DynamicChildrenTests {
         #expect(seen.values == ["one", "two"])
     }
 
+    /// A deleted child's place in the supervisor goes to the next child started: that child runs its own agent.
+    @Test func aChildStartedAfterADeletionRunsItsOwnAgent() async throws {
+        let first = Recorder<String>()
+        let second = Recorder<String>()
+        let run = try Run(Blueprint("reuse") { Child("idle", Idler()) }, configuration: .test())
+        let probe = AgentProbe(run)
+        try await withRunning(run) {
+            let supervisor = run.supervisor
+            try await probe.wait(for: "idle", .started)
+            try await supervisor.startChild(Child("first", Echo(seen: first)))
+            try await run.send(Echo.Message.note("one"), to: "first")
+            try await first.wait(forCount: 1)
+            try await supervisor.terminateChild("first")
+            try await supervisor.deleteChild("first")
+
+            try await supervisor.startChild(Child("second", Echo(seen: second)))
+            try await run.send(Echo.Message.note("two"), to: "second")
+            try await second.wait(forCount: 1)
+            try await supervisor.restartChild("second")
+            try await probe.wait(for: "second", .started, count: 2)
+            try await run.send(Echo.Message.note("three"), to: "second")
+            try await second.wait(forCount: 2)
+            let listed = await supervisor.children().map { "\($0.name) \($0.incarnation)" }
+            #expect(listed == ["idle 1", "second 2"])
+        }
+        #expect(first.values == ["one"])
+        #expect(second.values == ["two", "three"])
+    }
+
     @Test func listingsShowMailboxDepthAndNestedChildren() async throws {
         let seen = Recorder<String>()
         let run = try Run(Blueprint("listing") {

@@ -174,6 +174,13 @@ extension Supervisor {
 
         func child(_ name: String) -> Child? { self[name] }
 
+        /// The slot of the child named `name`: a number of its own while it exists, which a removed child's
+        /// successor may take.
+        func slot(of name: String) -> Int? { slotOf[name] }
+
+        /// The slot of the child launched last (see ``nextStart(at:)``), while it exists.
+        var launchedSlot: Int? { launched }
+
         /// The child named `name`, read or changed in its slot.
         private subscript(name: String) -> Child? {
             get { slotOf[name].flatMap { slots[$0] } }
@@ -247,8 +254,9 @@ extension Supervisor {
             slotOf.reserveCapacity(count)
         }
 
-        /// Adds a child at the end of the start order, idle.
-        mutating func add(_ name: String, restart: ChildSpec.Restart) {
+        /// Adds a child at the end of the start order, idle. Returns its slot.
+        @discardableResult
+        mutating func add(_ name: String, restart: ChildSpec.Restart) -> Int {
             precondition(slotOf[name] == nil, "child '\(name)' added twice")
             let child = Child(name: name, restart: restart)
             let slot: Int
@@ -261,6 +269,7 @@ extension Supervisor {
             }
             slotOf[name] = slot
             orderSlots.append(slot)
+            return slot
         }
 
         /// The supervisor starts (first run, or restarted by its parent): forget past restarts and queue every

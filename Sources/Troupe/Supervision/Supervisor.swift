@@ -99,6 +99,21 @@ public actor Supervisor: Service {
         }
     }
 
+    /// The entries by the state machine's slots (``StateMachine/slot(of:)``), so that a start finds its child without
+    /// hashing the name. A removed child's entry may stay in its slot until a new child takes it: a look-up checks
+    /// the name.
+    private var entriesBySlot: [Entry?]
+
+    /// The entry of the child the state machine launched last, `name`.
+    private func launchedEntry(_ name: String) -> Entry? {
+        if let slot = machine.launchedSlot, slot < entriesBySlot.count, let entry = entriesBySlot[slot],
+            entry.spec.name == name
+        {
+            return entry
+        }
+        return entries[name]
+    }
+
     /// The current run's ``ExitListener`` (`nil` while the supervisor does not run).
     private var exitListener: ExitListener?
 
@@ -174,6 +189,8 @@ public actor Supervisor: Service {
         machine.reserveCapacity(children.count)
         var entries: [String: Entry] = [:]
         entries.reserveCapacity(children.count)
+        var bySlot: [Entry?] = []
+        bySlot.reserveCapacity(children.count)
         var claims = false
         for spec in children {
             guard entries[spec.name] == nil else {
@@ -183,12 +200,15 @@ public actor Supervisor: Service {
                 )
             }
             let runtime = try spec.make(context)
-            entries[spec.name] = Entry(spec: spec, runtime: runtime)
-            machine.add(spec.name, restart: spec.restart)
+            let entry = Entry(spec: spec, runtime: runtime)
+            entries[spec.name] = entry
+            bySlot.append(entry)
+            precondition(machine.add(spec.name, restart: spec.restart) == bySlot.count - 1)
             claims = claims || runtime.claimsAhead
         }
         self.machine = machine
         self.entries = entries
+        self.entriesBySlot = bySlot
         self.claimers = claims
     }
 
@@ -484,7 +504,7 @@ public actor Supervisor: Service {
 
     /// Starts incarnation `number` of `name` and waits until it has started (its `setUp` returned) or ended.
     private func launch(_ name: String, incarnation number: UInt64) async {
-        guard let entry = entries[name], let reporter = exitListener else { return }
+        guard let entry = launchedEntry(name), let reporter = exitListener else { return }
         let runtime = entry.runtime
         let incarnation = Incarnation(number: number, name: name, reporter: reporter)
         if !entry.accepting {
@@ -671,7 +691,11 @@ public actor Supervisor: Service {
                 guard machine.child(spec.name) == nil else { throw refusal(.duplicate, child: spec.name) }
                 let runtime = try spec.make(factoryContext)
                 try machine.startChild(spec.name, restart: spec.restart, at: now)
-                entries[spec.name] = Entry(spec: spec, runtime: runtime)
+                let entry = Entry(spec: spec, runtime: runtime)
+                entries[spec.name] = entry
+                if let slot = machine.slot(of: spec.name) {
+                    if slot == entriesBySlot.count { entriesBySlot.append(entry) } else { entriesBySlot[slot] = entry }
+                }
                 startReplies[spec.name, default: []].append(reply)
             } catch let error as StateMachine.Refusal {
                 reply.resume(throwing: refusal(error, child: spec.name))
