@@ -70,10 +70,8 @@ public actor Supervisor: Service {
     /// Why the loop ended, once it has.
     private var outcome: Outcome?
 
-    /// A child's spec, runtime and live incarnation. A class: reading the runtime or setting the incarnation at each
-    /// start neither copies the spec nor writes to `entries` (only adding and removing children do).
-    /// Reports its children's exits to one run of the supervisor (the run's control stream): made at the run's
-    /// first start and shared by every incarnation it starts.
+    /// Reports its children's exits to one run of the supervisor (the run's control stream): made when the run
+    /// begins and shared by every incarnation it starts.
     private final class ExitListener: ExitReporter {
         weak let supervisor: Supervisor?
         let environment: RunEnvironment
@@ -117,6 +115,8 @@ public actor Supervisor: Service {
     /// The current run's ``ExitListener`` (`nil` while the supervisor does not run).
     private var exitListener: ExitListener?
 
+    /// A child's spec, runtime and live incarnation. A class: reading the runtime or setting the incarnation at each
+    /// start neither copies the spec nor writes to `entries` (only adding and removing children do).
     private final class Entry {
         let spec: ChildSpec
         let runtime: any ChildRuntime
