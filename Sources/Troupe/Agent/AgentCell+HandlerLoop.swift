@@ -18,6 +18,8 @@ extension AgentCell where A: HandlerAgent {
         let wake: any MailboxWaker = context
         let persistEach = cell.durability == .checkpointed
         let durable = cell.durability == .durable
+        // Neither traced, timed nor checkpointed per message: the handler alone.
+        let plain = !persistEach && !durable && cell.environment.tracing == nil && cell.metrics == nil
         var batch: [Envelope<A.Message>] = []
         var hadWork = false
         while !control.shouldLeave {
@@ -54,6 +56,34 @@ extension AgentCell where A: HandlerAgent {
             if durable {
                 try await handleDurably(&batch, state: &state, context: context)
                 if control.shouldLeave { return }
+                continue
+            }
+            if plain {
+                // The handler is all this loop awaits. The compiler puts a hop back to the loop's executor after
+                // every awaited call, and removes it only where it knows the executor already: after the hop that
+                // `settle()` leaves, once per batch, instead of a `swift_task_switch` for every message handled.
+                await Self.settle()
+                var index = 0
+                while index < batch.count {
+                    if control.shouldLeave {
+                        cell.mailbox.requeueFront(batch[index...])
+                        return
+                    }
+                    let envelope = batch[index]
+                    context.attempt.store(Int(envelope.failures) + 1, ordering: .relaxed)
+                    // Keep the last good state in hand: a handler's changes count only if it returns.
+                    var working = state
+                    do {
+                        try await cell.agent.handle(envelope.message, state: &working, context: context)
+                    } catch {
+                        let cancelled = Task.isCancelled && error is CancellationError
+                        await cell.requeueAfterCrash(batch, failedAt: index, error: error, countsAsFailure: !cancelled, lastGood: state)
+                        throw error
+                    }
+                    state = working
+                    index += 1
+                }
+                batch.removeAll(keepingCapacity: true)
                 continue
             }
             var index = 0
@@ -97,6 +127,11 @@ extension AgentCell where A: HandlerAgent {
             batch.removeAll(keepingCapacity: true)
         }
     }
+
+    /// Does nothing, on the global executor: awaited, it leaves the caller on its executor with a hop the compiler
+    /// can see (see the handler loop).
+    @inlinable @concurrent
+    static func settle() async {}
 
     /// The agent's `handle`, timed when the run records metrics.
     @inlinable
