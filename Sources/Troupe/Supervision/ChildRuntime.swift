@@ -83,16 +83,28 @@ final class Incarnation: Sendable {
     private let reporter: any ExitReporter
     private let activations = Mutex<(latest: UInt64, task: Task<Void, Never>?, cancelled: Bool)>((0, nil, false))
 
-    /// What waiters of the stop request and of the exit see. The signals they wait on are made only when somebody
-    /// waits (a sleeping agent, the stop ladder): most incarnations never have a waiter, and an idle agent's
-    /// incarnation lives as long as the agent.
-    private struct Signals {
-        var stopRequested = false
-        var exit: ExitReason?
-        var stopWaiters: OneShot<Void>?
-        var exitWaiters: OneShot<ExitReason>?
+    /// A value set once, whose waiters' `OneShot` is made only when somebody waits (a sleeping agent, the stop
+    /// ladder): most incarnations never have a waiter, and an idle agent's incarnation lives as long as the agent.
+    private struct LazySignal<Value: Sendable> {
+        var value: Value?
+        var waiters: OneShot<Value>?
+
+        /// The signal to wait on, fulfilled already if the value is set.
+        mutating func waiter() -> OneShot<Value> {
+            if let waiters { return waiters }
+            let made = OneShot<Value>()
+            if let value { made.fulfill(value) }
+            waiters = made
+            return made
+        }
+
+        /// Sets the value; returns the signal to fulfill with it (outside the lock), if anybody waits.
+        mutating func set(_ value: Value) -> OneShot<Value>? {
+            self.value = value
+            return waiters
+        }
     }
-    private let signals = Mutex(Signals())
+    private let signals = Mutex((stop: LazySignal<Void>(), exit: LazySignal<ExitReason>()))
 
     /// - Parameters:
     ///   - number: The incarnation's number in this process.
@@ -105,26 +117,10 @@ final class Incarnation: Sendable {
     }
 
     /// Fulfilled when a graceful stop is requested, so that sleepers wake.
-    var stopRequested: OneShot<Void> {
-        signals.withLock { signals in
-            if let waiters = signals.stopWaiters { return waiters }
-            let waiters = OneShot<Void>()
-            if signals.stopRequested { waiters.fulfill(()) }
-            signals.stopWaiters = waiters
-            return waiters
-        }
-    }
+    var stopRequested: OneShot<Void> { signals.withLock { $0.stop.waiter() } }
 
     /// Fulfilled with the exit reason when the incarnation has ended.
-    var exit: OneShot<ExitReason> {
-        signals.withLock { signals in
-            if let waiters = signals.exitWaiters { return waiters }
-            let waiters = OneShot<ExitReason>()
-            if let reason = signals.exit { waiters.fulfill(reason) }
-            signals.exitWaiters = waiters
-            return waiters
-        }
-    }
+    var exit: OneShot<ExitReason> { signals.withLock { $0.exit.waiter() } }
 
     @inlinable
     var isStopping: Bool { stopping.load(ordering: .relaxed) }
@@ -143,11 +139,7 @@ final class Incarnation: Sendable {
 
     func requestStop() {
         stopping.store(true, ordering: .sequentiallyConsistent)
-        let waiters = signals.withLock { signals in
-            signals.stopRequested = true
-            return signals.stopWaiters
-        }
-        waiters?.fulfill(())
+        signals.withLock { $0.stop.set(()) }?.fulfill(())
     }
 
     /// Starts a task that runs (or resumes) the incarnation and records it as the incarnation's current task.
@@ -193,11 +185,7 @@ final class Incarnation: Sendable {
     func finish(_ reason: ExitReason) async {
         guard !finished.exchange(true, ordering: .acquiringAndReleasing) else { return }
         await reporter.report(name, incarnation: number, reason)
-        let waiters = signals.withLock { signals in
-            signals.exit = reason
-            return signals.exitWaiters
-        }
-        waiters?.fulfill(reason)
+        signals.withLock { $0.exit.set(reason) }?.fulfill(reason)
     }
 
     /// Sleeps for `duration`, returning early (with `false`) if a stop is requested or the task is cancelled.

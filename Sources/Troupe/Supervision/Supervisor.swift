@@ -97,19 +97,29 @@ public actor Supervisor: Service {
         }
     }
 
-    /// The entries by the state machine's slots (``StateMachine/slot(of:)``), so that a start finds its child without
-    /// hashing the name. A removed child's entry may stay in its slot until a new child takes it: a look-up checks
-    /// the name.
+    /// The entries again, by the state machine's slots (``StateMachine/slot(of:)``), so that a start finds its child
+    /// without hashing the name. Kept in step with `entries` by ``add(_:)`` and ``remove(_:)`` alone.
     private var entriesBySlot: [Entry?]
 
     /// The entry of the child the state machine launched last, `name`.
     private func launchedEntry(_ name: String) -> Entry? {
-        if let slot = machine.launchedSlot, slot < entriesBySlot.count, let entry = entriesBySlot[slot],
-            entry.spec.name == name
-        {
-            return entry
-        }
-        return entries[name]
+        guard let slot = machine.launchedSlot, let entry = entriesBySlot[slot] else { return entries[name] }
+        assert(entry.spec.name == name, "slot \(slot) holds '\(entry.spec.name)', not the launched '\(name)'")
+        return entry
+    }
+
+    /// Records a child's entry, by name and by slot.
+    private func add(_ entry: Entry) {
+        entries[entry.spec.name] = entry
+        if entry.slot == entriesBySlot.count { entriesBySlot.append(entry) } else { entriesBySlot[entry.slot] = entry }
+    }
+
+    /// Forgets a child that is gone for good (by name and by slot) and removes its runtime: its name is free, and
+    /// its undelivered messages become dead letters.
+    private func remove(_ name: String) async {
+        guard let entry = entries.removeValue(forKey: name) else { return }
+        if entriesBySlot[entry.slot] === entry { entriesBySlot[entry.slot] = nil }
+        await entry.runtime.remove()
     }
 
     /// The current run's ``ExitListener`` (`nil` while the supervisor does not run).
@@ -120,14 +130,17 @@ public actor Supervisor: Service {
     private final class Entry {
         let spec: ChildSpec
         let runtime: any ChildRuntime
+        /// The child's slot in the state machine.
+        let slot: Int
         var incarnation: Incarnation?
         /// Whether the child's mailbox takes messages, as this supervisor last set it (a new mailbox does): a start
         /// turns it on only when it is off, without a call into the child's generic code.
         var accepting = true
 
-        init(spec: ChildSpec, runtime: any ChildRuntime) {
+        init(spec: ChildSpec, runtime: any ChildRuntime, slot: Int) {
             self.spec = spec
             self.runtime = runtime
+            self.slot = slot
         }
 
         /// Turns senders away while the child is stopped.
@@ -200,10 +213,10 @@ public actor Supervisor: Service {
                 )
             }
             let runtime = try spec.make(context)
-            let entry = Entry(spec: spec, runtime: runtime)
+            let entry = Entry(spec: spec, runtime: runtime, slot: machine.add(spec.name, restart: spec.restart))
+            precondition(entry.slot == bySlot.count, "a new supervisor's children take slots in order")
             entries[spec.name] = entry
             bySlot.append(entry)
-            precondition(machine.add(spec.name, restart: spec.restart) == bySlot.count - 1)
             claims = claims || runtime.claimsAhead
         }
         self.machine = machine
@@ -556,8 +569,7 @@ public actor Supervisor: Service {
             environment.events.emit(name, incarnation: number, .quarantined(error: error.message))
             return nil
         case .remove(let removed):
-            entries[removed] = nil
-            await runtime.remove()
+            await remove(removed)
             return nil
         case .restartGroup(let stops, let removals, let restarted, let delay):
             for (sibling, siblingNumber) in stops {
@@ -566,11 +578,7 @@ public actor Supervisor: Service {
                 }
                 machine.groupMemberStopped(sibling, incarnation: siblingNumber)
             }
-            for removed in removals {
-                let runtime = entries[removed]?.runtime
-                entries[removed] = nil
-                await runtime?.remove()
-            }
+            for removed in removals { await remove(removed) }
             machine.groupStopsFinished()
             environment.metrics?.restarted(restarted.count, reason: reason.metricName)
             for child in restarted {
@@ -691,11 +699,7 @@ public actor Supervisor: Service {
                 guard machine.child(spec.name) == nil else { throw refusal(.duplicate, child: spec.name) }
                 let runtime = try spec.make(factoryContext)
                 try machine.startChild(spec.name, restart: spec.restart, at: now)
-                let entry = Entry(spec: spec, runtime: runtime)
-                entries[spec.name] = entry
-                if let slot = machine.slot(of: spec.name) {
-                    if slot == entriesBySlot.count { entriesBySlot.append(entry) } else { entriesBySlot[slot] = entry }
-                }
+                add(Entry(spec: spec, runtime: runtime, slot: machine.slot(of: spec.name)!))
                 startReplies[spec.name, default: []].append(reply)
             } catch let error as StateMachine.Refusal {
                 reply.resume(throwing: refusal(error, child: spec.name))
@@ -714,8 +718,7 @@ public actor Supervisor: Service {
                 }
                 answerStart(of: name, failure: .stopped)
                 if removed {
-                    entries[name] = nil
-                    await entry?.runtime.remove()
+                    await remove(name)
                 } else {
                     entry?.turnAway()
                 }
@@ -751,9 +754,7 @@ public actor Supervisor: Service {
         case .delete(let name):
             do {
                 try machine.deleteChild(name)
-                let runtime = entries[name]?.runtime
-                entries[name] = nil
-                await runtime?.remove()
+                await remove(name)
                 reply.resume()
             } catch {
                 reply.resume(throwing: refusal(error, child: name))
@@ -918,6 +919,7 @@ public actor Supervisor: Service {
             await entries[name]?.runtime.remove()
         }
         entries = [:]
+        entriesBySlot = []
     }
 }
 
