@@ -49,7 +49,7 @@ public final class AgentProbe: Sendable {
     /// - Throws: ``Recorder/Timeout`` after `timeout`, naming what was awaited and the last events seen;
     ///   `CancellationError` when the waiting task is cancelled.
     @discardableResult
-    public func wait(for name: String, _ kind: Kind, count: Int = 1, timeout: Duration = .seconds(30)) async throws -> [Event] {
+    public func wait(for name: String, _ kind: Kind, count: Int = 1, timeout: Duration = .seconds(60)) async throws -> [Event] {
         let events = try await recorder.wait(timeout: timeout, for: "\(count) '\(kind)' event(s) of '\(name)'") { events in
             events.lazy.filter { $0.name == name && kind.matches($0.kind) }.count >= count
         }
@@ -60,7 +60,7 @@ public final class AgentProbe: Sendable {
     ///
     /// - Throws: ``Recorder/Timeout`` after `timeout`; `CancellationError` when the waiting task is cancelled.
     @discardableResult
-    public func wait(forAny kind: Kind, count: Int = 1, timeout: Duration = .seconds(30)) async throws -> [Event] {
+    public func wait(forAny kind: Kind, count: Int = 1, timeout: Duration = .seconds(60)) async throws -> [Event] {
         let events = try await recorder.wait(timeout: timeout, for: "\(count) '\(kind)' event(s)") { events in
             events.lazy.filter { kind.matches($0.kind) }.count >= count
         }

@@ -10,7 +10,7 @@ import Synchronization
 /// let values = try await seen.wait(forCount: 3)
 /// ```
 ///
-/// Every wait has a deadline (30 seconds unless given) and ends if the waiting task is cancelled: a value that
+/// Every wait has a deadline (60 seconds unless given) and ends if the waiting task is cancelled: a value that
 /// never comes fails the test with ``Timeout``, saying what was recorded, instead of hanging the suite.
 public final class Recorder<Value: Sendable>: Sendable {
     /// A wait that ran out of time.
@@ -63,7 +63,7 @@ public final class Recorder<Value: Sendable>: Sendable {
     ///   - predicate: The condition the values must satisfy.
     /// - Throws: ``Timeout`` when `timeout` passes first; `CancellationError` when the waiting task is cancelled.
     public func wait(
-        timeout: Duration = .seconds(30),
+        timeout: Duration = .seconds(60),
         for what: String = "the values to satisfy the condition",
         until predicate: @escaping @Sendable ([Value]) -> Bool
     ) async throws -> [Value] {
@@ -106,7 +106,7 @@ public final class Recorder<Value: Sendable>: Sendable {
     ///
     /// - Throws: ``Timeout`` when `timeout` passes first; `CancellationError` when the waiting task is cancelled.
     @discardableResult
-    public func wait(forCount count: Int, timeout: Duration = .seconds(30)) async throws -> [Value] {
+    public func wait(forCount count: Int, timeout: Duration = .seconds(60)) async throws -> [Value] {
         try await wait(timeout: timeout, for: "\(count) values") { $0.count >= count }
     }
 }

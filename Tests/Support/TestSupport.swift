@@ -28,6 +28,22 @@ public func watch(_ process: Process, for limit: Duration, sourceLocation: Sourc
     }
 }
 
+/// Polls `condition` until it holds or `limit` has passed, and says which. The first look is at once; the pauses
+/// between looks start at 50 ms and grow by half each time, to 1 s at most. A look is often a `troupe` process:
+/// at a fixed 50 ms, the suite's many polling tests started thousands of them in its loaded first minute, and took
+/// the CPU from the very processes they were waiting for.
+public func poll(within limit: Duration, _ condition: () async throws -> Bool) async throws -> Bool {
+    let deadline = ContinuousClock.now + limit
+    var pause = Duration.milliseconds(50)
+    while true {
+        if try await condition() { return true }
+        let now = ContinuousClock.now
+        guard now < deadline else { return false }
+        try await Task.sleep(for: min(pause, deadline - now))
+        pause = min(pause * 1.5, .seconds(1))
+    }
+}
+
 /// Where tests put their files: `/dev/shm` (memory) where there is one, else the system's temporary directory.
 /// The suite writes and syncs databases by the thousand, and on a disk the kernel's writeback threads took a third
 /// of a 2-core machine from the tests; what the tests check is a process's crash (`kill -9`), which memory

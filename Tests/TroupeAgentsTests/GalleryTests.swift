@@ -18,7 +18,7 @@ func configuration(clock: any Clock<Duration> = ContinuousClock()) -> Run.Config
 }
 
 
-@Suite(.timeLimit(.minutes(2)))
+@Suite(.timeLimit(.minutes(4)))
 struct GalleryTests {
     @Test func aCruncherWithARequestLimitFinishesAfterItAndReadsOlderCheckpoints() async throws {
         let run = try Run(Blueprint("crunch") {

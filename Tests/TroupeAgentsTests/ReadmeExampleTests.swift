@@ -36,7 +36,7 @@ import Foundation
 import Testing
 
 @Suite struct ReadmeExampleTests {
-    @Test(.timeLimit(.minutes(1)))
+    @Test(.timeLimit(.minutes(3)))
     func theReadmeExampleCountsToFiftyFive() async throws {
         #expect(try await countToTen() == 55)
     }

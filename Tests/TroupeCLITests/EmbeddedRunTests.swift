@@ -24,7 +24,7 @@ struct Tally: HandlerAgent {
 }
 
 /// Operators steer a run embedded in any process, not only one started by `troupe run`.
-@Suite(.timeLimit(.minutes(2)))
+@Suite(.timeLimit(.minutes(4)))
 struct EmbeddedRunTests: CLIHarness {
     /// The suite instance's own directory, removed with the instance when its test ends.
     let scratch: ScratchDirectory

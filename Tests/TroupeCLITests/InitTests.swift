@@ -4,7 +4,7 @@ import TroupeTestSupport
 
 /// `troupe init`: the starter package. CI builds the package it writes, runs its binary and its tests
 /// (`.ci/run`); here, what it writes and what it refuses.
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(3)))
 struct InitTests {
     /// The checkout the tests were built from: four levels above this file.
     static let checkout = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()

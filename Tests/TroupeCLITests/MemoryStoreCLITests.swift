@@ -5,6 +5,7 @@ import Testing
 import Troupe
 @testable import TroupeCLI
 import TroupeTestKit
+import TroupeTestSupport
 
 /// Counts what it is sent; `finish` ends it for good.
 struct Meter: HandlerAgent {
@@ -39,7 +40,7 @@ struct Once: Agent {
 
 /// Every `troupe` verb served by the in-memory store, a backend the CLI knows only through the store protocols:
 /// the CLI needs nothing SQLite-specific.
-@Suite(.serialized, .timeLimit(.minutes(2)))
+@Suite(.serialized, .timeLimit(.minutes(4)))
 struct MemoryStoreCLITests {
     static let store = InMemoryCheckpointStore(retention: 5, recordsEvents: true)
 
@@ -190,11 +191,6 @@ struct MemoryStoreCLITests {
     }
 
     func eventually(_ what: String, _ condition: () async throws -> Bool) async throws {
-        let deadline = Date().addingTimeInterval(20)
-        while Date() < deadline {
-            if try await condition() { return }
-            try await Task.sleep(for: .milliseconds(20))
-        }
-        Issue.record("timed out waiting until \(what)")
+        if try await !poll(within: .seconds(60), condition) { Issue.record("timed out waiting until \(what)") }
     }
 }

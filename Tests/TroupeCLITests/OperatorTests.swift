@@ -6,7 +6,7 @@ import TroupeSQLite
 import TroupeTestKit
 
 /// Drives the built `troupe` binary as operators do: one process runs, others steer it through the database.
-@Suite(.timeLimit(.minutes(2)))
+@Suite(.timeLimit(.minutes(4)))
 struct OperatorTests: CLIHarness {
     /// The suite instance's own directory, removed with the instance when its test ends.
     let scratch: ScratchDirectory
@@ -54,16 +54,17 @@ struct OperatorTests: CLIHarness {
     /// The run `troupe ps` lists once its three agents are recorded; `live` also waits for a live owner (a run
     /// that a loaded machine let finish before a look would never be).
     func liveRun(live: Bool = true) async throws -> String {
-        let deadline = Date().addingTimeInterval(40)
-        var last = ""
-        while Date() < deadline {
+        var last = "", found = ""
+        let listed = try await poll(within: .seconds(60)) {
             let result = try await troupe("ps", "--json")
             last = "ps exited \(result.status): \(result.stdout) \(result.stderr)"
             let runs = result.status == 0
                 ? try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [[String: Any]] ?? [] : []
-            if let run = runs.first, !live || isDriven(run), (run["agents"] as? Int ?? 0) == 3 { return run["id"] as? String ?? "" }
-            try await Task.sleep(for: .milliseconds(50))
+            guard let run = runs.first, !live || isDriven(run), (run["agents"] as? Int ?? 0) == 3 else { return false }
+            found = run["id"] as? String ?? ""
+            return true
         }
+        if listed { return found }
         Issue.record("timed out waiting for a live run in `troupe ps`; last \(last)\n\(processLogs())")
         return ""
     }
@@ -137,7 +138,7 @@ struct OperatorTests: CLIHarness {
     /// `troupe wait` returns when the run has ended, and its exit code says how: 0 as asked, 3 cancelled, 1
     /// otherwise, 75 when its timeout passed first, 66 for no such run, 64 for a bad ending.
     @Test func waitEndsWithTheRunAndItsExitCodeSaysHow() async throws {
-        let long = try await start(["run", "counting", "--param", "count=100000000", "--param", "interval=20ms"])
+        let long = try await start(["run", "counting", "--param", "count=100000000", "--param", "interval=500ms"])
         defer { if long.isRunning { long.terminate() } }
         let run = try await liveRun()
         let early = try await troupe("wait", run, "--timeout", "0.3")
@@ -166,7 +167,7 @@ struct OperatorTests: CLIHarness {
     }
 
     @Test func aLiveRunIsSteeredFromAnotherProcess() async throws {
-        let process = try await start(["run", "counting", "--param", "count=100000000", "--param", "interval=20ms"])
+        let process = try await start(["run", "counting", "--param", "count=100000000", "--param", "interval=500ms"])
         defer { if process.isRunning { process.terminate() } }
         let run = try await liveRun()
 
@@ -202,7 +203,7 @@ struct OperatorTests: CLIHarness {
     @Test func aRunKilledWithSIGKILLResumesWithExactTotals() async throws {
         // Long enough (hours) that neither the first process nor the resumed one can finish, however slow the
         // machine: the test checks an exact prefix of the count instead of waiting for its end.
-        let process = try await start(["run", "counting", "--param", "count=100000000", "--param", "interval=50ms"])
+        let process = try await start(["run", "counting", "--param", "count=100000000", "--param", "interval=200ms"])
         let run = try await liveRun()
         try await eventually("some progress") { (try await counter(run)["count"] as? Int ?? 0) > 100 }
         kill(process.processIdentifier, SIGKILL)
@@ -247,7 +248,7 @@ struct OperatorTests: CLIHarness {
     /// The event log is the run's history: a process that died (at its last heartbeat, naming it), the process
     /// that resumed the run, and each operator's command with who asked, why, and what came of it.
     @Test func theEventLogRecordsLostProcessesResumesAndCommands() async throws {
-        let process = try await start(["run", "counting", "--param", "count=100000000", "--param", "interval=50ms"])
+        let process = try await start(["run", "counting", "--param", "count=100000000", "--param", "interval=500ms"])
         let run = try await liveRun()
         let killedPid = process.processIdentifier
         kill(killedPid, SIGKILL)
@@ -326,7 +327,7 @@ struct OperatorTests: CLIHarness {
     /// `troupe top` prints one view when its output is not a terminal: the runs with their rates, and a run's tree
     /// folded by supervisor with the agents worth a look.
     @Test func topShowsRunsRatesAndAFoldedTree() async throws {
-        let process = try await start(["run", "counting", "--param", "count=100000000", "--param", "interval=20ms"])
+        let process = try await start(["run", "counting", "--param", "count=100000000", "--param", "interval=200ms"])
         defer { if process.isRunning { process.terminate() } }
         let run = try await liveRun()
         _ = try await troupe("restart", run, "relay")
@@ -617,7 +618,7 @@ struct OperatorTests: CLIHarness {
     }
 
     @Test func aFrozenOwnerIsNamedWithWhatWorks() async throws {
-        let process = try await start(["run", "counting", "--param", "count=100000000", "--param", "interval=20ms"])
+        let process = try await start(["run", "counting", "--param", "count=100000000", "--param", "interval=500ms"])
         defer {
             kill(process.processIdentifier, SIGCONT)
             if process.isRunning { process.terminate() }
@@ -676,7 +677,7 @@ struct OperatorTests: CLIHarness {
     @Test func listingsAreJSONForScripts() async throws {
         let blueprints = try await json("blueprints") as? [[String: Any]] ?? []
         #expect(blueprints.map { $0["name"] as? String } == ["fetch-many", "market-monitor", "batch-stream", "llm-chat", "approval", "counting", "fleet", "demo"])
-        let process = try await start(["run", "counting", "--param", "count=100000000", "--param", "interval=5ms"])
+        let process = try await start(["run", "counting", "--param", "count=100000000", "--param", "interval=200ms"])
         let run = try await liveRun()
         let status = try await json("status", run) as? [String: Any]
         #expect((status?["run"] as? [String: Any])?["blueprint"] as? String == "counting")
@@ -844,7 +845,7 @@ struct OperatorTests: CLIHarness {
         #expect(document["status"] as? String == "completed" && document["agent"] as? String == "counter", "\(document)")
         #expect((document["result"] as? [String: Int])?["count"] == 200, "\(document)")
 
-        let process = try await start(["run", "counting", "--param", "count=100000000", "--param", "interval=20ms"])
+        let process = try await start(["run", "counting", "--param", "count=100000000", "--param", "interval=200ms"])
         let live = try await liveRun()
         try await eventually("a first result") { try await troupe("result", live).status == 0 }
         let partial = try await troupe("result", live)
@@ -860,7 +861,7 @@ struct OperatorTests: CLIHarness {
 
     /// `events --follow` ends when the run's process dies, and says so instead of leaving the reader to guess.
     @Test func followingSaysWhenTheOwnerDies() async throws {
-        let process = try await start(["run", "counting", "--param", "count=100000000", "--param", "interval=20ms"])
+        let process = try await start(["run", "counting", "--param", "count=100000000", "--param", "interval=200ms"])
         let run = try await liveRun()
         let follower = try await start(["events", run, "--follow"])
         try await eventually("the follower prints") { processLogs().contains("relay#1") }
@@ -894,7 +895,7 @@ struct OperatorTests: CLIHarness {
     /// A detached run keeps the options it was started with: `--retain 10` keeps ten checkpoints per agent in the
     /// background process too (it was dropped: the child kept the default three).
     @Test func aDetachedRunKeepsItsRetention() async throws {
-        let started = try #require(try await json("run", "counting", "--param", "count=100000000", "--param", "interval=5ms", "--retain", "10", "--detach") as? [String: String])
+        let started = try #require(try await json("run", "counting", "--param", "count=100000000", "--param", "interval=100ms", "--retain", "10", "--detach") as? [String: String])
         let run = try #require(started["run"])
         try await eventually("ten checkpoints kept") { (try await json("checkpoints", run, "counter") as? [Any])?.count ?? 0 >= 10 }
         _ = try await troupe("cancel", run)
@@ -906,7 +907,7 @@ struct OperatorTests: CLIHarness {
     @Test func resumeAllBringsBackEveryCrashedRunDetached() async throws {
         var pids: [String: Int32] = [:]
         for _ in 0..<2 {
-            let started = try await json("run", "counting", "--param", "count=100000000", "--param", "interval=20ms", "--detach")
+            let started = try await json("run", "counting", "--param", "count=100000000", "--param", "interval=500ms", "--detach")
             let document = try #require(started as? [String: String])
             pids[try #require(document["run"])] = Int32(try #require(document["pid"].flatMap(Int32.init)))
         }
@@ -949,7 +950,7 @@ struct OperatorTests: CLIHarness {
         #expect(try await runs().map { $0["id"] as? String } == ["run-b"])
         #expect(try await troupe("checkpoints", "run-a", "counter").status == 66)
 
-        let process = try await start(["run", "counting", "--param", "count=100000000", "--param", "interval=20ms"])
+        let process = try await start(["run", "counting", "--param", "count=100000000", "--param", "interval=500ms"])
         let live = try await liveRun()
         let refused = try await troupe("rm", live)
         #expect(refused.status == 1, "\(refused.stderr)")
@@ -962,7 +963,7 @@ struct OperatorTests: CLIHarness {
     }
 
     @Test func aPausedRunKeepsItsLease() async throws {
-        let process = try await start(["run", "counting", "--param", "count=100000000", "--param", "interval=20ms"])
+        let process = try await start(["run", "counting", "--param", "count=100000000", "--param", "interval=500ms"])
         defer { if process.isRunning { process.terminate() } }
         let run = try await liveRun()
         let pause = try await troupe("pause", run)
@@ -977,7 +978,7 @@ struct OperatorTests: CLIHarness {
     }
 
     @Test func aPausedRunThatCrashesComesBackPausedAndPausingIsNoRestart() async throws {
-        let process = try await start(["run", "counting", "--param", "count=100000000", "--param", "interval=20ms"])
+        let process = try await start(["run", "counting", "--param", "count=100000000", "--param", "interval=500ms"])
         defer { if process.isRunning { process.terminate() } }
         let run = try await liveRun()
         #expect(try await troupe("pause", run).stdout.contains("paused 3 agents"))
@@ -1019,7 +1020,7 @@ struct OperatorTests: CLIHarness {
     }
 
     @Test func pruneSaysWhatItWouldDeleteThenDeletesIt() async throws {
-        let process = try await start(["run", "counting", "--param", "count=100000000", "--param", "interval=2ms", "--retain", "50"])
+        let process = try await start(["run", "counting", "--param", "count=100000000", "--param", "interval=100ms", "--retain", "50"])
         let run = try await liveRun()
         try await eventually("many checkpoints") { (try await json("checkpoints", run, "counter") as? [Any])?.count ?? 0 > 20 }
         _ = try await troupe("cancel", run)
@@ -1084,7 +1085,7 @@ struct OperatorTests: CLIHarness {
         let state = try await troupe("checkpoints", answered, "chat", "--show", "last")
         #expect(state.stdout.contains("\"tokens\":5"))
 
-        let process = try await start(["run", "market-monitor", "--param", "interval=20ms"])
+        let process = try await start(["run", "market-monitor", "--param", "interval=100ms"])
         var run = ""
         try await eventually("the monitor polling") {
             guard let found = try await runs().first(where: { $0["blueprint"] as? String == "market-monitor" && isDriven($0) }) else {

@@ -5,7 +5,7 @@ import TroupeTestSupport
 /// The DocC tutorial "Your first durable agent" (`Sources/Troupe/Documentation.docc/Tutorials`): its first files are
 /// what `troupe init` writes, every file it names exists, and its final code type-checks against the built modules.
 /// CI also builds the tutorial's final package, runs it and runs its tests (`.ci/run`).
-@Suite(.serialized, .timeLimit(.minutes(2)))
+@Suite(.serialized, .timeLimit(.minutes(4)))
 struct TutorialTests {
     static let catalog = URL(fileURLWithPath: InitTests.checkout).appendingPathComponent("Sources/Troupe/Documentation.docc").path
     static let resources = catalog + "/Resources"

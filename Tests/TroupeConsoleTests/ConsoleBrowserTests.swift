@@ -47,7 +47,7 @@ final class Browser: Sendable {
 
     /// Waits until `js` is truthy in the page (its value), for at most `seconds`.
     @discardableResult
-    func wait(_ js: String, seconds: Double = 30) async throws -> Any? {
+    func wait(_ js: String, seconds: Double = 60) async throws -> Any? {
         try await send(["op": "wait", "js": js, "timeout": seconds])
     }
 
@@ -59,8 +59,9 @@ final class Browser: Sendable {
 
     func close() async {
         try? input.fileHandleForWriting.close()
-        // It closes the browser (waiting up to 15 s for it) and removes its profile.
-        await waitForExit(process, within: .seconds(60))
+        // It closes the browser (waiting up to 15 s for it, then killing what is left of it) and removes its
+        // profile; a loaded machine once took more than 60 s over it.
+        await waitForExit(process, within: .seconds(150))
     }
 }
 
@@ -70,7 +71,7 @@ final class Browser: Sendable {
 @Suite(
     "Console in a browser",
     .serialized,
-    .timeLimit(.minutes(4)),
+    .timeLimit(.minutes(6)),
     .enabled(if: Browser.available || Browser.required, "needs chromium (apt-get install chromium)")
 )
 struct ConsoleBrowserTests {

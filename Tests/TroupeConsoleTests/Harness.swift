@@ -55,15 +55,11 @@ struct Operator: Sendable {
     /// Polls `condition` until it holds, for at most `limit`.
     func eventually(
         _ what: String,
-        within limit: Duration = .seconds(30),
+        within limit: Duration = .seconds(60),
         sourceLocation: SourceLocation = #_sourceLocation,
         _ condition: () async throws -> Bool
     ) async throws {
-        let deadline = ContinuousClock.now + limit
-        while ContinuousClock.now < deadline {
-            if try await condition() { return }
-            try await Task.sleep(for: .milliseconds(100))
-        }
+        if try await poll(within: limit, condition) { return }
         Issue.record("\(what): still not so after \(limit)", sourceLocation: sourceLocation)
         throw CancellationError()
     }

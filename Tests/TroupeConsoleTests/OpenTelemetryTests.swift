@@ -7,7 +7,7 @@ import TroupeTestSupport
 /// `--otlp-endpoint`: the `troupe` binary exports a run's spans with OpenTelemetry (OTLP over HTTP) to a collector,
 /// here a loopback server that keeps what it is sent. In a process of its own, because the exporter is the
 /// process's tracer (bootstrapped once).
-@Suite(.timeLimit(.minutes(2)))
+@Suite(.timeLimit(.minutes(4)))
 struct OpenTelemetryTests {
     /// One exported span, as OTLP/JSON writes it.
     struct Span: Decodable {

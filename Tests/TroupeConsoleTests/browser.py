@@ -16,6 +16,7 @@ import json
 import os
 import select
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -44,7 +45,9 @@ class Chromium:
             [binary, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
              "--remote-debugging-pipe", "--user-data-dir=" + self.profile, "--window-size=1280,1000", "about:blank"],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            pass_fds=(3, 4, to_chrome_read, from_chrome_write), preexec_fn=arrange)
+            pass_fds=(3, 4, to_chrome_read, from_chrome_write), preexec_fn=arrange,
+            # A group of its own: closing kills the browser's helper processes with it.
+            start_new_session=True)
         os.close(to_chrome_read)
         os.close(from_chrome_write)
         self.buffer = b""
@@ -120,7 +123,13 @@ class Chromium:
         try:
             self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            self.process.kill()
+            pass
+        # Whatever of the browser is left (a main process slow to close on a loaded machine, its helpers): killed.
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.process.wait()
         shutil.rmtree(self.profile, ignore_errors=True)
 
 

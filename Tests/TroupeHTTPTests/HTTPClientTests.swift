@@ -14,7 +14,7 @@ func client(timeout: Duration = .seconds(30)) -> HTTPClient {
     HTTPClient(configuration: .init(timeout: timeout, retry: quick))
 }
 
-@Suite(.timeLimit(.minutes(2)))
+@Suite(.timeLimit(.minutes(4)))
 struct HTTPClientTests {
     @Test func getReturnsStatusHeadersAndBodyOverReusedConnections() async throws {
         let server = try LoopbackServer { request in

@@ -63,7 +63,7 @@ struct Sink: HandlerAgent {
 
 /// The spans of a traced run, in an in-memory tracer: one per handled message, with the durable step and the
 /// HTTP call inside it as children, one per commit; and the HTTP request carries the span's context.
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(3)))
 struct TracingTests {
     @Test func aHandledMessageIsASpanWithItsStepAndHTTPCallAsChildren() async throws {
         let injected = Mutex<[String]>([])

@@ -7,7 +7,7 @@ import TroupeTestSupport
 
 /// What the PostgreSQL store promises beyond the shared contract: its migrations, fencing in the database when
 /// another host takes a run over, a lost session opened again, server-side cancellation, clear connection errors.
-@Suite(.enabled(if: TestServer.enabled, "set TROUPE_TEST_POSTGRES (.ci/run starts a server)"), .timeLimit(.minutes(2)))
+@Suite(.enabled(if: TestServer.enabled, "set TROUPE_TEST_POSTGRES (.ci/run starts a server)"), .timeLimit(.minutes(4)))
 struct PostgresStoreTests {
     static let run: RunID = "run-pg"
     static let agent = AgentID(run: run, name: "a")

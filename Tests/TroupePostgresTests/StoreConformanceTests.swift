@@ -30,7 +30,7 @@ extension StoreConformance.Backend {
 }
 
 /// The store contract, on a real PostgreSQL server.
-@Suite(.enabled(if: TestServer.enabled, "set TROUPE_TEST_POSTGRES (.ci/run starts a server)"), .timeLimit(.minutes(2)))
+@Suite(.enabled(if: TestServer.enabled, "set TROUPE_TEST_POSTGRES (.ci/run starts a server)"), .timeLimit(.minutes(4)))
 struct PostgresStoreConformanceTests {
     @Test(arguments: StoreConformance.checks)
     func postgres(check: StoreConformance.Check) async throws {

@@ -43,7 +43,7 @@ struct WorkerTests {
         return (command.process.terminationStatus, command.output)
     }
 
-    func submit(_ database: TestDatabase, _ scratch: ScratchDirectory, _ id: String, count: Int, interval: String = "1ms") async throws {
+    func submit(_ database: TestDatabase, _ scratch: ScratchDirectory, _ id: String, count: Int, interval: String = "100ms") async throws {
         let (status, output) = try await troupe(
             database, scratch, "run", "counting", "--param", "count=\(count)", "--param", "interval=\(interval)", "--durability", "durable",
             "--detach", "--id", id
@@ -53,12 +53,7 @@ struct WorkerTests {
 
     /// Polls `condition` every 50 ms for up to `limit`; records an issue naming `what` if it never holds.
     func eventually(_ what: String, within limit: Duration = .seconds(60), _ condition: () async throws -> Bool) async throws {
-        let deadline = ContinuousClock.now + limit
-        while ContinuousClock.now < deadline {
-            if try await condition() { return }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        Issue.record("timed out after \(limit) waiting until \(what)")
+        if try await !poll(within: limit, condition) { Issue.record("timed out after \(limit) waiting until \(what)") }
     }
 
     func counter(_ store: PostgresStore, _ run: RunID) async throws -> CrashLoop.CounterState? {

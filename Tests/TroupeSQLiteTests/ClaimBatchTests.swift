@@ -35,7 +35,7 @@ final class Failing: Sendable {
 
 /// Starts claim their state ahead, a batch of a few thousand agents per store call, while the previous batch
 /// starts: each agent must still get exactly its own claim, whatever the batches and whatever fails on the way.
-@Suite(.timeLimit(.minutes(2)))
+@Suite(.timeLimit(.minutes(4)))
 struct ClaimBatchTests {
     /// More agents than three claim batches.
     let agents = 9_000

@@ -3,7 +3,7 @@ import Testing
 import Troupe
 @testable import TroupeSQLite
 
-@Suite(.timeLimit(.minutes(2)))
+@Suite(.timeLimit(.minutes(4)))
 struct ConnectionTests {
     @Test func statementsBindAndReadEveryType() throws {
         let connection = try Connection(path: ":memory:")

@@ -3,7 +3,7 @@ import Testing
 import Troupe
 @testable import TroupeSQLite
 
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(3)))
 struct MigrationTests {
     /// The embedded list must name every file in `migrations/sqlite/`, in order, with the same text.
     @Test func theEmbeddedMigrationsMatchTheFolder() throws {

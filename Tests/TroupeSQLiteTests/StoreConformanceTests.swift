@@ -36,7 +36,7 @@ extension StoreConformance.Backend {
 }
 
 /// The store contract, on SQLite in memory and on a WAL file.
-@Suite(.timeLimit(.minutes(2)))
+@Suite(.timeLimit(.minutes(4)))
 struct SQLiteStoreConformanceTests {
     @Test(arguments: StoreConformance.checks)
     func sqliteWALFile(check: StoreConformance.Check) async throws {

@@ -15,7 +15,7 @@ struct Hoarder: HandlerAgent {
     }
 }
 
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(3)))
 struct StoreTests {
     let agent = AgentID(run: "run-s", name: "a")
 
@@ -252,7 +252,7 @@ struct StoreTests {
     }
 }
 
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(3)))
 struct DatabaseFileTests {
     func mode(_ path: String) -> Int? {
         (try? FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int) ?? nil

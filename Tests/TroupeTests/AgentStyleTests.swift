@@ -8,7 +8,7 @@ import TroupeTestSupport
 /// A near-miss `handle` used to compile and trap at the first message; now it is a compile error.
 /// One compiler at a time: seven at once, at the start of the suite, took both cores long enough to starve the
 /// other tests running beside them.
-@Suite(.serialized, .timeLimit(.minutes(2)))
+@Suite(.serialized, .timeLimit(.minutes(4)))
 struct AgentStyleTests {
     static let header = """
         import Troupe
@@ -92,7 +92,7 @@ struct AgentStyleTests {
 }
 
 /// Typed names at run time: the same messages reach the same agents as through their string names.
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(3)))
 struct TypedNameTests {
     @Test func aTypedNameSendsAndCalls() async throws {
         let counter = AgentName<Counter>("counter")

@@ -30,7 +30,7 @@ struct Burst: Agent {
     }
 }
 
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(3)))
 struct DurableTests {
     @Test func aCrashedHandlersSendsNeverHappen() async throws {
         let seen = Recorder<Int>()

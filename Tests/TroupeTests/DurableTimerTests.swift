@@ -23,7 +23,7 @@ struct SleepyTicker: Agent {
 
 /// A checkpointed or durable agent's sleep is a durable timer: after a stop and a resume, the interrupted sleep
 /// ends at the deadline it had, not a whole interval after the resume.
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(3)))
 struct DurableTimerTests {
     @Test(arguments: [Durability.checkpointed, .durable])
     func aResumedSleepWakesAtItsOriginalDeadline(_ durability: Durability) async throws {

@@ -2,7 +2,7 @@ import Testing
 import Troupe
 import TroupeTestKit
 
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(3)))
 struct DynamicChildrenTests {
     @Test func childrenCanBeStartedTerminatedRestartedAndDeleted() async throws {
         let seen = Recorder<String>()

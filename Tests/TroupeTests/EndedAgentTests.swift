@@ -21,7 +21,7 @@ struct Countdown: HandlerAgent {
 /// where the run was: the agent stays ended instead of starting again and waiting for messages that will never
 /// come (which kept a resumed run from ever completing). A graceful stop is no end, and an operator's restart
 /// brings an ended agent back.
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(3)))
 struct EndedAgentTests {
     static let cases: [(Durability, ChildSpec.Restart)] = [
         (.checkpointed, .transient), (.durable, .transient), (.checkpointed, .temporary), (.durable, .temporary),

@@ -19,7 +19,7 @@ struct Chatty: HandlerAgent {
 
 /// Agents' log lines reach the run's event log (`troupe logs`) from the stored level up, whatever the level of the
 /// run's own logger.
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(3)))
 struct LogTests {
     func lines(storedLogLevel: Logger.Level?) async throws -> [EventRecord] {
         let store = InMemoryCheckpointStore(recordsEvents: true)

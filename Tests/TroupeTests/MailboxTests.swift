@@ -11,7 +11,7 @@ import Testing
         #expect(mailbox.depth == 2)
     }
 
-    @Test(.timeLimit(.minutes(1)))
+    @Test(.timeLimit(.minutes(3)))
     func aFullMailboxSuspendsTheSenderUntilTheConsumerDrains() async throws {
         let mailbox = Mailbox<Int>(name: "m", capacity: 2)
         try await mailbox.send(1)
@@ -28,7 +28,7 @@ import Testing
         #expect(batch.map(\.message) == [3])
     }
 
-    @Test(.timeLimit(.minutes(1)))
+    @Test(.timeLimit(.minutes(3)))
     func eachSendersOrderIsKeptAndNothingIsLost() async throws {
         let mailbox = Mailbox<(sender: Int, n: Int)>(name: "m", capacity: 16)
         let senders = 4
@@ -66,7 +66,7 @@ import Testing
         #expect(await consumer.value == senders * perSender)
     }
 
-    @Test(.timeLimit(.minutes(1)))
+    @Test(.timeLimit(.minutes(3)))
     func aStoppedMailboxRefusesSendersAndFailsParkedOnes() async throws {
         let mailbox = Mailbox<Int>(name: "worker", capacity: 1)
         try await mailbox.send(1)
@@ -85,7 +85,7 @@ import Testing
         #expect(try mailbox.trySend(3))
     }
 
-    @Test(.timeLimit(.minutes(1)))
+    @Test(.timeLimit(.minutes(3)))
     func aCancelledParkedSenderDeliversNothing() async throws {
         let mailbox = Mailbox<Int>(name: "m", capacity: 1)
         try await mailbox.send(1)
@@ -108,7 +108,7 @@ import Testing
         #expect(batch.map(\.message) == [1, 2, 3])
     }
 
-    @Test(.timeLimit(.minutes(1)))
+    @Test(.timeLimit(.minutes(3)))
     func interruptWakesAWaitingConsumer() async {
         let mailbox = Mailbox<Int>(name: "m", capacity: 8)
         let consumer = Task {

@@ -43,7 +43,7 @@ struct QuoteWatcher: HandlerAgent {
     }
 }
 
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(3)))
 struct MessagingTests {
     @Test func callReturnsTheReply() async throws {
         let run = try Run(Blueprint("calls") { Child("oracle", Oracle()) }, configuration: .test())

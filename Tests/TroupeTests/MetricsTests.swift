@@ -4,7 +4,7 @@ import Troupe
 import TroupeTestKit
 
 /// The engine's metrics, recorded into a run's own factory: exact counts of what happened.
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(3)))
 struct MetricsTests {
     @Test func aRunRecordsMessagesCrashesRestartsAndDeadLetters() async throws {
         let metrics = TestMetrics()

@@ -42,7 +42,7 @@ extension Recorder<String> {
     func count(_ prefix: String) -> Int { values.count { $0 == prefix } }
 }
 
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(3)))
 struct OTPSemanticsTests {
     /// Lets an operator call that old, reentrant code would have run at once show itself: waits until `done`
     /// says so or a short while has passed. The assertions that follow hold either way.
@@ -244,7 +244,7 @@ struct Adder2: HandlerAgent {
     func handle(_ message: Message, state: inout State, context: AgentContext<Self>) async throws {}
 }
 
-@Suite(.timeLimit(.minutes(2)))
+@Suite(.timeLimit(.minutes(4)))
 struct QuarantineTests {
     @Test func aQuarantinedAgentRefusesMessagesSayingWhy() async throws {
         let store = InMemoryCheckpointStore()
@@ -276,7 +276,7 @@ struct QuarantineTests {
     }
 }
 
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(3)))
 struct EventSinkTests {
     @Test func aSlowEventSinkHoldsUpNoAgent() async throws {
         let gate = Gate()
@@ -312,7 +312,7 @@ struct Finisher: HandlerAgent {
     }
 }
 
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(3)))
 struct FinishTests {
     @Test(arguments: [Durability.ephemeral, .checkpointed, .durable])
     func aHandlerAgentThatFinishesEndsNormallyAndATransientOneStaysEnded(durability: Durability) async throws {

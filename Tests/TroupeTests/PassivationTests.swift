@@ -3,7 +3,7 @@ import Troupe
 import TroupeTestKit
 
 /// An idle handler-style agent holds no task; these check that it still behaves as a running agent.
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(3)))
 struct PassivationTests {
     /// Waits until the child `name` is listed as passivated.
     /// Polls (every 5 ms, for at most 30 s) until `condition` holds. A tighter spin (a yield per look) kept the

@@ -2,7 +2,7 @@ import Testing
 import TroupeTestKit
 
 /// Waits in tests end: a value that never comes fails the test instead of hanging the suite.
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(3)))
 struct RecorderTests {
     @Test func aWaitThatIsNeverSatisfiedEndsAtItsDeadlineSayingWhatItSaw() async throws {
         let seen = Recorder<Int>()

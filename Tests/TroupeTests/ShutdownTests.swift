@@ -16,7 +16,7 @@ struct Ticker: Agent {
     }
 }
 
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(3)))
 struct ShutdownTests {
     @Test func childrenStopInReverseStartOrder() async throws {
         // Graceful stops that a starved machine cannot overrun (CI saw the default 5 s pass at the suite's start,
@@ -116,7 +116,7 @@ struct ShutdownTests {
 
 import ServiceLifecycle
 
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(3)))
 struct ServiceLifecycleTests {
     @Test func aServiceGroupsGracefulShutdownStopsTheRunCleanly() async throws {
         let store = InMemoryCheckpointStore()
@@ -143,7 +143,7 @@ struct ServiceLifecycleTests {
     }
 }
 
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(3)))
 struct EventStreamTests {
     @Test func theEventSequenceEndsWhenTheRunEnds() async throws {
         let run = try Run(Blueprint("events") { Child("idle", Idler()) }, configuration: .test())

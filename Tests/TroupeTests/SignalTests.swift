@@ -42,7 +42,7 @@ struct Approver: HandlerAgent {
     }
 }
 
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(3)))
 struct SignalTests {
     static let run: RunID = "run-signal"
 

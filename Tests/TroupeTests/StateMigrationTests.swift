@@ -54,7 +54,7 @@ struct TallyV3: HandlerAgent {
     func handle(_ message: Message, state: inout State, context: AgentContext<Self>) async throws {}
 }
 
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(3)))
 struct StateMigrationTests {
     static let run: RunID = "run-migrate"
 

@@ -2,7 +2,7 @@ import Testing
 import TroupeTestKit
 
 /// The store contract, on the in-memory store.
-@Suite(.timeLimit(.minutes(2)))
+@Suite(.timeLimit(.minutes(4)))
 struct InMemoryStoreConformanceTests {
     @Test(arguments: StoreConformance.checks)
     func inMemoryStore(check: StoreConformance.Check) async throws {

@@ -35,7 +35,7 @@ struct Poller: Agent {
 import Foundation
 import Testing
 
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(3)))
 struct TestingArticleTests {
     // Testing article: crash test begin
     @Test func aPoisonMessageIsSetAsideAndTheCountSurvivesTheCrashes() async throws {

@@ -61,7 +61,7 @@ struct Persistent: Agent {
     }
 }
 
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(3)))
 struct UnitOfWorkTests {
     @Test func aCommitForgetsTheRecordedStepsOfTheUnitsItFinished() {
         let work = UnitOfWork<Int>(replay: ["m7/get#1": [1], "m8/get#1": [2], "c3/poll#1": [3]])
