@@ -77,7 +77,7 @@ struct EmbeddedRunTests: CLIHarness {
         #expect(restart.status == 0, "\(restart.stderr)")
         #expect(restart.stdout.contains("restarted from its last checkpoint"), "\(restart.stdout)")
         try await probe.wait(for: "a", .started, count: 2)
-        #expect(try await run.call("a", timeout: .seconds(30)) { Tally.Message.total($0) } == 5)
+        #expect(try await run.call("a", timeout: .seconds(60)) { Tally.Message.total($0) } == 5)
         try await eventually("the tree shows a's second incarnation") { try await incarnation("run-embedded", "a") == 2 }
 
         let pause = try await troupe("pause", "run-embedded")

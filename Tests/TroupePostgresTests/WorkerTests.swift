@@ -313,7 +313,7 @@ struct WorkerTests {
             // Stopped, its session still open and its liveness lock held: only its heartbeat's age gives it away.
             kill(first.process.processIdentifier, SIGSTOP)
             let secondPID = Int64(second.process.processIdentifier)
-            try await eventually("the second worker took the run over", within: .seconds(30)) {
+            try await eventually("the second worker took the run over", within: .seconds(60)) {
                 let summary = try await store.run(run)
                 return summary.owner?.pid == secondPID && summary.status == .running
             }
@@ -321,7 +321,7 @@ struct WorkerTests {
             try await eventually("the run counts on the second worker") { (try await counter(store, run)?.count ?? 0) > before.count + 100 }
             // Woken, the zombie finds its registration gone: its run is lost to it, nothing it writes is accepted.
             kill(first.process.processIdentifier, SIGCONT)
-            try await eventually("the zombie stopped its run", within: .seconds(30)) { first.output.contains("run \(run) lost") }
+            try await eventually("the zombie stopped its run", within: .seconds(60)) { first.output.contains("run \(run) lost") }
             try await eventually("the zombie registered again") {
                 try await store.workers().contains { $0.pid == firstPID && $0.alive }
             }

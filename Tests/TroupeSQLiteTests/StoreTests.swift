@@ -116,13 +116,13 @@ struct StoreTests {
         let probe = AgentProbe(run)
         let task = Task { try await run.run() }
         try await run.send(Adder.Message.add(5), to: "adder")
-        _ = try await run.call("adder", timeout: .seconds(30)) { Adder.Message.total($0) }
+        _ = try await run.call("adder", timeout: .seconds(60)) { Adder.Message.total($0) }
         // The file system turns read-only under the run (SQLite's query_only behaves the same: SQLITE_READONLY).
         _ = try await store.write(transaction: false) { try $0.execute("PRAGMA query_only = 1") }
         await #expect(throws: TroupeError(.storage, "")) { try await run.send(Adder.Message.add(6), to: "adder") }
         _ = try await store.write(transaction: false) { try $0.execute("PRAGMA query_only = 0") }
         try await run.send(Adder.Message.add(6), to: "adder")
-        _ = try await run.call("adder", timeout: .seconds(30)) { Adder.Message.total($0) }
+        _ = try await run.call("adder", timeout: .seconds(60)) { Adder.Message.total($0) }
         run.shutdown()
         _ = try? await task.value
         #expect(probe.events(of: "adder").contains { if case .started = $0.kind { true } else { false } })
@@ -210,7 +210,7 @@ struct StoreTests {
             let blueprint = Blueprint("old", durability: .durable) { Child("adder", Adder()) }
             let run = try Run(blueprint, id: "run-o", configuration: .test(store))
             let total = try await withRunning(run) {
-                try await run.call("adder", timeout: .seconds(30)) { Adder.Message.total($0) }
+                try await run.call("adder", timeout: .seconds(60)) { Adder.Message.total($0) }
             }
             #expect(total == 0)
             let letters = try await store.deadLetterMessages(of: "run-o")
@@ -229,7 +229,7 @@ struct StoreTests {
             let run = try Run(blueprint, id: "run-r", configuration: .test(store))
             try await withRunning(run) {
                 try await run.send(Adder.Message.add(1), to: "adder")
-                _ = try await run.call("adder", timeout: .seconds(30)) { Adder.Message.total($0) }
+                _ = try await run.call("adder", timeout: .seconds(60)) { Adder.Message.total($0) }
             }
             // Accepted, never handled: as if the process had died right after.
             let payload = Array(try JSONEncoder().encode(Adder.Message.add(41)))
@@ -240,7 +240,7 @@ struct StoreTests {
         try await withStore(path) { store in
             let run = try Run(blueprint, id: "run-r", configuration: .test(store))
             let total = try await withRunning(run) {
-                try await run.call("adder", timeout: .seconds(30)) { Adder.Message.total($0) }
+                try await run.call("adder", timeout: .seconds(60)) { Adder.Message.total($0) }
             }
             #expect(total == 42)
             let events = try await store.events(of: "run-r")
@@ -265,7 +265,7 @@ struct DatabaseFileTests {
             let run = try Run(Blueprint("p", durability: .durable) { Child("adder", Adder()) }, id: "run-p", configuration: .test(store))
             try await withRunning(run) {
                 try await run.send(Adder.Message.add(1), to: "adder")
-                _ = try await run.call("adder", timeout: .seconds(30)) { Adder.Message.total($0) }
+                _ = try await run.call("adder", timeout: .seconds(60)) { Adder.Message.total($0) }
                 #expect(mode(path + "-wal") == 0o600)
                 #expect(mode(path + "-shm") == 0o600)
             }
@@ -281,7 +281,7 @@ struct DatabaseFileTests {
             let run = try Run(Blueprint("w", durability: .durable) { Child("adder", Adder()) }, id: "run-w", configuration: .test(store))
             try await withRunning(run) {
                 for _ in 0..<50 { try await run.send(Adder.Message.add(2), to: "adder") }
-                #expect(try await run.call("adder", timeout: .seconds(30)) { Adder.Message.total($0) } == 100)
+                #expect(try await run.call("adder", timeout: .seconds(60)) { Adder.Message.total($0) } == 100)
             }
         }
         #expect((try FileManager.default.attributesOfItem(atPath: path + "-wal")[.size] as? Int ?? 0) == 0)

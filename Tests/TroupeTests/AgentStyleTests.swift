@@ -100,7 +100,7 @@ struct TypedNameTests {
         let total = try await withRunning(run) {
             try await run.send(.add(2), to: counter)
             try await run.send(Counter.Message.add(3), to: "counter")
-            return try await run.call(counter, timeout: .seconds(30)) { .total($0) }
+            return try await run.call(counter, timeout: .seconds(60)) { .total($0) }
         }
         #expect(total == 5)
         #expect(counter.description == "counter")

@@ -42,7 +42,7 @@ struct DurableTests {
         try await withRunning(run) {
             for n in 1...4 { try await run.send(Forwarder.Message.forward(n), to: "forwarder") }
             _ = try await seen.wait(forCount: 4)
-            let total = try await run.call("counter", timeout: .seconds(30)) { Counter.Message.total($0) }
+            let total = try await run.call("counter", timeout: .seconds(60)) { Counter.Message.total($0) }
             #expect(total == 10)
         }
         // 3 was sent twice by the forwarder (before and after its crash) but counted once.
@@ -82,7 +82,7 @@ struct DurableTests {
         let total = try await withRunning(run) {
             try await run.send(Counter.Message.add(-1), to: "counter")
             try await run.send(Counter.Message.add(7), to: "counter")
-            return try await run.call("counter", timeout: .seconds(30)) { Counter.Message.total($0) }
+            return try await run.call("counter", timeout: .seconds(60)) { Counter.Message.total($0) }
         }
         #expect(total == 7)
         #expect(store.deadLetters.count == 1)

@@ -48,7 +48,7 @@ struct MessagingTests {
     @Test func callReturnsTheReply() async throws {
         let run = try Run(Blueprint("calls") { Child("oracle", Oracle()) }, configuration: .test())
         let answer = try await withRunning(run) {
-            try await run.call("oracle", timeout: .seconds(30)) { Oracle.Message.ask(21, $0) }
+            try await run.call("oracle", timeout: .seconds(60)) { Oracle.Message.ask(21, $0) }
         }
         #expect(answer == 42)
     }
@@ -68,7 +68,7 @@ struct MessagingTests {
         let run = try Run(Blueprint("calls") { Child("oracle", Oracle()) }, configuration: .test())
         try await withRunning(run) {
             let error = await #expect(throws: TroupeError.self) {
-                try await run.call("oracle", timeout: .seconds(30)) { Oracle.Message.refuse($0) }
+                try await run.call("oracle", timeout: .seconds(60)) { Oracle.Message.refuse($0) }
             }
             #expect(error?.code == .noReply)
             #expect(error?.message == "oracle refuses")

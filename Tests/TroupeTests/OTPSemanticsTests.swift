@@ -290,7 +290,7 @@ struct EventSinkTests {
         }
         let total = try await withRunning(run) {
             for n in 1...1_000 { try await run.send(Counter.Message.add(n), to: "counter") }
-            let total = try await run.call("counter", timeout: .seconds(20)) { Counter.Message.total($0) }
+            let total = try await run.call("counter", timeout: .seconds(60)) { Counter.Message.total($0) }
             gate.release()
             return total
         }

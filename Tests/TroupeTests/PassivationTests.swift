@@ -32,7 +32,7 @@ struct PassivationTests {
             try await seen.wait(forCount: 1)
             try await waitUntilPassivated(run, "counter")  // busy for a moment, then idle again after a long wait
             try await run.send(Counter.Message.add(7), to: "counter")
-            return try await run.call("counter", timeout: .seconds(30)) { Counter.Message.total($0) }
+            return try await run.call("counter", timeout: .seconds(60)) { Counter.Message.total($0) }
         }
         #expect(total == 12)
         // Passivating is not restarting: one incarnation, started once.
@@ -79,7 +79,7 @@ struct PassivationTests {
             #expect(await run.supervisor.children().first?.status == .stopped)
             try await run.supervisor.restartChild("counter")
             try await run.send(Counter.Message.add(6), to: "counter")
-            return try await run.call("counter", timeout: .seconds(30)) { Counter.Message.total($0) }
+            return try await run.call("counter", timeout: .seconds(60)) { Counter.Message.total($0) }
         }
         #expect(total == 10, "the restarted incarnation resumed from the state the passivated one stopped with")
         #expect(probe.events(of: "counter").filter { if case .started = $0.kind { true } else { false } }.count == 2)
@@ -94,7 +94,7 @@ struct PassivationTests {
             var answers: [Int] = []
             for member in stride(from: 0, to: 500, by: 50) {
                 try await run.send(Counter.Message.add(member), to: "counter-\(member)")
-                answers.append(try await run.call("counter-\(member)", timeout: .seconds(30)) { Counter.Message.total($0) })
+                answers.append(try await run.call("counter-\(member)", timeout: .seconds(60)) { Counter.Message.total($0) })
             }
             return answers
         }

@@ -95,13 +95,13 @@ struct SignalTests {
             let deadline = ContinuousClock.now + .seconds(30)
             var decided: [String] = []
             while decided.isEmpty, ContinuousClock.now < deadline {
-                decided = try await second.call("approver", timeout: .seconds(30)) { Approver.Message.decided($0) }
+                decided = try await second.call("approver", timeout: .seconds(60)) { Approver.Message.decided($0) }
                 if decided.isEmpty { try await Task.sleep(for: .milliseconds(10)) }
             }
             // A new draft takes the signal still waiting.
             try await second.send(Approver.Message.draft("again"), to: "approver")
             while decided.count < 2, ContinuousClock.now < deadline {
-                decided = try await second.call("approver", timeout: .seconds(30)) { Approver.Message.decided($0) }
+                decided = try await second.call("approver", timeout: .seconds(60)) { Approver.Message.decided($0) }
                 if decided.count < 2 { try await Task.sleep(for: .milliseconds(10)) }
             }
             return decided
@@ -117,7 +117,7 @@ struct SignalTests {
         let run = try approverRun(store, waiting: waiting, timeout: .milliseconds(200))
         let decided = try await withRunning(run) {
             try await run.send(Approver.Message.draft("quiet"), to: "approver")
-            return try await run.call("approver", timeout: .seconds(30)) { Approver.Message.decided($0) }
+            return try await run.call("approver", timeout: .seconds(60)) { Approver.Message.decided($0) }
         }
         #expect(decided == ["quiet: timed out"])
     }
@@ -142,7 +142,7 @@ struct SignalTests {
             var decided: [String] = []
             while decided.isEmpty {
                 try #require(ContinuousClock.now < deadline, "the draft was not decided")
-                decided = try await run.call("approver", timeout: .seconds(30)) { Approver.Message.decided($0) }
+                decided = try await run.call("approver", timeout: .seconds(60)) { Approver.Message.decided($0) }
             }
             return decided
         }

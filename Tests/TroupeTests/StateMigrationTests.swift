@@ -89,7 +89,7 @@ struct StateMigrationTests {
         let state = try await withRunning(second) {
             // The old message first (it was waiting), then this one.
             try await second.send(TallyV2.Message.plus(amount: 100), to: "tally")
-            return try await second.call("tally", timeout: .seconds(10)) { TallyV2.Message.read($0) }
+            return try await second.call("tally", timeout: .seconds(60)) { TallyV2.Message.read($0) }
         }
         #expect(second.isResumed == true)
         #expect(state == TallyV2.State(total: 122, origin: "migrated from 1"))

@@ -13,7 +13,7 @@ struct SupervisionTests {
             try await run.send(Counter.Message.add(-1), to: "counter")  // poison: crashes the agent
             try await run.send(Counter.Message.add(100), to: "counter")
             try await seen.wait(forCount: 6)
-            return try await run.call("counter", timeout: .seconds(30)) { Counter.Message.total($0) }
+            return try await run.call("counter", timeout: .seconds(60)) { Counter.Message.total($0) }
         }
         #expect(total == 115)
         // Three crashes (each a restart that resumed from 15, not from 0), then the message was set aside.
@@ -67,7 +67,7 @@ struct SupervisionTests {
         let total = try await withRunning(run) {
             for n in [10, 20, -1, 30] { try await run.send(Counter.Message.add(n), to: "counter") }
             try await seen.wait(forCount: 3)
-            return try await run.call("counter", timeout: .seconds(30)) { Counter.Message.total($0) }
+            return try await run.call("counter", timeout: .seconds(60)) { Counter.Message.total($0) }
         }
         #expect(total == 60)
         let latest = try #require(store.latest(of: AgentID(run: "run-1", name: "counter")))
@@ -84,7 +84,7 @@ struct SupervisionTests {
         let total = try await withRunning(run) {
             for n in [10, 20, -1, 5] { try await run.send(Counter.Message.add(n), to: "counter") }
             try await seen.wait(forCount: 3)
-            return try await run.call("counter", timeout: .seconds(30)) { Counter.Message.total($0) }
+            return try await run.call("counter", timeout: .seconds(60)) { Counter.Message.total($0) }
         }
         #expect(total == 5)
     }

@@ -100,10 +100,10 @@ struct UnitOfWorkTests {
         }
         let run = try Run(blueprint, configuration: .test(store: store))
         try await withRunning(run) {
-            _ = try await run.call("counter", timeout: .seconds(30)) { Counter.Message.total($0) }  // started, state committed
+            _ = try await run.call("counter", timeout: .seconds(60)) { Counter.Message.total($0) }  // started, state committed
             store.failures.store(2, ordering: .relaxed)
             try await run.send(Counter.Message.add(4), to: "counter")
-            let total = try await run.call("counter", timeout: .seconds(30)) { Counter.Message.total($0) }
+            let total = try await run.call("counter", timeout: .seconds(60)) { Counter.Message.total($0) }
             #expect(total == 4)
         }
         #expect(store.inner.deadLetters.isEmpty, "a message handled fine was dead-lettered: \(store.inner.deadLetters)")
