@@ -51,7 +51,7 @@ struct WorkerTests {
         #expect(status == 0 && output.contains("pending"), "\(output)")
     }
 
-    /// Polls `condition` every 50 ms for up to `limit`; records an issue naming `what` if it never holds.
+    /// Polls `condition` (see ``poll(within:_:)``) for up to `limit`; records an issue naming `what` if it never holds.
     func eventually(_ what: String, within limit: Duration = .seconds(60), _ condition: () async throws -> Bool) async throws {
         if try await !poll(within: limit, condition) { Issue.record("timed out after \(limit) waiting until \(what)") }
     }
