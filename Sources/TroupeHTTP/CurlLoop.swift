@@ -27,7 +27,7 @@ final class CurlLoop: Sendable {
         _ = CurlLoop.globalInit
         multi = Handle(curl_multi_init())
         troupe_curl_multi_setopt_long(multi.pointer, CURLMOPT_MAX_HOST_CONNECTIONS, maxConnectionsPerHost)
-        if let failure = startThread({ [self] in loop() }) {
+        if let failure = startThread(named: "troupe-curl", { [self] in loop() }) {
             // The loop never runs: fail every request at once, and let stop() return without waiting for it.
             inbox.withLock { inbox in
                 inbox.stopping = true

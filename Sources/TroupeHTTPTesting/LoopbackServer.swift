@@ -90,7 +90,7 @@ public final class LoopbackServer: Sendable {
         }
         self.listener = socket
         self.port = Int(UInt16(bigEndian: address.sin_port))
-        if let failure = startThread({ [self] in acceptLoop() }) {
+        if let failure = startThread(named: "loopback-accept", { [self] in acceptLoop() }) {
             Glibc.close(socket)
             throw StartError(description: "cannot start the loopback server's thread: \(failure)")
         }
@@ -135,7 +135,7 @@ public final class LoopbackServer: Sendable {
             }
             var yes: Int32 = 1
             setsockopt(connection, Int32(IPPROTO_TCP), TCP_NODELAY, &yes, socklen_t(MemoryLayout<Int32>.size))
-            if startThread({ [self] in serve(connection) }) != nil {
+            if startThread(named: "loopback-serve", { [self] in serve(connection) }) != nil {
                 // No thread for it: refuse the connection rather than leave the client waiting.
                 state.withLock { _ = $0.connections.remove(connection) }
                 Glibc.close(connection)

@@ -32,7 +32,7 @@ final class Listener: Sendable {
             defer { state.started = true }
             return (state.next, !state.started && !state.closed)
         }
-        if start, startThread({ [self] in loop() }) != nil {
+        if start, startThread(named: "troupe-pg-listen", { [self] in loop() }) != nil {
             // No thread: readers still get the initial read; say so by waking them once.
             wake()
         }

@@ -142,7 +142,7 @@ public final class PostgresStore: CheckpointStore {
         listener = Listener(url: url)
         let heartbeat = configuration.heartbeat.components
         let fenceAfter = max(1, heartbeat.seconds * 1000 + heartbeat.attoseconds / 1_000_000_000_000_000) * 4
-        _ = startThread { [closed, leaseWatch] in
+        _ = startThread(named: "troupe-pg-watch") { [closed, leaseWatch] in
             Self.watchdog(worker: worker, fenceAfter: fenceAfter, leaseWatch: leaseWatch, closed: closed)
         }
     }

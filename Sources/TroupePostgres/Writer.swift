@@ -29,7 +29,7 @@ final class Writer: Sendable {
         self.session = session
         let milliseconds = heartbeat.components.seconds * 1000 + heartbeat.components.attoseconds / 1_000_000_000_000_000
         self.heartbeat = .milliseconds(Int(max(1, milliseconds)))
-        if let failure = startThread({ [self] in loop() }) {
+        if let failure = startThread(named: "troupe-pg", { [self] in loop() }) {
             throw TroupeError(
                 .storage,
                 "cannot start the PostgreSQL writer thread for \(session.location): \(failure). The process may have "

@@ -12,7 +12,7 @@ import Troupe
 /// ```
 public func offThePool<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
     await withCheckedContinuation { continuation in
-        if let failure = startThread({ continuation.resume(returning: body()) }) {
+        if let failure = startThread(named: "troupe-test", { continuation.resume(returning: body()) }) {
             preconditionFailure("offThePool could not start a thread: \(failure)")
         }
     }

@@ -36,7 +36,7 @@ final class RecoveringProxy: Sendable {
         }
         listener = socket
         port = Int(UInt16(bigEndian: address.sin_port))
-        if let failure = startThread({ [self] in acceptLoop() }) {
+        if let failure = startThread(named: "test-proxy", { [self] in acceptLoop() }) {
             Glibc.close(socket)
             throw PostgresError(sqlState: "", message: "the proxy has no thread: \(failure)")
         }
@@ -105,7 +105,7 @@ final class RecoveringProxy: Sendable {
                 return
             }
             if decision.recovering {
-                if startThread({ Self.refuse(client) }) != nil { Glibc.close(client) }
+                if startThread(named: "test-proxy", { Self.refuse(client) }) != nil { Glibc.close(client) }
                 continue
             }
             let server = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
@@ -126,7 +126,7 @@ final class RecoveringProxy: Sendable {
                 Glibc.close(client)
                 continue
             }
-            if startThread({ [self] in pump(client, server) }) != nil {
+            if startThread(named: "test-proxy", { [self] in pump(client, server) }) != nil {
                 state.withLock { $0.sockets.subtract([client, server]) }
                 Glibc.close(server)
                 Glibc.close(client)

@@ -228,7 +228,7 @@ final class SinkPump: Sendable {
         precondition(limit > 0, "an event sink needs room for at least one event (got \(limit))")
         self.limit = limit
         self.sink = sink
-        if startThread({ [self] in pump() }) != nil {
+        if startThread(named: "troupe-events", { [self] in pump() }) != nil {
             inline.store(true, ordering: .sequentiallyConsistent)
             done.fulfill(())
         }
