@@ -145,7 +145,7 @@ final class AgentCell<A: Agent>: ChildRuntime {
 
     @usableFromInline
     static func encode<T: Encodable>(_ value: T) throws -> [UInt8] {
-        Array(try JSONEncoder().encode(value))
+        try CompactJSON.encode(value)
     }
 
     /// The agent's Swift type name, recorded with its claims (computed once: it is a runtime metadata lookup).
@@ -525,7 +525,7 @@ final class AgentCell<A: Agent>: ChildRuntime {
             }
             return
         }
-        let encoded = try JSONEncoder().encode(state)
+        let encoded = try CompactJSON.encode(state)
         // The sequence advances only once the store has accepted the commit: a failed commit leaves the unit of work
         // (and the scope its recorded steps are filed under) as it was, so its retry replays them.
         let next = sequence.load(ordering: .relaxed) + 1
@@ -544,7 +544,7 @@ final class AgentCell<A: Agent>: ChildRuntime {
                     epoch: incarnation.epoch.load(ordering: .relaxed),
                     sequence: next,
                     stateVersion: A.stateVersion,
-                    state: Array(encoded)
+                    state: encoded
                 ),
                 consumed: consumed,
                 sent: stored,

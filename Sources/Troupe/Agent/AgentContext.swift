@@ -430,7 +430,7 @@ public final class AgentContext<A: Agent>: Sendable {
             }
         }
         let result = try await body(step)
-        let encoded = Array(try JSONEncoder().encode(result))
+        let encoded = try CompactJSON.encode(result)
         try await cell.environment.store.recordStep(
             cell.id,
             epoch: incarnationControl.epoch.load(ordering: .relaxed),
