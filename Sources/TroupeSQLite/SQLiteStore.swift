@@ -358,7 +358,9 @@ public final class SQLiteStore: CheckpointStore {
     }
 
     public func commit(_ commit: Commit) async throws -> [Int64] {
-        try await writer.perform(sync: commit.sync) { session in try session.commit(commit) }
+        try await withUnsafeThrowingContinuation { continuation in
+            writer.submit(CommitJob(commit, continuation: continuation))
+        }
     }
 
     public func recordStep(_ agent: AgentID, epoch: UInt64, key: String, result: [UInt8]) async throws {
