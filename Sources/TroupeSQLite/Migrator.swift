@@ -47,6 +47,11 @@ struct Migrator {
             name: "0009_tree_table.sql",
             sql: String(decoding: PackageResources._009_tree_table_sql, as: UTF8.self)
         ),
+        Migration(
+            id: 10,
+            name: "0010_checkpoint_heads.sql",
+            sql: String(decoding: PackageResources._010_checkpoint_heads_sql, as: UTF8.self)
+        ),
     ]
 
     let path: String

@@ -366,8 +366,9 @@ extension SQLiteStore: OperatorStore {
             ).run(.text(newRun.rawValue), .text(source), .integer(cut))
             try connection.statement(
                 """
-                UPDATE agents SET last_seq = coalesce((SELECT max(seq) FROM checkpoints c WHERE c.agent_id = agents.id), 0)
-                WHERE run_id = ?
+                INSERT INTO checkpoint_heads (agent_id, last_seq)
+                SELECT a.id, max(c.seq) FROM agents a JOIN checkpoints c ON c.agent_id = a.id WHERE a.run_id = ? GROUP BY a.id
+                ON CONFLICT (agent_id) DO UPDATE SET last_seq = excluded.last_seq
                 """
             ).run(.text(newRun.rawValue))
             // An agent that had checkpointed by then but whose checkpoint from then was pruned would start from
@@ -448,6 +449,7 @@ extension SQLiteStore: OperatorStore {
                 for sql in [
                     "DELETE FROM steps WHERE agent_id IN (\(agents))",
                     "DELETE FROM checkpoints WHERE agent_id IN (\(agents))",
+                    "DELETE FROM checkpoint_heads WHERE agent_id IN (\(agents))",
                     "DELETE FROM agents WHERE run_id = ?",
                     "DELETE FROM messages WHERE run_id = ?",
                     "DELETE FROM dead_letters WHERE run_id = ?",

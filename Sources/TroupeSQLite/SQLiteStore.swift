@@ -430,13 +430,14 @@ public final class SQLiteStore: CheckpointStore {
     }
 
     /// Checks, in the reader's snapshot, that the latest checkpoint found for `agent` (through the index, and again
-    /// by row id from the table) is the one its row records as committed last.
+    /// by row id from the table) is the one its head (`checkpoint_heads`) records as committed last.
     ///
     /// - Throws: ``TroupeError/Code/corruptCheckpoint`` naming `troupe db check` on a mismatch.
     static func checkLatest(of agent: AgentID, listed: UInt64, connection: Connection, path: String) throws {
         let check = try connection.statement(
             """
-            SELECT a.last_seq, c.agent_id IS a.id, c.seq FROM agents a
+            SELECT coalesce(h.last_seq, 0), c.agent_id IS a.id, c.seq FROM agents a
+            LEFT JOIN checkpoint_heads h ON h.agent_id = a.id
             LEFT JOIN checkpoints c ON c.rowid = (SELECT rowid FROM checkpoints WHERE agent_id = a.id ORDER BY seq DESC LIMIT 1)
             WHERE a.run_id = ? AND a.name = ?
             """

@@ -63,7 +63,7 @@ final class WriterSession: @unchecked Sendable {
         SELECT ?1, value, ?2, ?3, 'running', 1, ?4 FROM json_each(?5) WHERE true
         ON CONFLICT (run_id, name) DO UPDATE SET epoch = epoch + 1, type = excluded.type,
         durability = excluded.durability, status = 'running', updated_at = excluded.updated_at
-        RETURNING id, name, epoch, last_seq
+        RETURNING id, name, epoch
         """
     private lazy var upsertAgents = try? connection.statement(Self.upsertAgentsSQL)
     /// The lease check: a heartbeat, and the run's next transaction number, where the lease is still ours.
@@ -72,7 +72,9 @@ final class WriterSession: @unchecked Sendable {
     private static let updateStatusSQL =
         "UPDATE agents SET status = ?, last_error = coalesce(?, last_error), updated_at = ? WHERE run_id = ? AND name = ?"
     private lazy var updateStatus = try? connection.statement(Self.updateStatusSQL)
-    private static let recordSequenceSQL = "UPDATE agents SET last_seq = ? WHERE id = ?"
+    /// The agent's head: the sequence of the checkpoint it committed last (`?1`; the agent's row is `?2`).
+    private static let recordSequenceSQL =
+        "INSERT INTO checkpoint_heads (agent_id, last_seq) VALUES (?2, ?1) ON CONFLICT (agent_id) DO UPDATE SET last_seq = ?1"
     private lazy var recordSequence = try? connection.statement(Self.recordSequenceSQL)
     private lazy var pruneCheckpoints = try? connection.statement("DELETE FROM checkpoints WHERE agent_id = ? AND seq <= ?")
     private static let deleteStepsSQL = "DELETE FROM steps WHERE agent_id = ? AND key >= ? AND key < ?"
@@ -399,8 +401,8 @@ final class WriterSession: @unchecked Sendable {
     /// row the claim creates has no history). Returns the claims in the order of `requests` (which name distinct agents).
     ///
     /// The latest checkpoint is found through the `checkpoints_by_agent` index and read from the table by row id;
-    /// its agent and sequence must equal what the agent's row records (`last_seq`, written by every checkpoint's
-    /// commit). A damaged index or page that would hand back an older state is refused instead.
+    /// its agent and sequence must equal the agent's head (`checkpoint_heads.last_seq`, written by every
+    /// checkpoint's commit). A damaged index or page that would hand back an older state is refused instead.
     func claim(_ requests: [ClaimRequest]) throws -> [Claim] {
         var claims: [Claim?] = Array(repeating: nil, count: requests.count)
         var byRun: [RunID: [Int]] = [:]
@@ -423,7 +425,6 @@ final class WriterSession: @unchecked Sendable {
         struct Claimed {
             var row: Int64
             var epoch: UInt64
-            var lastSequence: Int64
             var latest: Checkpoint?
             var pending: [StoredMessage] = []
             var steps: [String: [UInt8]] = [:]
@@ -447,7 +448,7 @@ final class WriterSession: @unchecked Sendable {
             defer { upsert.reset() }
             while try upsert.step() {
                 guard let name = upsert.text(1), let index = position[name] else { continue }
-                claimed[index] = Claimed(row: upsert.int64(0), epoch: UInt64(upsert.int64(2)), lastSequence: upsert.int64(3))
+                claimed[index] = Claimed(row: upsert.int64(0), epoch: UInt64(upsert.int64(2)))
                 byRow[upsert.int64(0)] = index
             }
         }
@@ -464,34 +465,38 @@ final class WriterSession: @unchecked Sendable {
         let existing = claimed.lazy.map { $0!.row }.filter { $0 <= existingBelow }
         let ids = existing.isEmpty ? nil : Self.json(Array(existing))
 
-        // Found through the index, read from the table by row id, checked against the agent's row.
+        // A row this claim created may have the id of a deleted agent: no head of that agent's may stay.
+        if existing.count < requests.count {
+            try connection.statement("DELETE FROM checkpoint_heads WHERE agent_id > ?").run(.integer(existingBelow))
+        }
+        // Found through the index, read from the table by row id, checked against the agent's head.
         if let ids {
             let latest = try connection.statement(
                 """
-                SELECT j.value, c.agent_id, c.seq, c.epoch, c.state_version, c.state FROM json_each(?1) j
-                JOIN checkpoints c ON c.rowid = (SELECT rowid FROM checkpoints WHERE agent_id = j.value ORDER BY seq DESC LIMIT 1)
+                SELECT j.value, coalesce(h.last_seq, 0), c.agent_id, c.seq, c.epoch, c.state_version, c.state
+                FROM json_each(?1) j LEFT JOIN checkpoint_heads h ON h.agent_id = j.value
+                LEFT JOIN checkpoints c ON c.rowid = (SELECT rowid FROM checkpoints WHERE agent_id = j.value ORDER BY seq DESC LIMIT 1)
                 """
             )
             try latest.bind(ids, at: 1)
+            defer { latest.reset() }
             while try latest.step() {
                 guard let index = byRow[latest.int64(0)] else { continue }
                 let agent = requests[index].agent
-                guard latest.int64(1) == latest.int64(0), latest.int64(2) == claimed[index]!.lastSequence else {
-                    defer { latest.reset() }
-                    throw TroupeError.damagedCheckpoints(agent, found: latest.int64(2), recorded: claimed[index]!.lastSequence, path: path)
+                let recorded = latest.int64(1)
+                let found = latest.isNull(2) ? 0 : latest.int64(3)
+                guard found == recorded, latest.isNull(2) || latest.int64(2) == latest.int64(0) else {
+                    throw TroupeError.damagedCheckpoints(agent, found: found, recorded: recorded, path: path)
                 }
+                guard found != 0 else { continue }
                 claimed[index]!.latest = Checkpoint(
                     agent: agent,
-                    epoch: UInt64(latest.int64(3)),
-                    sequence: UInt64(latest.int64(2)),
-                    stateVersion: latest.int(4),
-                    state: latest.blob(5)
+                    epoch: UInt64(latest.int64(4)),
+                    sequence: UInt64(found),
+                    stateVersion: latest.int(5),
+                    state: latest.blob(6)
                 )
             }
-            latest.reset()
-        }
-        for (index, claim) in claimed.enumerated() where claim!.latest == nil && claim!.lastSequence != 0 {
-            throw TroupeError.damagedCheckpoints(requests[index].agent, found: 0, recorded: claim!.lastSequence, path: path)
         }
 
         // Messages accepted under an older lease (by a process that died, or requeued by an operator) are adopted by

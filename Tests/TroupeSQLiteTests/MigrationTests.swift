@@ -39,6 +39,54 @@ struct MigrationTests {
         #expect(Set(tables).isSuperset(of: ["runs", "agents", "checkpoints", "messages", "dead_letters", "events", "commands"]))
     }
 
+    /// 0010 moves each agent's last committed sequence out of its row: what a database of 0009 recorded is what the
+    /// integrity check and a resume see afterwards.
+    @Test func checkpointHeadsCarryOverTheSequencesAgentsRecorded() async throws {
+        let directory = try TemporaryDirectory()
+        let path = directory.file()
+        do {
+            let connection = try Connection(path: path)
+            try connection.execute(
+                "CREATE TABLE troupe_migrations (id INTEGER PRIMARY KEY, name TEXT NOT NULL, checksum TEXT NOT NULL, applied_at INTEGER NOT NULL) STRICT"
+            )
+            for migration in Migrator.migrations where migration.id <= 9 {
+                try connection.execute(migration.sql)
+                try connection.statement("INSERT INTO troupe_migrations (id, name, checksum, applied_at) VALUES (?, ?, ?, 0)")
+                    .run(.integer(Int64(migration.id)), .text(migration.name), .text(migration.checksum))
+            }
+            try connection.execute(
+                """
+                INSERT INTO runs (id, blueprint, status, created_at, updated_at) VALUES ('run-m', 'm', 'stopped', 0, 0);
+                INSERT INTO agents (id, run_id, name, type, durability, status, epoch, updated_at, last_seq)
+                    VALUES (1, 'run-m', 'counted', 'Counter', 'durable', 'stopped', 1, 0, 7),
+                           (2, 'run-m', 'fresh', 'Counter', 'durable', 'stopped', 1, 0, 0);
+                INSERT INTO checkpoints (agent_id, seq, epoch, state_version, created_at, state) VALUES
+                    (1, 6, 1, 1, 0, CAST('six' AS BLOB)), (1, 7, 1, 1, 0, CAST('seven' AS BLOB));
+                """
+            )
+        }
+        try await withStore(path) { store in
+            let heads = try await store.read { try $0.texts("SELECT agent_id || ':' || last_seq FROM checkpoint_heads ORDER BY agent_id") }
+            #expect(heads == ["1:7"])
+            let columns = try await store.read { try $0.texts("SELECT name FROM pragma_table_info('agents')") }
+            #expect(!columns.contains("last_seq"))
+            let agent = AgentID(run: "run-m", name: "counted")
+            #expect(try await store.checkpoints(of: agent).map { String(decoding: $0.state, as: UTF8.self) } == ["six", "seven"])
+            _ = try await store.attach(RunRecord(id: "run-m", blueprint: "m", agents: ["counted", "fresh"]))
+            let claims = try await store.claim([
+                ClaimRequest(agent: agent, type: "Counter", durability: .durable, incarnation: 1),
+                ClaimRequest(agent: AgentID(run: "run-m", name: "fresh"), type: "Counter", durability: .durable, incarnation: 1),
+            ])
+            #expect(claims[0].latest?.sequence == 7)
+            #expect(claims[1].latest == nil)
+            // The next commit moves the head on.
+            let next = Checkpoint(agent: agent, epoch: claims[0].epoch, sequence: 8, stateVersion: 1, state: Array("eight".utf8))
+            _ = try await store.commit(Commit(run: agent.run, agent: agent, epoch: claims[0].epoch, checkpoint: next))
+            #expect(try await store.checkpoints(of: agent).last?.sequence == 8)
+            await store.detach(agent.run, outcome: .stopped, error: nil)
+        }
+    }
+
     @Test func aDatabaseFromANewerTroupeIsRefusedAndLeftUntouched() async throws {
         let directory = try TemporaryDirectory()
         let path = directory.file()
