@@ -252,6 +252,57 @@ struct StoreTests {
     }
 }
 
+/// Checkpoints three times, then says so.
+struct ThreeCheckpoints: Agent {
+    struct State: Codable, Sendable { var count = 0 }
+    let done: Recorder<Int>
+
+    func initialState() -> State { State() }
+
+    func run(state: inout State, context: AgentContext<Self>) async throws {
+        for _ in 0..<3 {
+            state.count += 1
+            try await context.checkpoint(state)
+        }
+        done.record(state.count)
+    }
+}
+
+@Suite(.timeLimit(.minutes(3)))
+struct CheckpointEventTests {
+    /// The event bus builds no checkpoint event for a store that does not keep them; one that asks keeps each.
+    @Test func checkpointsReachTheEventLogOnlyWhenAsked() async throws {
+        for asked in [false, true] {
+            let directory = try TemporaryDirectory()
+            let kinds = try await withStore(directory.file()) { store in
+                let done = Recorder<Int>()
+                let blueprint = Blueprint("c", durability: .checkpointed) {
+                    Child("saver", ThreeCheckpoints(done: done), restart: .temporary)
+                }
+                var configuration = Run.Configuration.test(store)
+                configuration.checkpointEvents = asked
+                let run = try Run(blueprint, id: "run-c", configuration: configuration)
+                let events = run.events()
+                let seen = Task { () -> Int in
+                    var count = 0
+                    for await event in events {
+                        if case .checkpointed = event.kind { count += 1 }
+                        if count == 3 { break }
+                    }
+                    return count
+                }
+                try await withRunning(run) { _ = try await done.wait(forCount: 1) }
+                // The run's own subscribers see every checkpoint either way.
+                #expect(await seen.value == 3)
+                return try await store.events(of: "run-c").filter { $0.agent == "saver" }.map(\.event)
+            }
+            // Asked: the first incarnation's initial state, then its three.
+            #expect(kinds.filter { $0 == "checkpointed" }.count == (asked ? 4 : 0), "checkpointEvents \(asked): \(kinds)")
+            #expect(kinds.contains("started"))
+        }
+    }
+}
+
 @Suite(.timeLimit(.minutes(3)))
 struct DatabaseFileTests {
     func mode(_ path: String) -> Int? {

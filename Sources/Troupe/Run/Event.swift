@@ -89,7 +89,7 @@ public struct Event: Sendable, CustomStringConvertible {
 final class EventBus: Sendable {
     private struct State {
         var subscribers: [UInt64: AsyncStream<Event>.Continuation] = [:]
-        var sinks: [@Sendable (Event) -> Void] = []
+        var sinks: [(sink: @Sendable (Event) -> Void, checkpoints: Bool)] = []
         /// Sinks fed on threads of their own, finished by ``finish()`` and awaited by ``drained()``.
         var pumps: [SinkPump] = []
         var nextID: UInt64 = 0
@@ -98,6 +98,9 @@ final class EventBus: Sendable {
     private let state = Mutex(State())
     /// Subscribers plus sinks, read without the lock on the hot path.
     private let listeners = Atomic<Int>(0)
+    /// Those of them that take checkpoint events: a checkpoint (one per loop-style commit) builds no event unless
+    /// one does.
+    private let checkpointListeners = Atomic<Int>(0)
     private let logger: Logger
     let run: RunID
 
@@ -123,7 +126,11 @@ final class EventBus: Sendable {
         let level = Self.level(of: kind)
         // A logged line went to the logger already.
         let logged: Bool = if case .logged = kind { false } else { logger.logLevel <= level }
-        let listened = listeners.load(ordering: .relaxed) > 0
+        let listened = if case .checkpointed = kind {
+            checkpointListeners.load(ordering: .relaxed) > 0
+        } else {
+            listeners.load(ordering: .relaxed) > 0
+        }
         guard logged || listened else { return }
         let event = Event(run: run, name: name, incarnation: incarnation, kind: kind, time: time ?? Date())
         if logged {
@@ -138,7 +145,8 @@ final class EventBus: Sendable {
         }
         guard listened else { return }
         let (subscribers, sinks, pumps) = state.withLock { (Array($0.subscribers.values), $0.sinks, $0.pumps) }
-        for sink in sinks { sink(event) }
+        let checkpoint = if case .checkpointed = kind { true } else { false }
+        for (sink, checkpoints) in sinks where checkpoints || !checkpoint { sink(event) }
         for pump in pumps { pump.push(event) }
         for subscriber in subscribers { subscriber.yield(event) }
     }
@@ -151,19 +159,24 @@ final class EventBus: Sendable {
             return state.nextID
         }
         listeners.add(1, ordering: .relaxed)
+        checkpointListeners.add(1, ordering: .relaxed)
         continuation.onTermination = { [weak self] _ in
             guard let self else { return }
             let removed = self.state.withLock { $0.subscribers.removeValue(forKey: id) }
-            if removed != nil { self.listeners.subtract(1, ordering: .relaxed) }
+            if removed != nil {
+                self.listeners.subtract(1, ordering: .relaxed)
+                self.checkpointListeners.subtract(1, ordering: .relaxed)
+            }
         }
         return stream
     }
 
     /// Adds a sink called synchronously on the emitting thread: for the engine's own non-blocking consumers (the
-    /// store's event log, which only enqueues).
-    func addSink(_ sink: @escaping @Sendable (Event) -> Void) {
-        state.withLock { $0.sinks.append(sink) }
+    /// store's event log, which only enqueues). With `checkpoints` false, it is not given checkpoint events.
+    func addSink(checkpoints: Bool = true, _ sink: @escaping @Sendable (Event) -> Void) {
+        state.withLock { $0.sinks.append((sink, checkpoints)) }
         listeners.add(1, ordering: .relaxed)
+        if checkpoints { checkpointListeners.add(1, ordering: .relaxed) }
     }
 
     /// Adds a sink fed from a bounded buffer by a thread of its own, so that a slow sink (a terminal, a pipe that
@@ -173,6 +186,7 @@ final class EventBus: Sendable {
         let pump = SinkPump(limit: limit, sink: sink)
         state.withLock { $0.pumps.append(pump) }
         listeners.add(1, ordering: .relaxed)
+        checkpointListeners.add(1, ordering: .relaxed)
     }
 
     /// Waits until every buffered sink has been handed every event (call after ``finish()``), even when the

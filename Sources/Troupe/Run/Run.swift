@@ -203,11 +203,7 @@ public final class Run: Service {
             // The store's event log is the run's history: starts, exits, restarts, operators' actions. A checkpoint
             // is recorded by the checkpoint itself (`troupe checkpoints`), not also as a row of the log, unless the
             // configuration asks; the bus (`Run.events()`, `troupe run`'s output) carries it either way.
-            let checkpoints = checkpointEvents
-            environment.events.addSink { event in
-                if case .checkpointed = event.kind, !checkpoints { return }
-                store.record(event)
-            }
+            environment.events.addSink(checkpoints: checkpointEvents) { event in store.record(event) }
         }
         if let previous, previous.status != .pending {
             let root = supervisor.name
