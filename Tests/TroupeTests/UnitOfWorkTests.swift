@@ -68,11 +68,16 @@ struct UnitOfWorkTests {
         #expect(work.nextStep("get", fallback: "c3") == ("c3/get#1", nil))
         work.setScope("m7")
         #expect(work.nextStep("get", fallback: "c3").recorded == [1])
-        work.committed(finishing: ["m7", "c3"])
+        work.committed(consumed: [7], sequence: 3, signals: [])
         work.setScope("m7")
         #expect(work.nextStep("get", fallback: "c3").recorded == nil, "a finished unit's result was replayed")
         work.setScope("m8")
         #expect(work.nextStep("get", fallback: "c4").recorded == [2], "an unfinished unit's result was lost")
+    }
+
+    @Test func aCommitFinishesItsMessagesItsStretchAndItsSignals() {
+        #expect(Commit.finishedScopes(consumed: [7, 9], sequence: 3, signals: ["s2"]) == ["m7", "m9", "c3", "s2"])
+        #expect(Commit.finishedScopes(consumed: [], sequence: 0, signals: []) == ["c0"])
     }
 
     @Test func aDurableAgentsSendThroughAnAddressWaitsForItsCommit() async throws {

@@ -549,7 +549,7 @@ final class AgentCell<A: Agent>: ChildRuntime {
                 consumed: consumed,
                 sent: stored,
                 sync: options.syncCommits,
-                finishedSteps: consumed.map { "m\($0)" } + ["c\(next - 1)"] + signals
+                finishedSteps: Commit.finishedScopes(consumed: consumed, sequence: next - 1, signals: signals)
             )
         )
         sequence.store(next, ordering: .relaxed)

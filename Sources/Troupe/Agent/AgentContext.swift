@@ -369,7 +369,7 @@ public final class AgentContext<A: Agent>: Sendable {
         var consumed = consumed
         let (taken, sent) = work.takeForCommit()
         for envelope in taken where envelope.id != 0 { consumed.append(envelope.id) }
-        let scope = "c\(cell.currentSequence)"
+        let sequence = cell.currentSequence
         let signals = work.takeSignals()
         do {
             try await cell.commit(state, incarnationControl, consumed: consumed, outbox: sent, signals: signals, announce: announce)
@@ -378,7 +378,7 @@ public final class AgentContext<A: Agent>: Sendable {
             work.restoreSignals(signals)
             throw error
         }
-        work.committed(finishing: consumed.map { "m\($0)" } + [scope] + signals)
+        work.committed(consumed: consumed, sequence: sequence, signals: signals)
     }
 
     // MARK: Durable steps

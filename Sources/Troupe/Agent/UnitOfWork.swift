@@ -11,7 +11,7 @@ import Synchronization
 /// - the message whose unit is open (`scope`, `m<id>`), while a durable handler handles it.
 ///
 /// A commit takes what it carries in one step (``takeForCommit()``), then either confirms it
-/// (``committed(finishing:)``, which ends the finished units' steps) or gives the taken messages back
+/// (``committed(consumed:sequence:signals:)``, which ends the finished units' steps) or gives the taken messages back
 /// (``restore(_:)``). An incarnation that ends without committing gives everything up (``abandon()``).
 @usableFromInline
 final class UnitOfWork<Message: Sendable>: Sendable {
@@ -144,14 +144,14 @@ final class UnitOfWork<Message: Sendable>: Sendable {
         state.withLock { $0.taken.insert(contentsOf: taken, at: 0) }
     }
 
-    /// A commit succeeded: the units it finished (`m<id>` for each message consumed, `c<seq>` for the checkpoint's)
-    /// are over, and their recorded results must never be replayed again.
+    /// A commit succeeded: the units it finished (``Commit/finishedScopes(consumed:sequence:signals:)``) are over,
+    /// and their recorded results must never be replayed again.
     @usableFromInline
-    func committed(finishing scopes: [String]) {
+    func committed(consumed: [Int64], sequence: UInt64, signals: [String]) {
         state.withLock { state in
             state.stepCounts.removeAll()
             guard !state.replay.isEmpty else { return }
-            let prefixes = scopes.map { $0 + "/" }
+            let prefixes = Commit.finishedScopes(consumed: consumed, sequence: sequence, signals: signals).map { $0 + "/" }
             state.replay = state.replay.filter { key, _ in !prefixes.contains { key.hasPrefix($0) } }
         }
     }
