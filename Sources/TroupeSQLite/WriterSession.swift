@@ -51,6 +51,9 @@ final class WriterSession: @unchecked Sendable {
     private var inTransaction = false
     /// Each run's number for the current transaction (`runs.txn`), taken with its lease check.
     private var transactionNumbers: [RunID: Int64] = [:]
+    /// The run whose lease the current transaction checked last, with its transaction number: the commits of a batch
+    /// are nearly all of one run, and comparing its id is cheaper than hashing it into the two tables above.
+    private var lastChecked: (run: RunID, number: Int64)?
     private let standaloneRunning = Atomic<Bool>(false)
     /// The statements of the hot paths, prepared once: no lookup by SQL text per commit.
     private static let insertCheckpointSQL =
@@ -125,9 +128,11 @@ final class WriterSession: @unchecked Sendable {
         leaseChecked.removeAll(keepingCapacity: true)
         inTransaction = true
         transactionNumbers.removeAll(keepingCapacity: true)
+        lastChecked = nil
         defer {
             inTransaction = false
             transactionNumbers.removeAll(keepingCapacity: true)
+            lastChecked = nil
         }
         do {
             try connection.execute("BEGIN IMMEDIATE")
@@ -146,6 +151,7 @@ final class WriterSession: @unchecked Sendable {
     /// fork can cut the run right after any of its transactions. Per run: a fork never spans runs, and a run is
     /// written by one process at a time.
     func currentTransaction(_ run: RunID) throws -> Int64 {
+        if inTransaction, let last = lastChecked, last.run == run { return last.number }
         if let number = transactionNumbers[run], inTransaction { return number }
         if leases[run] != nil {
             try checkLease(run)
@@ -219,6 +225,7 @@ final class WriterSession: @unchecked Sendable {
 
     /// Confirms, once per transaction, that this process still holds `run`'s lease, and renews its heartbeat.
     func checkLease(_ run: RunID) throws {
+        if inTransaction, let last = lastChecked, last.run == run { return }
         guard !leaseChecked.contains(run) else { return }
         guard let lease = leases[run] else {
             if lost.contains(run) { throw Self.takenOver(run) }
@@ -235,7 +242,10 @@ final class WriterSession: @unchecked Sendable {
             onLeaseLost?(run, Self.takenOver(run))
             throw Self.takenOver(run)
         }
-        if inTransaction { transactionNumbers[run] = beat.int64(0) }
+        if inTransaction {
+            transactionNumbers[run] = beat.int64(0)
+            lastChecked = (run, beat.int64(0))
+        }
         leaseChecked.insert(run)
     }
 
