@@ -65,6 +65,19 @@ import Testing
         let strings = ["plain", "quote \" and \\ backslash", "a/b", "\u{0}\u{1}\u{8}\u{9}\u{A}\u{C}\u{D}\u{1F}", "é 😀 日本", ""]
         #expect(try CompactJSON.encode(strings) == Array(try JSONEncoder().encode(strings)))
         try checkSame(["key \"quoted\"/\n": "value"])
+        // Each special character at each place of strings long enough to be scanned eight bytes at a time.
+        var long: [String] = []
+        for special in ["\"", "\\", "/", "\u{0}", "\u{1F}", "\n", "é", "😀"] {
+            for length in [7, 8, 9, 16, 17, 33] {
+                for place in 0..<length {
+                    var characters = Array(repeating: Character("a"), count: length)
+                    characters[place] = Character(special)
+                    long.append(String(characters))
+                }
+            }
+        }
+        long.append(String(repeating: "\u{7F}~ ", count: 20))
+        #expect(try CompactJSON.encode(long) == Array(try JSONEncoder().encode(long)))
     }
 
     indirect enum Shape: Codable, Equatable {

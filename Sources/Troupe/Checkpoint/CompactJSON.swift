@@ -217,13 +217,21 @@ private final class StreamEncoder: Encoder {
         text.withUTF8 { utf8 in
             bytes.append(UInt8(ascii: "\""))
             var start = 0
-            for index in 0..<utf8.count {
+            var index = 0
+            while index < utf8.count {
+                // Eight bytes at a time while none of them needs escaping (most text).
+                if index + 8 <= utf8.count,
+                    !Self.mayNeedEscaping(UnsafeRawPointer(utf8.baseAddress! + index).loadUnaligned(as: UInt64.self)) {
+                    index += 8
+                    continue
+                }
                 let byte = utf8[index]
+                index += 1
                 guard byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") || byte == UInt8(ascii: "/") else {
                     continue
                 }
-                bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[start..<index]))
-                start = index + 1
+                bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[start..<(index - 1)]))
+                start = index
                 bytes.append(UInt8(ascii: "\\"))
                 switch byte {
                 case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): bytes.append(byte)
@@ -242,6 +250,20 @@ private final class StreamEncoder: Encoder {
             bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[start...]))
             bytes.append(UInt8(ascii: "\""))
         }
+    }
+
+    /// Whether one of the eight bytes of `word` may need escaping: below 0x20, `"`, `\` or `/` (bit tricks that
+    /// find a zero byte; a false alarm only sends those bytes through the byte-by-byte check).
+    @inline(__always)
+    static func mayNeedEscaping(_ word: UInt64) -> Bool {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highs: UInt64 = 0x8080_8080_8080_8080
+        func hasZero(_ value: UInt64) -> UInt64 { (value &- ones) & ~value & highs }
+        let control = (word &- ones &* 0x20) & ~word & highs
+        let quote = hasZero(word ^ (ones &* 0x22))
+        let backslash = hasZero(word ^ (ones &* 0x5C))
+        let slash = hasZero(word ^ (ones &* 0x2F))
+        return control | quote | backslash | slash != 0
     }
 
     func writeInteger(_ value: Int64) {
