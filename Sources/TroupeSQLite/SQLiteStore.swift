@@ -47,8 +47,7 @@ public final class SQLiteStore: CheckpointStore {
         public var syncEveryCommit: Bool
         /// How long a write waits for another process's lock before failing with ``TroupeError/Code/busy``.
         public var busyTimeout: Duration
-        /// How many checkpoints to keep per agent, at least. Older ones are pruned as new ones are written (in
-        /// steps of this many, so up to twice this many may be kept for a while).
+        /// How many checkpoints to keep per agent: each new one prunes the one this many before it.
         public var retention: Int
         /// How often this process renews the lease of the runs it drives. Another host may take a run over after
         /// three intervals of silence; on this host a dead owner is noticed at once.

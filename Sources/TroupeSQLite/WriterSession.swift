@@ -605,14 +605,17 @@ final class WriterSession: @unchecked Sendable {
                 try record.bind(sequence, at: 1)
                 try record.bind(row.row, at: 2)
                 try record.execute()
-                // Retention, amortised: every `retention` checkpoints, drop those older than the last `retention`.
-                if sequence % Int64(retention) == 0, sequence > Int64(retention) {
+                // Retention: each checkpoint drops the one `retention` before it (and any older one left). One row a
+                // commit, where dropping `retention` rows every `retention` commits reached back to as many pages
+                // written at different times: a third fewer pages per batch for the write-ahead log.
+                if sequence > Int64(retention) {
                     let prune = try prepared(pruneCheckpoints, "DELETE FROM checkpoints WHERE agent_id = ? AND seq <= ?")
                     try prune.bind(row.row, at: 1)
                     try prune.bind(sequence - Int64(retention), at: 2)
                     try prune.execute()
-                    // Its oldest kept checkpoint is past #1 now: what it consumed before that no fork can need.
-                    try sweepConsumed(by: agent, row: row.row)
+                    // Its oldest kept checkpoint is past #1 now: what it consumed before that no fork can need
+                    // (looked at every `retention` commits: a lookup of what the agent marked, and a query).
+                    if sequence % Int64(retention) == 0 { try sweepConsumed(by: agent, row: row.row) }
                 }
             }
             if row.mayHaveSteps {
