@@ -5,8 +5,9 @@ import FoundationEssentials
 ///
 /// What it writes is what `JSONEncoder()` (default options) would write, with keys in the order they were encoded
 /// (`JSONEncoder` orders them by hash, which changes from process to process), so `JSONDecoder` and every reader of
-/// a stored state see the same values. It is about five times faster because it builds no intermediate tree of
-/// values; `JSONEncoder` was a fifth of the CPU of the 1,000-agent checkpoint benchmark.
+/// a stored state see the same values. It is about three times faster (0.7 µs against 1.9 µs for a 200-byte state)
+/// because it builds no intermediate tree of values; `JSONEncoder` was a fifth of the CPU of the 1,000-agent
+/// checkpoint benchmark.
 ///
 /// It takes the common shape of `Codable` code: containers used one inside another, each finished before its
 /// parent goes on. Whatever it does not write itself, it hands to `JSONEncoder` whole, so the result and the errors
