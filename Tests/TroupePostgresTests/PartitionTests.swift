@@ -84,7 +84,7 @@ struct NetworkNamespace: Sendable {
 /// finishes them exactly.
 @Suite(
     .enabled(if: NetworkNamespace.available && PrivateServer.enabled, "needs root, iproute2 and PostgreSQL's server programs"),
-    .timeLimit(.minutes(3))
+    .timeLimit(.minutes(4))
 )
 struct PartitionTests {
     @Test func aPartitionedWorkerFencesItselfAndIsTakenOver() async throws {
@@ -124,8 +124,10 @@ struct PartitionTests {
             "--param", "base=\(quotes.url(""))", "--detach", "--id", "run-fetch"
         )
         #expect(submitted == 0, "\(said)")
+        // 120 batches of 25, 200 ms apart: at least 24 s, so that it is still running at the cut however long the
+        // set-up takes on a loaded machine (at 20 ms apart, a CI run once saw it finish before the cut).
         let count = 3000
-        try await workers.submit(database, scratch, "run-count", count: count, interval: "20ms")
+        try await workers.submit(database, scratch, "run-count", count: count, interval: "200ms")
 
         // The worker inside the namespace reaches the server through the veth pair.
         let insideURL = "postgres://troupe@\(namespace.hostAddress):\(server.port)/postgres"
@@ -151,6 +153,8 @@ struct PartitionTests {
         defer { if outside.process.isRunning { kill(outside.process.processIdentifier, SIGKILL) } }
         try await workers.eventually("the second worker registers") { try await store.workers().count == 2 }
 
+        let unfinished = try await store.run("run-count").status
+        #expect(unfinished == .running, "the counting run was \(unfinished) before the cut: nothing left to take over")
         let cut = Date()
         try await namespace.cut()
         // Taken over: a new lease epoch, and not the worker inside (a run may have finished on the outside already).
