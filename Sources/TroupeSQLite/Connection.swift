@@ -55,8 +55,8 @@ public final class Connection {
 
     /// SQLite's process-wide settings, made once before the first connection opens (a Swift global's initializer
     /// runs once, under a lock). Memory statistics off: they cost a mutex lock and unlock per allocation; locking was
-    /// about 7 % of the writer thread's samples in the checkpoint benchmark. Should the host process have started SQLite already, SQLite
-    /// refuses the setting and keeps its own, which only costs that time.
+    /// about 7 % of the writer thread's samples in the checkpoint benchmark. Should the host process have started
+    /// SQLite already, SQLite refuses the setting and keeps its own, which only costs that time.
     private static let configured: Void = {
         _ = troupe_sqlite3_disable_memory_statistics()
     }()

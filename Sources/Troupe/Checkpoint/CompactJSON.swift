@@ -106,6 +106,12 @@ private final class StreamEncoder: Encoder {
     /// Makes the level `depth` (with `id`) the innermost, closing the nested containers above it.
     func makeInnermost(_ depth: Int, _ id: Int) throws {
         guard depth > 0, depth <= levels.count, levels[depth - 1].id == id else { throw unsupported() }
+        try closeNested(above: depth)
+    }
+
+    /// Closes the nested containers above level `depth`; a value's own level among them (a write that escaped it)
+    /// needs `JSONEncoder`.
+    private func closeNested(above depth: Int) throws {
         while levels.count > depth {
             guard levels[levels.count - 1].nested else { throw unsupported() }
             closeInnermost()
@@ -121,10 +127,7 @@ private final class StreamEncoder: Encoder {
         defer { valueDepth = outer }
         try value.encode(to: self)
         guard levels.count >= depth else { throw unsupported() }
-        while levels.count > depth {
-            guard levels[levels.count - 1].nested else { throw unsupported() }
-            closeInnermost()
-        }
+        try closeNested(above: depth)
         // Nothing encoded: what JSONEncoder makes of that (`{}`, or an error at the top) is its own.
         let level = levels[depth - 1]
         if level.kind == .none || (level.kind == .single && !level.hasElement) { throw unsupported() }

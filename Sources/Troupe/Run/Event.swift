@@ -126,11 +126,10 @@ final class EventBus: Sendable {
         let level = Self.level(of: kind)
         // A logged line went to the logger already.
         let logged: Bool = if case .logged = kind { false } else { logger.logLevel <= level }
-        let listened = if case .checkpointed = kind {
-            checkpointListeners.load(ordering: .relaxed) > 0
-        } else {
-            listeners.load(ordering: .relaxed) > 0
-        }
+        let checkpoint = if case .checkpointed = kind { true } else { false }
+        let listened = checkpoint
+            ? checkpointListeners.load(ordering: .relaxed) > 0
+            : listeners.load(ordering: .relaxed) > 0
         guard logged || listened else { return }
         let event = Event(run: run, name: name, incarnation: incarnation, kind: kind, time: time ?? Date())
         if logged {
@@ -145,7 +144,6 @@ final class EventBus: Sendable {
         }
         guard listened else { return }
         let (subscribers, sinks, pumps) = state.withLock { (Array($0.subscribers.values), $0.sinks, $0.pumps) }
-        let checkpoint = if case .checkpointed = kind { true } else { false }
         for (sink, checkpoints) in sinks where checkpoints || !checkpoint { sink(event) }
         for pump in pumps { pump.push(event) }
         for subscriber in subscribers { subscriber.yield(event) }
