@@ -64,6 +64,7 @@ let package = Package(
             dependencies: [
                 "Troupe",
                 "CSQLite",
+                .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             exclude: [],

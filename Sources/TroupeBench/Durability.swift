@@ -63,11 +63,11 @@ func checkpointThroughput(agents: Int, perAgent: Int, sync: Bool) async throws {
     let mode = sync ? "full" : "normal"
     report("sqlite_checkpoints_\(agents)agents_\(mode)", Double(agents * perAgent) / elapsed, "checkpoints/s")
     if agents > 1, !sync {
-        // Bytes on disk per retained checkpoint: the checkpoint table and its index, over the rows they hold.
+        // Bytes on disk per retained checkpoint: the checkpoint table, over the rows it holds.
         let (bytes, rows) = try await store.read { connection -> (Int64, Int64) in
             let rows = try connection.scalar("SELECT count(*) FROM checkpoints") ?? 0
             let bytes = (try? connection.scalar(
-                "SELECT sum(pgsize - unused) FROM dbstat WHERE name IN ('checkpoints', 'checkpoints_by_agent')"
+                "SELECT sum(pgsize - unused) FROM dbstat WHERE name = 'checkpoints'"
             )) ?? nil
             return (bytes ?? 0, rows)
         }
@@ -245,8 +245,8 @@ func resumeAfterKill(agents: Int, label: String) async throws {
     let wrong = try await store.read { connection -> Int in
         let statement = try connection.statement(
             """
-            SELECT c.state FROM checkpoints c JOIN agents a ON a.id = c.agent_id
-            WHERE a.run_id = 'run-resume' AND c.seq = (SELECT max(seq) FROM checkpoints WHERE agent_id = c.agent_id)
+            SELECT c.state FROM agents a JOIN checkpoint_heads h ON h.agent_id = a.id JOIN checkpoints c ON c.id = h.last_id
+            WHERE a.run_id = 'run-resume'
             """
         )
         defer { statement.reset() }

@@ -46,8 +46,10 @@ func cliListings() async throws {
             SELECT printf('run-%05d', i / 3), CASE i % 3 WHEN 0 THEN 'source' WHEN 1 THEN 'relay' ELSE 'counter' END,
                 'Agent', 'durable', 'stopped', 1, 0 FROM n;
             WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 99999)
-            INSERT INTO checkpoints (agent_id, seq, epoch, state_version, created_at, state)
-            SELECT 1 + i % 3000, 1 + i / 3000, 1, 1, 1700000000000 + i, randomblob(200) FROM n;
+            INSERT INTO checkpoints (agent_id, seq, epoch, state_version, created_at, state, prev)
+            SELECT 1 + i % 3000, 1 + i / 3000, 1, 1, 1700000000000 + i, randomblob(200), CASE WHEN i < 3000 THEN NULL ELSE i - 2999 END FROM n;
+            INSERT INTO checkpoint_heads (agent_id, last_seq, last_id) SELECT agent_id, seq, id FROM checkpoints WHERE id > 97000;
+            UPDATE runs SET head_sum = (SELECT sum(h.last_seq) FROM agents a JOIN checkpoint_heads h ON h.agent_id = a.id WHERE a.run_id = runs.id);
             """
         )
     }

@@ -52,6 +52,11 @@ struct Migrator {
             name: "0010_checkpoint_heads.sql",
             sql: String(decoding: PackageResources._010_checkpoint_heads_sql, as: UTF8.self)
         ),
+        Migration(
+            id: 11,
+            name: "0011_checkpoint_chains.sql",
+            sql: String(decoding: PackageResources._011_checkpoint_chains_sql, as: UTF8.self)
+        ),
     ]
 
     let path: String

@@ -72,11 +72,10 @@ extension SQLiteStore: OperatorStore {
         try await read { connection in
             let statement = try connection.statement(
                 """
-                SELECT a.name, a.type, a.durability, a.status, a.epoch, a.restarts, a.last_error,
-                (SELECT max(seq) FROM checkpoints c WHERE c.agent_id = a.id),
-                (SELECT created_at FROM checkpoints c WHERE c.agent_id = a.id ORDER BY seq DESC LIMIT 1),
+                SELECT a.name, a.type, a.durability, a.status, a.epoch, a.restarts, a.last_error, h.last_seq, c.created_at,
                 (SELECT count(*) FROM messages m WHERE m.run_id = a.run_id AND m.recipient = a.name AND m.consumed_txn IS NULL)
-                FROM agents a WHERE a.run_id = ? ORDER BY a.name
+                FROM agents a LEFT JOIN checkpoint_heads h ON h.agent_id = a.id LEFT JOIN checkpoints c ON c.id = h.last_id
+                WHERE a.run_id = ? ORDER BY a.name
                 """
             )
             defer { statement.reset() }
@@ -133,10 +132,10 @@ extension SQLiteStore: OperatorStore {
     public func checkpointHistory(of agent: AgentID) async throws -> [CheckpointRecord] {
         try await read { [path] connection in
             let statement = try connection.statement(
-                """
-                SELECT c.seq, c.epoch, c.state_version, c.created_at, length(c.state) FROM checkpoints c
-                JOIN agents a ON a.id = c.agent_id WHERE a.run_id = ? AND a.name = ? ORDER BY c.seq
-                """
+                CheckpointChains.kept(of: Self.agentRowSQL) + """
+                     SELECT c.seq, c.epoch, c.state_version, c.created_at, length(c.state) FROM kept
+                    JOIN checkpoints c ON c.id = kept.id ORDER BY kept.seq
+                    """
             )
             defer { statement.reset() }
             try statement.bind([.text(agent.run.rawValue), .text(agent.name)])
@@ -316,10 +315,7 @@ extension SQLiteStore: OperatorStore {
             }
             guard
                 let cut = try connection.scalar(
-                    """
-                    SELECT c.txn FROM checkpoints c JOIN agents a ON a.id = c.agent_id
-                    WHERE a.run_id = ? AND a.name = ? AND c.seq = ?
-                    """,
+                    CheckpointChains.kept(of: Self.agentRowSQL) + " SELECT txn FROM kept WHERE seq = ?3",
                     .text(source), .text(agent.name), .integer(Int64(sequence))
                 )
             else {
@@ -354,31 +350,40 @@ extension SQLiteStore: OperatorStore {
                 """
             ).run(.text(newRun.rawValue), .integer(stamp), .text(source))
             // Each agent's latest checkpoint written at or before the cut (rows from before commits were numbered
-            // carry 0: earlier than every cut).
+            // carry 0: earlier than every cut), each the first of its chain; then the fork's heads, and their sum. The
+            // copies take row ids above every row now.
+            let copiedAbove = try connection.scalar("SELECT coalesce(max(id), 0) FROM checkpoints") ?? 0
             try connection.statement(
-                """
-                INSERT INTO checkpoints (agent_id, seq, epoch, state_version, created_at, state, txn)
-                SELECT n.id, c.seq, c.epoch, c.state_version, c.created_at, c.state, c.txn
-                FROM agents o JOIN agents n ON n.run_id = ?1 AND n.name = o.name
-                JOIN checkpoints c ON c.agent_id = o.id
-                WHERE o.run_id = ?2 AND c.seq = (SELECT max(c2.seq) FROM checkpoints c2 WHERE c2.agent_id = o.id AND c2.txn <= ?3)
-                """
+                CheckpointChains.kept(of: "SELECT id FROM agents WHERE run_id = ?2") + """
+                    , chosen AS (SELECT agent, max(seq), id FROM kept WHERE txn <= ?3 GROUP BY agent)
+                    INSERT INTO checkpoints (agent_id, seq, epoch, state_version, created_at, state, txn)
+                    SELECT n.id, c.seq, c.epoch, c.state_version, c.created_at, c.state, c.txn
+                    FROM chosen JOIN checkpoints c ON c.id = chosen.id JOIN agents o ON o.id = chosen.agent
+                    JOIN agents n ON n.run_id = ?1 AND n.name = o.name ORDER BY c.id
+                    """
             ).run(.text(newRun.rawValue), .text(source), .integer(cut))
             try connection.statement(
                 """
-                INSERT INTO checkpoint_heads (agent_id, last_seq)
-                SELECT a.id, max(c.seq) FROM agents a JOIN checkpoints c ON c.agent_id = a.id WHERE a.run_id = ? GROUP BY a.id
-                ON CONFLICT (agent_id) DO UPDATE SET last_seq = excluded.last_seq
+                INSERT INTO checkpoint_heads (agent_id, last_seq, last_id)
+                SELECT agent_id, seq, id FROM checkpoints WHERE id > ?2 AND agent_id IN (SELECT id FROM agents WHERE run_id = ?1)
+                ON CONFLICT (agent_id) DO UPDATE SET last_seq = excluded.last_seq, last_id = excluded.last_id
+                """
+            ).run(.text(newRun.rawValue), .integer(copiedAbove))
+            try connection.statement(
+                """
+                UPDATE runs SET head_sum = (SELECT coalesce(sum(h.last_seq), 0) FROM agents a
+                JOIN checkpoint_heads h ON h.agent_id = a.id WHERE a.run_id = ?1) WHERE id = ?1
                 """
             ).run(.text(newRun.rawValue))
             // An agent that had checkpointed by then but whose checkpoint from then was pruned would start from
             // scratch: not the state of that moment. Refused (the transaction rolls the fork back).
             let pruned = try connection.statement(
-                """
-                SELECT o.name FROM agents o JOIN agents n ON n.run_id = ? AND n.name = o.name
-                WHERE o.run_id = ? AND (SELECT min(seq) FROM checkpoints c WHERE c.agent_id = o.id) > 1
-                AND NOT EXISTS (SELECT 1 FROM checkpoints c WHERE c.agent_id = n.id) ORDER BY o.name
-                """
+                CheckpointChains.kept(of: "SELECT id FROM agents WHERE run_id = ?2") + """
+                     SELECT o.name FROM (SELECT agent, min(seq) AS oldest FROM kept GROUP BY agent) k
+                    JOIN agents o ON o.id = k.agent JOIN agents n ON n.run_id = ?1 AND n.name = o.name
+                    WHERE k.oldest > 1 AND NOT EXISTS (SELECT 1 FROM checkpoint_heads h WHERE h.agent_id = n.id)
+                    ORDER BY o.name
+                    """
             )
             defer { pruned.reset() }
             try pruned.bind([.text(newRun.rawValue), .text(source)])
@@ -400,18 +405,17 @@ extension SQLiteStore: OperatorStore {
         let eventsBefore = eventsBefore.map(Self.milliseconds)
         precondition(keep >= 1, "prune must keep at least one checkpoint per agent")
         return try await write { connection in
-            let doomed = """
-                FROM checkpoints WHERE id IN (SELECT c.id FROM checkpoints c
-                WHERE c.seq <= (SELECT max(seq) FROM checkpoints c2 WHERE c2.agent_id = c.agent_id) - ?)
-                """
-            let checkpoints = Int(try connection.scalar("SELECT count(*) \(doomed)", .integer(Int64(keep))) ?? 0)
+            // Along each agent's chain, everything past its newest `keep`.
+            let chains = CheckpointChains.kept(of: "SELECT agent_id FROM checkpoint_heads")
+            let checkpoints = Int(try connection.scalar(chains + " SELECT count(*) FROM kept WHERE depth >= ?1", .integer(Int64(keep))) ?? 0)
             var events = 0
             if let before = eventsBefore {
                 events = Int(try connection.scalar("SELECT count(*) FROM events WHERE created_at < ?", .integer(before)) ?? 0)
                 if !dryRun { try connection.statement("DELETE FROM events WHERE created_at < ?").run(.integer(before)) }
             }
             if !dryRun {
-                try connection.statement("DELETE \(doomed)").run(.integer(Int64(keep)))
+                try connection.statement(chains + " DELETE FROM checkpoints WHERE id IN (SELECT id FROM kept WHERE depth >= ?1)")
+                    .run(.integer(Int64(keep)))
                 // Consumed messages no fork can need any more, in every run.
                 try connection.statement(WriterSession.sweepConsumedSQL).run(.null)
             }
@@ -445,24 +449,65 @@ extension SQLiteStore: OperatorStore {
                             + "deleted (nor were the others named). Stop it first (`troupe cancel \(id)`)."
                     )
                 }
-                let agents = "SELECT id FROM agents WHERE run_id = ?"
-                for sql in [
-                    "DELETE FROM steps WHERE agent_id IN (\(agents))",
-                    "DELETE FROM checkpoints WHERE agent_id IN (\(agents))",
-                    "DELETE FROM checkpoint_heads WHERE agent_id IN (\(agents))",
-                    "DELETE FROM agents WHERE run_id = ?",
-                    "DELETE FROM messages WHERE run_id = ?",
-                    "DELETE FROM dead_letters WHERE run_id = ?",
-                    "DELETE FROM events WHERE run_id = ?",
-                    "DELETE FROM commands WHERE run_id = ?",
-                    "DELETE FROM run_trees WHERE run_id = ?",
-                    "DELETE FROM runs WHERE id = ?",
-                ] {
-                    try connection.statement(sql).run(.text(id.rawValue))
-                }
+            }
+            // One statement per table for all the runs: `checkpoints` has no index by agent, and is read once.
+            let runs = "SELECT value FROM json_each(?1)"
+            let agents = "SELECT id FROM agents WHERE run_id IN (\(runs))"
+            let list = try String(decoding: JSONEncoder().encode(ids.map(\.rawValue)), as: UTF8.self)
+            for sql in [
+                "DELETE FROM steps WHERE agent_id IN (\(agents))",
+                "DELETE FROM checkpoints WHERE agent_id IN (\(agents))",
+                "DELETE FROM checkpoint_heads WHERE agent_id IN (\(agents))",
+                "DELETE FROM agents WHERE run_id IN (\(runs))",
+                "DELETE FROM messages WHERE run_id IN (\(runs))",
+                "DELETE FROM dead_letters WHERE run_id IN (\(runs))",
+                "DELETE FROM events WHERE run_id IN (\(runs))",
+                "DELETE FROM commands WHERE run_id IN (\(runs))",
+                "DELETE FROM run_trees WHERE run_id IN (\(runs))",
+                "DELETE FROM runs WHERE id IN (\(runs))",
+            ] {
+                try connection.statement(sql).run(.text(list))
             }
             return ids.count
         }
+    }
+
+    /// What is wrong with how checkpoints are found (``CheckpointChains``), which SQLite's integrity check cannot see:
+    /// heads naming a row that is missing, another agent's or of another sequence, and runs whose heads do not add up
+    /// to the sum their commits recorded.
+    static func checkpointProblems(_ connection: Connection) -> [String] {
+        var problems: [String] = []
+        if let heads = try? connection.statement(
+            """
+            SELECT a.run_id, a.name, h.last_seq FROM checkpoint_heads h JOIN agents a ON a.id = h.agent_id
+            LEFT JOIN checkpoints c ON c.id = h.last_id
+            WHERE c.id IS NULL OR c.agent_id IS NOT h.agent_id OR c.seq IS NOT h.last_seq ORDER BY a.run_id, a.name
+            """
+        ) {
+            defer { heads.reset() }
+            while (try? heads.step()) == true {
+                problems.append(
+                    "agent '\(heads.text(1) ?? "")' of run \(heads.text(0) ?? ""): its head names checkpoint "
+                        + "#\(heads.int64(2)), which is missing or damaged"
+                )
+            }
+        }
+        if let sums = try? connection.statement(
+            """
+            SELECT id, head_sum, found FROM (SELECT r.id, r.head_sum, (SELECT coalesce(sum(h.last_seq), 0) FROM agents a
+            JOIN checkpoint_heads h ON h.agent_id = a.id WHERE a.run_id = r.id) AS found FROM runs r)
+            WHERE head_sum <> found ORDER BY id
+            """
+        ) {
+            defer { sums.reset() }
+            while (try? sums.step()) == true {
+                problems.append(
+                    "run \(sums.text(0) ?? ""): its checkpoint heads add up to \(sums.int64(2)), but its commits "
+                        + "recorded \(sums.int64(1))"
+                )
+            }
+        }
+        return problems
     }
 
     /// Runs SQLite's integrity check and compares the migrations applied with those this build knows.
@@ -471,7 +516,7 @@ extension SQLiteStore: OperatorStore {
         return try await read { connection in
             let integrity = try connection.texts("PRAGMA integrity_check")
             return StoreHealth(
-                problems: integrity == ["ok"] ? [] : integrity,
+                problems: (integrity == ["ok"] ? [] : integrity) + Self.checkpointProblems(connection),
                 migrations: try connection.texts("SELECT name FROM troupe_migrations ORDER BY id"),
                 known: known
             )

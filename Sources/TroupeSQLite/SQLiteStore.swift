@@ -47,7 +47,8 @@ public final class SQLiteStore: CheckpointStore {
         public var syncEveryCommit: Bool
         /// How long a write waits for another process's lock before failing with ``TroupeError/Code/busy``.
         public var busyTimeout: Duration
-        /// How many checkpoints to keep per agent: each new one prunes the one this many before it.
+        /// How many checkpoints to keep per agent: each new one prunes the oldest kept one once there are more (a
+        /// database opened with a smaller retention than before drops an agent's surplus at its next checkpoint).
         public var retention: Int
         /// How often this process renews the lease of the runs it drives. Another host may take a run over after
         /// three intervals of silence; on this host a dead owner is noticed at once.
@@ -395,6 +396,8 @@ public final class SQLiteStore: CheckpointStore {
         _ body: @escaping @Sendable (Connection) throws -> T
     ) async throws -> T {
         try await writer.performAlone { session in
+            // The body may change what the writer keeps in memory of agents' checkpoints: it is read again.
+            defer { session.forgetChains() }
             guard transaction else { return try body(session.connection) }
             return try session.connection.withTransaction(.immediate) { try body(session.connection) }
         }
@@ -404,10 +407,8 @@ public final class SQLiteStore: CheckpointStore {
     public func checkpoints(of agent: AgentID) async throws -> [Checkpoint] {
         try await read { [path] connection in
             let statement = try connection.statement(
-                """
-                SELECT c.seq, c.epoch, c.state_version, c.state FROM checkpoints c JOIN agents a ON a.id = c.agent_id
-                WHERE a.run_id = ? AND a.name = ? ORDER BY c.seq
-                """
+                CheckpointChains.kept(of: Self.agentRowSQL)
+                    + " SELECT c.seq, c.epoch, c.state_version, c.state FROM kept JOIN checkpoints c ON c.id = kept.id ORDER BY kept.seq"
             )
             defer { statement.reset() }
             try statement.bind([.text(agent.run.rawValue), .text(agent.name)])
@@ -428,16 +429,19 @@ public final class SQLiteStore: CheckpointStore {
         }
     }
 
-    /// Checks, in the reader's snapshot, that the latest checkpoint found for `agent` (through the index, and again
-    /// by row id from the table) is the one its head (`checkpoint_heads`) records as committed last.
+    /// The row id of agent `?2` of run `?1`, for ``CheckpointChains/kept(of:)``.
+    static let agentRowSQL = "SELECT id FROM agents WHERE run_id = ?1 AND name = ?2"
+
+    /// Checks, in the reader's snapshot, that the latest checkpoint listed for `agent` is the one its head
+    /// (`checkpoint_heads`) records as committed last (the row the head names must be the agent's and carry that
+    /// sequence), and that the heads of its run add up to the sum the run's commits recorded (``CheckpointChains``).
     ///
     /// - Throws: ``TroupeError/Code/corruptCheckpoint`` naming `troupe db check` on a mismatch.
     static func checkLatest(of agent: AgentID, listed: UInt64, connection: Connection, path: String) throws {
         let check = try connection.statement(
             """
-            SELECT coalesce(h.last_seq, 0), c.agent_id IS a.id, c.seq FROM agents a
-            LEFT JOIN checkpoint_heads h ON h.agent_id = a.id
-            LEFT JOIN checkpoints c ON c.rowid = (SELECT rowid FROM checkpoints WHERE agent_id = a.id ORDER BY seq DESC LIMIT 1)
+            SELECT coalesce(h.last_seq, 0), c.agent_id IS a.id, c.seq, a.id FROM agents a
+            LEFT JOIN checkpoint_heads h ON h.agent_id = a.id LEFT JOIN checkpoints c ON c.id = h.last_id
             WHERE a.run_id = ? AND a.name = ?
             """
         )
@@ -447,8 +451,12 @@ public final class SQLiteStore: CheckpointStore {
         let recorded = check.int64(0)
         let found = check.int64(1) == 1 ? check.int64(2) : 0
         guard found == recorded, Int64(listed) == recorded else {
-            throw TroupeError.damagedCheckpoints(agent, found: found != recorded ? found : Int64(listed), recorded: recorded, path: path)
+            let reads = found != recorded
+                ? (found != 0 ? found : CheckpointChains.newestSequence(ofAgentRow: check.int64(3), connection: connection))
+                : Int64(listed)
+            throw TroupeError.damagedCheckpoints(agent, found: reads, recorded: recorded, path: path)
         }
+        try CheckpointChains.checkHeadSum(of: agent.run, connection: connection, path: path)
     }
 
     /// The event log of `run` after sequence number `since` (of one agent, if given), oldest first.

@@ -1,4 +1,5 @@
 import CSQLite
+import DequeModule
 import Dispatch
 import FoundationEssentials
 import Glibc
@@ -26,6 +27,17 @@ final class WriterSession: @unchecked Sendable {
         /// deletes the steps of the units of work it finishes only then (most agents never record a step, and
         /// the deletes were an index probe per commit).
         var mayHaveSteps = false
+        /// Its kept checkpoints as this session knows them; `nil` until its first commit reads them.
+        var chain: Chain?
+    }
+
+    /// What the writer knows of an agent's kept checkpoints (``CheckpointChains``), so that a commit needs no read:
+    /// their row ids, oldest first, and the sequence its head records.
+    struct Chain {
+        var ids: Deque<Int64>
+        var lastSequence: Int64
+        /// The ``WriterSession/chainGeneration`` it was read in: one from an older generation is read again.
+        var generation: UInt64
     }
 
     let connection: Connection
@@ -55,9 +67,15 @@ final class WriterSession: @unchecked Sendable {
     /// are nearly all of one run, and comparing its id is cheaper than hashing it into the two tables above.
     private var lastChecked: (run: RunID, number: Int64)?
     private let standaloneRunning = Atomic<Bool>(false)
+    /// Moves on whenever the chains kept in memory may disagree with the database: a rolled-back transaction, or a
+    /// write made by a caller's statements (``SQLiteStore/write(transaction:_:)``). A chain read in an older
+    /// generation is read again before its next commit.
+    private var chainGeneration: UInt64 = 0
+    /// How much each run's head sum (`runs.head_sum`) grows in the current transaction: written once, before COMMIT.
+    private var headSumGrowth: [(run: RunID, by: Int64)] = []
     /// The statements of the hot paths, prepared once: no lookup by SQL text per commit.
     private static let insertCheckpointSQL =
-        "INSERT INTO checkpoints (agent_id, seq, epoch, state_version, created_at, state, txn) VALUES (?, ?, ?, ?, ?, ?, ?)"
+        "INSERT INTO checkpoints (agent_id, seq, epoch, state_version, created_at, state, txn, prev) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
     private lazy var insertCheckpoint = try? connection.statement(Self.insertCheckpointSQL)
     /// Claims a set of agents of one type and durability (`?5`, a JSON array of names): one statement, whatever
     /// their number. A claim gives each row a new epoch and returns what the claim needs of it.
@@ -75,11 +93,18 @@ final class WriterSession: @unchecked Sendable {
     private static let updateStatusSQL =
         "UPDATE agents SET status = ?, last_error = coalesce(?, last_error), updated_at = ? WHERE run_id = ? AND name = ?"
     private lazy var updateStatus = try? connection.statement(Self.updateStatusSQL)
-    /// The agent's head: the sequence of the checkpoint it committed last (`?1`; the agent's row is `?2`).
-    private static let recordSequenceSQL =
-        "INSERT INTO checkpoint_heads (agent_id, last_seq) VALUES (?2, ?1) ON CONFLICT (agent_id) DO UPDATE SET last_seq = ?1"
-    private lazy var recordSequence = try? connection.statement(Self.recordSequenceSQL)
-    private lazy var pruneCheckpoints = try? connection.statement("DELETE FROM checkpoints WHERE agent_id = ? AND seq <= ?")
+    /// The agent's head: the sequence (`?1`) and the row id (`?3`) of the checkpoint it committed last (the agent's
+    /// row is `?2`).
+    private static let recordHeadSQL = """
+        INSERT INTO checkpoint_heads (agent_id, last_seq, last_id) VALUES (?2, ?1, ?3)
+        ON CONFLICT (agent_id) DO UPDATE SET last_seq = ?1, last_id = ?3
+        """
+    private lazy var recordHead = try? connection.statement(Self.recordHeadSQL)
+    /// Retention: a checkpoint by row id (`?1`), if it is still agent `?2`'s.
+    private static let pruneCheckpointSQL = "DELETE FROM checkpoints WHERE id = ?1 AND agent_id = ?2"
+    private lazy var pruneCheckpoint = try? connection.statement(Self.pruneCheckpointSQL)
+    private static let growHeadSumSQL = "UPDATE runs SET head_sum = head_sum + ?1 WHERE id = ?2"
+    private lazy var growHeadSum = try? connection.statement(Self.growHeadSumSQL)
     private static let deleteStepsSQL = "DELETE FROM steps WHERE agent_id = ? AND key >= ? AND key < ?"
     private lazy var deleteSteps = try? connection.statement(Self.deleteStepsSQL)
     private static let consumeMessageSQL = "UPDATE messages SET consumed_txn = ? WHERE id = ? AND consumed_txn IS NULL"
@@ -87,7 +112,7 @@ final class WriterSession: @unchecked Sendable {
     private static let insertMessageSQL =
         "INSERT INTO messages (run_id, recipient, sender, created_at, payload, lease, sent_txn, trace) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
     private lazy var insertMessage = try? connection.statement(Self.insertMessageSQL)
-    private static let oldestKeptSQL = "SELECT txn FROM checkpoints WHERE agent_id = ? ORDER BY seq LIMIT 1"
+    private static let oldestKeptSQL = "SELECT txn FROM checkpoints WHERE id = ?"
     private lazy var oldestKept = try? connection.statement(Self.oldestKeptSQL)
     private static let deleteMessageSQL = "DELETE FROM messages WHERE id = ?"
     private lazy var deleteMessage = try? connection.statement(Self.deleteMessageSQL)
@@ -129,21 +154,72 @@ final class WriterSession: @unchecked Sendable {
         inTransaction = true
         transactionNumbers.removeAll(keepingCapacity: true)
         lastChecked = nil
+        headSumGrowth.removeAll(keepingCapacity: true)
         defer {
             inTransaction = false
             transactionNumbers.removeAll(keepingCapacity: true)
             lastChecked = nil
+            headSumGrowth.removeAll(keepingCapacity: true)
         }
         do {
             try connection.execute("BEGIN IMMEDIATE")
             try body()
+            try writeHeadSums()
             try connection.execute("COMMIT")
         } catch {
             connection.rollback()
             for step in undo.reversed() { step() }
             undo.removeAll()
+            forgetChains()
             throw error
         }
+    }
+
+    /// Makes every chain kept in memory be read again before its next use (the database may say otherwise now).
+    func forgetChains() { chainGeneration &+= 1 }
+
+    /// Adds each run's growth of its heads' sequences, in this transaction, to its recorded sum.
+    private func writeHeadSums() throws {
+        guard !headSumGrowth.isEmpty else { return }
+        let grow = try prepared(growHeadSum, Self.growHeadSumSQL)
+        for (run, amount) in headSumGrowth where amount != 0 {
+            try grow.bind(amount, at: 1)
+            try grow.bind(run.rawValue, at: 2)
+            try grow.execute()
+        }
+    }
+
+    /// Notes that one of `run`'s heads moved by `amount` sequences.
+    private func growHeadSum(of run: RunID, by amount: Int64) {
+        if let last = headSumGrowth.indices.last, headSumGrowth[last].run == run {
+            headSumGrowth[last].by += amount
+        } else if let index = headSumGrowth.firstIndex(where: { $0.run == run }) {
+            headSumGrowth[index].by += amount
+        } else {
+            headSumGrowth.append((run, amount))
+        }
+    }
+
+    /// Reads the kept checkpoints of the agent at `index` in ``agents`` along its chain, if this session does not know
+    /// them (yet, or any more). Returns the sequence its head records and the row id of its latest checkpoint.
+    private func readChain(at index: Dictionary<AgentID, AgentRow>.Index) throws -> (lastSequence: Int64, lastID: Int64?) {
+        if let generation = agents.values[index].chain?.generation, generation == chainGeneration {
+            return (agents.values[index].chain!.lastSequence, agents.values[index].chain!.ids.last)
+        }
+        let row = agents.values[index].row
+        let head = try connection.statement("SELECT last_seq FROM checkpoint_heads WHERE agent_id = ?")
+        try head.bind(row, at: 1)
+        let lastSequence = try head.step() ? head.int64(0) : 0
+        head.reset()
+        let walk = try connection.statement(
+            CheckpointChains.kept(of: "?1") + " SELECT id FROM kept ORDER BY depth DESC"
+        )
+        defer { walk.reset() }
+        try walk.bind(row, at: 1)
+        var ids = Deque<Int64>()
+        while try walk.step() { ids.append(walk.int64(0)) }
+        agents.values[index].chain = Chain(ids: ids, lastSequence: lastSequence, generation: chainGeneration)
+        return (lastSequence, ids.last)
     }
 
     /// `run`'s number for the current write transaction: its `runs.txn`, advanced once per transaction (with the
@@ -311,6 +387,9 @@ final class WriterSession: @unchecked Sendable {
             )
         }
         if existing != nil {
+            // A head page gone back to an older version would resume its agents from older states: refused here,
+            // before any of them is claimed.
+            try CheckpointChains.checkHeadSum(of: record.id, connection: connection, path: path)
             try setAsideOrphans(record, time: time)
             try sweepConsumed(of: record.id)
         }
@@ -410,9 +489,9 @@ final class WriterSession: @unchecked Sendable {
     /// under an older lease, read the recorded steps (the first and the last only for rows that existed before: a
     /// row the claim creates has no history). Returns the claims in the order of `requests` (which name distinct agents).
     ///
-    /// The latest checkpoint is found through the `checkpoints_by_agent` index and read from the table by row id;
-    /// its agent and sequence must equal the agent's head (`checkpoint_heads.last_seq`, written by every
-    /// checkpoint's commit). A damaged index or page that would hand back an older state is refused instead.
+    /// The latest checkpoint is read by the row id its head records (``CheckpointChains``); it must be the agent's and
+    /// carry the head's sequence. A damaged page that would hand back an older state is refused instead, and so is a
+    /// stale page of heads, when the run is attached (its heads must add up to the sum its commits recorded).
     func claim(_ requests: [ClaimRequest]) throws -> [Claim] {
         var claims: [Claim?] = Array(repeating: nil, count: requests.count)
         var byRun: [RunID: [Int]] = [:]
@@ -479,13 +558,14 @@ final class WriterSession: @unchecked Sendable {
         if existing.count < requests.count {
             try connection.statement("DELETE FROM checkpoint_heads WHERE agent_id > ?").run(.integer(existingBelow))
         }
-        // Found through the index, read from the table by row id, checked against the agent's head.
+        // Read by the row id the agent's head records, and checked against the head: the row must be the agent's and
+        // carry the head's sequence.
         if let ids {
             let latest = try connection.statement(
                 """
-                SELECT j.value, coalesce(h.last_seq, 0), c.agent_id, c.seq, c.epoch, c.state_version, c.state
+                SELECT j.value, coalesce(h.last_seq, 0), c.agent_id IS j.value, c.seq, c.epoch, c.state_version, c.state
                 FROM json_each(?1) j LEFT JOIN checkpoint_heads h ON h.agent_id = j.value
-                LEFT JOIN checkpoints c ON c.rowid = (SELECT rowid FROM checkpoints WHERE agent_id = j.value ORDER BY seq DESC LIMIT 1)
+                LEFT JOIN checkpoints c ON c.id = h.last_id
                 """
             )
             try latest.bind(ids, at: 1)
@@ -494,9 +574,10 @@ final class WriterSession: @unchecked Sendable {
                 guard let index = byRow[latest.int64(0)] else { continue }
                 let agent = requests[index].agent
                 let recorded = latest.int64(1)
-                let found = latest.isNull(2) ? 0 : latest.int64(3)
-                guard found == recorded, latest.isNull(2) || latest.int64(2) == latest.int64(0) else {
-                    throw TroupeError.damagedCheckpoints(agent, found: found, recorded: recorded, path: path)
+                let found = latest.int64(2) == 1 ? latest.int64(3) : 0
+                guard found == recorded else {
+                    let reads = found != 0 ? found : CheckpointChains.newestSequence(ofAgentRow: latest.int64(0), connection: connection)
+                    throw TroupeError.damagedCheckpoints(agent, found: reads, recorded: recorded, path: path)
                 }
                 guard found != 0 else { continue }
                 claimed[index]!.latest = Checkpoint(
@@ -587,39 +668,60 @@ final class WriterSession: @unchecked Sendable {
         try checkLease(commit.run)
         let time = now()
         if let agent = commit.agent {
-            guard let row = agents[agent], row.epoch == commit.epoch else {
+            // One lookup, and no copy of the row: its chain is changed in place below.
+            guard let index = agents.index(forKey: agent), agents.values[index].epoch == commit.epoch else {
                 throw TroupeError.fenced(agent, epoch: commit.epoch, current: agents[agent]?.epoch ?? 0)
             }
+            let row = agents.values[index].row
             if let checkpoint = commit.checkpoint {
                 let sequence = Int64(checkpoint.sequence)
+                // The chain is read before anything is written: a refusal below fails this commit alone.
+                let (lastSequence, previous) = try readChain(at: index)
+                guard sequence > lastSequence else {
+                    throw TroupeError(
+                        .storage,
+                        "checkpoint #\(sequence) of '\(agent)' does not follow #\(lastSequence), the one it "
+                            + "committed last: a store keeps an agent's checkpoints in the order of their sequences. "
+                            + "Nothing of this commit was written."
+                    )
+                }
                 let insert = try prepared(insertCheckpoint, Self.insertCheckpointSQL)
-                try insert.bind(row.row, at: 1)
+                try insert.bind(row, at: 1)
                 try insert.bind(sequence, at: 2)
                 try insert.bind(Int64(commit.epoch), at: 3)
                 try insert.bind(checkpoint.stateVersion, at: 4)
                 try insert.bind(time, at: 5)
                 try insert.bind(checkpoint.state, at: 6)
                 try insert.bind(try currentTransaction(commit.run), at: 7)
+                if let previous { try insert.bind(previous, at: 8) }
                 try insert.execute()
-                let record = try prepared(recordSequence, Self.recordSequenceSQL)
+                let id = connection.lastInsertRowID
+                let record = try prepared(recordHead, Self.recordHeadSQL)
                 try record.bind(sequence, at: 1)
-                try record.bind(row.row, at: 2)
+                try record.bind(row, at: 2)
+                try record.bind(id, at: 3)
                 try record.execute()
-                // Retention: each checkpoint drops the one `retention` before it (and any older one left). One row a
-                // commit, where dropping `retention` rows every `retention` commits reached back to as many pages
-                // written at different times: a third fewer pages per batch for the write-ahead log.
-                if sequence > Int64(retention) {
-                    let prune = try prepared(pruneCheckpoints, "DELETE FROM checkpoints WHERE agent_id = ? AND seq <= ?")
-                    try prune.bind(row.row, at: 1)
-                    try prune.bind(sequence - Int64(retention), at: 2)
-                    try prune.execute()
-                    // Its oldest kept checkpoint is past #1 now: what it consumed before that no fork can need
+                growHeadSum(of: commit.run, by: sequence - lastSequence)
+                agents.values[index].chain!.ids.append(id)
+                agents.values[index].chain!.lastSequence = sequence
+                // Retention: each checkpoint drops the oldest kept one once there are more than `retention` (one row a
+                // commit, by row id).
+                if agents.values[index].chain!.ids.count > retention {
+                    let prune = try prepared(pruneCheckpoint, Self.pruneCheckpointSQL)
+                    while agents.values[index].chain!.ids.count > retention {
+                        try prune.bind(agents.values[index].chain!.ids.removeFirst(), at: 1)
+                        try prune.bind(row, at: 2)
+                        try prune.execute()
+                    }
+                    // Its oldest kept checkpoint is past its first now: what it consumed before that no fork can need
                     // (looked at every `retention` commits: a lookup of what the agent marked, and a query).
-                    if sequence % Int64(retention) == 0 { try sweepConsumed(by: agent, row: row.row) }
+                    if sequence % Int64(retention) == 0, let oldest = agents.values[index].chain!.ids.first {
+                        try sweepConsumed(by: agent, oldest: oldest)
+                    }
                 }
             }
-            if row.mayHaveSteps {
-                for scope in commit.finishedSteps { try forgetSteps(of: row.row, scope: scope) }
+            if agents.values[index].mayHaveSteps {
+                for scope in commit.finishedSteps { try forgetSteps(of: row, scope: scope) }
             }
             if !commit.consumed.isEmpty {
                 // Marked, not deleted: a fork at an earlier cut finds it in flight (swept with old checkpoints).
@@ -656,22 +758,24 @@ final class WriterSession: @unchecked Sendable {
     }
 
     /// Deletes the consumed messages that no fork can need (consumed before their recipient's oldest kept
-    /// checkpoint, once that is past #1): of run `?1`, or of every run when it is NULL. One scan: run when a run is
-    /// attached (for what earlier processes marked) and by `troupe prune`.
-    static let sweepConsumedSQL = """
-        DELETE FROM messages WHERE consumed_txn IS NOT NULL AND (?1 IS NULL OR run_id = ?1)
-        AND (SELECT min(c.seq) FROM agents a JOIN checkpoints c ON c.agent_id = a.id
-            WHERE a.run_id = messages.run_id AND a.name = messages.recipient) > 1
-        AND consumed_txn < (SELECT c.txn FROM agents a JOIN checkpoints c ON c.agent_id = a.id
-            WHERE a.run_id = messages.run_id AND a.name = messages.recipient ORDER BY c.seq LIMIT 1)
+    /// checkpoint, once that is past #1): of run `?1`, or of every run when it is NULL. One scan of the messages
+    /// (`CROSS JOIN` keeps them the outer loop: each looks its recipient's oldest checkpoint up in the chains walked
+    /// once), run when a run is attached (for what earlier processes marked) and by `troupe prune`.
+    static let sweepConsumedSQL = CheckpointChains.kept(of: "SELECT id FROM agents WHERE ?1 IS NULL OR run_id = ?1") + """
+        , oldest AS MATERIALIZED (SELECT agent, min(seq) AS seq, txn FROM kept GROUP BY agent)
+        DELETE FROM messages WHERE id IN (
+            SELECT m.id FROM messages m CROSS JOIN agents a ON a.run_id = m.run_id AND a.name = m.recipient
+            CROSS JOIN oldest o ON o.agent = a.id
+            WHERE m.consumed_txn IS NOT NULL AND (?1 IS NULL OR m.run_id = ?1) AND o.seq > 1 AND m.consumed_txn < o.txn
+        )
         """
 
     private func sweepConsumed(of run: RunID) throws {
         try connection.statement(Self.sweepConsumedSQL).run(.text(run.rawValue))
     }
 
-    /// Deletes the messages this process marked consumed by `agent` before its oldest kept checkpoint.
-    private func sweepConsumed(by agent: AgentID, row: Int64) throws {
+    /// Deletes the messages this process marked consumed by `agent` before its oldest kept checkpoint (row id `oldest`).
+    private func sweepConsumed(by agent: AgentID, oldest row: Int64) throws {
         guard let marked = consumedByAgent[agent], !marked.isEmpty else { return }
         let oldest = try prepared(oldestKept, Self.oldestKeptSQL)
         try oldest.bind(row, at: 1)

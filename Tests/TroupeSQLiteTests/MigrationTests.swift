@@ -23,6 +23,20 @@ struct MigrationTests {
         }
     }
 
+    /// A database at `path` built by hand up to migration `last`, as a release of then left it.
+    static func database(_ path: String, migratedTo last: Int) throws -> Connection {
+        let connection = try Connection(path: path)
+        try connection.execute(
+            "CREATE TABLE troupe_migrations (id INTEGER PRIMARY KEY, name TEXT NOT NULL, checksum TEXT NOT NULL, applied_at INTEGER NOT NULL) STRICT"
+        )
+        for migration in Migrator.migrations where migration.id <= last {
+            try connection.execute(migration.sql)
+            try connection.statement("INSERT INTO troupe_migrations (id, name, checksum, applied_at) VALUES (?, ?, ?, 0)")
+                .run(.integer(Int64(migration.id)), .text(migration.name), .text(migration.checksum))
+        }
+        return connection
+    }
+
     @Test func openingCreatesTheSchemaAndRecordsEachMigration() async throws {
         let directory = try TemporaryDirectory()
         let path = directory.file("nested/dir/troupe.db")
@@ -45,15 +59,7 @@ struct MigrationTests {
         let directory = try TemporaryDirectory()
         let path = directory.file()
         do {
-            let connection = try Connection(path: path)
-            try connection.execute(
-                "CREATE TABLE troupe_migrations (id INTEGER PRIMARY KEY, name TEXT NOT NULL, checksum TEXT NOT NULL, applied_at INTEGER NOT NULL) STRICT"
-            )
-            for migration in Migrator.migrations where migration.id <= 9 {
-                try connection.execute(migration.sql)
-                try connection.statement("INSERT INTO troupe_migrations (id, name, checksum, applied_at) VALUES (?, ?, ?, 0)")
-                    .run(.integer(Int64(migration.id)), .text(migration.name), .text(migration.checksum))
-            }
+            let connection = try Self.database(path, migratedTo: 9)
             try connection.execute(
                 """
                 INSERT INTO runs (id, blueprint, status, created_at, updated_at) VALUES ('run-m', 'm', 'stopped', 0, 0);
@@ -84,6 +90,60 @@ struct MigrationTests {
             _ = try await store.commit(Commit(run: agent.run, agent: agent, epoch: claims[0].epoch, checkpoint: next))
             #expect(try await store.checkpoints(of: agent).last?.sequence == 8)
             await store.detach(agent.run, outcome: .stopped, error: nil)
+        }
+    }
+
+    /// 0011 drops the index on checkpoints: each head learns its latest row, each row its predecessor, each run the
+    /// sum of its heads. What a database of 0010 held is what listings, the check, a resume and retention see after.
+    @Test func checkpointChainsCarryOverWhatTheIndexFound() async throws {
+        let directory = try TemporaryDirectory()
+        let path = directory.file()
+        do {
+            let connection = try Self.database(path, migratedTo: 10)
+            // Two runs; rows of their agents interleaved as commits wrote them.
+            try connection.execute(
+                """
+                INSERT INTO runs (id, blueprint, status, created_at, updated_at) VALUES ('run-a', 'm', 'stopped', 0, 0),
+                    ('run-b', 'm', 'stopped', 0, 0);
+                INSERT INTO agents (id, run_id, name, type, durability, status, epoch, updated_at) VALUES
+                    (1, 'run-a', 'x', 'Counter', 'durable', 'stopped', 1, 0), (2, 'run-a', 'y', 'Counter', 'durable', 'stopped', 1, 0),
+                    (3, 'run-b', 'x', 'Counter', 'durable', 'stopped', 1, 0), (4, 'run-b', 'idle', 'Counter', 'durable', 'stopped', 1, 0);
+                INSERT INTO checkpoints (agent_id, seq, epoch, state_version, created_at, state, txn) VALUES
+                    (1, 5, 1, 1, 0, CAST('a5' AS BLOB), 1), (2, 1, 1, 1, 0, CAST('y1' AS BLOB), 1), (1, 6, 1, 1, 0, CAST('a6' AS BLOB), 2),
+                    (3, 9, 1, 1, 0, CAST('b9' AS BLOB), 1), (1, 7, 1, 1, 0, CAST('a7' AS BLOB), 3), (2, 2, 1, 1, 0, CAST('y2' AS BLOB), 3);
+                INSERT INTO checkpoint_heads (agent_id, last_seq) VALUES (1, 7), (2, 2), (3, 9);
+                """
+            )
+        }
+        try await withStore(path) { store in
+            let (heads, chains, sums, indexes) = try await store.read { connection in
+                (
+                    try connection.texts("SELECT agent_id || ':' || last_seq || '@' || last_id FROM checkpoint_heads ORDER BY agent_id"),
+                    try connection.texts("SELECT id || '<' || coalesce(prev, '-') FROM checkpoints ORDER BY id"),
+                    try connection.texts("SELECT id || '=' || head_sum FROM runs ORDER BY id"),
+                    try connection.texts("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'checkpoints'")
+                )
+            }
+            #expect(heads == ["1:7@5", "2:2@6", "3:9@4"])
+            #expect(chains == ["1<-", "2<-", "3<1", "4<-", "5<3", "6<2"])
+            #expect(sums == ["run-a=9", "run-b=9"])
+            #expect(indexes.isEmpty)
+            #expect(try await store.check().problems.isEmpty)
+            let x = AgentID(run: "run-a", name: "x")
+            #expect(try await store.checkpoints(of: x).map { String(decoding: $0.state, as: UTF8.self) } == ["a5", "a6", "a7"])
+            #expect(try await store.checkpointHistory(of: AgentID(run: "run-a", name: "y")).map(\.sequence) == [1, 2])
+            #expect(try await store.agents(of: "run-b").map { "\($0.name):\($0.lastCheckpoint.map(String.init) ?? "-")" } == ["idle:-", "x:9"])
+            _ = try await store.attach(RunRecord(id: "run-a", blueprint: "m", agents: ["x", "y"]))
+            let claim = try await store.claim(x, type: "Counter", durability: .durable, incarnation: 1)
+            #expect(claim.latest?.sequence == 7)
+            // The next commit moves the head on, and retention (3) drops #5 by the row id its chain gives.
+            let next = Checkpoint(agent: x, epoch: claim.epoch, sequence: 8, stateVersion: 1, state: Array("a8".utf8))
+            _ = try await store.commit(Commit(run: x.run, agent: x, epoch: claim.epoch, checkpoint: next))
+            #expect(try await store.checkpoints(of: x).map(\.sequence) == [6, 7, 8])
+            await store.detach(x.run, outcome: .stopped, error: nil)
+            let sum = try await store.read { try $0.scalar("SELECT head_sum FROM runs WHERE id = 'run-a'") }
+            #expect(sum == 10)
+            #expect(try await store.check().problems.isEmpty)
         }
     }
 

@@ -348,8 +348,41 @@ struct DatabaseFileTests {
         }
     }
 
-    @Test func aDamagedIndexIsRefusedInsteadOfResumingAStaleCheckpoint() async throws {
+    /// A commit that SQLite refuses after its checkpoint was written (its message does not fit) rolls back whole, and
+    /// the writer forgets what it had noted of the agent's checkpoints: the chain, retention and the run's head sum
+    /// stay exact.
+    @Test func aRolledBackCommitLeavesTheCheckpointChainExact() async throws {
         let directory = try TemporaryDirectory()
+        let path = directory.file()
+        let agent = AgentID(run: "run-s", name: "a")
+        let record = RunRecord(id: "run-s", blueprint: "s", agents: ["a", "b"])
+        try await withStore(path, .init(sizeLimit: 256 * 1024)) { store in
+            _ = try await store.attach(record)
+            let claim = try await store.claim(agent, type: "A", durability: .durable, incarnation: 1)
+            func commit(_ sequence: UInt64, sending payload: [UInt8]? = nil) async throws {
+                let state = Checkpoint(agent: agent, epoch: claim.epoch, sequence: sequence, stateVersion: 1, state: Array("\(sequence)".utf8))
+                _ = try await store.commit(
+                    Commit(run: agent.run, agent: agent, epoch: claim.epoch, checkpoint: state, sent: payload.map { [SentMessage(to: "b", payload: $0)] } ?? [])
+                )
+            }
+            for sequence in UInt64(1)...3 { try await commit(sequence) }
+            let full = await #expect(throws: TroupeError.self) { try await commit(4, sending: Array(repeating: 7, count: 512 * 1024)) }
+            #expect(full?.code == .storage)
+            try await commit(4)
+            try await commit(5)
+            #expect(try await store.checkpoints(of: agent).map(\.sequence) == [3, 4, 5])
+            let refused = await #expect(throws: TroupeError.self) { try await commit(5) }
+            #expect(refused?.description.contains("does not follow #5") == true)
+            try await commit(6)
+            #expect(try await store.checkpoints(of: agent).map(\.sequence) == [4, 5, 6])
+            #expect(try await store.check().problems.isEmpty)
+            await store.detach(agent.run, outcome: .stopped, error: nil)
+        }
+    }
+
+    /// A database whose agent `run-d/counter` committed checkpoints #1…#50 (state: the number), with a copy of the
+    /// file as it was after #5.
+    private func databaseWithAStaleCopy(_ directory: borrowing TemporaryDirectory) async throws -> (path: String, old: String) {
         let path = directory.file()
         let agent = AgentID(run: "run-d", name: "counter")
         let record = RunRecord(id: "run-d", blueprint: "d", agents: ["counter"])
@@ -368,37 +401,122 @@ struct DatabaseFileTests {
         let old = directory.file("old.db")
         try FileManager.default.copyItem(atPath: path, toPath: old)
         try await commit(6...50)
-        // The index's pages go back to what they were after checkpoint #5: one damaged page, the rest intact.
-        let (pages, size) = try await withStore(path) { store in
+        return (path, old)
+    }
+
+    /// Writes `pages` (1-based) of `old` over the same pages of `path`.
+    private func restore(_ pages: [Int], of path: String, from old: String, pageSize: Int) throws {
+        let stale = try #require(FileManager.default.contents(atPath: old))
+        let file = try #require(FileHandle(forUpdatingAtPath: path))
+        for page in pages {
+            let offset = (page - 1) * pageSize
+            try #require(offset + pageSize <= stale.count)
+            try file.seek(toOffset: UInt64(offset))
+            try file.write(contentsOf: stale[offset..<(offset + pageSize)])
+        }
+        try file.close()
+    }
+
+    /// The pages of table `name`, and the page size.
+    private func pages(of name: String, in path: String) async throws -> (pages: [Int], size: Int) {
+        try await withStore(path) { store in
             try await store.read { connection in
                 (
-                    try connection.texts("SELECT CAST(pageno AS TEXT) FROM dbstat WHERE name = 'checkpoints_by_agent'").compactMap { Int($0) },
+                    try connection.texts("SELECT CAST(pageno AS TEXT) FROM dbstat WHERE name = ?", .text(name)).compactMap { Int($0) },
                     Int(try connection.scalar("PRAGMA page_size") ?? 4096)
                 )
             }
         }
+    }
+
+    @Test func aStaleCheckpointPageIsRefusedInsteadOfResumingFromIt() async throws {
+        let directory = try TemporaryDirectory()
+        let (path, old) = try await databaseWithAStaleCopy(directory)
+        let agent = AgentID(run: "run-d", name: "counter")
+        // The checkpoints table's pages go back to what they were after checkpoint #5; its head still names #50.
+        let (pages, size) = try await pages(of: "checkpoints", in: path)
         #expect(!pages.isEmpty)
-        let stale = try #require(FileManager.default.contents(atPath: old))
-        let file = try #require(FileHandle(forUpdatingAtPath: path))
-        for page in pages {
-            let offset = (page - 1) * size
-            try #require(offset + size <= stale.count)
-            try file.seek(toOffset: UInt64(offset))
-            try file.write(contentsOf: stale[offset..<(offset + size)])
-        }
-        try file.close()
+        try restore(pages, of: path, from: old, pageSize: size)
 
         try await withStore(path) { store in
             let listing = await #expect(throws: TroupeError.self) { try await store.checkpoints(of: agent) }
             #expect(listing?.code == .corruptCheckpoint)
             #expect(listing?.description.contains("troupe db check") == true)
-            _ = try await store.attach(record)
+            _ = try await store.attach(RunRecord(id: "run-d", blueprint: "d", agents: ["counter"]))
             let claim = await #expect(throws: TroupeError.self) {
                 try await store.claim(agent, type: "Counter", durability: .durable, incarnation: 1)
             }
             #expect(claim?.code == .corruptCheckpoint)
-            #expect(claim?.description.contains("#5") == true && claim?.description.contains("#50") == true)
+            #expect(claim?.description.contains("#5,") == true && claim?.description.contains("#50 last") == true)
             await store.detach(agent.run, outcome: .failed, error: nil)
+            let problems = try await store.check().problems
+            #expect(problems.contains { $0.contains("agent 'counter' of run run-d") && $0.contains("#50") }, "\(problems)")
         }
+    }
+
+    @Test func aStalePageOfHeadsIsRefusedInsteadOfResumingFromAnOlderCheckpoint() async throws {
+        let directory = try TemporaryDirectory()
+        let (path, old) = try await databaseWithAStaleCopy(directory)
+        let agent = AgentID(run: "run-d", name: "counter")
+        // The heads go back to naming #5, which is still kept (retention 100): only the run's sum can tell.
+        let (pages, size) = try await pages(of: "checkpoint_heads", in: path)
+        #expect(pages.count == 1)
+        try restore(pages, of: path, from: old, pageSize: size)
+
+        try await withStore(path) { store in
+            let listing = await #expect(throws: TroupeError.self) { try await store.checkpoints(of: agent) }
+            #expect(listing?.code == .corruptCheckpoint)
+            #expect(listing?.description.contains("add up to 5,") == true)
+            let history = await #expect(throws: TroupeError.self) { try await store.checkpointHistory(of: agent) }
+            #expect(history?.code == .corruptCheckpoint)
+            let resume = await #expect(throws: TroupeError.self) {
+                _ = try await store.attach(RunRecord(id: "run-d", blueprint: "d", agents: ["counter"]))
+            }
+            #expect(resume?.code == .corruptCheckpoint)
+            #expect(resume?.description.contains("troupe db check") == true)
+            let problems = try await store.check().problems
+            #expect(problems.contains { $0.contains("run run-d") && $0.contains("add up to 5,") }, "\(problems)")
+        }
+    }
+
+    /// Every page of the file in turn goes back to its version from after checkpoint #5 of 50: a listing and a
+    /// resume either read #50 or refuse. None hands back an older state.
+    @Test func noSinglePageGoneStaleHandsBackAnOlderCheckpoint() async throws {
+        let directory = try TemporaryDirectory()
+        let (path, old) = try await databaseWithAStaleCopy(directory)
+        let agent = AgentID(run: "run-d", name: "counter")
+        let size: Int = try await pages(of: "checkpoints", in: path).size
+        let current = try #require(FileManager.default.contents(atPath: path))
+        let stale = try #require(FileManager.default.contents(atPath: old))
+        let count: Int = min(current.count, stale.count) / size
+        var differing = 0
+        var refused = 0
+        for page in 1...count {
+            let start: Int = (page - 1) * size
+            let range = start..<(start + size)
+            guard current[range] != stale[range] else { continue }
+            differing += 1
+            let copy = directory.file("page-\(page).db")
+            try current.write(to: URL(fileURLWithPath: copy))
+            try restore([page], of: copy, from: old, pageSize: size)
+            var outcomes: [String] = []
+            do {
+                try await withStore(copy) { store in
+                    let listed = try await store.checkpoints(of: agent).last
+                    outcomes.append("listing #\(listed?.sequence ?? 0) \(String(decoding: listed?.state ?? [], as: UTF8.self))")
+                    _ = try await store.attach(RunRecord(id: "run-d", blueprint: "d", agents: ["counter"]))
+                    let claim = try await store.claim(agent, type: "Counter", durability: .durable, incarnation: 1)
+                    outcomes.append("claim #\(claim.latest?.sequence ?? 0) \(String(decoding: claim.latest?.state ?? [], as: UTF8.self))")
+                    await store.detach(agent.run, outcome: .stopped, error: nil)
+                }
+            } catch is TroupeError {
+                refused += 1
+            }
+            for outcome in outcomes {
+                #expect(outcome.hasSuffix("#50 50"), "page \(page) gone stale: \(outcome)")
+            }
+        }
+        #expect(differing >= 3)
+        #expect(refused >= 2)
     }
 }
