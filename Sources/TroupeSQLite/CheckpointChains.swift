@@ -30,6 +30,27 @@ enum CheckpointChains {
         """
     }
 
+    /// How deep ``joined(depth:of:)`` goes at most (SQLite joins at most 64 tables).
+    static let joinedDepth = 16
+
+    /// The newest `depth` checkpoints along the chains of the agents whose row ids `agents` selects, by joins: a row
+    /// per agent with a head, `(agent, id at depth 0, …, id at depth - 1, whether the chain goes on)`; NULL where a
+    /// chain is shorter.
+    static func joined(depth: Int, of agents: String) -> String {
+        precondition(depth >= 1 && depth <= joinedDepth)
+        let columns = (0..<depth).map { "c\($0).id" }.joined(separator: ", ")
+        let joins = (1...depth).map { level in
+            "LEFT JOIN checkpoints c\(level) ON c\(level).id = c\(level - 1).prev AND c\(level).agent_id = h.agent_id "
+                + "AND c\(level).id < c\(level - 1).id AND c\(level).seq < c\(level - 1).seq"
+        }.joined(separator: "\n")
+        return """
+            SELECT h.agent_id, \(columns), c\(depth).id IS NOT NULL FROM checkpoint_heads h
+            JOIN checkpoints c0 ON c0.id = h.last_id AND c0.agent_id = h.agent_id AND c0.seq = h.last_seq
+            \(joins)
+            WHERE h.agent_id IN (\(agents))
+            """
+    }
+
     /// The run's recorded head sum and the sum of its heads now (`?1` the run).
     static let headSumsSQL = """
         SELECT r.head_sum, (SELECT coalesce(sum(h.last_seq), 0) FROM agents a JOIN checkpoint_heads h ON h.agent_id = a.id

@@ -594,6 +594,7 @@ final class WriterSession: @unchecked Sendable {
                 )
             }
         }
+        try noteChains(of: requests, claimed: claimed.map { ($0!.row, Int64($0!.latest?.sequence ?? 0)) }, ids: ids)
 
         // Messages accepted under an older lease (by a process that died, or requeued by an operator) are adopted by
         // this lease and returned, once: adoption is what marks them returned, in the same transaction.
@@ -630,6 +631,41 @@ final class WriterSession: @unchecked Sendable {
         return claimed.enumerated().map { index, claim in
             let claim = claim!
             return (index, Claim(epoch: claim.epoch, latest: claim.latest, pending: claim.pending.sorted { $0.id < $1.id }, steps: claim.steps))
+        }
+    }
+
+    /// Notes the kept checkpoints of the agents just claimed (row, latest sequence; in the order of `requests`), so that
+    /// their first commits need no read: none for rows the claim created, and for the others (`ids`, a JSON array of
+    /// their rows) what one walk along all their chains finds.
+    private func noteChains(of requests: [ClaimRequest], claimed: [(row: Int64, sequence: Int64)], ids: String?) throws {
+        var kept: [Int64: Deque<Int64>] = [:]
+        if let ids {
+            // Joins along the chains, as deep as retention: a recursive walk cost 1 µs a row, four times as much.
+            // A chain that goes on past it (retention was larger when it was written) is walked whole, on its own.
+            let depth = min(retention, CheckpointChains.joinedDepth)
+            let walk = try connection.statement(CheckpointChains.joined(depth: depth, of: "SELECT value FROM json_each(?1)"))
+            defer { walk.reset() }
+            try walk.bind(ids, at: 1)
+            var longer: [Int64] = []
+            while try walk.step() {
+                let agent = walk.int64(0)
+                var chain = Deque<Int64>()
+                for level in 0..<depth where !walk.isNull(Int32(1 + level)) { chain.prepend(walk.int64(Int32(1 + level))) }
+                kept[agent] = chain
+                if walk.int64(Int32(1 + depth)) != 0 { longer.append(agent) }
+            }
+            for agent in longer {
+                let whole = try connection.statement(CheckpointChains.kept(of: "?1") + " SELECT id FROM kept ORDER BY depth DESC")
+                defer { whole.reset() }
+                try whole.bind(agent, at: 1)
+                var chain = Deque<Int64>()
+                while try whole.step() { chain.append(whole.int64(0)) }
+                kept[agent] = chain
+            }
+        }
+        for (request, claim) in zip(requests, claimed) {
+            guard let index = agents.index(forKey: request.agent) else { continue }
+            agents.values[index].chain = Chain(ids: kept[claim.row] ?? [], lastSequence: claim.sequence, generation: chainGeneration)
         }
     }
 
@@ -761,10 +797,16 @@ final class WriterSession: @unchecked Sendable {
     }
 
     /// Deletes the consumed messages that no fork can need (consumed before their recipient's oldest kept
-    /// checkpoint, once that is past #1): of run `?1`, or of every run when it is NULL. One scan of the messages
-    /// (`CROSS JOIN` keeps them the outer loop: each looks its recipient's oldest checkpoint up in the chains walked
-    /// once), run when a run is attached (for what earlier processes marked) and by `troupe prune`.
-    static let sweepConsumedSQL = CheckpointChains.kept(of: "SELECT id FROM agents WHERE ?1 IS NULL OR run_id = ?1") + """
+    /// checkpoint, once that is past #1): of run `?1`, or of every run when it is NULL. The chains walked are those of
+    /// agents with consumed messages only; then one scan of the messages (`CROSS JOIN` keeps them the outer loop: each
+    /// looks its recipient's oldest checkpoint up in the chains walked). Run when a run is attached (for what earlier
+    /// processes marked) and by `troupe prune`.
+    static let sweepConsumedSQL = CheckpointChains.kept(
+        of: """
+            SELECT a.id FROM (SELECT DISTINCT run_id, recipient FROM messages WHERE consumed_txn IS NOT NULL
+            AND (?1 IS NULL OR run_id = ?1)) m JOIN agents a ON a.run_id = m.run_id AND a.name = m.recipient
+            """
+    ) + """
         , oldest AS MATERIALIZED (SELECT agent, min(seq) AS seq, txn FROM kept GROUP BY agent)
         DELETE FROM messages WHERE id IN (
             SELECT m.id FROM messages m CROSS JOIN agents a ON a.run_id = m.run_id AND a.name = m.recipient

@@ -380,6 +380,35 @@ struct DatabaseFileTests {
         }
     }
 
+    /// Retention is exact across processes and changes of retention: a claim reads the agent's chain (by joins as
+    /// deep as retention, and whole when it goes on past that), and its next commit drops what is over.
+    @Test func retentionHoldsAcrossResumesAndAChangeOfRetention() async throws {
+        let directory = try TemporaryDirectory()
+        let path = directory.file()
+        let agent = AgentID(run: "run-r", name: "a")
+        let record = RunRecord(id: "run-r", blueprint: "r", agents: ["a"])
+        func commit(_ sequences: ClosedRange<UInt64>, retention: Int) async throws -> [UInt64] {
+            try await withStore(path, .init(retention: retention)) { store in
+                _ = try await store.attach(record)
+                let claim = try await store.claim(agent, type: "A", durability: .durable, incarnation: 1)
+                for sequence in sequences {
+                    let state = Checkpoint(agent: agent, epoch: claim.epoch, sequence: sequence, stateVersion: 1, state: [1])
+                    _ = try await store.commit(Commit(run: agent.run, agent: agent, epoch: claim.epoch, checkpoint: state))
+                }
+                await store.detach(agent.run, outcome: .stopped, error: nil)
+                #expect(try await store.check().problems.isEmpty)
+                return try await store.checkpoints(of: agent).map(\.sequence)
+            }
+        }
+        #expect(try await commit(1...18, retention: 20) == Array(1...18))
+        // Longer than the joins go (16): read whole.
+        #expect(try await commit(19...19, retention: 20) == Array(1...19))
+        #expect(try await commit(20...21, retention: 20) == Array(2...21))
+        // A smaller retention drops the surplus at the next checkpoint.
+        #expect(try await commit(22...22, retention: 3) == [20, 21, 22])
+        #expect(try await commit(23...24, retention: 3) == [22, 23, 24])
+    }
+
     /// A database whose agent `run-d/counter` committed checkpoints #1…#50 (state: the number), with a copy of the
     /// file as it was after #5.
     private func databaseWithAStaleCopy(_ directory: borrowing TemporaryDirectory) async throws -> (path: String, old: String) {
