@@ -510,7 +510,8 @@ extension SQLiteStore: OperatorStore {
         return problems
     }
 
-    /// Runs SQLite's integrity check and compares the migrations applied with those this build knows.
+    /// Runs SQLite's integrity check and the checks of ``checkpointProblems(_:)``, and compares the migrations applied
+    /// with those this build knows.
     public func check() async throws -> StoreHealth {
         let known = Migrator.migrations.map(\.name)
         return try await read { connection in

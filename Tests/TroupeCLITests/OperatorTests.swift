@@ -965,6 +965,24 @@ struct OperatorTests: CLIHarness {
         #expect(check.stdout.contains("integrity   ok"))
     }
 
+    /// Heads that no longer add up to their run's sum (a stale page of them): every read that decides something
+    /// refuses with exit 65 and names `troupe db check`, which lists the run; other runs stay readable.
+    @Test func checkpointHeadsThatDisagreeWithTheirRunAreRefusedEverywhere() async throws {
+        try await endedRuns([("run-a", .stopped), ("run-b", .stopped)])
+        let connection = try Connection(path: database)
+        try connection.execute("UPDATE runs SET head_sum = head_sum + 4 WHERE id = 'run-a'")
+        let listing = try await troupe("checkpoints", "run-a", "counter")
+        #expect(listing.status == 65, "\(listing.stdout) \(listing.stderr)")
+        #expect(listing.stderr.contains("troupe db check"), "\(listing.stderr)")
+        let resume = try await troupe("resume", "run-a")
+        #expect(resume.status == 65, "\(resume.stdout) \(resume.stderr)")
+        #expect(try await troupe("checkpoints", "run-b", "counter").status == 0)
+        let check = try await troupe("db", "check")
+        #expect(check.status == 65)
+        #expect(check.stdout.contains("run run-a: its checkpoint heads add up to 1, but its commits recorded 5"), "\(check.stdout)")
+        #expect(!check.stdout.contains("run run-b"), "\(check.stdout)")
+    }
+
     @Test func aPausedRunKeepsItsLease() async throws {
         let process = try await start(["run", "counting", "--param", "count=100000000", "--param", "interval=500ms"])
         defer { if process.isRunning { process.terminate() } }

@@ -165,7 +165,7 @@ struct DbCommand: AsyncParsableCommand {
 
     struct Check: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Run the store's own consistency check (SQLite's integrity check) and list the migrations applied."
+            abstract: "Run the store's own consistency check (on SQLite: the integrity check, and each agent's latest checkpoint against its head and its run's sum) and list the migrations applied."
         )
 
         @OptionGroup var global: GlobalOptions
