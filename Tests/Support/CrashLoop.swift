@@ -21,12 +21,15 @@ public enum CrashLoop {
         let process = Process()
         process.executableURL = binary
         process.arguments = [database, run, String(count)]
-        let output = Pipe()
+        let output = await makePipe()
         process.standardOutput = output
         process.standardError = FileHandle.nullDevice
         try await launch(process)
         return (process, output)
     }
+
+    /// How long the last start, which runs the pipeline to its end, may take.
+    public static let finalLimit = Duration.seconds(150)
 
     /// Starts and kills the pipeline up to `rounds` times, each kill `delay` (random, in milliseconds) after it
     /// took the run's lease, then runs it to the end.
@@ -66,9 +69,12 @@ public enum CrashLoop {
             await waitForExit(process, sourceLocation: sourceLocation)
             kills += 1
         }
-        // Resume until done, with no more kills.
+        // Resume until done, with no more kills. Bounded: a pipeline that stops making progress fails the test
+        // (its process killed, so that reading its output ends) instead of holding the suite until CI's limit.
         let (process, output) = try await start(database, run: run, count: count)
+        let watchdog = watch(process, for: finalLimit, sourceLocation: sourceLocation)
         let printed = await offThePool { output.fileHandleForReading.readDataToEndOfFile() }
+        watchdog.cancel()
         await waitForExit(process, sourceLocation: sourceLocation)
         #expect(process.terminationStatus == 0, sourceLocation: sourceLocation)
         #expect(String(decoding: printed, as: UTF8.self).contains("complete"), sourceLocation: sourceLocation)

@@ -85,8 +85,8 @@ public struct ProcessOutput: Sendable {
 
 /// Starts `process` with its output piped, and waits (off the cooperative pool) for it to end, for at most `limit`.
 public func runToEnd(_ process: Process, within limit: Duration = .seconds(90)) async throws -> ProcessOutput {
-    let out = Pipe()
-    let err = Pipe()
+    let out = await makePipe()
+    let err = await makePipe()
     process.standardOutput = out
     process.standardError = err
     try await launch(process)
@@ -126,11 +126,51 @@ public func swiftTypecheck(_ files: [String]) async throws -> ProcessOutput {
     return try await runToEnd(process)
 }
 
-/// Starts `process` on a thread of its own. `Process.run()` blocks its thread while it spawns the child (which
-/// closes every descriptor up to the limit before it execs): on the cooperative pool, the tests' many launches at
-/// the start of the suite held both of its threads, and unrelated tests missed their deadlines.
+/// Starts `process` on a thread of its own. `Process.run()` blocks its thread while it spawns the child: on the
+/// cooperative pool, the tests' many launches at the start of the suite held both of its threads, and unrelated
+/// tests missed their deadlines.
+///
+/// One launch at a time (``whileNoChildStarts(_:)``). Foundation's `Process` learns that a child ended when the
+/// other end of a socket pair it gives the child closes, and closes in each child the descriptors it finds open
+/// when it lists them; neither the pair nor a `Pipe` is close-on-exec. A child started by another thread between
+/// that listing and its spawn kept such descriptors: a long-lived child (a run, a worker, a server) then held
+/// other tests' pipes and pairs open, and processes that had long ended looked alive until it died (seen in CI:
+/// fifteen `troupe` commands of a second each "still running after 90 s").
 public func launch(_ process: Process) async throws {
-    try await offThePool { Result { try process.run() } }.get()
+    try await offThePool { Result { try whileNoChildStarts { try process.run() } } }.get()
+}
+
+/// A `Pipe` for a child's standard input or output, made while no child starts and close-on-exec at both ends, so
+/// that no child but the one it is given to (as its 0, 1 or 2) ever holds it. Use it instead of `Pipe()`. It
+/// waits off the cooperative pool, since a launch may hold the lock for a while on a loaded machine.
+public func makePipe() async -> Pipe {
+    await offThePool {
+        whileNoChildStarts {
+            let pipe = Pipe()
+            for handle in [pipe.fileHandleForReading, pipe.fileHandleForWriting] {
+                _ = fcntl(handle.fileDescriptor, F_SETFD, FD_CLOEXEC)
+            }
+            return pipe
+        }
+    }
+}
+
+/// Runs `body` while no other thread of this process starts a child: every start of a child by the tests goes
+/// through here (``launch(_:)``, ``makePipe()``, and the tests' own `posix_spawn` of server programs), as does
+/// any making of a descriptor that a child must not inherit and that cannot be made close-on-exec atomically.
+public func whileNoChildStarts<T>(_ body: () throws -> T) rethrows -> T {
+    childStarts.lock()
+    defer { childStarts.unlock() }
+    return try body()
+}
+
+private let childStarts = NSLock()
+
+/// Every descriptor of this process from 3 up that is open now, for a `posix_spawn` that must close them all in
+/// the child (call it inside ``whileNoChildStarts(_:)``, so that none is made between the listing and the spawn).
+public func openDescriptorsFrom3() -> [Int32] {
+    let listed = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
+    return listed.compactMap(Int32.init).filter { $0 >= 3 }
 }
 
 /// A port on 127.0.0.1 that something already listens on, for as long as the value lives: for tests of what a

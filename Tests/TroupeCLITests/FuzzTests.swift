@@ -61,7 +61,7 @@ struct FuzzTests: CLIHarness {
             "import sqlite3,sys; c=sqlite3.connect('file:'+sys.argv[1]+'?mode=ro', uri=True); print('\\n'.join(c.iterdump()))",
             database,
         ]
-        let output = Pipe()
+        let output = await makePipe()
         process.standardOutput = output
         try await launch(process)
         let data = await offThePool { output.fileHandleForReading.readDataToEndOfFile() }

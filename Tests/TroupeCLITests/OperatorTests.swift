@@ -219,7 +219,8 @@ struct OperatorTests: CLIHarness {
         let second = try await start(["resume", run])
         defer { if second.isRunning { second.terminate() } }
         // A second driver for the same run is refused, naming the owner.
-        try await eventually("the resumed run alive") { isDriven(try await runs().first) }
+        // Up to 2 minutes: in CI's busiest minute a resume took over 60 s to take its lease (4 s alone).
+        try await eventually("the resumed run alive", within: 120) { isDriven(try await runs().first) }
         let intruder = try await troupe("resume", run)
         #expect(intruder.status == 1)
         #expect(intruder.stderr.contains("process \(second.processIdentifier)"))
@@ -256,7 +257,8 @@ struct OperatorTests: CLIHarness {
         try await eventually("the run shown crashed") { !isDriven(try await runs().first) }
         let second = try await start(["resume", run])
         defer { if second.isRunning { second.terminate() } }
-        try await eventually("the resumed run alive") { isDriven(try await runs().first) }
+        // Up to 2 minutes: in CI's busiest minute a resume took over 60 s to take its lease (4 s alone).
+        try await eventually("the resumed run alive", within: 120) { isDriven(try await runs().first) }
         let restart = try await troupe("restart", run, "relay", "--reason", "stuck on batch 7")
         #expect(restart.status == 0, "\(restart.stderr)")
 
@@ -420,7 +422,7 @@ struct OperatorTests: CLIHarness {
         let locker = Process()
         locker.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         locker.arguments = ["python3", "-c", "import sqlite3,sys,time; c=sqlite3.connect(sys.argv[1], isolation_level=None); c.execute('BEGIN IMMEDIATE'); print('locked', flush=True); time.sleep(30)", database]
-        let output = Pipe()
+        let output = await makePipe()
         locker.standardOutput = output
         try await launch(locker)
         defer { locker.terminate() }
@@ -440,7 +442,7 @@ struct OperatorTests: CLIHarness {
         let locker = Process()
         locker.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         locker.arguments = ["python3", "-c", "import sqlite3,sys,time; c=sqlite3.connect(sys.argv[1], isolation_level=None); c.execute('BEGIN IMMEDIATE'); print('locked', flush=True); time.sleep(0.9); c.execute('COMMIT')", database]
-        let output = Pipe()
+        let output = await makePipe()
         locker.standardOutput = output
         try await launch(locker)
         _ = await offThePool { output.fileHandleForReading.availableData }

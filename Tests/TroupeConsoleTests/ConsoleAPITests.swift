@@ -182,7 +182,7 @@ struct ConsoleAPITests {
     @Test func aRunServesItsMetricsWithMetricsAddress() async throws {
         let op = try Operator()
         let process = op.process(["run", "counting", "--param", "count=1000000", "--param", "interval=100ms", "--metrics", "0"])
-        let err = Pipe()
+        let err = await makePipe()
         process.standardError = err
         process.standardOutput = FileHandle.nullDevice
         try await launch(process)

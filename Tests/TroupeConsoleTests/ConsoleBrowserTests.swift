@@ -16,10 +16,12 @@ final class Browser: Sendable {
     static let required = ProcessInfo.processInfo.environment["CI"].map { !$0.isEmpty } ?? false
 
     let process = Process()
-    let input = Pipe()
-    let output = Pipe()
+    let input: Pipe
+    let output: Pipe
 
     init() async throws {
+        input = await makePipe()
+        output = await makePipe()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["python3", Self.script]
         process.standardInput = input

@@ -75,7 +75,7 @@ final class Console: Sendable {
 
     init(_ troupe: Operator, _ options: String...) async throws {
         process = troupe.process(["serve", "--port", "0", "--log-level", "debug"] + options)
-        let out = Pipe()
+        let out = await makePipe()
         process.standardOutput = out
         errors = troupe.scratch.file("serve-\(UUID().uuidString.prefix(8)).log")
         _ = FileManager.default.createFile(atPath: errors, contents: nil)

@@ -448,7 +448,7 @@ struct PostgresCommandLineTests {
         var environment = ProcessInfo.processInfo.environment
         environment["TROUPE_DATABASE"] = database
         process.environment = environment
-        let (out, err) = (Pipe(), Pipe())
+        let (out, err) = (await makePipe(), await makePipe())
         process.standardOutput = out
         process.standardError = err
         try await launch(process)

@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import Synchronization
 import Troupe
+import TroupeTestSupport
 @testable import TroupePostgres
 
 /// A TCP proxy in front of a PostgreSQL server that can play a long crash recovery: ``recover(for:while:)`` cuts
@@ -21,7 +22,11 @@ final class RecoveringProxy: Sendable {
 
     init(upstream: Int) throws {
         self.upstream = upstream
-        let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        // Non-blocking: ``acceptCloseOnExec()`` accepts only after `poll` said a connection waits, and must not
+        // block while it holds the lock on starting children.
+        let socket = Glibc.socket(
+            AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0
+        )
         var address = Self.loopback(port: 0)
         let bound = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
@@ -84,18 +89,38 @@ final class RecoveringProxy: Sendable {
         return address
     }
 
+    /// Accepts one connection, close-on-exec before any child can be started (`accept4`, which would set the flag
+    /// atomically, is not in Swift's Glibc module): a child started between `accept` and `fcntl` (a test's
+    /// `pg_ctl restart`, whose server lives on) would hold the connection, and the peer would not see it end.
+    /// Returns -1 with `errno` set once the listener is shut down.
+    private func acceptCloseOnExec() -> Int32 {
+        while true {
+            var ready = pollfd(fd: listener, events: Int16(POLLIN), revents: 0)
+            guard poll(&ready, 1, -1) >= 0 || errno == EINTR else { return -1 }
+            let (client, failure) = whileNoChildStarts { () -> (Int32, Int32) in
+                let client = accept(listener, nil, nil)
+                guard client >= 0 else { return (client, errno) }
+                _ = fcntl(client, F_SETFD, FD_CLOEXEC)
+                return (client, 0)
+            }
+            if client >= 0 { return client }
+            // Another wake-up than a connection (or one that went away before it was accepted): poll again.
+            if failure == EAGAIN || failure == EWOULDBLOCK || failure == EINTR || failure == ECONNABORTED { continue }
+            errno = failure
+            return -1
+        }
+    }
+
     /// Accepts connections: refused while recovering, else forwarded. A cut (``recover(for:while:)``) and the
     /// registration of a new pair exclude each other (one lock, and a generation the cut advances), so no pair
     /// escapes a cut by being set up while it happens.
     private func acceptLoop() {
         while true {
-            let client = accept(listener, nil, nil)
+            let client = acceptCloseOnExec()
             guard client >= 0 else {
                 if errno == EINTR { continue }
                 return
             }
-            // (`accept4`, which would set it atomically, is not in Swift's Glibc module.)
-            _ = fcntl(client, F_SETFD, FD_CLOEXEC)
             let decision = state.withLock { state -> (closed: Bool, recovering: Bool, generation: Int) in
                 if !state.closed, !state.recovering { state.sockets.insert(client) }
                 return (state.closed, state.recovering, state.generation)

@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import Testing
 import TroupeTestKit
 import TroupeTestSupport
@@ -62,6 +63,10 @@ struct TestDatabase: Sendable {
 /// Runs `arguments` (a program found on PATH, and its arguments) to its end, its output discarded, and returns its
 /// exit status. posix_spawn and waitpid, not Foundation's Process: `pg_ctl start` leaves a daemon behind, and
 /// Process was seen never to notice its parent's exit then.
+///
+/// The child gets no descriptor of this process but its 0, 1 and 2: the server daemon it may leave behind lives
+/// as long as its test, and a pipe or a `Process`'s socket pair it kept would make other tests' processes look
+/// alive that long.
 func spawn(_ arguments: [String]) async throws -> Int32 {
     try await blocking { () -> Int32 in
         var actions = posix_spawn_file_actions_t()
@@ -73,7 +78,12 @@ func spawn(_ arguments: [String]) async throws -> Int32 {
         let argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
         defer { for argument in argv { free(argument) } }
         var pid: pid_t = 0
-        let spawned = posix_spawnp(&pid, arguments[0], &actions, nil, argv, environ)
+        let spawned = whileNoChildStarts {
+            // A descriptor listed but closed since (the listing's own) is skipped by the child: posix_spawn
+            // ignores a close that fails with EBADF.
+            for descriptor in openDescriptorsFrom3() { posix_spawn_file_actions_addclose(&actions, descriptor) }
+            return posix_spawnp(&pid, arguments[0], &actions, nil, argv, environ)
+        }
         guard spawned == 0 else {
             throw PostgresError(sqlState: "", message: "cannot start \(arguments[0]): \(String(cString: strerror(spawned)))")
         }
@@ -166,6 +176,53 @@ final class PrivateServer: Sendable {
              Self.options(directory: directory, port: port, also: alsoListening), "restart"],
             directory: directory
         )
+    }
+
+    /// ``restartImmediately()``, returning the longest time meanwhile that nothing listened on the server's port
+    /// (connections refused, looked at every 20 ms): how long the workers heard nothing at all, not even that
+    /// the server is starting up or recovering.
+    func restartImmediatelyTimingTheOutage() async throws -> Duration {
+        let done = Flag()
+        async let outage = blocking { [port] in
+            var longest = Duration.zero
+            var refusedSince: ContinuousClock.Instant?
+            while true {
+                let finished = done.isRaised
+                let now = ContinuousClock.now
+                if Self.refuses(port: port) {
+                    refusedSince = refusedSince ?? now
+                } else if let since = refusedSince {
+                    longest = max(longest, now - since)
+                    refusedSince = nil
+                }
+                if finished { return max(longest, refusedSince.map { ContinuousClock.now - $0 } ?? .zero) }
+                usleep(20_000)
+            }
+        }
+        do {
+            try await restartImmediately()
+        } catch {
+            done.raise()
+            _ = try? await outage
+            throw error
+        }
+        done.raise()
+        return try await outage
+    }
+
+    /// Whether a TCP connection to `port` on 127.0.0.1 is refused (nothing listens there).
+    private static func refuses(port: Int) -> Bool {
+        let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard socket >= 0 else { return false }
+        defer { Glibc.close(socket) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = UInt16(port).bigEndian
+        address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        return connected != 0 && errno == ECONNREFUSED
     }
 
     /// Stops the server at once.
