@@ -613,7 +613,8 @@ public actor Supervisor: Service {
         let clock = environment.clock
         var reason: ExitReason?
         let hurry = environment.hurry
-        if graceful, shutdown.graceful != .zero, hurry.value == nil {
+        let askedToStop = graceful && shutdown.graceful != .zero && hurry.value == nil
+        if askedToStop {
             entry.runtime.requestStop(incarnation)
             // A hurried run (grace over, lease lost) cuts the graceful wait short.
             reason = await withDeadline(shutdown.graceful, clock: clock) {
@@ -629,6 +630,10 @@ public actor Supervisor: Service {
                 }
             }
         }
+        // An incarnation that ended without being cancelled stopped gracefully, even when the deadline's timer
+        // won the race against its exit (a loaded machine runs both late, and the group takes whichever it sees
+        // first): it is not reported `killed`, which it was not.
+        if askedToStop, reason == nil { reason = incarnation.exit.value }
         let kind: Event.Kind
         if reason != nil {
             kind = .stopped
