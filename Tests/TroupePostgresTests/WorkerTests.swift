@@ -173,13 +173,14 @@ struct WorkerTests {
 
     /// `pg_ctl restart -m immediate` under running workers cuts every session at once and silences every
     /// heartbeat: the workers reconnect and keep their registrations, no run changes owner (its lease epoch stays),
-    /// and every total is exact. The server is the test's own.
+    /// and every total is exact. The server is the test's own. A restart that leaves its port unanswered for over
+    /// 2 s (a loaded machine) lets the workers fence themselves, as documented; then only the totals are checked.
     @Test(.enabled(if: PrivateServer.enabled, "PostgreSQL's server programs are not installed"))
     func aDatabaseRestartMovesNoRun() async throws {
         try await restartMovesNoRun(recovery: nil)
     }
 
-    /// The same with a crash recovery longer than the fence interval (9 s against 4 s), played by a proxy per
+    /// The same with a crash recovery longer than the fence interval (9 s, or the restart if longer, against 4 s), played by a proxy per
     /// worker that answers as a recovering server does: a server that says it serves no one lets no worker be taken
     /// over, so none fences itself. The second worker's proxy keeps refusing 1.5 s longer: the first worker back
     /// must not evict it meanwhile (its lock is free, its heartbeat stale, the server up longer than the stale
@@ -218,13 +219,40 @@ struct WorkerTests {
             let before = Dictionary(uniqueKeysWithValues: try await store.runs().map { ($0.id, $0.lease) })
             let registered = Set(try await store.workers().map(\.id))
 
+            // Whether the workers could hear nothing at all (not even "starting up") for long enough to fence
+            // themselves, as the README says they then do: 4 s from their last heartbeat, which came up to a
+            // second before the restart. A restart as it comes takes well under a second here, and in CI's
+            // busiest minute once took more than three.
+            var outageFences = false
             if let recovery {
+                // The second proxy answers "starting up" until 1.5 s after the first one stops: both stand for one
+                // server, which cannot serve one worker while it tells the other it is starting up. (A fixed 10.5 s
+                // did not hold when the restart itself took longer than 9 s on a loaded machine: the first proxy
+                // went on refusing, the second worker came back, and 20 s later it rightly found the first dead.)
                 let (first, second) = (proxies[0], proxies[1])
-                async let late: Void = second.recover(for: recovery + .milliseconds(1500)) {}
-                try await first.recover(for: recovery) { try await server.restartImmediately() }
+                let (firstBack, back) = AsyncStream<Never>.makeStream()
+                async let late: Void = second.recover(for: .zero) {
+                    for await _ in firstBack {}
+                    try await Task.sleep(for: .milliseconds(1500))
+                }
+                do {
+                    let started = ContinuousClock.now
+                    try await first.recover(for: recovery) { try await server.restartImmediately() }
+                    print("aLongCrashRecoveryMovesNoRun: the first proxy answered again after \(ContinuousClock.now - started)")
+                } catch {
+                    back.finish()
+                    try? await late
+                    throw error
+                }
+                back.finish()
                 try await late
             } else {
-                try await server.restartImmediately()
+                let outage = try await server.restartImmediatelyTimingTheOutage()
+                outageFences = outage > .seconds(2)
+                if outageFences {
+                    print("aDatabaseRestartMovesNoRun: the restart left the port unanswered for \(outage), long enough for "
+                        + "the workers to fence themselves; only exactly-once and completion are checked")
+                }
             }
 
             // Up to 4 minutes: a run counts for a minute at least, and a machine loaded by other work once needed
@@ -232,16 +260,22 @@ struct WorkerTests {
             try await eventually("every run completes", within: .seconds(240)) {
                 (try? await store.runs().allSatisfy { $0.status == .completed }) ?? false
             }
-            for summary in try await store.runs() {
-                #expect(summary.lease == before[summary.id] ?? nil, "run \(summary.id) changed owner: lease \(String(describing: before[summary.id])) → \(String(describing: summary.lease))")
+            let outputs = workers.map(\.output).joined(separator: "\n---\n")
+            if !outageFences {
+                for summary in try await store.runs() {
+                    #expect(
+                        summary.lease == before[summary.id] ?? nil,
+                        "run \(summary.id) changed owner: lease \(String(describing: before[summary.id])) → \(String(describing: summary.lease))\n\(outputs)"
+                    )
+                }
+                #expect(Set(try await store.workers().map(\.id)) == registered, "a worker was evicted by the restart\n\(outputs)")
             }
-            #expect(Set(try await store.workers().map(\.id)) == registered, "a worker was evicted by the restart")
             for run in runs {
                 let state = try #require(try await counter(store, run), "run \(run) has no counter checkpoint")
                 #expect(state.count == count && state.sum == count * (count + 1) / 2, "run \(run): \(state)")
                 #expect(state.duplicates == 0 && state.gaps == 0, "run \(run): \(state)")
             }
-            for worker in workers { #expect(!worker.output.contains("self-fence"), "\(worker.output)") }
+            if !outageFences { for worker in workers { #expect(!worker.output.contains("self-fence"), "\(worker.output)") } }
             await store.close()
             await server.stop()
         } catch {
