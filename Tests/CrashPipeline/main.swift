@@ -7,7 +7,7 @@
 // DATABASE is a SQLite file, or a PostgreSQL URL (postgres://…).
 //
 // Prints `attached` once it holds the run's lease, then `complete …` and exits 0 once the counter has seen COUNT
-// numbers.
+// numbers. A run that ends otherwise exits 1, saying why on standard error (the engine logs there too).
 import Foundation
 import Troupe
 import TroupeAgents
@@ -35,7 +35,12 @@ if let last = try await store.checkpoints(of: AgentID(run: runID, name: "counter
 }
 let (finished, finish) = AsyncStream.makeStream(of: Counting.Counter.State.self)
 let run = try Run(Counting.blueprint(count: count) { finish.yield($0) }, id: runID, configuration: .init(store: store))
-let driver = Task { try await run.run() }
+// The run ending before the counter completes (its lease lost, an agent escalating) ends the wait below too:
+// before, the process then waited for the counter for ever.
+let driver = Task {
+    defer { finish.finish() }
+    try await run.run()
+}
 // Say when this process holds the run's lease, so that the crash test kills only processes that took it.
 Task {
     while run.isResumed == nil { try await Task.sleep(for: .milliseconds(1)) }
@@ -47,6 +52,15 @@ for await state in finished {
     break
 }
 run.shutdown()
-try await driver.value
+do {
+    try await driver.value
+} catch {
+    FileHandle.standardError.write(Data("CrashPipeline: the run ended with an error: \(error)\n".utf8))
+    exit(1)
+}
 await store.close()
-if let final { report(final) }
+guard let final else {
+    FileHandle.standardError.write(Data("CrashPipeline: the run ended before the counter completed\n".utf8))
+    exit(1)
+}
+report(final)
