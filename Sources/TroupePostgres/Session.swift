@@ -41,6 +41,9 @@ final class Session: @unchecked Sendable {
     private var lost: Set<RunID> = []
     /// Told when a lease is found taken over (on the writer thread; must not block). Set before the thread starts.
     var onLeaseLost: (@Sendable (RunID, TroupeError) -> Void)?
+    /// The server's process for the session that holds this worker's liveness lock (`pg_backend_pid()`), kept
+    /// because libpq forgets it once the connection is lost: that session may outlive the loss on this side.
+    private var livenessSession: Int32 = 0
     private(set) var agents: [AgentID: AgentRow] = [:]
     /// Log lines each run has written through this session, to bound what it keeps (``LogRetention``).
     private var logLines: [RunID: Int] = [:]
@@ -89,11 +92,38 @@ final class Session: @unchecked Sendable {
         try recordServerStart()
         guard let id = workerID else { return }
         // The liveness lock went with the old session: take it again, if the registration is still ours.
-        let held = try connection.query(
-            "SELECT pg_try_advisory_lock(\(Self.lockNamespace), $1::int4) AND EXISTS (SELECT 1 FROM workers WHERE id = $1)",
-            .int(id)
+        if try !takeLivenessLock(id, previousSession: livenessSession) {
+            evicted(id, reason: "its registration was evicted while its database session was down")
+        }
+    }
+
+    /// Takes this worker's liveness lock on the new session; `false` if its registration is gone (evicted).
+    ///
+    /// The session this process lost can still hold the lock: this side saw the connection end (a proxy or a
+    /// network that cut it, a keepalive that gave up) before the server did, and the server's process for it is
+    /// alive, idle, until it notices. That session is this process's own, so it is ended (`pg_terminate_backend`,
+    /// waiting up to 5 s for it to go) and the lock taken again. Before, the worker took the failed lock for an
+    /// eviction and gave up every run it drove. A lock held by any other session is not this process's to end: the
+    /// registration is then given up, the safe side.
+    private func takeLivenessLock(_ id: Int64, previousSession: Int32) throws -> Bool {
+        let lock = "SELECT pg_try_advisory_lock(\(Self.lockNamespace), $1::int4) AND EXISTS (SELECT 1 FROM workers WHERE id = $1)"
+        if try connection.query(lock, .int(id)).int64(0, 0) != 0 {
+            livenessSession = connection.backendPID
+            return true
+        }
+        guard previousSession > 0 else { return false }
+        let ended = try connection.query(
+            """
+            SELECT pg_terminate_backend(l.pid, 5000) FROM pg_locks l WHERE l.locktype = 'advisory'
+            AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+            AND l.classid = \(Self.lockNamespace) AND l.objid::int8 = $1 AND l.objsubid = 2 AND l.granted
+            AND l.pid = $2 AND EXISTS (SELECT 1 FROM workers WHERE id = $1)
+            """,
+            .int(id), .int(Int64(previousSession))
         )
-        if held.int64(0, 0) == 0 { evicted(id, reason: "its registration was evicted while its database session was down") }
+        guard ended.count == 1, ended.int64(0, 0) != 0, try connection.query(lock, .int(id)).int64(0, 0) != 0 else { return false }
+        livenessSession = connection.backendPID
+        return true
     }
 
     /// Asks the server to stop the statement running on the writer connection (from any thread).
@@ -308,6 +338,7 @@ final class Session: @unchecked Sendable {
             )
         else { throw PostgresError(sqlState: "XX000", message: "registering the worker returned no id") }
         try connection.query("SELECT pg_advisory_lock(\(Self.lockNamespace), $1::int4)", .int(id))
+        livenessSession = connection.backendPID
         workerID = id
         undo.append { [unowned self] in
             workerID = nil

@@ -356,6 +356,43 @@ struct PostgresStoreTests {
         }
     }
 
+    /// The worker's side sees its session end first (a network cut it noticed before the server did): the server's
+    /// process for that session lives on, idle, still holding the worker's liveness lock. The next write opens a
+    /// new session, ends the old one (its own) and takes the lock again: the registration and the lease stay.
+    /// Before, the lock it could not take was read as an eviction, and the worker gave up every run it drove.
+    @Test func aSessionLostOnlyOnThisSideIsEndedAndItsLivenessLockTakenAgain() async throws {
+        try await withDatabase { database in
+            let upstream = try #require(URLComponents(string: database.url)?.port)
+            let proxy = try RecoveringProxy(upstream: upstream)
+            defer { proxy.close() }
+            let store = try await PostgresStore(url: proxy.url(database: database.name))
+            _ = try await store.attach(Self.record)
+            let claim = try await store.claim(Self.agent, type: "A", durability: .durable, incarnation: 1)
+            _ = try await store.commit(Commit(run: Self.run, agent: Self.agent, epoch: claim.epoch, checkpoint: checkpoint(claim.epoch, 1, "one")))
+            let registered = try await store.workers().map(\.id)
+            #expect(registered.count == 1)
+            let admin = try PGConnection(url: database.url)
+            let holders = """
+                SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid = 7300 AND objsubid = 2 AND granted
+                AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                """
+            let before = try admin.query(holders)
+            try #require(before.count == 1, "the worker holds no liveness lock")
+            let oldSession = before.int64(0, 0)
+
+            proxy.cutClientsOnly()
+            _ = try await store.commit(Commit(run: Self.run, agent: Self.agent, epoch: claim.epoch, checkpoint: checkpoint(claim.epoch, 2, "two")))
+            #expect(try await store.checkpoints(of: Self.agent).map(\.sequence) == [1, 2])
+            #expect(try await store.workers().map(\.id) == registered, "the worker gave its registration up")
+            let after = try admin.query(holders)
+            #expect(after.count == 1 && after.int64(0, 0) != oldSession, "the lock is not held by a new session")
+            #expect(try admin.query("SELECT 1 FROM pg_stat_activity WHERE pid = $1", .int(oldSession)).count == 0, "the old session lives on")
+            let summary = try await store.run(Self.run)
+            #expect(summary.lease == 1 && summary.owner?.worker == registered.first, "\(summary)")
+            await store.close()
+        }
+    }
+
     /// Cancelling a read cancels its statement on the server: a 60-second query ends at once.
     @Test func cancellingAReadCancelsItsStatementOnTheServer() async throws {
         try await withDatabase { database in

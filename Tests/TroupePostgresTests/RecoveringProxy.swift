@@ -19,6 +19,8 @@ final class RecoveringProxy: Sendable {
     private let upstream: Int
     private let listener: Int32
     private let state = Mutex<(closed: Bool, recovering: Bool, generation: Int, sockets: Set<Int32>)>((false, false, 0, []))
+    /// Each forwarded client's server socket, and the server sockets ``cutClientsOnly()`` left open.
+    private let pairs = Mutex<(servers: [Int32: Int32], orphans: Set<Int32>)>(([:], []))
 
     init(upstream: Int) throws {
         self.upstream = upstream
@@ -73,7 +75,24 @@ final class RecoveringProxy: Sendable {
         state.withLock { $0.recovering = false }
     }
 
+    /// Cuts every forwarded session on the clients' side only: each client sees its connection end, while the
+    /// server's side stays open, so the server's process for it lives on, idle, holding what it held (as after a
+    /// network cut that the client noticed first). Those sockets are closed by ``close()``.
+    func cutClientsOnly() {
+        let clients = pairs.withLock { pairs -> [Int32] in
+            pairs.orphans.formUnion(pairs.servers.values)
+            return Array(pairs.servers.keys)
+        }
+        state.withLock { state in
+            for client in clients where state.sockets.contains(client) { Glibc.shutdown(client, Int32(SHUT_RDWR)) }
+        }
+    }
+
     func close() {
+        pairs.withLock { pairs in
+            for server in pairs.orphans { Glibc.close(server) }
+            pairs.orphans = []
+        }
         state.withLock { state in
             state.closed = true
             for socket in state.sockets { Glibc.shutdown(socket, Int32(SHUT_RDWR)) }
@@ -151,7 +170,9 @@ final class RecoveringProxy: Sendable {
                 Glibc.close(client)
                 continue
             }
+            pairs.withLock { $0.servers[client] = server }
             if startThread(named: "test-proxy", { [self] in pump(client, server) }) != nil {
+                pairs.withLock { _ = $0.servers.removeValue(forKey: client) }
                 state.withLock { $0.sockets.subtract([client, server]) }
                 Glibc.close(server)
                 Glibc.close(client)
@@ -163,9 +184,13 @@ final class RecoveringProxy: Sendable {
     /// end the test process): a closed peer is an error return.
     private func pump(_ client: Int32, _ server: Int32) {
         defer {
+            let orphaned = pairs.withLock { pairs -> Bool in
+                pairs.servers[client] = nil
+                return pairs.orphans.contains(server)
+            }
             state.withLock { $0.sockets.subtract([client, server]) }
             Glibc.close(client)
-            Glibc.close(server)
+            if !orphaned { Glibc.close(server) }
         }
         var descriptors = [pollfd(fd: client, events: Int16(POLLIN), revents: 0), pollfd(fd: server, events: Int16(POLLIN), revents: 0)]
         var buffer = [UInt8](repeating: 0, count: 65_536)
