@@ -114,9 +114,7 @@ final class Session: @unchecked Sendable {
         guard previousSession > 0 else { return false }
         let ended = try connection.query(
             """
-            SELECT pg_terminate_backend(l.pid, 5000) FROM pg_locks l WHERE l.locktype = 'advisory'
-            AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-            AND l.classid = \(Self.lockNamespace) AND l.objid::int8 = $1 AND l.objsubid = 2 AND l.granted
+            SELECT pg_terminate_backend(l.pid, 5000) FROM pg_locks l WHERE \(Self.livenessLock(of: "$1")) AND l.granted
             AND l.pid = $2 AND EXISTS (SELECT 1 FROM workers WHERE id = $1)
             """,
             .int(id), .int(Int64(previousSession))
@@ -284,6 +282,13 @@ final class Session: @unchecked Sendable {
     /// The first key of the workers' advisory locks (the second is the worker's id).
     static let lockNamespace = 7300
 
+    /// The `pg_locks` rows (alias `l`) of the liveness lock of the worker whose id is the SQL expression `id`, held
+    /// or waited for, in this database.
+    static func livenessLock(of id: String) -> String {
+        "l.locktype = 'advisory' AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+            + "AND l.classid = \(lockNamespace) AND l.objid::int8 = \(id) AND l.objsubid = 2"
+    }
+
     /// Whether the worker `alias` (a row of `workers`) is alive, as SQL: it holds its liveness lock, and its
     /// heartbeat is not stale both by the clock and relative to the newest heartbeat. Advisory locks are per
     /// database, and `pg_locks` lists every database's: only this database's count.
@@ -300,9 +305,8 @@ final class Session: @unchecked Sendable {
         let stale = "make_interval(secs => \(Double(staleAfter) / 1000))"
         return """
             (coalesce((SELECT now() - s.serving_since FROM server_starts s WHERE s.started_at = pg_postmaster_start_time()),
-            interval '0') < 4 * \(stale) OR (EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory'
-            AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-            AND l.classid = \(Self.lockNamespace) AND l.objid::int8 = \(alias).id AND l.objsubid = 2 AND l.granted)
+            interval '0') < 4 * \(stale) OR (EXISTS (SELECT 1 FROM pg_locks l WHERE \(Self.livenessLock(of: alias + ".id"))
+            AND l.granted)
             AND NOT (\(alias).heartbeat_at < now() - \(stale)
             AND \(alias).heartbeat_at < (SELECT max(heartbeat_at) FROM workers) - \(stale))))
             """
@@ -350,9 +354,7 @@ final class Session: @unchecked Sendable {
         try connection.query(
             """
             DELETE FROM workers WHERE id IN (SELECT w.id FROM workers w WHERE w.id <> $1
-            AND NOT EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory'
-                AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-                AND l.classid = \(Self.lockNamespace) AND l.objid::int8 = w.id AND l.objsubid = 2)
+            AND NOT EXISTS (SELECT 1 FROM pg_locks l WHERE \(Self.livenessLock(of: "w.id")))
             AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.owner_worker = w.id) FOR UPDATE SKIP LOCKED)
             """,
             .int(id)
@@ -437,9 +439,8 @@ final class Session: @unchecked Sendable {
         try connection.execute("SET LOCAL lock_timeout = '2s'")
         try connection.query(
             """
-            SELECT pg_terminate_backend(l.pid, 2000) FROM workers w JOIN pg_locks l ON l.locktype = 'advisory'
-            AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-            AND l.classid = \(Self.lockNamespace) AND l.objid::int8 = w.id AND l.objsubid = 2 AND l.granted
+            SELECT pg_terminate_backend(l.pid, 2000) FROM workers w JOIN pg_locks l ON \(Self.livenessLock(of: "w.id"))
+            AND l.granted
             WHERE w.id IS DISTINCT FROM $1 AND NOT \(aliveSQL("w"))
             """,
             .int(workerID ?? -1)

@@ -100,7 +100,8 @@ final class RecoveringProxy: Sendable {
         Glibc.shutdown(listener, Int32(SHUT_RDWR))
     }
 
-    private static func loopback(port: Int) -> sockaddr_in {
+    /// 127.0.0.1 at `port`.
+    static func loopback(port: Int) -> sockaddr_in {
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = UInt16(port).bigEndian
