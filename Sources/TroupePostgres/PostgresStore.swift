@@ -239,7 +239,7 @@ public final class PostgresStore: CheckpointStore {
         }
     }
 
-    public func commit(_ commit: Commit) async throws -> [Int64] {
+    public func commit(_ commit: consuming Commit) async throws -> [Int64] {
         try await writer.commit(commit)
     }
 

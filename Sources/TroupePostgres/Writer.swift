@@ -60,9 +60,12 @@ final class Writer: Sendable {
 
     /// Commits `commit` with the commits queued next to it, set-based (``Session/commit(batch:)``); returns the ids
     /// of the messages it sent.
-    func commit(_ commit: Commit) async throws -> [Int64] {
-        try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<[Int64], any Error>) in
-            submit(CommitJob(commit, continuation: continuation))
+    func commit(_ commit: consuming Commit) async throws -> [Int64] {
+        // The job takes the commit as it is (no copy); the continuation is its last part.
+        let job = CommitJob(commit)
+        return try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<[Int64], any Error>) in
+            job.continuation = continuation
+            submit(job)
         }
     }
 
@@ -290,15 +293,18 @@ final class PendingJob<T: Sendable>: Job, @unchecked Sendable {
 
 /// A commit, applied together with the commits next to it in its batch.
 ///
-/// `@unchecked Sendable` for the same reason as ``PendingJob``: `outcome` is touched by the writer thread only.
+/// `@unchecked Sendable` for the same reason as ``PendingJob``: `outcome` is touched by the writer thread only, and
+/// `continuation` is written once by the committing task before it submits the job (the queue's lock orders that
+/// write before the writer thread's reads).
 final class CommitJob: Job, @unchecked Sendable {
     let commit: Commit
-    private let continuation: UnsafeContinuation<[Int64], any Error>
+    /// Set once, by the committing task, before it submits the job (the queue's lock orders it before any read).
+    var continuation: UnsafeContinuation<[Int64], any Error>?
     private var outcome: Result<[Int64], any Error>?
 
-    init(_ commit: Commit, continuation: UnsafeContinuation<[Int64], any Error>) {
+    /// Takes `commit` over; its continuation is set before the job is submitted.
+    init(_ commit: consuming Commit) {
         self.commit = commit
-        self.continuation = continuation
     }
 
     var sync: Bool { commit.sync }
@@ -317,9 +323,9 @@ final class CommitJob: Job, @unchecked Sendable {
         return false
     }
 
-    func complete() { continuation.resume(with: outcome ?? .failure(CancellationError())) }
+    func complete() { continuation!.resume(with: outcome ?? .failure(CancellationError())) }
 
-    func fail(_ error: any Error) { continuation.resume(throwing: error) }
+    func fail(_ error: any Error) { continuation!.resume(throwing: error) }
 }
 
 /// Thrown inside a standalone job's transaction to roll it back when the job failed its own checks.

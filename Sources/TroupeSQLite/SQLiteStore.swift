@@ -357,9 +357,12 @@ public final class SQLiteStore: CheckpointStore {
         }
     }
 
-    public func commit(_ commit: Commit) async throws -> [Int64] {
-        try await withUnsafeThrowingContinuation { continuation in
-            writer.submit(CommitJob(commit, continuation: continuation))
+    public func commit(_ commit: consuming Commit) async throws -> [Int64] {
+        // The job takes the commit as it is (no copy of its arrays and strings); the continuation is its last part.
+        let job = CommitJob(commit)
+        return try await withUnsafeThrowingContinuation { continuation in
+            job.continuation = continuation
+            writer.submit(job)
         }
     }
 

@@ -291,15 +291,16 @@ final class PendingJob<T: Sendable>: WriterJob, @unchecked Sendable {
 /// twentieth of the writer thread's time in the 1,000-agent checkpoint benchmark).
 ///
 /// `@unchecked Sendable` for the reason ``PendingJob`` is: `outcome` is written by the writer thread before
-/// `complete` reads it, on that thread or on the task the committed batch was handed to.
+/// `complete` reads it, on that thread or on the task the committed batch was handed to. `continuation` is set once,
+/// by the committing task, before it submits the job (the queue's lock orders that write before the writer's reads).
 final class CommitJob: WriterJob, @unchecked Sendable {
     let commit: Commit
-    private let continuation: UnsafeContinuation<[Int64], any Error>
+    var continuation: UnsafeContinuation<[Int64], any Error>?
     private var outcome: Result<[Int64], any Error>?
 
-    init(_ commit: Commit, continuation: UnsafeContinuation<[Int64], any Error>) {
+    /// Takes `commit` over; its continuation is set before the job is submitted.
+    init(_ commit: consuming Commit) {
         self.commit = commit
-        self.continuation = continuation
     }
 
     var sync: Bool { commit.sync }
@@ -312,11 +313,11 @@ final class CommitJob: WriterJob, @unchecked Sendable {
     }
 
     func complete() {
-        continuation.resume(with: outcome ?? .failure(CancellationError()))
+        continuation!.resume(with: outcome ?? .failure(CancellationError()))
     }
 
     func fail(_ error: any Error) {
-        continuation.resume(throwing: error)
+        continuation!.resume(throwing: error)
     }
 }
 

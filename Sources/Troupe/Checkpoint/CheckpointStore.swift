@@ -281,10 +281,13 @@ public protocol CheckpointStore: Sendable {
 
     /// Applies a commit atomically.
     ///
+    /// The commit is handed over (`consuming`): a store that keeps it until its transaction runs takes it without a
+    /// copy. A store may declare the parameter plain, as any other; it then borrows it.
+    ///
     /// - Returns: The identifiers of the stored ``Commit/sent`` messages, in order.
     /// - Throws: ``TroupeError/Code/fenced`` if the epoch is not the agent's current one, and storage errors;
     ///   nothing of the commit is applied then.
-    func commit(_ commit: Commit) async throws -> [Int64]
+    func commit(_ commit: consuming Commit) async throws -> [Int64]
 
     /// Records a dead letter, removing its durable message in the same step.
     func deadLetter(_ letter: DeadLetter) async throws
