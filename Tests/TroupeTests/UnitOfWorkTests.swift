@@ -75,6 +75,41 @@ struct UnitOfWorkTests {
         #expect(work.nextStep("get", fallback: "c4").recorded == [2], "an unfinished unit's result was lost")
     }
 
+    @Test func aCommitCarriesWhatTheUnitTookOnceAndAFailedOneGivesItBack() {
+        let work = UnitOfWork<Int>()
+        var none: [Int64] = []
+        #expect(work.takeForCommit(consumed: &none).outbox.isEmpty && none.isEmpty)
+        work.took(Envelope(1, id: 11))
+        work.took(Envelope(2, id: 0))  // a message sent from memory: nothing to remove from the store
+        work.took(Envelope(3, id: 13))
+        work.tookSignal(5)
+        work.stage(Outgoing(recipient: "b", payload: [1], trace: nil) { _ in })
+        var consumed: [Int64] = [7]
+        let first = work.takeForCommit(consumed: &consumed)
+        #expect(consumed == [7, 11, 13])
+        #expect(first.outbox.map(\.recipient) == ["b"])
+        #expect(first.signals == ["s5"])
+        var again: [Int64] = []
+        let second = work.takeForCommit(consumed: &again)
+        #expect(again.isEmpty && second.outbox.isEmpty && second.signals.isEmpty, "a commit in flight was carried twice")
+
+        work.took(Envelope(4, id: 14))
+        work.restoreAfterFailedCommit(signals: first.signals)
+        var retried: [Int64] = []
+        #expect(work.takeForCommit(consumed: &retried).signals == ["s5"])
+        #expect(retried == [11, 13, 14], "the failed commit's messages go back before the later ones")
+        work.committed(consumed: retried, sequence: 1, signals: ["s5"])
+        var after: [Int64] = []
+        _ = work.takeForCommit(consumed: &after)
+        #expect(after.isEmpty, "a committed message was carried again")
+
+        work.took(Envelope(5, id: 15))
+        _ = work.takeForCommit(consumed: &after)
+        work.took(Envelope(6, id: 16))
+        #expect(work.abandon().map(\.message) == [5, 6], "an abandoned unit lost a message its commit carried")
+        #expect(work.abandon().isEmpty)
+    }
+
     @Test func aCommitFinishesItsMessagesItsStretchAndItsSignals() {
         #expect(Commit.finishedScopes(consumed: [7, 9], sequence: 3, signals: ["s2"]) == ["m7", "m9", "c3", "s2"])
         #expect(Commit.finishedScopes(consumed: [], sequence: 0, signals: []) == ["c0"])

@@ -367,15 +367,12 @@ public final class AgentContext<A: Agent>: Sendable {
     @usableFromInline
     func commitUntraced(_ state: A.State, consumed: [Int64], announce: Bool) async throws {
         var consumed = consumed
-        let (taken, sent) = work.takeForCommit()
-        for envelope in taken where envelope.id != 0 { consumed.append(envelope.id) }
+        let (sent, signals) = work.takeForCommit(consumed: &consumed)
         let sequence = cell.currentSequence
-        let signals = work.takeSignals()
         do {
             try await cell.commit(state, incarnationControl, consumed: consumed, outbox: sent, signals: signals, announce: announce)
         } catch {
-            work.restore(taken)
-            work.restoreSignals(signals)
+            work.restoreAfterFailedCommit(signals: signals)
             throw error
         }
         work.committed(consumed: consumed, sequence: sequence, signals: signals)
