@@ -76,6 +76,13 @@ public final class Statement {
         if let failure { throw failure }
     }
 
+    /// Binds `count` bytes of `bytes` from `offset` without copying them: the caller keeps them alive, and
+    /// unchanged, until the statement is reset.
+    func bindInPlace(_ bytes: UnsafeRawBufferPointer, from offset: Int, count: Int, at index: Int32) throws(SQLiteError) {
+        let start = bytes.baseAddress.map { $0 + offset } ?? UnsafeRawPointer(bitPattern: 1)!
+        try check(sqlite3_bind_blob(handle, index, start, Int32(count), nil))
+    }
+
     /// Binds NULL.
     public func bindNull(at index: Int32) throws(SQLiteError) {
         try check(sqlite3_bind_null(handle, index))

@@ -176,7 +176,11 @@ final class Writer: Sendable {
                 try session.transaction(sync: sync) {
                     // A failed event write must not fail the batch's jobs: events are a log, not the work.
                     if !events.isEmpty { try? session.record(events) }
-                    for job in batch { try job.apply(session) }
+                    for job in batch {
+                        // Other work may read or write the checkpoint tables: the commits' rows go in first.
+                        if !job.isCommit { try session.settleCheckpoints() }
+                        try job.apply(session)
+                    }
                 }
                 break
             } catch let error as SQLiteError where error.isBusy && attempt < (error.isTableLocked ? 200 : Self.lockAttempts) {
@@ -235,6 +239,9 @@ protocol WriterJob: AnyObject, Sendable {
     var standalone: Bool { get }
     /// How many busy timeouts it waits for another process's write lock (see ``Writer/perform(sync:lockAttempts:_:)``).
     var lockAttempts: Int { get }
+    /// A ``CommitJob``: its checkpoint waits for the end of the batch (``WriterSession/flushCheckpoints()``). Any
+    /// other job runs after the pending checkpoints are written.
+    var isCommit: Bool { get }
     /// Does the work and keeps its outcome. Throws only SQLite's errors, which abort the whole batch; the job's own
     /// failures (a fenced commit) are kept as its outcome and fail it alone, so its writes must follow its checks.
     func apply(_ session: WriterSession) throws
@@ -272,6 +279,8 @@ final class PendingJob<T: Sendable>: WriterJob, @unchecked Sendable {
         self.lockAttempts = lockAttempts
     }
 
+    var isCommit: Bool { false }
+
     func apply(_ session: WriterSession) throws {
         outcome = nil  // an earlier, rolled-back attempt's outcome is void
         outcome = try keeping { try body(session) }
@@ -306,6 +315,7 @@ final class CommitJob: WriterJob, @unchecked Sendable {
     var sync: Bool { commit.sync }
     var standalone: Bool { false }
     var lockAttempts: Int { Writer.lockAttempts }
+    var isCommit: Bool { true }
 
     func apply(_ session: WriterSession) throws {
         outcome = nil  // an earlier, rolled-back attempt's outcome is void

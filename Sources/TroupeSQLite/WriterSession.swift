@@ -79,9 +79,57 @@ final class WriterSession: @unchecked Sendable {
     /// How much each run's head sum (`runs.head_sum`) grows in the current transaction: written once, before COMMIT.
     @exclusivity(unchecked) private var headSumGrowth: [(run: RunID, by: Int64)] = []
     /// The statements of the hot paths, prepared once: no lookup by SQL text per commit.
-    private static let insertCheckpointSQL =
-        "INSERT INTO checkpoints (agent_id, seq, epoch, state_version, created_at, state, txn, prev) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-    private lazy var insertCheckpoint = try? connection.statement(Self.insertCheckpointSQL)
+    ///
+    /// A batch's checkpoints are written together, up to ``rowsPerStatement`` rows a statement, when the batch ends
+    /// (``flushCheckpoints()``): a commit checks, assigns its checkpoint's row id and updates the session's chains at
+    /// once, and leaves the rows in ``pendingCheckpoints`` and ``pendingPrunes``. Multi-row statements cost SQLite
+    /// about a third less per checkpoint than three statements per commit (2.9 µs against 1.8 µs a checkpoint in C,
+    /// batches of 300).
+    static let rowsPerStatement = 32
+    /// Inserts `rows` checkpoints with the row ids the commits assigned.
+    private static func insertCheckpointsSQL(rows: Int) -> String {
+        "INSERT INTO checkpoints (id, agent_id, seq, epoch, state_version, created_at, state, txn, prev) VALUES "
+            + repeatElement("(?, ?, ?, ?, ?, ?, ?, ?, ?)", count: rows).joined(separator: ", ")
+    }
+    /// The agents' heads: the sequence and the row id of the checkpoint each committed last (a later row of the
+    /// same agent in the statement wins, as its sequence is later).
+    private static func recordHeadsSQL(rows: Int) -> String {
+        "INSERT INTO checkpoint_heads (agent_id, last_seq, last_id) VALUES "
+            + repeatElement("(?, ?, ?)", count: rows).joined(separator: ", ")
+            + " ON CONFLICT (agent_id) DO UPDATE SET last_seq = excluded.last_seq, last_id = excluded.last_id"
+    }
+    /// Retention: checkpoints by row id, each if it is still the agent's it was pruned for (SQLite looks each term
+    /// up by row id).
+    private static func pruneCheckpointsSQL(rows: Int) -> String {
+        "DELETE FROM checkpoints WHERE " + repeatElement("(id = ? AND agent_id = ?)", count: rows).joined(separator: " OR ")
+    }
+    /// The multi-row statements by kind and row count, prepared on first use (index `rows - 1`).
+    private var insertCheckpoints = [Statement?](repeating: nil, count: rowsPerStatement)
+    private var recordHeads = [Statement?](repeating: nil, count: rowsPerStatement)
+    private var pruneCheckpoints = [Statement?](repeating: nil, count: rowsPerStatement)
+
+    /// A checkpoint a commit of the current transaction wrote, until ``flushCheckpoints()`` inserts it.
+    private struct PendingCheckpoint {
+        var id: Int64
+        var agent: Int64
+        var sequence: Int64
+        var epoch: Int64
+        var stateVersion: Int
+        var createdAt: Int64
+        var state: [UInt8]
+        var transaction: Int64
+        var previous: Int64?
+    }
+    @exclusivity(unchecked) private var pendingCheckpoints: [PendingCheckpoint] = []
+    /// Checkpoints retention drops (row id, agent's row), deleted after the pending ones are inserted (a batch may
+    /// drop one it inserts).
+    @exclusivity(unchecked) private var pendingPrunes: [(id: Int64, agent: Int64)] = []
+    /// The row id the next checkpoint takes, read once per transaction (the largest plus one, as SQLite would give);
+    /// `nil` when it must be read again: at a transaction's start, and after work that may have written checkpoints.
+    @exclusivity(unchecked) private var nextCheckpointID: Int64?
+    /// The pending states laid end to end, bound in place while the inserts run.
+    @exclusivity(unchecked) private var stateBytes: [UInt8] = []
+
     /// Claims a set of agents of one type and durability (`?5`, a JSON array of names): one statement, whatever
     /// their number. A claim gives each row a new epoch and returns what the claim needs of it.
     private static let upsertAgentsSQL = """
@@ -98,16 +146,6 @@ final class WriterSession: @unchecked Sendable {
     private static let updateStatusSQL =
         "UPDATE agents SET status = ?, last_error = coalesce(?, last_error), updated_at = ? WHERE run_id = ? AND name = ?"
     private lazy var updateStatus = try? connection.statement(Self.updateStatusSQL)
-    /// The agent's head: the sequence (`?1`) and the row id (`?3`) of the checkpoint it committed last (the agent's
-    /// row is `?2`).
-    private static let recordHeadSQL = """
-        INSERT INTO checkpoint_heads (agent_id, last_seq, last_id) VALUES (?2, ?1, ?3)
-        ON CONFLICT (agent_id) DO UPDATE SET last_seq = ?1, last_id = ?3
-        """
-    private lazy var recordHead = try? connection.statement(Self.recordHeadSQL)
-    /// Retention: a checkpoint by row id (`?1`), if it is still agent `?2`'s.
-    private static let pruneCheckpointSQL = "DELETE FROM checkpoints WHERE id = ?1 AND agent_id = ?2"
-    private lazy var pruneCheckpoint = try? connection.statement(Self.pruneCheckpointSQL)
     private static let growHeadSumSQL = "UPDATE runs SET head_sum = head_sum + ?1 WHERE id = ?2"
     private lazy var growHeadSum = try? connection.statement(Self.growHeadSumSQL)
     private static let deleteStepsSQL = "DELETE FROM steps WHERE agent_id = ? AND key >= ? AND key < ?"
@@ -166,17 +204,116 @@ final class WriterSession: @unchecked Sendable {
             lastChecked = nil
             headSumGrowth.removeAll(keepingCapacity: true)
         }
+        nextCheckpointID = nil
         do {
             try connection.execute("BEGIN IMMEDIATE")
             try body()
+            try flushCheckpoints()
             try writeHeadSums()
             try connection.execute("COMMIT")
         } catch {
             connection.rollback()
+            pendingCheckpoints.removeAll(keepingCapacity: true)
+            pendingPrunes.removeAll(keepingCapacity: true)
             for step in undo.reversed() { step() }
             undo.removeAll()
             forgetChains()
             throw error
+        }
+    }
+
+    /// Writes the checkpoints the transaction's commits left pending, before work that is not a commit reads or
+    /// writes the checkpoint tables, and forgets the next row id (that work may insert checkpoints of its own).
+    func settleCheckpoints() throws {
+        try flushCheckpoints()
+        nextCheckpointID = nil
+    }
+
+    /// The row id of the next checkpoint: one more than the largest, as SQLite would give it (a row id only grows,
+    /// which ``CheckpointChains`` relies on).
+    private func takeCheckpointID() throws -> Int64 {
+        if nextCheckpointID == nil || !inTransaction {
+            nextCheckpointID = (try connection.scalar("SELECT coalesce(max(id), 0) + 1 FROM checkpoints") ?? 1)
+                + Int64(pendingCheckpoints.count)
+        }
+        defer { nextCheckpointID! += 1 }
+        return nextCheckpointID!
+    }
+
+    /// Inserts the pending checkpoints, records their agents' heads, then deletes the pending prunes, in statements
+    /// of up to ``rowsPerStatement`` rows.
+    func flushCheckpoints() throws {
+        guard !pendingCheckpoints.isEmpty || !pendingPrunes.isEmpty else { return }
+        defer {
+            pendingCheckpoints.removeAll(keepingCapacity: true)
+            pendingPrunes.removeAll(keepingCapacity: true)
+            stateBytes.removeAll(keepingCapacity: true)
+        }
+        for checkpoint in pendingCheckpoints { stateBytes.append(contentsOf: checkpoint.state) }
+        // The states are bound in place, inside this scope: each statement is reset (its bindings cleared) before it
+        // returns, so no binding outlives the bytes.
+        try stateBytes.withUnsafeBytes { (bytes: UnsafeRawBufferPointer) in
+            var offset = 0
+            try inChunks(of: pendingCheckpoints.count, Self.insertCheckpointsSQL, &insertCheckpoints) { statement, start, rows in
+                for row in 0..<rows {
+                    let checkpoint = pendingCheckpoints[start + row]
+                    let at = Int32(row * 9)
+                    try statement.bind(checkpoint.id, at: at + 1)
+                    try statement.bind(checkpoint.agent, at: at + 2)
+                    try statement.bind(checkpoint.sequence, at: at + 3)
+                    try statement.bind(checkpoint.epoch, at: at + 4)
+                    try statement.bind(checkpoint.stateVersion, at: at + 5)
+                    try statement.bind(checkpoint.createdAt, at: at + 6)
+                    try statement.bindInPlace(bytes, from: offset, count: checkpoint.state.count, at: at + 7)
+                    offset += checkpoint.state.count
+                    try statement.bind(checkpoint.transaction, at: at + 8)
+                    if let previous = checkpoint.previous { try statement.bind(previous, at: at + 9) }
+                }
+            }
+        }
+        try inChunks(of: pendingCheckpoints.count, Self.recordHeadsSQL, &recordHeads) { statement, start, rows in
+            for row in 0..<rows {
+                let checkpoint = pendingCheckpoints[start + row]
+                let at = Int32(row * 3)
+                try statement.bind(checkpoint.agent, at: at + 1)
+                try statement.bind(checkpoint.sequence, at: at + 2)
+                try statement.bind(checkpoint.id, at: at + 3)
+            }
+        }
+        try inChunks(of: pendingPrunes.count, Self.pruneCheckpointsSQL, &pruneCheckpoints) { statement, start, rows in
+            for row in 0..<rows {
+                try statement.bind(pendingPrunes[start + row].id, at: Int32(row * 2 + 1))
+                try statement.bind(pendingPrunes[start + row].agent, at: Int32(row * 2 + 2))
+            }
+        }
+    }
+
+    /// Runs a multi-row statement over `count` rows, ``rowsPerStatement`` at a time: `bind` binds the rows from
+    /// `start` (`rows` of them), then the statement runs and is reset.
+    private func inChunks(
+        of count: Int,
+        _ sql: (Int) -> String,
+        _ statements: inout [Statement?],
+        bind: (Statement, _ start: Int, _ rows: Int) throws -> Void
+    ) throws {
+        var start = 0
+        while start < count {
+            let rows = min(Self.rowsPerStatement, count - start)
+            let statement: Statement
+            if let prepared = statements[rows - 1] {
+                statement = prepared
+            } else {
+                statement = try connection.statement(sql(rows))
+                statements[rows - 1] = statement
+            }
+            do {
+                try bind(statement, start, rows)
+            } catch {
+                statement.reset()
+                throw error
+            }
+            try statement.execute()
+            start += rows
         }
     }
 
@@ -726,39 +863,38 @@ final class WriterSession: @unchecked Sendable {
                             + "Nothing of this commit was written."
                     )
                 }
-                let insert = try prepared(insertCheckpoint, Self.insertCheckpointSQL)
-                try insert.bind(row, at: 1)
-                try insert.bind(sequence, at: 2)
-                try insert.bind(Int64(commit.epoch), at: 3)
-                try insert.bind(checkpoint.stateVersion, at: 4)
-                try insert.bind(time, at: 5)
-                try insert.bind(try currentTransaction(commit.run), at: 7)
-                if let previous { try insert.bind(previous, at: 8) }
-                try insert.execute(binding: checkpoint.state, at: 6)
-                let id = connection.lastInsertRowID
-                let record = try prepared(recordHead, Self.recordHeadSQL)
-                try record.bind(sequence, at: 1)
-                try record.bind(row, at: 2)
-                try record.bind(id, at: 3)
-                try record.execute()
+                // Written with the batch's other checkpoints (``flushCheckpoints()``); everything this commit
+                // decides is decided here.
+                let id = try takeCheckpointID()
+                pendingCheckpoints.append(
+                    PendingCheckpoint(
+                        id: id,
+                        agent: row,
+                        sequence: sequence,
+                        epoch: Int64(commit.epoch),
+                        stateVersion: checkpoint.stateVersion,
+                        createdAt: time,
+                        state: checkpoint.state,
+                        transaction: try currentTransaction(commit.run),
+                        previous: previous
+                    )
+                )
                 growHeadSum(of: commit.run, by: sequence - lastSequence)
                 agents.values[index].chain!.ids.append(id)
                 agents.values[index].chain!.lastSequence = sequence
                 // Retention: each checkpoint drops the oldest kept one once there are more than `retention` (one row a
                 // commit, by row id).
                 if agents.values[index].chain!.ids.count > retention {
-                    let prune = try prepared(pruneCheckpoint, Self.pruneCheckpointSQL)
                     while agents.values[index].chain!.ids.count > retention {
-                        try prune.bind(agents.values[index].chain!.ids.removeFirst(), at: 1)
-                        try prune.bind(row, at: 2)
-                        try prune.execute()
+                        pendingPrunes.append((agents.values[index].chain!.ids.removeFirst(), row))
                     }
                     // Its oldest kept checkpoint is past its first now: what it consumed before that no fork can need
                     // (looked at every `retention` commits: a lookup of what the agent marked, and a query).
                     if sequence % Int64(retention) == 0, let oldest = agents.values[index].chain!.ids.first {
-                        try sweepConsumed(by: agent, oldest: oldest)
+                        try sweepConsumed(by: agent, oldest: oldest, run: commit.run)
                     }
                 }
+                if !inTransaction { try flushCheckpoints() }
             }
             if agents.values[index].mayHaveSteps {
                 for scope in commit.finishedSteps { try forgetSteps(of: row, scope: scope) }
@@ -820,16 +956,22 @@ final class WriterSession: @unchecked Sendable {
     }
 
     /// Deletes the messages this process marked consumed by `agent` before its oldest kept checkpoint (row id `oldest`).
-    private func sweepConsumed(by agent: AgentID, oldest row: Int64) throws {
+    private func sweepConsumed(by agent: AgentID, oldest row: Int64, run: RunID) throws {
         guard let marked = consumedByAgent[agent], !marked.isEmpty else { return }
-        let oldest = try prepared(oldestKept, Self.oldestKeptSQL)
-        try oldest.bind(row, at: 1)
-        guard try oldest.step() else {
+        let since: Int64
+        if let firstPending = pendingCheckpoints.first?.id, row >= firstPending {
+            // Not inserted yet: this transaction wrote it.
+            since = try currentTransaction(run)
+        } else {
+            let oldest = try prepared(oldestKept, Self.oldestKeptSQL)
+            try oldest.bind(row, at: 1)
+            guard try oldest.step() else {
+                oldest.reset()
+                return
+            }
+            since = oldest.int64(0)
             oldest.reset()
-            return
         }
-        let since = oldest.int64(0)
-        oldest.reset()
         let done = marked.prefix { $0.transaction < since }
         guard !done.isEmpty else { return }
         let delete = try prepared(deleteMessage, Self.deleteMessageSQL)
