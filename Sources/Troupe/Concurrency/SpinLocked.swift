@@ -39,8 +39,11 @@ final class SpinLocked<Value>: @unchecked Sendable {
                 return
             }
             spins += 1
-            if spins >= 64 {
-                // The holder may have been descheduled: give it the core instead of burning the time slice.
+            if spins >= 16 {
+                // The holder may have been descheduled: give it the core instead of burning the time slice. And the
+                // holder is writing the value next to the flag these loads read, on the same cache line: spinning
+                // longer slows the holder down. 16 spins measured a median of 54 M msgs/s on `messages_1to1`
+                // against 35 M for 64, in twelve alternating runs (512 spins: 6–25 M).
                 #if canImport(Glibc)
                 sched_yield()
                 #endif
